@@ -1,0 +1,35 @@
+# `make run` and `make test` install what they need first (scripts/bootstrap.sh).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+CONFIG ?= config/local.yaml
+# Offline development: use the test models when the shared folder is next to the checkout.
+export HOMESEC_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/models)
+
+.PHONY: setup setup-test run test check lint typecheck format bench
+
+setup:
+	@./scripts/bootstrap.sh
+
+setup-test:
+	@./scripts/bootstrap.sh --test
+
+run: setup
+	$(UV) run homesec run --config $(CONFIG)
+
+test: setup-test
+	$(UV) run pytest
+
+check: setup lint typecheck
+
+lint:
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
+
+typecheck:
+	$(UV) run mypy src
+
+format:
+	$(UV) run ruff check --fix src tests bench
+	$(UV) run ruff format src tests bench
+
+bench: setup-test
+	$(UV) run python bench/pipeline.py

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what HomeSec needs on a fresh Debian/Ubuntu machine: uv, the locked Python
+# environment, ffmpeg, and (with --test) the Postgres and Mosquitto binaries the tests run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test_services=0
+[[ "${1:-}" == "--test" ]] && want_test_services=1
+
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  if [[ ! -f /var/lib/apt/lists/.homesec-updated ]]; then
+    $sudo apt-get update -qq && $sudo touch /var/lib/apt/lists/.homesec-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! python3 -m uv --version >/dev/null 2>&1 && ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv" >&2
+  python3 -m pip install --quiet uv
+fi
+UV="uv"
+command -v uv >/dev/null 2>&1 || UV="python3 -m uv"
+
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  echo "bootstrap: installing ffmpeg" >&2
+  apt_install ffmpeg
+fi
+
+if [[ $want_test_services -eq 1 ]]; then
+  command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+fi
+
+$UV sync --locked --quiet

@@ -1,0 +1,135 @@
+"""Reads the YAML config and validates all of it, plugin sections included, before start-up.
+
+Every problem is reported with its key path (`cameras[1].source.config.watch_dir: field
+required`), all at once, as a ConfigError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from homesec.errors import ConfigError, PluginError
+from homesec.models.config import CameraConfig, Config, PluginRef, VLMSection
+from homesec.models.enums import PluginType, RunMode
+from homesec.plugins.registry import validate_plugin_config
+
+# Keys that would hold a secret's value; the config must name an env var instead.
+_SECRET_KEYS = frozenset({"password", "token", "secret", "api_key", "dsn", "refresh_token"})
+
+
+def load_config(path: Path) -> Config:
+    """Parse and validate the whole config file, or raise ConfigError listing every problem."""
+    raw = _read_yaml(path)
+    problems = list(_secret_value_problems(raw, ""))
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(problems + [_describe(err) for err in exc.errors()], exc) from exc
+    problems += _plugin_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def source_config(camera: CameraConfig) -> dict[str, Any]:
+    """A camera's source config with the fields HomeSec fills in."""
+    return {**camera.source.config, "camera_name": camera.name}
+
+
+def analyzer_config(vlm: VLMSection) -> dict[str, Any]:
+    """The analyzer config with the fields HomeSec fills in."""
+    return {**vlm.config, "preprocessing": vlm.preprocessing.model_dump()}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"], exc) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{path}: {reason}{where}"], exc) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the config must be a mapping of sections"])
+    return raw
+
+
+def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dict[str, Any]]]:
+    for index, camera in enumerate(config.cameras):
+        yield (
+            f"cameras[{index}].source",
+            PluginType.SOURCE,
+            camera.source.backend,
+            source_config(camera),
+        )
+    yield from _ref("storage", PluginType.STORAGE, config.storage)
+    yield from _ref("filter", PluginType.FILTER, config.filter)
+    if config.vlm.run_mode != RunMode.NEVER and config.vlm.backend:
+        yield "vlm", PluginType.ANALYZER, config.vlm.backend, analyzer_config(config.vlm)
+    if config.alert_policy.enabled:
+        policy = config.alert_policy
+        yield "alert_policy", PluginType.ALERT_POLICY, policy.backend, policy.config
+    for index, notifier in enumerate(config.notifiers):
+        yield from _ref(f"notifiers[{index}]", PluginType.NOTIFIER, notifier)
+
+
+def _ref(
+    path: str, kind: PluginType, ref: PluginRef
+) -> Iterator[tuple[str, PluginType, str, dict[str, Any]]]:
+    yield path, kind, ref.backend, ref.config
+
+
+def _plugin_problems(config: Config) -> list[str]:
+    problems: list[str] = []
+    for path, kind, backend, raw in _plugin_sections(config):
+        try:
+            validate_plugin_config(kind, backend, raw)
+        except PluginError as exc:
+            problems.append(f"{path}.backend: {exc}")
+        except ValidationError as exc:
+            problems += [_describe(err, prefix=f"{path}.config") for err in exc.errors()]
+    return problems
+
+
+def _secret_value_problems(node: object, path: str) -> Iterator[str]:
+    match node:
+        case dict():
+            for key, value in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                if str(key).lower() in _SECRET_KEYS and value not in (None, ""):
+                    yield (
+                        f"{child}: secrets are never written in the config; "
+                        f"put the value in an environment variable and set {key}_env"
+                    )
+                else:
+                    yield from _secret_value_problems(value, child)
+        case list():
+            for index, item in enumerate(node):
+                yield from _secret_value_problems(item, f"{path}[{index}]")
+
+
+def _describe(error: ErrorDetails, prefix: str = "") -> str:
+    parts = [prefix] if prefix else []
+    for item in error["loc"]:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    location = ".".join(parts) or "(top level)"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{location}: {message}"

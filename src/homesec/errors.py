@@ -1,0 +1,89 @@
+"""Errors, as values at stage boundaries and as exceptions for start-up problems.
+
+    Exception
+    ├── PipelineError            a stage failed for one clip (returned, never raised)
+    │   ├── UploadError          storage backend put/get failed
+    │   ├── FilterError          object detector failed (stops the clip)
+    │   ├── VLMError             VLM analysis failed (the clip goes on)
+    │   └── NotifyError          a notifier failed (the others go on)
+    ├── ConfigError              the config file is unusable; lists every problem
+    └── PluginError              a backend is unknown or its dependency is missing
+
+Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survive.
+"""
+
+from __future__ import annotations
+
+from homesec.models.enums import StageName
+
+
+class PipelineError(Exception):
+    """A stage failed for one clip."""
+
+    def __init__(
+        self, message: str, *, stage: StageName, clip_id: str, cause: BaseException | None
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.clip_id = clip_id
+        self.cause = cause
+        self.__cause__ = cause
+
+    def describe(self) -> str:
+        """One line for the stage journal: what failed and why."""
+        if self.cause is None:
+            return str(self)
+        reason = str(self.cause) or type(self.cause).__name__
+        return f"{self}: {type(self.cause).__name__}: {reason}"
+
+
+class UploadError(PipelineError):
+    def __init__(self, clip_id: str, backend: str, cause: BaseException | None) -> None:
+        super().__init__(
+            f"upload to {backend} failed", stage=StageName.UPLOAD, clip_id=clip_id, cause=cause
+        )
+        self.backend = backend
+
+
+class FilterError(PipelineError):
+    def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
+        super().__init__(
+            f"filter {plugin_name} failed", stage=StageName.FILTER, clip_id=clip_id, cause=cause
+        )
+        self.plugin_name = plugin_name
+
+
+class VLMError(PipelineError):
+    def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
+        super().__init__(
+            f"VLM {plugin_name} failed", stage=StageName.VLM, clip_id=clip_id, cause=cause
+        )
+        self.plugin_name = plugin_name
+
+
+class NotifyError(PipelineError):
+    def __init__(self, clip_id: str, notifier_name: str, cause: BaseException | None) -> None:
+        super().__init__(
+            f"notifier {notifier_name} failed",
+            stage=StageName.NOTIFY,
+            clip_id=clip_id,
+            cause=cause,
+        )
+        self.notifier_name = notifier_name
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one `key.path: reason` per error."""
+
+    def __init__(self, problems: list[str], cause: BaseException | None = None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.__cause__ = cause
+
+
+class PluginError(Exception):
+    """A plugin cannot be loaded: unknown backend, or an optional dependency is missing."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.__cause__ = cause

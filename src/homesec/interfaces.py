@@ -1,0 +1,148 @@
+"""One small Protocol per plugin kind: the only thing the core knows about a plugin.
+
+Every plugin is a class registered with `homesec.plugins.registry.plugin`, built from its
+own validated config model by `create(config)`. Long-lived plugins have an explicit
+lifecycle: `start()` when the app starts, `close()`/`shutdown()` when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from homesec.models.alert import Alert, AlertDecision, SystemAlert
+from homesec.models.clip import Clip
+from homesec.models.config import VLMPreprocessConfig
+from homesec.models.results import AnalysisResult, FilterOverrides, FilterResult, UploadOutcome
+
+ClipCallback = Callable[[Clip], None]
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin's config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(PluginConfig):
+    """Base of source configs; the loader fills `camera_name` from the camera entry."""
+
+    camera_name: str = Field(description="Set by HomeSec from the camera's `name`")
+
+
+class AnalyzerConfig(PluginConfig):
+    """Base of VLM analyzer configs; the loader fills `preprocessing` from `vlm.preprocessing`."""
+
+    preprocessing: VLMPreprocessConfig = Field(
+        default_factory=VLMPreprocessConfig,
+        description="Set by HomeSec from `vlm.preprocessing`",
+    )
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    """Produces finalized clips on local disk and hands each one to the callback.
+
+    The callback is called on the event loop's thread.
+    """
+
+    @property
+    def camera_name(self) -> str: ...
+
+    def register_callback(self, callback: ClipCallback) -> None: ...
+
+    async def start(self) -> None:
+        """Start producing clips in the background and return."""
+
+    async def stop(self) -> None:
+        """Stop producing clips; a clip being finalized is handed on first."""
+
+    def is_healthy(self) -> bool:
+        """Able to receive clips right now (independent of motion or clip activity)."""
+
+    def last_heartbeat(self) -> float:
+        """Unix time of the last sign of life (frame read, folder scanned, connection check)."""
+
+    def spooled_clips(self) -> list[Clip]:
+        """The finished clips in this source's local spool (for recovery and retention)."""
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """Where clips and their artifacts are kept for the user. Writes are idempotent."""
+
+    async def put(self, local_path: Path, dest_key: str) -> UploadOutcome: ...
+
+    async def get(self, storage_uri: str, local_path: Path) -> None: ...
+
+    async def exists(self, storage_uri: str) -> bool: ...
+
+    async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ObjectFilter(Protocol):
+    """Decides what is in a clip. CPU-bound work runs off the event loop."""
+
+    async def detect(
+        self, video_path: Path, overrides: FilterOverrides | None = None
+    ) -> FilterResult: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class AnalysisContext(BaseModel):
+    """What a VLM analyzer may know about the clip besides its pixels."""
+
+    clip_id: str
+    camera_name: str
+    start_ts: datetime
+
+
+@runtime_checkable
+class VLMAnalyzer(Protocol):
+    """Turns a clip into a structured `AnalysisResult`."""
+
+    async def analyze(
+        self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
+    ) -> AnalysisResult: ...
+
+    async def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class AlertPolicy(Protocol):
+    """Decides whether a clip is worth telling the user about. Pure and fast."""
+
+    def decide(
+        self,
+        camera_name: str,
+        filter_result: FilterResult | None,
+        analysis: AnalysisResult | None,
+    ) -> AlertDecision: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """A sink for alerts. `send` raises on failure; the pipeline retries it."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def send(self, alert: Alert) -> None: ...
+
+    async def send_system(self, alert: SystemAlert) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,177 @@
+"""The YAML configuration's core sections. Plugin sections stay opaque (`backend` + `config`):
+each plugin validates its own `config` with its own model when it is loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from homesec.models.clip import is_valid_camera_name
+from homesec.models.enums import LogFormat, RunMode
+
+
+def _require_env(name: str) -> str:
+    if not name:
+        raise ValueError("environment variable name is empty")
+    if name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+    return name
+
+
+EnvVarName = Annotated[str, AfterValidator(_require_env)]
+"""The name of an environment variable that must be set when the config is loaded."""
+
+
+def read_env(name: str) -> str:
+    """The value of a secret named in the config (checked to exist at load time)."""
+    value = os.environ.get(name)
+    if value is None:
+        raise KeyError(f"environment variable {name} is not set")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PluginRef(_Section):
+    """A plugin chosen by name, with its own config (validated by the plugin)."""
+
+    backend: str = Field(description="Registered plugin name")
+    config: dict[str, Any] = Field(default_factory=dict, description="The plugin's own config")
+
+
+def _check_camera_name(name: str) -> str:
+    if not is_valid_camera_name(name):
+        raise ValueError(
+            "camera name must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+class CameraConfig(_Section):
+    name: Annotated[str, AfterValidator(_check_camera_name)] = Field(
+        description="Used in clip ids, storage keys and MQTT topics"
+    )
+    source: PluginRef = Field(description="Where this camera's clips come from")
+
+
+class StateStoreConfig(_Section):
+    dsn_env: str = Field(
+        default="DB_DSN",
+        description="Env var holding the Postgres DSN; when unset, SQLite at sqlite_path is used",
+    )
+    sqlite_path: Path = Field(
+        default=Path("var/homesec.db"), description="Embedded database file used without a DSN"
+    )
+    write_timeout_s: float = Field(
+        default=5.0, gt=0, description="A state write slower than this is dropped (logged)"
+    )
+
+
+class VLMPreprocessConfig(_Section):
+    max_frames: int = Field(default=10, ge=1, le=64, description="Frames sent per clip")
+    max_size: int = Field(default=1024, ge=64, description="Longest side of a frame, pixels")
+    quality: int = Field(default=85, ge=1, le=100, description="JPEG quality")
+
+
+class VLMSection(_Section):
+    backend: str | None = Field(default=None, description="Analyzer plugin; needed unless never")
+    run_mode: RunMode = Field(default=RunMode.TRIGGER_ONLY, description="When the VLM runs")
+    trigger_classes: list[str] = Field(
+        default_factory=lambda: ["person"], description="Classes that trigger it (trigger_only)"
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="The analyzer's config")
+    preprocessing: VLMPreprocessConfig = Field(default_factory=VLMPreprocessConfig)
+
+    @model_validator(mode="after")
+    def _backend_when_used(self) -> VLMSection:
+        if self.run_mode != RunMode.NEVER and not self.backend:
+            raise ValueError(f"vlm.backend is required when run_mode is {self.run_mode}")
+        return self
+
+
+class AlertPolicySection(_Section):
+    backend: str = Field(default="default", description="Alert policy plugin")
+    enabled: bool = Field(default=True, description="When false, no clip alerts")
+    config: dict[str, Any] = Field(default_factory=dict, description="The policy's config")
+
+
+class RetentionConfig(_Section):
+    max_local_size_bytes: int | None = Field(
+        default=1_000_000_000,
+        ge=0,
+        description="Cap on local clip bytes; oldest uploaded+done clips are pruned (null: off)",
+    )
+
+
+class ConcurrencyConfig(_Section):
+    max_clips_in_flight: int = Field(default=10, ge=1, description="Clips processed at once")
+    upload_workers: int = Field(default=3, ge=1, description="Uploads at once")
+    filter_workers: int = Field(default=4, ge=1, description="Filter calls at once")
+    vlm_workers: int = Field(default=2, ge=1, description="VLM calls at once")
+    notify_workers: int = Field(default=4, ge=1, description="Notification fan-outs at once")
+
+
+class RetryConfig(_Section):
+    max_attempts: int = Field(default=3, ge=1, description="Tries per stage, first one included")
+    backoff_s: float = Field(default=5.0, ge=0, description="First wait between tries")
+    max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait between tries")
+
+
+class ServerConfig(_Section):
+    enabled: bool = Field(default=True, description="Serve the HTTP API")
+    host: str = Field(default="127.0.0.1", description="Listen address")
+    port: int = Field(default=8081, ge=0, le=65535, description="Listen port (0: any free port)")
+    auth_enabled: bool = Field(default=False, description="Require the API key on /api routes")
+    api_key_env: str = Field(default="HOMESEC_API_KEY", description="Env var with the API key")
+
+    @model_validator(mode="after")
+    def _key_when_auth(self) -> ServerConfig:
+        if self.auth_enabled:
+            _require_env(self.api_key_env)
+        return self
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    format: LogFormat = Field(default=LogFormat.TEXT, description="text or json lines")
+
+
+class PipelineSection(_Section):
+    shutdown_timeout_s: float = Field(
+        default=30.0, ge=0, description="Time in-flight clips get to finish on shutdown"
+    )
+    work_dir: Path = Field(
+        default=Path("var/work"), description="Scratch space (clips re-downloaded by recovery)"
+    )
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    version: Literal[1] = 1
+    cameras: list[CameraConfig] = Field(min_length=1)
+    storage: PluginRef
+    state_store: StateStoreConfig = Field(default_factory=StateStoreConfig)
+    filter: PluginRef
+    vlm: VLMSection = Field(default_factory=lambda: VLMSection(run_mode=RunMode.NEVER))
+    alert_policy: AlertPolicySection = Field(default_factory=AlertPolicySection)
+    notifiers: list[PluginRef] = Field(default_factory=list)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Config:
+        names = [camera.name for camera in self.cameras]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        return self

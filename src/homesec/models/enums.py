@@ -1,0 +1,135 @@
+"""Domain values used in more than one place: one enum each, no string literals elsewhere."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+
+class ClipStatus(StrEnum):
+    """Summary status of a clip, derived from its stage journal."""
+
+    QUEUED_LOCAL = "queued_local"
+    UPLOADED = "uploaded"
+    FILTERED = "filtered"
+    ANALYZED = "analyzed"
+    DONE = "done"
+    ERROR = "error"
+
+
+class StageName(StrEnum):
+    """The stages a clip goes through, in journal order."""
+
+    UPLOAD = "upload"
+    FILTER = "filter"
+    VLM = "vlm"
+    NOTIFY = "notify"
+
+
+class StageStatus(StrEnum):
+    """Where one stage of one clip stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class EventType(StrEnum):
+    """Clip lifecycle events (rows of `clip_events`) and telemetry `event_type` values."""
+
+    CLIP_RECEIVED = "clip_received"
+    CLIP_RECOVERED = "clip_recovered"
+    STAGE_STARTED = "stage_started"
+    STAGE_COMPLETED = "stage_completed"
+    STAGE_RETRY = "stage_retry"
+    STAGE_FAILED = "stage_failed"
+    STAGE_SKIPPED = "stage_skipped"
+    ALERT_DECIDED = "alert_decided"
+    CLIP_DONE = "clip_done"
+    LOCAL_FILE_PRUNED = "local_file_pruned"
+    STATE_WRITE_DROPPED = "state_write_dropped"
+    SYSTEM_ALERT = "system_alert"
+
+
+class RunMode(StrEnum):
+    """When the VLM stage runs."""
+
+    NEVER = "never"
+    ALWAYS = "always"
+    TRIGGER_ONLY = "trigger_only"
+
+
+class PluginType(StrEnum):
+    """Plugin kinds; also the prefix of entry-point names (`{kind}.{backend}`)."""
+
+    SOURCE = "source"
+    STORAGE = "storage"
+    FILTER = "filter"
+    ANALYZER = "analyzer"
+    ALERT_POLICY = "alert_policy"
+    NOTIFIER = "notifier"
+
+
+class HealthStatus(StrEnum):
+    """Overall health reported by the HTTP API."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class LogFormat(StrEnum):
+    """How log records are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class RiskLevel(IntEnum):
+    """VLM risk assessment: ordered for comparison, read and written as its lowercase name."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @classmethod
+    def from_string(cls, value: str) -> RiskLevel:
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            names = ", ".join(level.label for level in cls)
+            raise ValueError(f"unknown risk level {value!r} (expected one of {names})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.label
+
+    @classmethod
+    def _validate(cls, value: Any) -> RiskLevel:
+        match value:
+            case RiskLevel():
+                return value
+            case str():
+                return cls.from_string(value)
+            case _:
+                raise ValueError(f"risk level must be a string, got {type(value).__name__}")
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            json_schema_input_schema=core_schema.literal_schema([lvl.label for lvl in cls]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda level: level.label, when_used="always"
+            ),
+        )

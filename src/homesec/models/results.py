@@ -1,0 +1,74 @@
+"""What the stages produce: upload outcome, detections, VLM analysis."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homesec.models.enums import RiskLevel
+
+
+class UploadOutcome(BaseModel):
+    """Where the storage backend put a clip or an artifact."""
+
+    storage_uri: str
+    view_url: str | None = None
+
+
+class Detection(BaseModel):
+    """The first sighting of one class in a clip."""
+
+    class_name: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    first_seen_s: float = Field(ge=0.0, description="Seconds from the clip start")
+    box: tuple[float, float, float, float] = Field(
+        description="x1, y1, x2, y2 in pixels of the original frame"
+    )
+
+
+class FilterResult(BaseModel):
+    """Object detector verdict for one clip."""
+
+    detected_classes: list[str]
+    confidence: float = Field(ge=0.0, le=1.0, description="Best confidence among detections")
+    sampled_frames: int = Field(ge=0)
+    model: str
+    detections: list[Detection] = Field(default_factory=list)
+
+
+class FilterOverrides(BaseModel):
+    """Per-call changes to a filter's configured behaviour (the model cannot change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: list[str] | None = None
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class EntityEvent(BaseModel):
+    """One line of the VLM's timeline of what happened in the clip."""
+
+    time_s: float = Field(ge=0.0)
+    entity: str
+    action: str
+
+
+class VLMUsage(BaseModel):
+    """Cost telemetry of one VLM call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    estimated_cost_usd: float | None = None
+
+
+class AnalysisResult(BaseModel):
+    """Structured VLM output, validated at the boundary."""
+
+    risk_level: RiskLevel
+    activity_type: str
+    summary: str
+    entities_timeline: list[EntityEvent] = Field(default_factory=list)
+    requires_review: bool = False
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    model: str | None = None
+    usage: VLMUsage | None = None

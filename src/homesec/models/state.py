@@ -1,0 +1,108 @@
+"""`clip_states.data`: one clip's pointers, results and per-stage journal.
+
+`status` is never stored on its own: it is derived from the journal each time the model is
+serialized, so the two cannot disagree. Rows written by an older `schema_version` are
+upgraded by `ClipStateData.from_stored` when read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from homesec.models.alert import AlertDecision
+from homesec.models.enums import ClipStatus, StageName, StageStatus
+from homesec.models.results import AnalysisResult, FilterResult
+
+SCHEMA_VERSION = 2
+
+
+class StageLog(BaseModel):
+    """Journal of one stage: where it stands, how often it was tried, the last error."""
+
+    status: StageStatus = StageStatus.PENDING
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: str | None = None
+
+
+def _fresh_stages() -> dict[StageName, StageLog]:
+    return {stage: StageLog() for stage in StageName}
+
+
+class ClipStateData(BaseModel):
+    """Complete state of one clip, stored as JSON in `clip_states.data`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    clip_id: str
+    camera_name: str
+    source_backend: str | None = None
+    stages: dict[StageName, StageLog] = Field(default_factory=_fresh_stages)
+    local_path: str
+    start_ts: datetime | None = None
+    storage_uri: str | None = None
+    view_url: str | None = None
+    filter_result: FilterResult | None = None
+    analysis_result: AnalysisResult | None = None
+    alert_decision: AlertDecision | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> ClipStatus:
+        return derive_status(self.stages)
+
+    def stage(self, name: StageName) -> StageLog:
+        return self.stages.get(name) or StageLog()
+
+    def is_stage_ok(self, name: StageName) -> bool:
+        return self.stage(name).status == StageStatus.OK
+
+    @classmethod
+    def from_stored(cls, clip_id: str, raw: dict[str, Any]) -> ClipStateData:
+        """Validate a stored row, upgrading it from older schema versions first."""
+        data = dict(raw)
+        version = int(data.get("schema_version", 1))
+        while version < SCHEMA_VERSION:
+            data = _UPGRADES[version](clip_id, data)
+            version += 1
+        return cls.model_validate(data)
+
+
+def derive_status(stages: dict[StageName, StageLog]) -> ClipStatus:
+    """The summary status: any error wins; done when every stage finished; else progress."""
+    statuses = {
+        name: stages[name].status if name in stages else StageStatus.PENDING for name in StageName
+    }
+    if StageStatus.ERROR in statuses.values():
+        return ClipStatus.ERROR
+    if all(status in _FINISHED for status in statuses.values()):
+        return ClipStatus.DONE
+    for stage, status in _PROGRESS:
+        if statuses[stage] == StageStatus.OK:
+            return status
+    return ClipStatus.QUEUED_LOCAL
+
+
+_FINISHED = frozenset({StageStatus.OK, StageStatus.SKIPPED})
+_PROGRESS = (
+    (StageName.VLM, ClipStatus.ANALYZED),
+    (StageName.FILTER, ClipStatus.FILTERED),
+    (StageName.UPLOAD, ClipStatus.UPLOADED),
+)
+
+
+def _upgrade_v1(clip_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    # v1 (the original design) had no clip_id in the JSON and kept a stored status.
+    data.pop("status", None)
+    data.setdefault("clip_id", clip_id)
+    data["schema_version"] = 2
+    return data
+
+
+_UPGRADES: dict[int, Callable[[str, dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}

@@ -1,0 +1,1 @@
+"""Plugins: sources, storage, filters, analyzers, alert policies and notifiers."""

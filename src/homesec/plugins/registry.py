@@ -1,0 +1,127 @@
+"""The one plugin registry: registration by decorator, validated loading, entry points.
+
+A plugin is a class with `create(config)`; it registers under a kind and a name with its
+own Pydantic config model. Modules are found through the `homesec.plugins` entry-point group,
+where the name `{kind}.{backend}` points at the module that registers that backend (built-in
+plugins are listed the same way in HomeSec's own pyproject.toml). A module is imported only
+when a config asks for its backend, so a missing optional dependency fails loudly then,
+naming the package, and never silently drops a plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from homesec.errors import PluginError
+from homesec.interfaces import AnalyzerConfig, SourceConfig
+from homesec.models.enums import PluginType
+
+ENTRY_POINT_GROUP = "homesec.plugins"
+
+
+class _Creatable(Protocol):
+    @classmethod
+    def create(cls, config: Any) -> object: ...
+
+
+PluginClass = TypeVar("PluginClass", bound=type[_Creatable])
+PluginT = TypeVar("PluginT")
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    kind: PluginType
+    name: str
+    config_cls: type[BaseModel]
+    factory: Callable[[Any], object]
+
+
+_REQUIRED_CONFIG_BASE: dict[PluginType, type[BaseModel]] = {
+    PluginType.SOURCE: SourceConfig,
+    PluginType.ANALYZER: AnalyzerConfig,
+}
+
+_registry: dict[tuple[PluginType, str], PluginSpec] = {}
+
+
+def plugin(
+    kind: PluginType, name: str, config: type[BaseModel]
+) -> Callable[[PluginClass], PluginClass]:
+    """Class decorator: register `cls` as the `name` backend of `kind`."""
+
+    base = _REQUIRED_CONFIG_BASE.get(kind)
+    if base is not None and not issubclass(config, base):
+        raise TypeError(f"{kind} plugin {name!r}: config must subclass {base.__name__}")
+
+    def register(cls: PluginClass) -> PluginClass:
+        key = (kind, name)
+        existing = _registry.get(key)
+        if existing is not None and existing.factory != cls.create:
+            raise ValueError(f"{kind} plugin {name!r} is already registered")
+        _registry[key] = PluginSpec(kind, name, config, cls.create)
+        return cls
+
+    return register
+
+
+def validate_plugin_config(kind: PluginType, name: str, raw: dict[str, Any]) -> BaseModel:
+    """Validate a plugin's config; raises PluginError (unknown) or ValidationError (bad)."""
+    return _spec(kind, name).config_cls.model_validate(raw)
+
+
+def load_plugin(
+    kind: PluginType, name: str, raw: dict[str, Any] | BaseModel, expected: type[PluginT]
+) -> PluginT:
+    """Validate the config, build the plugin and check it implements `expected`."""
+    spec = _spec(kind, name)
+    config = raw if isinstance(raw, BaseModel) else spec.config_cls.model_validate(raw)
+    instance = spec.factory(config)
+    if not isinstance(instance, expected):
+        raise TypeError(f"{kind} plugin {name!r} does not implement {expected.__name__}")
+    return instance
+
+
+def available(kind: PluginType) -> list[str]:
+    """Names of the backends of a kind, registered or announced by entry points."""
+    names = {name for (k, name) in _registry if k == kind}
+    names |= {ep.name.split(".", 1)[1] for ep in _entry_points() if ep.name.startswith(f"{kind}.")}
+    return sorted(names)
+
+
+def _spec(kind: PluginType, name: str) -> PluginSpec:
+    spec = _registry.get((kind, name))
+    if spec is None:
+        _import_entry_points(kind, name)
+        spec = _registry.get((kind, name))
+    if spec is None:
+        choices = ", ".join(available(kind)) or "none"
+        raise PluginError(f"unknown {kind} backend {name!r} (available: {choices})")
+    return spec
+
+
+def _entry_points() -> list[EntryPoint]:
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _import_entry_points(kind: PluginType, name: str) -> None:
+    # Exact `{kind}.{name}` entries first; entries without a kind prefix may register anything.
+    wanted = f"{kind}.{name}"
+    for ep in _entry_points():
+        if ep.name == wanted or "." not in ep.name:
+            _load_entry_point(ep)
+
+
+def _load_entry_point(ep: EntryPoint) -> None:
+    try:
+        ep.load()
+    except ModuleNotFoundError as exc:
+        raise PluginError(
+            f"plugin {ep.name!r} needs the Python package {exc.name!r}: install it "
+            f"(for example `uv pip install {exc.name}`)",
+            cause=exc,
+        ) from exc
