@@ -1,0 +1,1 @@
+"""Small fakes of each plugin kind for pipeline tests (importing `plugins` registers them)."""

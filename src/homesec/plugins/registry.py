@@ -18,7 +18,16 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from homesec.errors import PluginError
-from homesec.interfaces import AnalyzerConfig, SourceConfig
+from homesec.interfaces import (
+    AlertPolicy,
+    AnalyzerConfig,
+    ClipSource,
+    Notifier,
+    ObjectFilter,
+    SourceConfig,
+    StorageBackend,
+    VLMAnalyzer,
+)
 from homesec.models.enums import PluginType
 
 ENTRY_POINT_GROUP = "homesec.plugins"
@@ -30,7 +39,6 @@ class _Creatable(Protocol):
 
 
 PluginClass = TypeVar("PluginClass", bound=type[_Creatable])
-PluginT = TypeVar("PluginT")
 
 
 @dataclass(frozen=True)
@@ -74,16 +82,55 @@ def validate_plugin_config(kind: PluginType, name: str, raw: dict[str, Any]) -> 
     return _spec(kind, name).config_cls.model_validate(raw)
 
 
-def load_plugin(
-    kind: PluginType, name: str, raw: dict[str, Any] | BaseModel, expected: type[PluginT]
-) -> PluginT:
-    """Validate the config, build the plugin and check it implements `expected`."""
+def load_source(backend: str, raw: dict[str, Any]) -> ClipSource:
+    instance = _load(PluginType.SOURCE, backend, raw)
+    if isinstance(instance, ClipSource):
+        return instance
+    raise _not_implementing(PluginType.SOURCE, backend)
+
+
+def load_storage(backend: str, raw: dict[str, Any]) -> StorageBackend:
+    instance = _load(PluginType.STORAGE, backend, raw)
+    if isinstance(instance, StorageBackend):
+        return instance
+    raise _not_implementing(PluginType.STORAGE, backend)
+
+
+def load_filter(backend: str, raw: dict[str, Any]) -> ObjectFilter:
+    instance = _load(PluginType.FILTER, backend, raw)
+    if isinstance(instance, ObjectFilter):
+        return instance
+    raise _not_implementing(PluginType.FILTER, backend)
+
+
+def load_analyzer(backend: str, raw: dict[str, Any]) -> VLMAnalyzer:
+    instance = _load(PluginType.ANALYZER, backend, raw)
+    if isinstance(instance, VLMAnalyzer):
+        return instance
+    raise _not_implementing(PluginType.ANALYZER, backend)
+
+
+def load_alert_policy(backend: str, raw: dict[str, Any]) -> AlertPolicy:
+    instance = _load(PluginType.ALERT_POLICY, backend, raw)
+    if isinstance(instance, AlertPolicy):
+        return instance
+    raise _not_implementing(PluginType.ALERT_POLICY, backend)
+
+
+def load_notifier(backend: str, raw: dict[str, Any]) -> Notifier:
+    instance = _load(PluginType.NOTIFIER, backend, raw)
+    if isinstance(instance, Notifier):
+        return instance
+    raise _not_implementing(PluginType.NOTIFIER, backend)
+
+
+def _load(kind: PluginType, name: str, raw: dict[str, Any]) -> object:
     spec = _spec(kind, name)
-    config = raw if isinstance(raw, BaseModel) else spec.config_cls.model_validate(raw)
-    instance = spec.factory(config)
-    if not isinstance(instance, expected):
-        raise TypeError(f"{kind} plugin {name!r} does not implement {expected.__name__}")
-    return instance
+    return spec.factory(spec.config_cls.model_validate(raw))
+
+
+def _not_implementing(kind: PluginType, name: str) -> TypeError:
+    return TypeError(f"{kind} plugin {name!r} does not implement the {kind} interface")
 
 
 def available(kind: PluginType) -> list[str]:

@@ -1,1 +1,1 @@
-"""alert policies plugins."""
+"""Alert policies: decide whether a clip is worth a notification."""

@@ -1,1 +1,1 @@
-"""filters plugins."""
+"""Object filters: decide what is in a clip."""

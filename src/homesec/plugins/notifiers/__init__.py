@@ -1,1 +1,1 @@
-"""notifiers plugins."""
+"""Notifiers: sinks that tell the user (MQTT, e-mail, push...)."""

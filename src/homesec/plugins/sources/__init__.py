@@ -1,1 +1,1 @@
-"""sources plugins."""
+"""Clip sources: cameras and folders that produce finalized clips on local disk."""

@@ -1,1 +1,1 @@
-"""storage plugins."""
+"""Storage backends: where clips and their artifacts are kept for the user."""

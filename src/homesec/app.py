@@ -1,0 +1,200 @@
+"""Wires config -> plugins -> pipeline -> HTTP server, and runs their lifecycle.
+
+Start order: database, notifiers, HTTP API, recovery of unfinished clips, sources.
+Stop order: sources first (no new clips), in-flight clips get `shutdown_timeout_s`, then the
+server and every plugin release their pools, sessions and connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from homesec.api.app import ApiServer, create_api
+from homesec.config_loader import analyzer_config, source_config
+from homesec.health import HealthMonitor
+from homesec.interfaces import (
+    AlertPolicy,
+    Notifier,
+    ObjectFilter,
+    StorageBackend,
+    VLMAnalyzer,
+)
+from homesec.models.clip import Clip
+from homesec.models.config import Config, read_env
+from homesec.models.enums import RunMode
+from homesec.pipeline.core import ClipPipeline
+from homesec.pipeline.recovery import recover_unfinished
+from homesec.pipeline.retention import RetentionPruner
+from homesec.plugins.registry import (
+    load_alert_policy,
+    load_analyzer,
+    load_filter,
+    load_notifier,
+    load_source,
+    load_storage,
+)
+from homesec.repository.clip_repository import ClipRepository
+from homesec.telemetry import register_secret
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    """Everything the pipeline needs, loaded from the config (sources aside)."""
+
+    repository: ClipRepository
+    storage: StorageBackend
+    object_filter: ObjectFilter
+    analyzer: VLMAnalyzer | None
+    alert_policy: AlertPolicy | None
+    notifiers: list[Notifier]
+    pipeline: ClipPipeline
+
+    async def start(self) -> None:
+        await self.repository.start()
+        for notifier in self.notifiers:
+            await notifier.start()
+
+    async def close(self) -> None:
+        """Release every plugin's resources; one failing does not stop the others."""
+        closers = [self.object_filter.shutdown(), self.storage.close()]
+        if self.analyzer is not None:
+            closers.append(self.analyzer.shutdown())
+        closers += [notifier.close() for notifier in self.notifiers]
+        for result in await asyncio.gather(*closers, return_exceptions=True):
+            if isinstance(result, Exception):
+                logger.error("Error while closing a plugin: %s", result)
+        await self.repository.close()
+
+
+def register_config_secrets(config: Config) -> None:
+    """Values of every env var the config names are secrets: keep them out of the logs."""
+    for name in _env_names(config.model_dump(mode="json")):
+        value = os.environ.get(name)
+        if value:
+            register_secret(value)
+
+
+def build_components(config: Config) -> Components:
+    repository = ClipRepository.from_config(config.state_store)
+    storage = load_storage(config.storage.backend, config.storage.config)
+    object_filter = load_filter(config.filter.backend, config.filter.config)
+    analyzer = None
+    if config.vlm.run_mode != RunMode.NEVER and config.vlm.backend:
+        analyzer = load_analyzer(config.vlm.backend, analyzer_config(config.vlm))
+    policy = None
+    if config.alert_policy.enabled:
+        policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
+    notifiers = [load_notifier(ref.backend, ref.config) for ref in config.notifiers]
+    pipeline = ClipPipeline(
+        config,
+        repository=repository,
+        storage=storage,
+        object_filter=object_filter,
+        analyzer=analyzer,
+        alert_policy=policy,
+        notifiers=notifiers,
+    )
+    return Components(repository, storage, object_filter, analyzer, policy, notifiers, pipeline)
+
+
+class HomeSecApp:
+    """The long-running service behind `homesec run`."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.components = build_components(config)
+        self.sources = [
+            load_source(camera.source.backend, source_config(camera)) for camera in config.cameras
+        ]
+        self.server: ApiServer | None = None
+        max_bytes = config.retention.max_local_size_bytes
+        self._retention = (
+            RetentionPruner(max_bytes, self.sources, self.components.repository)
+            if max_bytes is not None
+            else None
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down gracefully."""
+        components = self.components
+        await components.start()
+        monitor = HealthMonitor(
+            components.pipeline,
+            components.repository,
+            components.storage,
+            self.sources,
+            components.notifiers,
+        )
+        async with asyncio.TaskGroup() as background:
+            heartbeat = background.create_task(monitor.beat_forever(), name="heartbeat")
+            try:
+                await self._start_server(monitor)
+                await recover_unfinished(
+                    components.pipeline,
+                    self.sources,
+                    components.repository,
+                    components.storage,
+                    self._config.pipeline.work_dir,
+                )
+                await self._start_sources()
+                logger.info("HomeSec running with %d camera(s)", len(self.sources))
+                await stop.wait()
+            finally:
+                heartbeat.cancel()
+                await self._shutdown()
+
+    def _on_clip(self, clip: Clip) -> None:
+        self.components.pipeline.submit(clip)
+        if self._retention is not None:
+            self._retention.trigger("clip_arrived")
+
+    async def _start_server(self, monitor: HealthMonitor) -> None:
+        server_config = self._config.server
+        if not server_config.enabled:
+            return
+        api_key = read_env(server_config.api_key_env) if server_config.auth_enabled else None
+        self.server = ApiServer(
+            create_api(monitor, api_key), server_config.host, server_config.port
+        )
+        await self.server.start()
+        logger.info("HTTP API on %s:%d", server_config.host, self.server.port)
+
+    async def _start_sources(self) -> None:
+        for source in self.sources:
+            source.register_callback(self._on_clip)
+            await source.start()
+
+    async def _shutdown(self) -> None:
+        logger.info("Shutting down")
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception:
+                logger.exception("Source %s did not stop cleanly", source.camera_name)
+        await self.components.pipeline.drain(self._config.pipeline.shutdown_timeout_s)
+        if self._retention is not None:
+            await self._retention.wait()
+        if self.server is not None:
+            await self.server.stop()
+        await self.components.close()
+        logger.info("Shutdown complete")
+
+
+def _env_names(node: Any) -> Iterator[str]:
+    match node:
+        case dict():
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str):
+                    yield value
+                else:
+                    yield from _env_names(value)
+        case list():
+            for item in node:
+                yield from _env_names(item)

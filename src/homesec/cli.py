@@ -1,0 +1,141 @@
+"""The `homesec` command: run, validate, process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from homesec.app import HomeSecApp, build_components, register_config_secrets
+from homesec.config_loader import load_config
+from homesec.errors import ConfigError, PluginError
+from homesec.models.clip import Clip, clip_id_for, parse_clip_id
+from homesec.models.config import Config
+from homesec.models.state import ClipStateData
+from homesec.telemetry import configure_logging
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+_stderr = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML configuration file", dir_okay=False)
+]
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def validate(config: ConfigOption) -> None:
+    """Check a config file, plugin sections included; list every problem with its key path."""
+    _load(config)
+    typer.echo(f"{config}: OK")
+
+
+@app.command()
+def run(config: ConfigOption) -> None:
+    """Run the service: sources, pipeline and HTTP API, until SIGINT or SIGTERM."""
+    loaded = _load(config)
+    configure_logging(loaded.logging.level, loaded.logging.format)
+    register_config_secrets(loaded)
+    try:
+        asyncio.run(_run_service(loaded))
+    except PluginError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def process(
+    config: ConfigOption,
+    clips: Annotated[
+        list[Path], typer.Argument(help="Clip files", exists=True, dir_okay=False, readable=True)
+    ],
+    camera: Annotated[
+        str | None, typer.Option(help="Camera name for files not named {camera}_{unix_seconds}")
+    ] = None,
+) -> None:
+    """Run the given files through the whole configured pipeline once; one JSON line per clip."""
+    loaded = _load(config)
+    configure_logging(loaded.logging.level, loaded.logging.format)
+    register_config_secrets(loaded)
+    cameras = {entry.name for entry in loaded.cameras}
+    if camera is not None and camera not in cameras:
+        _fail(f"--camera {camera!r} is not a configured camera ({', '.join(sorted(cameras))})")
+    to_process = [_clip_for_file(path, cameras, camera or loaded.cameras[0].name) for path in clips]
+    try:
+        asyncio.run(_process_clips(loaded, to_process))
+    except PluginError as exc:
+        _fail(str(exc))
+
+
+async def _run_service(config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await HomeSecApp(config).run(stop)
+
+
+async def _process_clips(config: Config, clips: list[Clip]) -> None:
+    components = build_components(config)
+    await components.start()
+    try:
+        with Progress(console=_stderr, disable=not sys.stderr.isatty(), transient=True) as bar:
+            progress = bar.add_task("Processing clips", total=len(clips))
+
+            async def one(clip: Clip) -> None:
+                state = await components.pipeline.process(clip)
+                _print_state(state)
+                bar.advance(progress)
+
+            await asyncio.gather(*(one(clip) for clip in clips))
+    finally:
+        await components.close()
+
+
+def _print_state(state: ClipStateData) -> None:
+    typer.echo(state.model_dump_json())
+
+
+def _clip_for_file(path: Path, cameras: set[str], default_camera: str) -> Clip:
+    path = path.resolve()
+    parsed = parse_clip_id(path.name)
+    mtime = path.stat().st_mtime
+    if parsed is not None and parsed.camera_name in cameras:
+        camera, start, clip_id = parsed.camera_name, float(parsed.unix_seconds), path.name
+    else:
+        camera, start = default_camera, mtime
+        clip_id = clip_id_for(camera, int(mtime), extension=path.suffix or ".mp4")
+    return Clip(
+        clip_id=clip_id,
+        camera_name=camera,
+        local_path=path,
+        start_ts=datetime.fromtimestamp(start, UTC),
+        end_ts=datetime.fromtimestamp(max(start, mtime), UTC),
+        duration_s=max(0.0, mtime - start),
+        source_backend="cli",
+    )
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _stderr.print(f"error: {problem}", highlight=False, markup=False)
+        raise typer.Exit(code=2) from None
+    except PluginError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    _stderr.print(f"error: {message}", highlight=False, markup=False)
+    raise typer.Exit(code=2)

@@ -1,0 +1,103 @@
+"""Derives the service's health from the pipeline heartbeat, database, storage and sources.
+
+Unhealthy (HTTP 503) when the pipeline has stalled, the storage backend is unreachable or a
+camera's source is down; degraded (still 200) when only the database is down, since state
+writes are best effort and clips keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+from homesec import __version__
+from homesec.interfaces import ClipSource, Notifier, StorageBackend
+from homesec.models.enums import HealthStatus
+from homesec.models.health import CameraHealth, ComponentHealth, Diagnostics, HealthReport
+from homesec.pipeline.core import ClipPipeline
+from homesec.repository.clip_repository import ClipRepository
+
+HEARTBEAT_INTERVAL_S = 5.0
+_CHECK_TIMEOUT_S = 3.0
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        pipeline: ClipPipeline,
+        repository: ClipRepository,
+        storage: StorageBackend,
+        sources: list[ClipSource],
+        notifiers: list[Notifier],
+    ) -> None:
+        self._pipeline = pipeline
+        self._repository = repository
+        self._storage = storage
+        self._sources = sources
+        self._notifiers = notifiers
+        self._started = time.monotonic()
+
+    async def beat_forever(self) -> None:
+        """Proves the event loop is alive: health fails when this stops ticking."""
+        while True:
+            self._pipeline.last_heartbeat = time.time()
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def report(self) -> HealthReport:
+        heartbeat_age = time.time() - self._pipeline.last_heartbeat
+        pipeline_ok = heartbeat_age < 3 * HEARTBEAT_INTERVAL_S
+        database_ok, storage_ok = await asyncio.gather(
+            _bounded(self._repository.ping()), _bounded(self._storage.ping())
+        )
+        components = [
+            ComponentHealth(
+                name="pipeline", ok=pipeline_ok, detail=f"heartbeat {heartbeat_age:.0f}s ago"
+            ),
+            ComponentHealth(name="database", ok=database_ok, detail=self._repository.backend_name),
+            ComponentHealth(name="storage", ok=storage_ok),
+        ]
+        cameras = [
+            CameraHealth(
+                name=source.camera_name,
+                healthy=source.is_healthy(),
+                last_heartbeat=source.last_heartbeat() or None,
+            )
+            for source in self._sources
+        ]
+        return HealthReport(
+            status=_overall(pipeline_ok, database_ok, storage_ok, cameras),
+            version=__version__,
+            uptime_s=round(time.monotonic() - self._started, 1),
+            components=components,
+            cameras=cameras,
+        )
+
+    async def diagnostics(self) -> Diagnostics:
+        pings = await asyncio.gather(*(_bounded(n.ping()) for n in self._notifiers))
+        return Diagnostics(
+            health=await self.report(),
+            clips_in_flight=self._pipeline.in_flight,
+            state_backend=self._repository.backend_name,
+            dropped_state_writes=self._repository.dropped_writes,
+            notifiers=[
+                ComponentHealth(name=notifier.name, ok=ok)
+                for notifier, ok in zip(self._notifiers, pings, strict=True)
+            ],
+        )
+
+
+def _overall(
+    pipeline_ok: bool, database_ok: bool, storage_ok: bool, cameras: list[CameraHealth]
+) -> HealthStatus:
+    if not (pipeline_ok and storage_ok and all(camera.healthy for camera in cameras)):
+        return HealthStatus.UNHEALTHY
+    return HealthStatus.HEALTHY if database_ok else HealthStatus.DEGRADED
+
+
+async def _bounded(check: Awaitable[bool]) -> bool:
+    # A probe must answer even when a dependency hangs or raises.
+    try:
+        return await asyncio.wait_for(check, _CHECK_TIMEOUT_S)
+    except Exception:
+        return False

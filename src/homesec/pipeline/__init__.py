@@ -1,0 +1,1 @@
+"""The clip pipeline: stages, retries, recovery and retention."""

@@ -1,0 +1,358 @@
+"""ClipPipeline: one async flow per clip, from local file to notification.
+
+    upload ─┐ (in parallel, each retried with backoff)
+    filter ─┴─> VLM (per run_mode) -> alert policy -> notifiers (after the upload, for view_url)
+
+Stages return their result or a PipelineError (errors as values). A filter error stops the
+clip; upload, VLM and notify errors do not. Stages already `ok` in the stored journal are not
+run again, which is what makes start-up recovery cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from homesec.errors import FilterError, NotifyError, PipelineError, UploadError, VLMError
+from homesec.interfaces import (
+    AlertPolicy,
+    AnalysisContext,
+    Notifier,
+    ObjectFilter,
+    StorageBackend,
+    VLMAnalyzer,
+)
+from homesec.models.alert import Alert, AlertDecision, SystemAlert
+from homesec.models.clip import Clip
+from homesec.models.config import Config
+from homesec.models.enums import EventType, RunMode, StageName
+from homesec.models.events import utc_now
+from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
+from homesec.models.state import ClipStateData
+from homesec.pipeline.journal import ClipJournal
+from homesec.pipeline.retry import retrying
+from homesec.repository.clip_repository import ClipRepository
+
+logger = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
+ErrorT = TypeVar("ErrorT", bound=PipelineError)
+
+
+class ClipPipeline:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        repository: ClipRepository,
+        storage: StorageBackend,
+        object_filter: ObjectFilter,
+        analyzer: VLMAnalyzer | None,
+        alert_policy: AlertPolicy | None,
+        notifiers: list[Notifier],
+    ) -> None:
+        self._config = config
+        self._repository = repository
+        self._storage = storage
+        self._filter = object_filter
+        self._analyzer = analyzer
+        self._policy = alert_policy
+        self._notifiers = notifiers
+        limits = config.concurrency
+        self._clip_slots = asyncio.Semaphore(limits.max_clips_in_flight)
+        self._stage_slots = {
+            StageName.UPLOAD: asyncio.Semaphore(limits.upload_workers),
+            StageName.FILTER: asyncio.Semaphore(limits.filter_workers),
+            StageName.VLM: asyncio.Semaphore(limits.vlm_workers),
+            StageName.NOTIFY: asyncio.Semaphore(limits.notify_workers),
+        }
+        self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
+        self.last_heartbeat = time.time()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, clip: Clip) -> asyncio.Task[ClipStateData | None] | None:
+        """Source callback: process the clip in the background (None if already in flight)."""
+        if clip.clip_id in self._tasks:
+            logger.debug("Clip %s already in flight", clip.clip_id)
+            return None
+        task = asyncio.create_task(self._process_guarded(clip), name=f"clip:{clip.clip_id}")
+        self._tasks[clip.clip_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(clip.clip_id, None))
+        return task
+
+    async def process(self, clip: Clip) -> ClipStateData:
+        """Run one clip through every stage it still needs; returns its final state."""
+        async with self._clip_slots:
+            self.last_heartbeat = time.time()
+            journal = await ClipJournal.open(clip, self._repository)
+            await self._run(clip, journal)
+            await journal.finish()
+            return journal.state
+
+    async def drain(self, timeout_s: float) -> None:
+        """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
+        pending = list(self._tasks.values())
+        if not pending:
+            return
+        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            logger.warning("Cancelled %d unfinished clips at shutdown", len(still_running))
+            await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def _process_guarded(self, clip: Clip) -> ClipStateData | None:
+        # The top of a clip's flow: nothing may escape and kill the process.
+        try:
+            return await self.process(clip)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Unexpected error processing %s", clip.clip_id)
+            return None
+
+    async def _run(self, clip: Clip, journal: ClipJournal) -> None:
+        upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")
+        try:
+            filter_result = await self._filter_stage(clip, journal)
+        finally:
+            # Uploading is P0: it finishes even when the filter fails.
+            upload_result = await upload
+        if filter_result is None:
+            return
+        analysis = await self._vlm(clip, journal, filter_result)
+        decision = self._decide(clip.camera_name, filter_result, analysis)
+        await journal.record(
+            EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision
+        )
+        await self._notify(clip, journal, decision, upload_result, analysis)
+
+    async def _upload(self, clip: Clip, journal: ClipJournal) -> UploadOutcome | UploadError:
+        state = journal.state
+        if journal.is_ok(StageName.UPLOAD) and state.storage_uri:
+            return UploadOutcome(storage_uri=state.storage_uri, view_url=state.view_url)
+        key = f"{clip.camera_name}/{clip.clip_id}"
+        backend = self._config.storage.backend
+        result = await self._stage(
+            journal,
+            StageName.UPLOAD,
+            lambda: self._storage.put(clip.local_path, key),
+            lambda exc: UploadError(clip.clip_id, backend, exc),
+        )
+        match result:
+            case UploadOutcome() as outcome:
+                await journal.stage_ok(
+                    StageName.UPLOAD, storage_uri=outcome.storage_uri, view_url=outcome.view_url
+                )
+            case UploadError() as error:
+                logger.error(
+                    "Upload failed; continuing without a storage URI: %s",
+                    error.describe(),
+                    extra=_extra(clip, EventType.STAGE_FAILED),
+                )
+        return result
+
+    async def _filter_stage(self, clip: Clip, journal: ClipJournal) -> FilterResult | None:
+        if journal.is_ok(StageName.FILTER) and journal.state.filter_result is not None:
+            return journal.state.filter_result
+        backend = self._config.filter.backend
+        result = await self._stage(
+            journal,
+            StageName.FILTER,
+            lambda: self._filter.detect(clip.local_path),
+            lambda exc: FilterError(clip.clip_id, backend, exc),
+        )
+        match result:
+            case FilterError() as error:
+                logger.error(
+                    "Filter failed; no alert can be decided: %s",
+                    error.describe(),
+                    extra=_extra(clip, EventType.STAGE_FAILED),
+                )
+                return None
+            case FilterResult() as detections:
+                await journal.stage_ok(StageName.FILTER, filter_result=detections)
+                return detections
+
+    async def _vlm(
+        self, clip: Clip, journal: ClipJournal, filter_result: FilterResult
+    ) -> AnalysisResult | None:
+        if journal.is_ok(StageName.VLM) and journal.state.analysis_result is not None:
+            return journal.state.analysis_result
+        analyzer = self._analyzer
+        skip_reason = self._vlm_skip_reason(filter_result)
+        if analyzer is None or skip_reason is not None:
+            await journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
+            return None
+        context = AnalysisContext(
+            clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
+        )
+        backend = self._config.vlm.backend or ""
+        result = await self._stage(
+            journal,
+            StageName.VLM,
+            lambda: analyzer.analyze(clip.local_path, filter_result, context),
+            lambda exc: VLMError(clip.clip_id, backend, exc),
+        )
+        match result:
+            case VLMError() as error:
+                logger.error(
+                    "VLM failed; deciding without analysis: %s",
+                    error.describe(),
+                    extra=_extra(clip, EventType.STAGE_FAILED),
+                )
+                return None
+            case AnalysisResult() as analysis:
+                await journal.stage_ok(StageName.VLM, analysis_result=analysis)
+                return analysis
+
+    def _vlm_skip_reason(self, filter_result: FilterResult) -> str | None:
+        vlm = self._config.vlm
+        match vlm.run_mode:
+            case RunMode.NEVER:
+                return "run_mode=never"
+            case RunMode.ALWAYS:
+                return None
+            case RunMode.TRIGGER_ONLY:
+                if set(filter_result.detected_classes) & set(vlm.trigger_classes):
+                    return None
+                return f"no trigger class ({', '.join(vlm.trigger_classes)}) detected"
+
+    def _decide(
+        self, camera_name: str, filter_result: FilterResult, analysis: AnalysisResult | None
+    ) -> AlertDecision:
+        if self._policy is None:
+            return AlertDecision(notify=False, notify_reason="alert policy disabled")
+        return self._policy.decide(camera_name, filter_result, analysis)
+
+    async def _notify(
+        self,
+        clip: Clip,
+        journal: ClipJournal,
+        decision: AlertDecision,
+        upload: UploadOutcome | UploadError,
+        analysis: AnalysisResult | None,
+    ) -> None:
+        if journal.is_ok(StageName.NOTIFY):
+            return
+        if not decision.notify:
+            await journal.stage_skipped(StageName.NOTIFY, decision.notify_reason)
+            return
+        if not self._notifiers:
+            await journal.stage_skipped(StageName.NOTIFY, "no notifiers configured")
+            return
+        alert = _alert_for(clip, decision, upload, analysis)
+        await journal.attempt_started(StageName.NOTIFY)
+        async with self._stage_slots[StageName.NOTIFY]:
+            errors = await asyncio.gather(*(self._send(n, alert) for n in self._notifiers))
+        failures = [error for error in errors if error is not None]
+        if not failures:
+            await journal.stage_ok(StageName.NOTIFY)
+            return
+        for failure in failures:
+            logger.error("Notify failed: %s", failure.describe(), extra=_extra(clip, None))
+        combined = _combined(clip.clip_id, failures)
+        await journal.attempt_failed(combined, final=True)
+        await self._system_alert(journal.state, combined)
+
+    async def _send(self, notifier: Notifier, alert: Alert) -> NotifyError | None:
+        try:
+            async for attempt in retrying(self._config.retry):
+                with attempt:
+                    await notifier.send(alert)
+        except Exception as exc:
+            return NotifyError(alert.clip_id, notifier.name, exc)
+        return None
+
+    async def _stage(
+        self,
+        journal: ClipJournal,
+        stage: StageName,
+        call: Callable[[], Awaitable[ResultT]],
+        wrap: Callable[[Exception], ErrorT],
+    ) -> ResultT | ErrorT:
+        """Run one stage with retries, journaling every attempt; errors come back as values."""
+        max_attempts = self._config.retry.max_attempts
+        try:
+            async for attempt in retrying(self._config.retry):
+                with attempt:
+                    number = await journal.attempt_started(stage)
+                    try:
+                        async with self._stage_slots[stage]:
+                            return await call()
+                    except Exception as exc:
+                        await journal.attempt_failed(wrap(exc), final=number >= max_attempts)
+                        raise
+        except Exception as exc:
+            error = wrap(exc)
+            await self._system_alert(journal.state, error)
+            return error
+        raise AssertionError("retrying() ended without a result or an error")
+
+    async def _system_alert(self, state: ClipStateData, error: PipelineError) -> None:
+        """Tell every sink that a stage gave up on a clip (retries exhausted)."""
+        alert = SystemAlert(
+            kind="stage_retries_exhausted",
+            message=f"{error.stage} gave up after {state.stage(error.stage).attempts} "
+            f"attempt(s): {error.describe()}",
+            ts=utc_now(),
+            clip_id=state.clip_id,
+            camera_name=state.camera_name,
+            stage=error.stage,
+        )
+        logger.error(
+            "System alert: %s",
+            alert.message,
+            extra={
+                "event_type": EventType.SYSTEM_ALERT,
+                "clip_id": alert.clip_id,
+                "camera_name": alert.camera_name,
+            },
+        )
+        results = await asyncio.gather(
+            *(notifier.send_system(alert) for notifier in self._notifiers),
+            return_exceptions=True,
+        )
+        for notifier, result in zip(self._notifiers, results, strict=True):
+            if isinstance(result, Exception):
+                logger.error("Notifier %s could not send a system alert: %s", notifier.name, result)
+
+
+def _alert_for(
+    clip: Clip,
+    decision: AlertDecision,
+    upload: UploadOutcome | UploadError,
+    analysis: AnalysisResult | None,
+) -> Alert:
+    outcome = upload if isinstance(upload, UploadOutcome) else None
+    return Alert(
+        clip_id=clip.clip_id,
+        camera_name=clip.camera_name,
+        storage_uri=outcome.storage_uri if outcome else None,
+        view_url=outcome.view_url if outcome else None,
+        risk_level=analysis.risk_level if analysis else None,
+        activity_type=analysis.activity_type if analysis else None,
+        notify_reason=decision.notify_reason,
+        summary=analysis.summary if analysis else None,
+        ts=utc_now(),
+        dedupe_key=clip.clip_id,
+        upload_failed=outcome is None,
+    )
+
+
+def _combined(clip_id: str, failures: list[NotifyError]) -> NotifyError:
+    names = ", ".join(failure.notifier_name for failure in failures)
+    return NotifyError(clip_id, names, failures[0].cause)
+
+
+def _extra(clip: Clip, event_type: EventType | None) -> dict[str, str]:
+    extra = {"clip_id": clip.clip_id, "camera_name": clip.camera_name}
+    if event_type is not None:
+        extra["event_type"] = event_type
+    return extra

@@ -1,0 +1,116 @@
+"""One clip's state as it moves through the stages, persisted through ClipRepository.
+
+The in-memory `ClipStateData` is the truth while the clip is processed (the database may be
+down); every change is saved with the lifecycle event that explains it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import JsonValue
+
+from homesec.errors import PipelineError
+from homesec.models.clip import Clip
+from homesec.models.enums import EventType, StageName, StageStatus
+from homesec.models.events import ClipEvent, utc_now
+from homesec.models.state import ClipStateData, StageLog
+from homesec.repository.clip_repository import ClipRepository
+
+
+class ClipJournal:
+    def __init__(self, state: ClipStateData, repository: ClipRepository) -> None:
+        self.state = state
+        self._repository = repository
+
+    @classmethod
+    async def open(cls, clip: Clip, repository: ClipRepository) -> ClipJournal:
+        """Resume the stored state of a clip (recovery) or start a new one."""
+        stored = await repository.get(clip.clip_id)
+        if stored is None:
+            state = ClipStateData(
+                clip_id=clip.clip_id,
+                camera_name=clip.camera_name,
+                source_backend=clip.source_backend,
+                local_path=str(clip.local_path),
+                start_ts=clip.start_ts,
+            )
+            event = EventType.CLIP_RECEIVED
+        else:
+            state = stored.model_copy(update={"local_path": str(clip.local_path)}, deep=True)
+            event = EventType.CLIP_RECOVERED
+        journal = cls(state, repository)
+        await journal._save(event, message=str(clip.local_path))
+        return journal
+
+    @property
+    def clip_id(self) -> str:
+        return self.state.clip_id
+
+    def is_ok(self, stage: StageName) -> bool:
+        return self.state.is_stage_ok(stage)
+
+    async def attempt_started(self, stage: StageName) -> int:
+        log = self._log(stage)
+        log.status = StageStatus.RUNNING
+        log.attempts += 1
+        log.started_at = utc_now()
+        log.finished_at = None
+        await self._save(EventType.STAGE_STARTED, stage=stage, attempt=log.attempts)
+        return log.attempts
+
+    async def attempt_failed(self, error: PipelineError, *, final: bool) -> None:
+        log = self._log(error.stage)
+        log.last_error = error.describe()
+        if final:
+            log.status = StageStatus.ERROR
+            log.finished_at = utc_now()
+        event = EventType.STAGE_FAILED if final else EventType.STAGE_RETRY
+        await self._save(event, stage=error.stage, attempt=log.attempts, message=log.last_error)
+
+    async def stage_ok(self, stage: StageName, **results: Any) -> None:
+        log = self._log(stage)
+        log.status = StageStatus.OK
+        log.finished_at = utc_now()
+        log.last_error = None
+        for field, value in results.items():
+            setattr(self.state, field, value)
+        await self._save(EventType.STAGE_COMPLETED, stage=stage, attempt=log.attempts)
+
+    async def stage_skipped(self, stage: StageName, reason: str) -> None:
+        log = self._log(stage)
+        log.status = StageStatus.SKIPPED
+        log.finished_at = utc_now()
+        await self._save(EventType.STAGE_SKIPPED, stage=stage, message=reason)
+
+    async def record(self, event_type: EventType, message: str, **fields: Any) -> None:
+        """Store results that belong to no single stage (the alert decision), with an event."""
+        for field, value in fields.items():
+            setattr(self.state, field, value)
+        await self._save(event_type, message=message)
+
+    async def finish(self) -> None:
+        await self._save(EventType.CLIP_DONE, message=str(self.state.status))
+
+    def _log(self, stage: StageName) -> StageLog:
+        return self.state.stages.setdefault(stage, StageLog())
+
+    async def _save(
+        self,
+        event_type: EventType,
+        *,
+        stage: StageName | None = None,
+        attempt: int | None = None,
+        message: str | None = None,
+        detail: dict[str, JsonValue] | None = None,
+    ) -> None:
+        event = ClipEvent(
+            clip_id=self.state.clip_id,
+            event_type=event_type,
+            camera_name=self.state.camera_name,
+            stage=stage,
+            attempt=attempt,
+            message=message,
+            detail=detail or {},
+        )
+        await self._repository.save(self.state, event)

@@ -1,0 +1,20 @@
+"""The one retry policy of the pipeline: exponential backoff with jitter (tenacity)."""
+
+from __future__ import annotations
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from homesec.models.config import RetryConfig
+
+
+def retrying(config: RetryConfig) -> AsyncRetrying:
+    """A fresh retry controller for one stage of one clip; re-raises the last error."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(config.max_attempts),
+        wait=wait_exponential_jitter(
+            multiplier=config.backoff_s, max=config.max_backoff_s, jitter=config.backoff_s / 2
+        ),
+        retry=retry_if_exception_type(Exception),
+        reraise=True,
+    )

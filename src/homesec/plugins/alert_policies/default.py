@@ -1,0 +1,90 @@
+"""`default` alert policy: risk threshold, activity types, motion; per-camera overrides."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homesec.interfaces import PluginConfig
+from homesec.models.alert import AlertDecision
+from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.results import AnalysisResult, FilterResult
+from homesec.plugins.registry import plugin
+
+_T = TypeVar("_T")
+
+
+class CameraAlertOverride(BaseModel):
+    """Per-camera changes; a key left out keeps the global value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_risk_level: RiskLevel | None = Field(default=None, description="low, medium or high")
+    notify_on_activity_types: list[str] | None = Field(
+        default=None, description="Activity types that alert whatever the risk level"
+    )
+    notify_on_motion: bool | None = Field(
+        default=None, description="Alert on every clip, even when the VLM was skipped"
+    )
+
+
+class DefaultAlertPolicyConfig(PluginConfig):
+    min_risk_level: RiskLevel = Field(
+        default=RiskLevel.MEDIUM, description="Alert when the VLM risk is at least this"
+    )
+    notify_on_activity_types: list[str] = Field(
+        default_factory=list, description="Activity types that alert whatever the risk level"
+    )
+    notify_on_motion: bool = Field(
+        default=False, description="Alert on every clip, even when the VLM was skipped"
+    )
+    overrides: dict[str, CameraAlertOverride] = Field(
+        default_factory=dict, description="Per-camera overrides, keyed by camera name"
+    )
+
+
+@plugin(PluginType.ALERT_POLICY, "default", config=DefaultAlertPolicyConfig)
+class DefaultAlertPolicy:
+    def __init__(self, config: DefaultAlertPolicyConfig) -> None:
+        self._config = config
+
+    @classmethod
+    def create(cls, config: DefaultAlertPolicyConfig) -> DefaultAlertPolicy:
+        return cls(config)
+
+    def decide(
+        self,
+        camera_name: str,
+        filter_result: FilterResult | None,
+        analysis: AnalysisResult | None,
+    ) -> AlertDecision:
+        override = self._config.overrides.get(camera_name, CameraAlertOverride())
+        scope = " (per-camera)" if camera_name in self._config.overrides else ""
+        min_risk = _pick(override.min_risk_level, self._config.min_risk_level)
+        activity_types = _pick(
+            override.notify_on_activity_types, self._config.notify_on_activity_types
+        )
+        on_motion = _pick(override.notify_on_motion, self._config.notify_on_motion)
+
+        if analysis is not None and analysis.risk_level >= min_risk:
+            return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
+        if analysis is not None and analysis.activity_type in activity_types:
+            return _notify(f"activity_type={analysis.activity_type}{scope}")
+        if on_motion:
+            return _notify(f"notify_on_motion{scope}")
+        if analysis is None:
+            return AlertDecision(notify=False, notify_reason="VLM skipped and notify_on_motion off")
+        return AlertDecision(
+            notify=False,
+            notify_reason=f"risk_level={analysis.risk_level} < {min_risk}, "
+            f"activity_type={analysis.activity_type} not alerting{scope}",
+        )
+
+
+def _pick(override: _T | None, default: _T) -> _T:
+    return default if override is None else override
+
+
+def _notify(reason: str) -> AlertDecision:
+    return AlertDecision(notify=True, notify_reason=reason)

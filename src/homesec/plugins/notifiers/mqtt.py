@@ -1,0 +1,401 @@
+"""`mqtt` notifier: alerts to Home Assistant through an MQTT broker (Mosquitto).
+
+Clip alerts go to `homecam/alerts/{camera_name}` as the JSON of `Alert`, QoS 1, not retained;
+system alerts go to `homecam/system/errors` as the JSON of `SystemAlert` (SPEC.md section 3).
+
+`send()` never waits on the broker: it puts the message in a bounded in-memory outbox and
+returns. One background connection task publishes the outbox in order, waiting for the broker's
+ack of each message, and reconnects forever with exponential backoff and jitter. A broker outage
+therefore delays alerts instead of losing them; beyond `max_pending` queued messages the oldest
+are dropped (counted in `dropped`, logged at ERROR). Delivery is at least once: a message whose
+ack was lost is published again after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import string
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from pydantic import AfterValidator, Field, FilePath, model_validator
+
+from homesec.interfaces import PluginConfig
+from homesec.models.alert import Alert, SystemAlert
+from homesec.models.config import EnvVarName, read_env
+from homesec.models.enums import PluginType
+from homesec.plugins.registry import plugin
+
+logger = logging.getLogger(__name__)
+
+# Telemetry `event_type` values of this notifier.
+EVENT_CONNECTED = "mqtt_connected"
+EVENT_RECONNECTED = "mqtt_reconnected"
+EVENT_UNAVAILABLE = "mqtt_unavailable"
+EVENT_MESSAGE_DROPPED = "mqtt_message_dropped"
+EVENT_UNDELIVERED_ON_CLOSE = "mqtt_undelivered_on_close"
+EVENT_CONNECTION_BUG = "mqtt_connection_error"
+
+_TEMPLATE_FIELD = "camera_name"
+# A graceful DISCONNECT to a live broker takes milliseconds; a silent one is not waited for.
+_DISCONNECT_GRACE_S = 1.0
+
+
+def _check_topic(topic: str) -> str:
+    if not topic or "+" in topic or "#" in topic or "\0" in topic:
+        raise ValueError(f"not a valid MQTT topic to publish to: {topic!r}")
+    return topic
+
+
+def _check_topic_template(template: str) -> str:
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"invalid topic template {template!r}: {exc}") from None
+    for _, field, spec, conversion in parts:
+        if field is not None and (field != _TEMPLATE_FIELD or spec or conversion):
+            raise ValueError(
+                f"topic template {template!r} may only use the placeholder {{{_TEMPLATE_FIELD}}}"
+            )
+    _check_topic(template.format(camera_name="camera"))
+    return template
+
+
+class MQTTNotifierConfig(PluginConfig):
+    """Broker address, credentials (as env var names), topics and delivery bounds."""
+
+    name: str = Field(default="mqtt", min_length=1, description="Name of this sink in logs")
+    host: str = Field(default="localhost", min_length=1, description="Broker host name or address")
+    port: int = Field(
+        default=1883, ge=1, le=65535, description="Broker port (usually 8883 for TLS)"
+    )
+    client_id: str | None = Field(
+        default=None, description="MQTT client identifier; a random one when unset"
+    )
+    username_env: EnvVarName | None = Field(
+        default=None, description="Env var holding the broker user name"
+    )
+    password_env: EnvVarName | None = Field(
+        default=None, description="Env var holding the broker password (needs username_env)"
+    )
+    tls: bool = Field(default=False, description="Connect over TLS")
+    ca_file: FilePath | None = Field(
+        default=None, description="CA bundle that signed the broker's certificate (default: system)"
+    )
+    certfile: FilePath | None = Field(
+        default=None, description="Client certificate, for brokers that require one"
+    )
+    keyfile: FilePath | None = Field(
+        default=None, description="Private key of certfile, when not inside certfile"
+    )
+    tls_insecure: bool = Field(
+        default=False,
+        description="Accept a certificate that does not name `host` (self-signed setups only)",
+    )
+    topic_template: Annotated[str, AfterValidator(_check_topic_template)] = Field(
+        default="homecam/alerts/{camera_name}",
+        description="Topic of clip alerts; may use {camera_name} and nothing else",
+    )
+    system_topic: Annotated[str, AfterValidator(_check_topic)] = Field(
+        default="homecam/system/errors", description="Topic of system alerts"
+    )
+    qos: Literal[0, 1, 2] = Field(default=1, description="MQTT QoS of every message")
+    retain: bool = Field(default=False, description="Ask the broker to retain the messages")
+    keepalive_s: int = Field(
+        default=60, ge=5, le=65535, description="MQTT keepalive: how soon a dead link is noticed"
+    )
+    timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for the broker's CONNACK or a publish ack before reconnecting",
+    )
+    reconnect_min_s: float = Field(
+        default=1.0, gt=0, description="First wait before reconnecting to an unreachable broker"
+    )
+    reconnect_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between reconnection attempts"
+    )
+    max_pending: int = Field(
+        default=1000, ge=1, description="Messages kept while the broker is down; oldest dropped"
+    )
+    close_timeout_s: float = Field(
+        default=5.0, ge=0, description="Time close() gives queued messages to be delivered"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MQTTNotifierConfig:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        if self.password_env is not None and self.username_env is None:
+            raise ValueError("password_env needs username_env")
+        tls_options = (self.ca_file, self.certfile, self.keyfile)
+        if not self.tls and (any(tls_options) or self.tls_insecure):
+            raise ValueError("ca_file, certfile, keyfile and tls_insecure need tls: true")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs certfile")
+        return self
+
+
+class _Lifecycle(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    topic: str
+    payload: str
+    clip_id: str | None
+
+
+@plugin(PluginType.NOTIFIER, "mqtt", config=MQTTNotifierConfig)
+class MQTTNotifier:
+    """Publishes alerts from a bounded outbox over one self-healing broker connection."""
+
+    def __init__(self, config: MQTTNotifierConfig) -> None:
+        self._config = config
+        self._username = read_env(config.username_env) if config.username_env else None
+        self._password = read_env(config.password_env) if config.password_env else None
+        self._tls_context = _tls_context(config)
+        self._outbox: deque[_Outgoing] = deque()
+        self._has_mail = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._lifecycle = _Lifecycle.NEW
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._in_outage = False
+        self._dropped = 0
+        self._delivered = 0
+
+    @classmethod
+    def create(cls, config: MQTTNotifierConfig) -> MQTTNotifier:
+        return cls(config)
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting in the outbox (including one being published)."""
+        return len(self._outbox)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because the outbox was full."""
+        return self._dropped
+
+    @property
+    def delivered(self) -> int:
+        """Messages the broker has acknowledged (QoS 1/2) or accepted (QoS 0)."""
+        return self._delivered
+
+    async def start(self) -> None:
+        """Start the background connection task and return at once (the broker may be down)."""
+        match self._lifecycle:
+            case _Lifecycle.RUNNING:
+                return
+            case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
+                raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
+        self._lifecycle = _Lifecycle.RUNNING
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-notifier:{self.name}")
+
+    async def send(self, alert: Alert) -> None:
+        topic = self._config.topic_template.format(camera_name=alert.camera_name)
+        self._enqueue(_Outgoing(topic, alert.model_dump_json(), alert.clip_id))
+
+    async def send_system(self, alert: SystemAlert) -> None:
+        self._enqueue(_Outgoing(self._config.system_topic, alert.model_dump_json(), alert.clip_id))
+
+    async def ping(self) -> bool:
+        return self._connected
+
+    async def close(self) -> None:
+        """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
+        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+            return
+        self._lifecycle = _Lifecycle.CLOSING
+        if self._connected and self._outbox:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self._config.close_timeout_s)
+        await self._stop_task()
+        self._lifecycle = _Lifecycle.CLOSED
+        if self._outbox:
+            logger.warning(
+                "MQTT notifier %s closed with %d undelivered messages",
+                self.name,
+                len(self._outbox),
+                extra=self._extra(EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
+            )
+
+    def _enqueue(self, message: _Outgoing) -> None:
+        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+            raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
+        if len(self._outbox) >= self._config.max_pending:
+            self._drop_oldest()
+        self._outbox.append(message)
+        self._drained.clear()
+        self._has_mail.set()
+
+    def _drop_oldest(self) -> None:
+        oldest = self._outbox.popleft()
+        self._dropped += 1
+        logger.error(
+            "MQTT notifier %s: outbox full (%d), dropped the oldest message on %s (%d dropped)",
+            self.name,
+            self._config.max_pending,
+            oldest.topic,
+            self._dropped,
+            extra=self._extra(EVENT_MESSAGE_DROPPED, clip_id=oldest.clip_id, dropped=self._dropped),
+        )
+
+    async def _run(self) -> None:
+        """Connect, publish, and reconnect with backoff, until close() cancels it."""
+        failures = 0
+        while True:
+            try:
+                async with self._new_client() as client:
+                    failures = 0
+                    self._on_connected()
+                    await self._serve(client)
+            except aiomqtt.MqttError as exc:
+                self._on_unavailable(exc)
+            except Exception:
+                # A bug here must not stop delivery for good: log it and reconnect.
+                self._connected = False
+                logger.exception(
+                    "MQTT notifier %s: unexpected error",
+                    self.name,
+                    extra=self._extra(EVENT_CONNECTION_BUG),
+                )
+            failures += 1
+            await asyncio.sleep(self._backoff_s(failures))
+
+    def _new_client(self) -> aiomqtt.Client:
+        config = self._config
+        return aiomqtt.Client(
+            hostname=config.host,
+            port=config.port,
+            identifier=config.client_id,
+            username=self._username,
+            password=self._password,
+            keepalive=config.keepalive_s,
+            timeout=config.timeout_s,
+            tls_context=self._tls_context,
+        )
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Publish until the connection breaks; raises the MqttError that broke it."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(_watch_connection(client), name=f"mqtt-watch:{self.name}")
+                tasks.create_task(self._publish_outbox(client), name=f"mqtt-publish:{self.name}")
+        except* aiomqtt.MqttError as errors:
+            raise errors.exceptions[0] from None
+
+    async def _publish_outbox(self, client: aiomqtt.Client) -> None:
+        while True:
+            if not self._outbox:
+                self._drained.set()
+                self._has_mail.clear()
+                await self._has_mail.wait()
+                continue
+            head = self._outbox[0]
+            # On failure the message stays at the head and goes out again after the reconnect.
+            await client.publish(
+                head.topic, head.payload, qos=self._config.qos, retain=self._config.retain
+            )
+            # The head may have been dropped by a full outbox while we waited for the ack.
+            if self._outbox and self._outbox[0] is head:
+                self._outbox.popleft()
+            self._delivered += 1
+
+    def _on_connected(self) -> None:
+        self._connected = True
+        broker = f"{self._config.host}:{self._config.port}"
+        if self._in_outage:
+            self._in_outage = False
+            logger.info(
+                "MQTT notifier %s reconnected to %s (%d pending)",
+                self.name,
+                broker,
+                len(self._outbox),
+                extra=self._extra(EVENT_RECONNECTED, pending=len(self._outbox)),
+            )
+        else:
+            logger.info(
+                "MQTT notifier %s connected to %s",
+                self.name,
+                broker,
+                extra=self._extra(EVENT_CONNECTED),
+            )
+
+    def _on_unavailable(self, exc: aiomqtt.MqttError) -> None:
+        was_connected, self._connected = self._connected, False
+        if self._in_outage:
+            logger.debug("MQTT notifier %s: still unavailable: %s", self.name, exc)
+            return
+        self._in_outage = True
+        # A refusal (bad credentials, not authorised) will not heal by itself: say so louder.
+        level = logging.ERROR if isinstance(exc, MqttConnectError) else logging.WARNING
+        what = "lost the connection to" if was_connected else "cannot connect to"
+        logger.log(
+            level,
+            "MQTT notifier %s %s %s:%d: %s; retrying in the background (%d pending)",
+            self.name,
+            what,
+            self._config.host,
+            self._config.port,
+            exc,
+            len(self._outbox),
+            extra=self._extra(EVENT_UNAVAILABLE, pending=len(self._outbox)),
+        )
+
+    def _backoff_s(self, failures: int) -> float:
+        ceiling = self._config.reconnect_min_s * 2.0 ** min(failures - 1, 32)
+        # Jitter keeps many clients from reconnecting in lockstep after a broker restart.
+        return min(ceiling, self._config.reconnect_max_s) * random.uniform(0.5, 1.0)
+
+    async def _stop_task(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        _, still_running = await asyncio.wait([task], timeout=_DISCONNECT_GRACE_S)
+        if still_running:
+            # A second cancel interrupts a graceful disconnect waiting on a silent broker.
+            task.cancel()
+            await asyncio.wait([task])
+        self._connected = False
+
+    def _extra(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        return {"event_type": event_type, "notifier": self.name, **fields}
+
+
+async def _watch_connection(client: aiomqtt.Client) -> None:
+    # Nothing is subscribed, so the message iterator only ends, raising MqttError, on disconnect.
+    async for _ in client.messages:
+        pass
+    raise aiomqtt.MqttError("connection closed")
+
+
+def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    context = ssl.create_default_context(cafile=config.ca_file)
+    if config.certfile is not None:
+        context.load_cert_chain(config.certfile, config.keyfile)
+    if config.tls_insecure:
+        context.check_hostname = False
+    return context

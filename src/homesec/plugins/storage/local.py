@@ -1,0 +1,115 @@
+"""`local` storage: clips copied under a folder on this machine (a NAS mount, a second disk)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, JsonValue
+
+from homesec.interfaces import PluginConfig
+from homesec.models.enums import PluginType
+from homesec.models.results import UploadOutcome
+from homesec.plugins.registry import plugin
+
+
+class LocalStorageConfig(PluginConfig):
+    root: Path = Field(description="Folder that receives the clips, created when missing")
+    view_url_prefix: str | None = Field(
+        default=None,
+        description="Prefix of the link sent in alerts (key appended); default: a file:// URL",
+    )
+
+
+@plugin(PluginType.STORAGE, "local", config=LocalStorageConfig)
+class LocalStorage:
+    """Copies files under `root/{key}` atomically, so a repeated put is harmless."""
+
+    def __init__(self, config: LocalStorageConfig) -> None:
+        self._root = config.root.expanduser().resolve()
+        self._view_url_prefix = config.view_url_prefix
+
+    @classmethod
+    def create(cls, config: LocalStorageConfig) -> LocalStorage:
+        return cls(config)
+
+    async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
+        target = self._target(dest_key)
+        await asyncio.to_thread(_copy_atomically, local_path, target)
+        return self._outcome(target, dest_key)
+
+    async def get(self, storage_uri: str, local_path: Path) -> None:
+        source = self._path_of(storage_uri)
+        await asyncio.to_thread(_copy_atomically, source, local_path)
+
+    async def exists(self, storage_uri: str) -> bool:
+        return await asyncio.to_thread(self._path_of(storage_uri).is_file)
+
+    async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
+        target = self._target(dest_key)
+        payload = json.dumps(obj, indent=2, sort_keys=True).encode()
+        await asyncio.to_thread(_write_atomically, payload, target)
+        return self._outcome(target, dest_key)
+
+    async def ping(self) -> bool:
+        return await asyncio.to_thread(_writable_dir, self._root)
+
+    async def close(self) -> None:
+        return None
+
+    def _target(self, dest_key: str) -> Path:
+        key = PurePosixPath(dest_key)
+        if key.is_absolute() or ".." in key.parts or not key.parts:
+            raise ValueError(f"storage key must be a relative path inside root: {dest_key!r}")
+        return self._root.joinpath(*key.parts)
+
+    def _path_of(self, storage_uri: str) -> Path:
+        parsed = urlparse(storage_uri)
+        path = Path(unquote(parsed.path)).resolve()
+        if parsed.scheme != "file" or not path.is_relative_to(self._root):
+            raise ValueError(f"not a URI of this storage: {storage_uri!r}")
+        return path
+
+    def _outcome(self, target: Path, dest_key: str) -> UploadOutcome:
+        view_url = (
+            f"{self._view_url_prefix}{dest_key}" if self._view_url_prefix else target.as_uri()
+        )
+        return UploadOutcome(storage_uri=target.as_uri(), view_url=view_url)
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_atomically(payload: bytes, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _writable_dir(root: Path) -> bool:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(root, os.W_OK)

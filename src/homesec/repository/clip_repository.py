@@ -1,0 +1,204 @@
+"""ClipRepository: every clip state and event read or write goes through here.
+
+State is best effort (SPEC P2): a database that is down, slow or broken never raises into
+the pipeline. Writes that fail or take longer than `write_timeout_s` are dropped, logged at
+ERROR and counted; reads answer "unknown" (None). The store reconnects by itself, and the
+schema is applied on the first successful connection if start-up could not do it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from homesec.models.config import StateStoreConfig
+from homesec.models.enums import EventType
+from homesec.models.events import ClipEvent
+from homesec.models.state import ClipStateData
+from homesec.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_START_TIMEOUT_S = 30.0  # migrations at start-up may take longer than one write
+
+
+class ClipRepository:
+    """Clip state (`clip_states`) and lifecycle events (`clip_events`), never raising."""
+
+    def __init__(self, store: StateStore, *, write_timeout_s: float) -> None:
+        self._store = store
+        self._timeout_s = write_timeout_s
+        self._locks = _ClipLocks()
+        self._dropped_writes = 0
+
+    @classmethod
+    def from_config(cls, config: StateStoreConfig) -> ClipRepository:
+        return cls(StateStore.from_config(config), write_timeout_s=config.write_timeout_s)
+
+    @property
+    def backend_name(self) -> str:
+        return self._store.backend_name
+
+    @property
+    def dropped_writes(self) -> int:
+        return self._dropped_writes
+
+    async def start(self) -> None:
+        """Connect and migrate; when the database is down, log it and carry on."""
+        logger.info("State store: %s at %s", self.backend_name, self._store.location)
+        try:
+            async with asyncio.timeout(max(self._timeout_s, _START_TIMEOUT_S)):
+                await self._store.ensure_schema()
+        except Exception as exc:
+            logger.error(
+                "State store %s at %s unavailable at start-up (%s); clips are still processed "
+                "and the schema is applied on the first successful connection",
+                self.backend_name,
+                self._store.location,
+                _describe(exc),
+            )
+
+    async def close(self) -> None:
+        try:
+            await self._store.close()
+        except Exception as exc:
+            logger.warning("State store did not close cleanly: %s", _describe(exc))
+
+    async def ping(self) -> bool:
+        try:
+            await self._bounded(self._store.ping())
+        except Exception as exc:
+            logger.debug("State store ping failed: %s", _describe(exc))
+            return False
+        return True
+
+    async def save(self, state: ClipStateData, *events: ClipEvent) -> bool:
+        """Upsert the clip's state and append `events` atomically; False when dropped."""
+        document = state.model_dump(mode="json")
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._store.save_state(state.clip_id, document, events)
+        except Exception as exc:
+            self._drop_write(state.clip_id, exc)
+            return False
+        return True
+
+    async def append_event(self, event: ClipEvent) -> bool:
+        try:
+            await self._bounded(self._store.append_events([event]))
+        except Exception as exc:
+            self._drop_write(event.clip_id, exc)
+            return False
+        return True
+
+    async def get(self, clip_id: str) -> ClipStateData | None:
+        """The clip's state, upgraded to the current schema; None if missing or unknown."""
+        try:
+            document = await self._bounded(self._store.fetch_state(clip_id))
+        except Exception as exc:
+            _log_read_failed("get", exc, clip_id)
+            return None
+        return None if document is None else _to_state(clip_id, document)
+
+    async def get_many(self, clip_ids: Sequence[str]) -> dict[str, ClipStateData] | None:
+        """States by clip_id (missing clips left out); None when the database is unreachable."""
+        if not clip_ids:
+            return {}
+        try:
+            documents = await self._bounded(self._store.fetch_states(clip_ids))
+        except Exception as exc:
+            _log_read_failed("get_many", exc)
+            return None
+        states = {clip_id: _to_state(clip_id, doc) for clip_id, doc in documents.items()}
+        return {clip_id: state for clip_id, state in states.items() if state is not None}
+
+    async def list_unfinished(self, limit: int = 1000) -> list[ClipStateData] | None:
+        """Clips whose status is not `done`, newest first; None when unreachable."""
+        try:
+            rows = await self._bounded(self._store.fetch_unfinished(limit))
+        except Exception as exc:
+            _log_read_failed("list_unfinished", exc)
+            return None
+        states = (_to_state(clip_id, document) for clip_id, document in rows)
+        return [state for state in states if state is not None]
+
+    async def list_events(self, clip_id: str) -> list[ClipEvent]:
+        """The clip's events, oldest first; [] when the database is unreachable."""
+        try:
+            documents = await self._bounded(self._store.fetch_events(clip_id))
+        except Exception as exc:
+            _log_read_failed("list_events", exc, clip_id)
+            return []
+        return [ClipEvent.model_validate(document) for document in documents]
+
+    async def _bounded(self, operation: Awaitable[T]) -> T:
+        # The driver stack (SQLAlchemy, asyncpg, aiosqlite, Alembic, sockets) shares no base
+        # exception, so callers catch Exception: no state problem may ever cost a clip.
+        async with asyncio.timeout(self._timeout_s):
+            return await operation
+
+    def _drop_write(self, clip_id: str, exc: BaseException) -> None:
+        self._dropped_writes += 1
+        logger.error(
+            "State write for %s dropped (%s): %s",
+            clip_id,
+            self.backend_name,
+            _describe(exc),
+            extra={"event_type": EventType.STATE_WRITE_DROPPED.value, "clip_id": clip_id},
+        )
+
+
+@dataclass
+class _LockEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class _ClipLocks:
+    """One asyncio.Lock per clip_id, forgotten as soon as nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _LockEntry] = {}
+
+    @asynccontextmanager
+    async def hold(self, clip_id: str) -> AsyncIterator[None]:
+        entry = self._entries.setdefault(clip_id, _LockEntry())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[clip_id]
+
+
+def _to_state(clip_id: str, document: dict[str, Any]) -> ClipStateData | None:
+    try:
+        return ClipStateData.from_stored(clip_id, document)
+    except (ValidationError, KeyError, ValueError, TypeError) as exc:
+        # One unreadable row must not hide the others (recovery lists them all).
+        logger.error("Stored state of %s is unreadable, ignored: %s", clip_id, exc)
+        return None
+
+
+def _log_read_failed(operation: str, exc: BaseException, clip_id: str | None = None) -> None:
+    extra = {} if clip_id is None else {"clip_id": clip_id}
+    logger.error("State read %s failed: %s", operation, _describe(exc), extra=extra)
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason: the driver's own error, without SQL text or parameters."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "timed out"
+    return f"{type(cause).__name__}: {cause}"

@@ -1,0 +1,1 @@
+"""Clip state persistence: one SQLAlchemy schema on Postgres or SQLite, Alembic migrations."""

@@ -1,0 +1,85 @@
+"""Logging set-up: stdlib logging, structured extras, text or JSON lines, secrets redacted.
+
+Redaction happens in the handlers' formatter, so no record can leave with a secret: values of
+the environment variables named in the config are replaced by `***`, and so is the
+`user:password@` part of any URL (RTSP cameras).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from homesec.models.enums import LogFormat
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Never let this value appear in a log line (short values would redact too much)."""
+    if len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove URL credentials and registered secret values from a string."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def structured_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra={...}` fields of a record."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = structured_extras(record)
+        if extras:
+            line += " " + " ".join(f"{key}={value}" for key, value in sorted(extras.items()))
+        return redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **structured_extras(record),
+        }
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, default=str))
+
+
+def configure_logging(level: str, log_format: LogFormat) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == LogFormat.JSON else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter stays at WARNING unless asked for.
+    for noisy in ("aiosqlite", "asyncio", "uvicorn.access", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

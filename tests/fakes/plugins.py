@@ -1,0 +1,190 @@
+"""Fake plugins registered under `fake_*` names, so configs and subprocesses can use them.
+
+They stand in for the outer boundary only (the detector, the VLM, a storage service); the
+pipeline, repository, notifiers and sources under test are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import Field, JsonValue
+
+from homesec.interfaces import AnalysisContext, AnalyzerConfig, PluginConfig
+from homesec.models.alert import Alert, SystemAlert
+from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.results import (
+    AnalysisResult,
+    FilterOverrides,
+    FilterResult,
+    UploadOutcome,
+)
+from homesec.plugins.registry import plugin
+
+
+class FakeFilterConfig(PluginConfig):
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    delay_s: float = 0.0
+    fail_first: int = Field(default=0, description="Calls that fail before one succeeds")
+    reject_non_video: bool = Field(
+        default=True, description="Fail like a real decoder on files without a video header"
+    )
+
+
+@plugin(PluginType.FILTER, "fake_filter", config=FakeFilterConfig)
+class FakeFilter:
+    """Instant detector: reports the configured classes for any real video file."""
+
+    def __init__(self, config: FakeFilterConfig) -> None:
+        self.config = config
+        self.calls: list[Path] = []
+
+    @classmethod
+    def create(cls, config: FakeFilterConfig) -> FakeFilter:
+        return cls(config)
+
+    async def detect(
+        self, video_path: Path, overrides: FilterOverrides | None = None
+    ) -> FilterResult:
+        self.calls.append(video_path)
+        await asyncio.sleep(self.config.delay_s)
+        if len(self.calls) <= self.config.fail_first:
+            raise RuntimeError(f"scripted failure {len(self.calls)}")
+        header = video_path.read_bytes()[:12]
+        if self.config.reject_non_video and b"ftyp" not in header:
+            raise ValueError(f"{video_path.name}: not a video file (no ftyp box)")
+        return FilterResult(
+            detected_classes=list(self.config.classes),
+            confidence=0.9 if self.config.classes else 0.0,
+            sampled_frames=1,
+            model="fake",
+        )
+
+    async def shutdown(self) -> None:
+        return None
+
+
+class FakeVLMConfig(AnalyzerConfig):
+    risk_level: RiskLevel = RiskLevel.HIGH
+    activity_type: str = "person_at_door"
+    summary: str = "A person walks to the door."
+    delay_s: float = 0.0
+    fail: bool = False
+
+
+@plugin(PluginType.ANALYZER, "fake_vlm", config=FakeVLMConfig)
+class FakeVLM:
+    def __init__(self, config: FakeVLMConfig) -> None:
+        self.config = config
+        self.calls: list[str] = []
+
+    @classmethod
+    def create(cls, config: FakeVLMConfig) -> FakeVLM:
+        return cls(config)
+
+    async def analyze(
+        self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
+    ) -> AnalysisResult:
+        self.calls.append(context.clip_id)
+        await asyncio.sleep(self.config.delay_s)
+        if self.config.fail:
+            raise TimeoutError("VLM endpoint timed out")
+        return AnalysisResult(
+            risk_level=self.config.risk_level,
+            activity_type=self.config.activity_type,
+            summary=self.config.summary,
+        )
+
+    async def shutdown(self) -> None:
+        return None
+
+
+class FailingStorageConfig(PluginConfig):
+    message: str = "storage service unavailable"
+
+
+@plugin(PluginType.STORAGE, "fake_failing_storage", config=FailingStorageConfig)
+class FailingStorage:
+    """A storage service that is down: every call fails."""
+
+    def __init__(self, config: FailingStorageConfig) -> None:
+        self._message = config.message
+        self.puts = 0
+
+    @classmethod
+    def create(cls, config: FailingStorageConfig) -> FailingStorage:
+        return cls(config)
+
+    async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
+        self.puts += 1
+        raise ConnectionError(self._message)
+
+    async def get(self, storage_uri: str, local_path: Path) -> None:
+        raise ConnectionError(self._message)
+
+    async def exists(self, storage_uri: str) -> bool:
+        raise ConnectionError(self._message)
+
+    async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
+        raise ConnectionError(self._message)
+
+    async def ping(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+class RecordingNotifierConfig(PluginConfig):
+    name: str = "recorder"
+    fail: bool = False
+    log_file: Path | None = Field(default=None, description="Append alerts as JSON lines")
+
+
+@plugin(PluginType.NOTIFIER, "fake_recorder", config=RecordingNotifierConfig)
+class RecordingNotifier:
+    """Keeps what it is sent (in memory, and in a JSON-lines file when asked)."""
+
+    def __init__(self, config: RecordingNotifierConfig) -> None:
+        self.config = config
+        self.alerts: list[Alert] = []
+        self.system_alerts: list[SystemAlert] = []
+        self.attempts = 0
+
+    @classmethod
+    def create(cls, config: RecordingNotifierConfig) -> RecordingNotifier:
+        return cls(config)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def start(self) -> None:
+        return None
+
+    async def send(self, alert: Alert) -> None:
+        self.attempts += 1
+        if self.config.fail:
+            raise ConnectionError("sink unreachable")
+        self.alerts.append(alert)
+        if self.config.log_file is not None:
+            with self.config.log_file.open("a", encoding="utf-8") as handle:
+                handle.write(alert.model_dump_json() + "\n")
+
+    async def send_system(self, alert: SystemAlert) -> None:
+        self.system_alerts.append(alert)
+
+    async def ping(self) -> bool:
+        return not self.config.fail
+
+    async def close(self) -> None:
+        return None
+
+
+def read_alert_log(path: Path) -> list[dict[str, JsonValue]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -1,0 +1,32 @@
+"""A pipeline built from a config with the real repository (SQLite), storage and policy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.fakes.plugins  # noqa: F401  (registers the fakes)
+from homesec.app import Components, build_components
+from tests.fakes.builders import make_config
+
+BuildPipeline = Callable[..., Any]
+
+
+@pytest.fixture
+def build_pipeline(tmp_path: Path) -> BuildPipeline:
+    """`async with build_pipeline(**sections) as components:` started and closed around."""
+
+    @asynccontextmanager
+    async def build(**sections: Any) -> AsyncIterator[Components]:
+        components = build_components(make_config(tmp_path, **sections))
+        await components.start()
+        try:
+            yield components
+        finally:
+            await components.close()
+
+    return build

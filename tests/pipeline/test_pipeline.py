@@ -1,0 +1,296 @@
+"""ClipPipeline behaviour: stages, partial failures, retries, run modes, resumption."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from homesec.models.enums import ClipStatus, EventType, RiskLevel, StageName, StageStatus
+from homesec.models.state import ClipStateData
+from tests.fakes.builders import clip_from
+from tests.fakes.plugins import FakeFilter, FakeVLM, FailingStorage, RecordingNotifier
+from tests.pipeline.conftest import BuildPipeline
+
+RECORDER = {"backend": "fake_recorder", "config": {}}
+
+
+async def test_clip_with_a_person_is_uploaded_analyzed_and_alerted(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a pipeline whose filter sees a person and whose VLM reports high risk
+    async with build_pipeline(notifiers=[RECORDER]) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When the clip is processed
+        state = await components.pipeline.process(clip)
+
+        # Then every stage is ok, the clip is in storage and one alert carries its link
+        assert state.status == ClipStatus.DONE
+        assert all(log.status == StageStatus.OK for log in state.stages.values())
+        assert state.storage_uri is not None
+        assert (tmp_path / "storage" / "front_door" / clip.clip_id).read_bytes() == (
+            person_clip.read_bytes()
+        )
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier)
+        [alert] = notifier.alerts
+        assert alert.clip_id == alert.dedupe_key == clip.clip_id
+        assert alert.risk_level == RiskLevel.HIGH
+        assert alert.view_url == state.view_url
+        assert alert.upload_failed is False
+        assert alert.notify_reason.startswith("risk_level=high")
+
+
+async def test_state_and_events_are_stored_through_the_repository(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a pipeline on the embedded SQLite store
+    async with build_pipeline(notifiers=[RECORDER]) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When the clip is processed
+        await components.pipeline.process(clip)
+
+        # Then the stored state validates and the lifecycle is in clip_events, in order
+        stored = await components.repository.get(clip.clip_id)
+        assert isinstance(stored, ClipStateData)
+        assert stored.status == ClipStatus.DONE
+        events = [event.event_type for event in await components.repository.list_events(clip.clip_id)]
+        assert events[0] == EventType.CLIP_RECEIVED
+        assert events[-1] == EventType.CLIP_DONE
+        assert EventType.ALERT_DECIDED in events
+        assert events.count(EventType.STAGE_COMPLETED) == 4
+
+
+async def test_upload_failure_still_sends_the_alert_without_a_link(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a storage backend that is down
+    async with build_pipeline(
+        storage={"backend": "fake_failing_storage", "config": {}}, notifiers=[RECORDER]
+    ) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When the clip is processed
+        state = await components.pipeline.process(clip)
+
+        # Then the alert goes out with upload_failed and no view_url; the upload was retried
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier)
+        [alert] = notifier.alerts
+        assert alert.upload_failed is True
+        assert alert.view_url is None and alert.storage_uri is None
+        upload = state.stages[StageName.UPLOAD]
+        assert upload.status == StageStatus.ERROR
+        assert upload.attempts == 2
+        assert "storage service unavailable" in (upload.last_error or "")
+        assert state.status == ClipStatus.ERROR
+        assert clip.local_path.exists()
+        storage = components.storage
+        assert isinstance(storage, FailingStorage) and storage.puts == 2
+
+
+async def test_exhausted_retries_raise_a_system_alert(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a storage backend that is down and a sink
+    async with build_pipeline(
+        storage={"backend": "fake_failing_storage", "config": {}}, notifiers=[RECORDER]
+    ) as components:
+        # When a clip is processed
+        await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the sink gets a system alert naming the stage
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier)
+        [system_alert] = notifier.system_alerts
+        assert system_alert.stage == StageName.UPLOAD
+        assert system_alert.kind == "stage_retries_exhausted"
+
+
+async def test_transient_filter_failure_is_retried_and_journaled(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a filter that fails once, then works
+    async with build_pipeline(
+        filter={"backend": "fake_filter", "config": {"fail_first": 1}}
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the filter stage is ok after two attempts and the retry is in the events
+        log = state.stages[StageName.FILTER]
+        assert (log.status, log.attempts) == (StageStatus.OK, 2)
+        events = await components.repository.list_events(state.clip_id)
+        assert [e.stage for e in events if e.event_type == EventType.STAGE_RETRY] == [
+            StageName.FILTER
+        ]
+
+
+async def test_filter_error_stops_the_clip_but_not_the_upload(
+    build_pipeline: BuildPipeline, tmp_path: Path
+) -> None:
+    # Given a corrupt clip (not a video)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    corrupt = spool / "front_door_1700000300.mp4"
+    corrupt.write_bytes(b"\x00garbage" * 100)
+    async with build_pipeline(notifiers=[RECORDER]) as components:
+        clip = clip_from(corrupt, tmp_path / "spool2")
+
+        # When it is processed
+        state = await components.pipeline.process(clip)
+
+        # Then the filter error is recorded, no VLM or alert ran, and the clip was still uploaded
+        assert state.stages[StageName.FILTER].status == StageStatus.ERROR
+        assert "not a video file" in (state.stages[StageName.FILTER].last_error or "")
+        assert state.stages[StageName.UPLOAD].status == StageStatus.OK
+        assert state.stages[StageName.VLM].status == StageStatus.PENDING
+        assert state.status == ClipStatus.ERROR
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier) and notifier.alerts == []
+
+
+async def test_trigger_only_skips_the_vlm_without_a_trigger_class(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a filter that only sees a car, and the VLM in trigger_only mode for people
+    async with build_pipeline(
+        filter={"backend": "fake_filter", "config": {"classes": ["car"]}}, notifiers=[RECORDER]
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the VLM is skipped, no alert is sent (notify_on_motion off) and the clip is done
+        analyzer = components.analyzer
+        assert isinstance(analyzer, FakeVLM) and analyzer.calls == []
+        assert state.stages[StageName.VLM].status == StageStatus.SKIPPED
+        assert state.stages[StageName.NOTIFY].status == StageStatus.SKIPPED
+        assert state.alert_decision is not None and state.alert_decision.notify is False
+        assert state.status == ClipStatus.DONE
+
+
+async def test_notify_on_motion_alerts_without_vlm(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given run_mode never and a camera override that alerts on motion
+    async with build_pipeline(
+        vlm={"run_mode": "never"},
+        alert_policy={
+            "backend": "default",
+            "config": {"overrides": {"front_door": {"notify_on_motion": True}}},
+        },
+        notifiers=[RECORDER],
+    ) as components:
+        # When a clip is processed
+        await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the alert has no risk level (VLM skipped) and says why it was sent
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier)
+        [alert] = notifier.alerts
+        assert alert.risk_level is None and alert.summary is None
+        assert alert.notify_reason == "notify_on_motion (per-camera)"
+
+
+async def test_vlm_failure_still_reaches_the_alert_policy(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that times out and a policy that alerts on motion
+    async with build_pipeline(
+        vlm={"backend": "fake_vlm", "run_mode": "always", "config": {"fail": True}},
+        alert_policy={"backend": "default", "config": {"notify_on_motion": True}},
+        notifiers=[RECORDER],
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the VLM error is journaled and the alert is still sent
+        assert state.stages[StageName.VLM].status == StageStatus.ERROR
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier) and len(notifier.alerts) == 1
+
+
+async def test_a_failing_sink_does_not_block_the_others(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given two sinks, one of them unreachable
+    async with build_pipeline(
+        notifiers=[
+            {"backend": "fake_recorder", "config": {"name": "broken", "fail": True}},
+            {"backend": "fake_recorder", "config": {"name": "working"}},
+        ]
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+        # Then the working sink got the alert and the notify stage names the broken one
+        broken, working = components.notifiers
+        assert isinstance(working, RecordingNotifier) and len(working.alerts) == 1
+        assert isinstance(broken, RecordingNotifier) and broken.attempts == 2
+        notify = state.stages[StageName.NOTIFY]
+        assert notify.status == StageStatus.ERROR
+        assert "broken" in (notify.last_error or "")
+
+
+async def test_resumed_clip_skips_stages_already_ok(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a clip whose upload and filter are already ok in the stored state
+    async with build_pipeline(notifiers=[RECORDER]) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+        first = await components.pipeline.process(clip)
+        first.stages[StageName.VLM].status = StageStatus.PENDING
+        first.stages[StageName.NOTIFY].status = StageStatus.PENDING
+        await components.repository.save(first)
+        object_filter = components.object_filter
+        assert isinstance(object_filter, FakeFilter)
+        calls_before = len(object_filter.calls)
+
+        # When it is processed again (as recovery does)
+        state = await components.pipeline.process(clip)
+
+        # Then the filter is not called again, the upload is not repeated, the rest runs
+        assert len(object_filter.calls) == calls_before
+        assert state.stages[StageName.UPLOAD].attempts == 1
+        assert state.stages[StageName.VLM].attempts == 2
+        assert state.status == ClipStatus.DONE
+
+
+async def test_concurrency_is_bounded_by_max_clips_in_flight(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a slow filter and at most two clips in flight
+    async with build_pipeline(
+        filter={"backend": "fake_filter", "config": {"delay_s": 0.2}},
+        concurrency={"max_clips_in_flight": 2},
+    ) as components:
+        clips = [clip_from(person_clip, tmp_path / "spool", ts=1700000000 + i) for i in range(4)]
+
+        # When four clips are submitted at once
+        tasks = [components.pipeline.submit(clip) for clip in clips]
+        await asyncio.sleep(0.1)
+        started = [await components.repository.get(clip.clip_id) for clip in clips]
+        await asyncio.gather(*[t for t in tasks if t is not None])
+
+        # Then only two had started while the first ones ran, and all four finished
+        assert sum(state is not None for state in started) == 2
+        for clip in clips:
+            state = await components.repository.get(clip.clip_id)
+            assert state is not None and state.status == ClipStatus.DONE
+
+
+async def test_submitting_a_clip_already_in_flight_is_ignored(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a clip being processed slowly
+    async with build_pipeline(filter={"backend": "fake_filter", "config": {"delay_s": 0.2}}) as c:
+        clip = clip_from(person_clip, tmp_path / "spool")
+        first = c.pipeline.submit(clip)
+
+        # When the same clip is submitted again
+        second = c.pipeline.submit(clip)
+
+        # Then the second submission is dropped
+        assert first is not None and second is None
+        await first

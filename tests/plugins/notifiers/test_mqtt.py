@@ -1,0 +1,429 @@
+"""The `mqtt` notifier against real Mosquitto brokers, observed through a real subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import pytest
+from pydantic import ValidationError
+
+from homesec.interfaces import Notifier
+from homesec.models.alert import Alert, SystemAlert
+from homesec.models.enums import PluginType, RiskLevel, StageName
+from homesec.plugins.notifiers.mqtt import MQTTNotifier, MQTTNotifierConfig
+from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.services.mosquitto import BrokerAddress, MQTTSubscriber, ThrowawayBroker
+
+CONTRACT_FIELDS = {
+    "clip_id",
+    "camera_name",
+    "storage_uri",
+    "view_url",
+    "risk_level",
+    "activity_type",
+    "notify_reason",
+    "summary",
+    "ts",
+    "dedupe_key",
+    "upload_failed",
+}
+# Small backoff keeps outage tests fast.
+FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "timeout_s": 2.0}
+MQTT_LOGGER = "homesec.plugins.notifiers.mqtt"
+
+MakeNotifier = Callable[..., Awaitable[MQTTNotifier]]
+
+
+def make_alert(n: int = 0, camera: str = "front_door", risk: RiskLevel | None = None) -> Alert:
+    clip_id = f"{camera}_{1_700_000_000 + n}.mp4"
+    return Alert(
+        clip_id=clip_id,
+        camera_name=camera,
+        storage_uri=f"file:///srv/clips/{camera}/{clip_id}",
+        view_url=f"https://clips.example.invalid/{camera}/{clip_id}",
+        risk_level=risk,
+        activity_type="person_at_door",
+        notify_reason="risk_level=high",
+        summary="A person walks to the front door and rings the bell.",
+        ts=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+        dedupe_key=clip_id,
+        upload_failed=False,
+    )
+
+
+def broker_config(broker: BrokerAddress | ThrowawayBroker, prefix: str) -> dict[str, Any]:
+    return {
+        "host": broker.host,
+        "port": broker.port,
+        "topic_template": f"{prefix}/alerts/{{camera_name}}",
+        "system_topic": f"{prefix}/system/errors",
+        **FAST_RECONNECT,
+    }
+
+
+def clip_ids(messages: list[aiomqtt.Message]) -> list[str]:
+    return [Alert.model_validate_json(message.payload).clip_id for message in messages]
+
+
+async def wait_for_ping(notifier: MQTTNotifier, expected: bool, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while await notifier.ping() is not expected:
+            await asyncio.sleep(0.02)
+
+
+async def wait_for_log(caplog: pytest.LogCaptureFixture, event_type: str) -> logging.LogRecord:
+    async with asyncio.timeout(5.0):
+        while True:
+            for record in caplog.records:
+                if getattr(record, "event_type", None) == event_type:
+                    return record
+            await asyncio.sleep(0.02)
+
+
+async def register_session(broker: ThrowawayBroker, topic_filter: str) -> str:
+    """A persistent subscriber session, so messages published while it is away are kept."""
+    session = f"test-subscriber-{uuid.uuid4().hex[:8]}"
+    async with MQTTSubscriber(broker, topic_filter, session=session):
+        pass
+    return session
+
+
+@pytest.fixture
+async def make_notifier() -> AsyncIterator[MakeNotifier]:
+    notifiers: list[MQTTNotifier] = []
+
+    async def make(**config: Any) -> MQTTNotifier:
+        notifier = MQTTNotifier.create(MQTTNotifierConfig.model_validate(config))
+        notifiers.append(notifier)
+        await notifier.start()
+        return notifier
+
+    yield make
+    for notifier in notifiers:
+        await notifier.close()
+
+
+def test_registered_as_the_mqtt_notifier() -> None:
+    # Given the plugin registry and a minimal config
+    raw = {"host": "127.0.0.1"}
+
+    # When the mqtt notifier backend is loaded by name
+    notifier = load_notifier("mqtt", raw)
+
+    # Then it is an MQTTNotifier, a Notifier, named after the default sink name
+    assert isinstance(notifier, Notifier)
+    assert isinstance(notifier, MQTTNotifier)
+    assert notifier.name == "mqtt"
+
+
+async def test_alert_arrives_on_camera_topic_with_exactly_the_contract_fields(
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a started notifier and a subscriber on the test's topics
+    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    alert = make_alert(risk=RiskLevel.HIGH)
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        # When an alert is sent
+        await notifier.send(alert)
+
+        # Then it arrives on the camera's topic, QoS 1, not retained, with the contract's fields
+        message = await subscriber.next()
+    assert str(message.topic) == f"{mqtt_topic_prefix}/alerts/front_door"
+    assert message.qos == 1
+    assert message.retain is False
+    payload = json.loads(message.payload)
+    assert set(payload) == CONTRACT_FIELDS
+    assert payload["risk_level"] == "high"
+    assert payload["dedupe_key"] == alert.clip_id
+    assert Alert.model_validate_json(message.payload) == alert
+
+
+async def test_alert_is_not_retained_for_a_late_subscriber(
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given an alert that was delivered to a live subscriber
+    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        await notifier.send(make_alert())
+        await subscriber.next()
+
+    # When a subscriber arrives afterwards
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as late:
+        # Then the broker has nothing retained for it
+        await late.expect_silence(0.3)
+
+
+async def test_alert_without_vlm_or_upload_has_nulls_in_the_payload(
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given an alert for a clip whose upload failed and that the VLM skipped
+    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    alert = make_alert(camera="backyard").model_copy(
+        update={"view_url": None, "storage_uri": None, "upload_failed": True, "summary": None}
+    )
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        # When it is sent
+        await notifier.send(alert)
+
+        # Then the payload says so with nulls and upload_failed=true
+        message = await subscriber.next()
+    assert str(message.topic) == f"{mqtt_topic_prefix}/alerts/backyard"
+    payload = json.loads(message.payload)
+    assert payload["risk_level"] is None
+    assert payload["view_url"] is None
+    assert payload["upload_failed"] is True
+
+
+async def test_system_alert_arrives_on_the_system_topic(
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a started notifier and a subscriber
+    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    alert = SystemAlert(
+        kind="stage_failed",
+        message="upload failed after 3 attempts",
+        ts=datetime(2023, 11, 14, 22, 13, 25, tzinfo=UTC),
+        clip_id="front_door_1700000000.mp4",
+        camera_name="front_door",
+        stage=StageName.UPLOAD,
+    )
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        # When a system alert is sent
+        await notifier.send_system(alert)
+
+        # Then it arrives as SystemAlert JSON on the system topic
+        message = await subscriber.next()
+    assert str(message.topic) == f"{mqtt_topic_prefix}/system/errors"
+    assert message.qos == 1
+    assert SystemAlert.model_validate_json(message.payload) == alert
+
+
+async def test_close_delivers_what_is_queued_while_connected(
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a connected notifier with alerts just handed to it
+    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    await wait_for_ping(notifier, True)
+    async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        for n in range(5):
+            await notifier.send(make_alert(n))
+
+        # When it is closed at once
+        await notifier.close()
+
+        # Then every alert went out before the disconnect, and later sends are refused
+        messages = await subscriber.collect(5)
+    assert clip_ids(messages) == [make_alert(n).clip_id for n in range(5)]
+    assert notifier.pending == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await notifier.send(make_alert())
+
+
+async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
+    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a broker that is down when the notifier starts
+    session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
+    throwaway_broker.stop()
+    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+
+    # When alerts are sent during the outage and the broker comes back
+    for n in range(3):
+        await notifier.send(make_alert(n))
+    assert await notifier.ping() is False
+    assert notifier.pending == 3
+    throwaway_broker.start()
+
+    # Then all of them arrive, in order
+    async with MQTTSubscriber(
+        throwaway_broker, f"{mqtt_topic_prefix}/#", session=session
+    ) as subscriber:
+        messages = await subscriber.collect(3)
+    assert clip_ids(messages) == [make_alert(n).clip_id for n in range(3)]
+    assert await notifier.ping() is True
+
+
+async def test_alerts_sent_during_a_broker_outage_are_delivered_after_it(
+    throwaway_broker: ThrowawayBroker,
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a connected notifier whose first alert was delivered
+    caplog.set_level(logging.INFO, logger=MQTT_LOGGER)
+    topics = f"{mqtt_topic_prefix}/#"
+    session = await register_session(throwaway_broker, topics)
+    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    async with MQTTSubscriber(throwaway_broker, topics, session=session) as subscriber:
+        await notifier.send(make_alert(0))
+        await subscriber.next()
+
+        # When the broker goes down, alerts are sent, and the broker comes back
+        throwaway_broker.stop()
+    await wait_for_ping(notifier, False)
+    await notifier.send(make_alert(1))
+    await notifier.send(make_alert(2))
+    throwaway_broker.start()
+
+    # Then the alerts of the outage arrive, in order, and the outage was logged once
+    async with MQTTSubscriber(throwaway_broker, topics, session=session) as subscriber:
+        messages = await subscriber.collect(2)
+    assert clip_ids(messages) == [
+        make_alert(1).clip_id,
+        make_alert(2).clip_id,
+    ]
+    await wait_for_log(caplog, "mqtt_reconnected")
+    outages = [r for r in caplog.records if getattr(r, "event_type", None) == "mqtt_unavailable"]
+    assert [r.levelno for r in outages] == [logging.WARNING]
+
+
+async def test_full_outbox_drops_the_oldest_and_counts_it(
+    throwaway_broker: ThrowawayBroker,
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a notifier with room for 3 messages and its broker down
+    session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
+    throwaway_broker.stop()
+    config = broker_config(throwaway_broker, mqtt_topic_prefix)
+    notifier = await make_notifier(**config, max_pending=3)
+
+    # When 5 alerts are sent before the broker comes back
+    for n in range(5):
+        await notifier.send(make_alert(n))
+    throwaway_broker.start()
+
+    # Then the 2 oldest were dropped (counted, logged at ERROR) and the 3 newest arrive
+    assert notifier.dropped == 2
+    dropped_logs = [
+        r for r in caplog.records if getattr(r, "event_type", None) == "mqtt_message_dropped"
+    ]
+    assert [r.levelno for r in dropped_logs] == [logging.ERROR, logging.ERROR]
+    async with MQTTSubscriber(
+        throwaway_broker, f"{mqtt_topic_prefix}/#", session=session
+    ) as subscriber:
+        messages = await subscriber.collect(3)
+        await subscriber.expect_silence(0.2)
+    assert clip_ids(messages) == [make_alert(n).clip_id for n in (2, 3, 4)]
+
+
+async def test_credentials_come_from_the_named_env_vars(
+    make_throwaway_broker: Callable[..., ThrowawayBroker],
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a broker that requires a password, and the credentials in env vars
+    broker = make_throwaway_broker(users={"homesec": "correct-horse-42"})
+    monkeypatch.setenv("TEST_MQTT_USER", "homesec")
+    monkeypatch.setenv("TEST_MQTT_PASSWORD", "correct-horse-42")
+    notifier = await make_notifier(
+        **broker_config(broker, mqtt_topic_prefix),
+        username_env="TEST_MQTT_USER",
+        password_env="TEST_MQTT_PASSWORD",
+    )
+    async with MQTTSubscriber(
+        broker, f"{mqtt_topic_prefix}/#", username="homesec", password="correct-horse-42"
+    ) as subscriber:
+        # When an alert is sent
+        await notifier.send(make_alert())
+
+        # Then the notifier is connected and the alert arrives
+        message = await subscriber.next()
+    assert str(message.topic) == f"{mqtt_topic_prefix}/alerts/front_door"
+    assert await notifier.ping() is True
+
+
+async def test_wrong_password_is_refused_and_logged_without_the_password(
+    make_throwaway_broker: Callable[..., ThrowawayBroker],
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a broker that requires a password, and a wrong one in the env var
+    caplog.set_level(logging.DEBUG)
+    broker = make_throwaway_broker(users={"homesec": "correct-horse-42"})
+    monkeypatch.setenv("TEST_MQTT_USER", "homesec")
+    monkeypatch.setenv("TEST_MQTT_PASSWORD", "wrong-battery-17")
+
+    # When the notifier starts and sends an alert
+    notifier = await make_notifier(
+        **broker_config(broker, mqtt_topic_prefix),
+        username_env="TEST_MQTT_USER",
+        password_env="TEST_MQTT_PASSWORD",
+    )
+    async with MQTTSubscriber(
+        broker, f"{mqtt_topic_prefix}/#", username="homesec", password="correct-horse-42"
+    ) as subscriber:
+        await notifier.send(make_alert())
+
+        # Then the broker refuses it, nothing is published, and the log never shows the password
+        record = await wait_for_log(caplog, "mqtt_unavailable")
+        await subscriber.expect_silence(0.3)
+    assert record.levelno == logging.ERROR
+    assert await notifier.ping() is False
+    assert notifier.pending == 1
+    assert "wrong-battery-17" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"hots": "localhost"}, "extra_forbidden"),
+        ({"username_env": "HOMESEC_TEST_UNSET_VAR"}, "is not set"),
+        ({"topic_template": "homecam/alerts/{camera}"}, "placeholder"),
+        ({"topic_template": "homecam/alerts/{camera_name!r}"}, "placeholder"),
+        ({"topic_template": "homecam/alerts/{}"}, "placeholder"),
+        ({"topic_template": "homecam/{camera_name"}, "invalid topic template"),
+        ({"topic_template": "homecam/#/{camera_name}"}, "not a valid MQTT topic"),
+        ({"system_topic": "homecam/+/errors"}, "not a valid MQTT topic"),
+        ({"qos": 3}, "literal_error"),
+        ({"password_env": "PATH"}, "needs username_env"),
+        ({"tls_insecure": True}, "need tls"),
+        ({"reconnect_min_s": 10, "reconnect_max_s": 1}, "must not exceed"),
+    ],
+)
+def test_bad_config_is_rejected_at_load(
+    override: dict[str, Any], problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a config with one problem
+    monkeypatch.delenv("HOMESEC_TEST_UNSET_VAR", raising=False)
+    raw = {"host": "127.0.0.1", **override}
+
+    # When it is validated as the mqtt notifier's config
+    with pytest.raises(ValidationError) as caught:
+        validate_plugin_config(PluginType.NOTIFIER, "mqtt", raw)
+
+    # Then the error names the problem
+    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+
+
+async def test_close_does_not_hang_when_the_broker_is_down(
+    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a notifier with queued alerts and no broker
+    throwaway_broker.stop()
+    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    for n in range(3):
+        await notifier.send(make_alert(n))
+
+    # When it is closed
+    async with asyncio.timeout(2.0):
+        await notifier.close()
+
+    # Then it is closed promptly, keeping count of what was never delivered
+    assert await notifier.ping() is False
+    assert notifier.pending == 3
+    with pytest.raises(RuntimeError, match="closed"):
+        await notifier.send_system(
+            SystemAlert(kind="test", message="after close", ts=datetime.now(UTC))
+        )

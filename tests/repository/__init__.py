@@ -1,0 +1,1 @@
+"""Tests of ClipRepository against real SQLite and Postgres databases."""
