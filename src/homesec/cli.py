@@ -130,12 +130,12 @@ def _load(path: Path) -> Config:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            _stderr.print(f"error: {problem}", highlight=False, markup=False)
+            typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(code=2) from None
     except PluginError as exc:
         _fail(str(exc))
 
 
 def _fail(message: str) -> NoReturn:
-    _stderr.print(f"error: {message}", highlight=False, markup=False)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)

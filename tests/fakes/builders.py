@@ -46,7 +46,9 @@ def make_config(tmp_path: Path, **sections: Any) -> Config:
     return Config.model_validate(config_dict(tmp_path, **sections))
 
 
-def clip_from(source: Path, directory: Path, camera: str = "front_door", ts: int = 1700000000) -> Clip:
+def clip_from(
+    source: Path, directory: Path, camera: str = "front_door", ts: int = 1700000000
+) -> Clip:
     """Copy a media file into `directory` under the clip_id rule and describe it."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{camera}_{ts}{source.suffix}"

@@ -8,7 +8,7 @@ from pathlib import Path
 from homesec.models.enums import ClipStatus, EventType, RiskLevel, StageName, StageStatus
 from homesec.models.state import ClipStateData
 from tests.fakes.builders import clip_from
-from tests.fakes.plugins import FakeFilter, FakeVLM, FailingStorage, RecordingNotifier
+from tests.fakes.plugins import FailingStorage, FakeFilter, FakeVLM, RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
 
 RECORDER = {"backend": "fake_recorder", "config": {}}
@@ -55,7 +55,9 @@ async def test_state_and_events_are_stored_through_the_repository(
         stored = await components.repository.get(clip.clip_id)
         assert isinstance(stored, ClipStateData)
         assert stored.status == ClipStatus.DONE
-        events = [event.event_type for event in await components.repository.list_events(clip.clip_id)]
+        events = [
+            event.event_type for event in await components.repository.list_events(clip.clip_id)
+        ]
         assert events[0] == EventType.CLIP_RECEIVED
         assert events[-1] == EventType.CLIP_DONE
         assert EventType.ALERT_DECIDED in events

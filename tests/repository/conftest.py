@@ -11,6 +11,7 @@ from homesec.models.config import StateStoreConfig
 from homesec.repository.clip_repository import ClipRepository
 from tests.repository.builders import DSN_ENV, state_store_config
 
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def state_config(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

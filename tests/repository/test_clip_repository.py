@@ -228,4 +228,3 @@ async def _alembic_revisions(config: StateStoreConfig) -> list[str]:
             return [row.version_num for row in rows]
     finally:
         await engine.dispose()
-

@@ -3,7 +3,8 @@
 - `mqtt_broker`: the machine's shared Mosquitto on 127.0.0.1:1883 (started, or installed, when
   missing). Never stopped by tests; use `mqtt_topic_prefix` so runs do not see each other.
 - `throwaway_broker`: a private Mosquitto on a free port that a test may `stop()` and `start()`
-  again on the same port (outage tests); `make_throwaway_broker` builds more, with users.
+  again on the same port (outage tests) or `pause()` (a hung broker); `make_throwaway_broker`
+  builds more, optionally with users and passwords.
 - `MQTTSubscriber`: `async with MQTTSubscriber(broker, "prefix/#") as sub:` then
   `await sub.next()`, `await sub.collect(3)` or `await sub.expect_silence(0.5)`; with
   `session="id"` it keeps what is published while it is away.
@@ -14,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -62,7 +65,8 @@ def _mosquitto_binary() -> str:
     binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
     if binary is None:
         # Tests need a real broker; install it the way the dev container does.
-        subprocess.run(["apt-get", "install", "-y", "mosquitto"], check=True, capture_output=True)
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "mosquitto"]):
+            subprocess.run(command, check=True, capture_output=True)
         binary = shutil.which("mosquitto", path="/usr/sbin:/usr/bin")
     if binary is None:
         raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
@@ -95,10 +99,14 @@ def _free_port() -> int:
 class ThrowawayBroker:
     """A private Mosquitto process on a fixed free port; stop() and start() simulate outages."""
 
-    def __init__(self, work_dir: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, work_dir: Path, users: dict[str, str] | None = None, *, tls: bool = False
+    ) -> None:
         self.address = BrokerAddress(SHARED_HOST, _free_port())
         self._work_dir = work_dir
         self._binary = _mosquitto_binary()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_file = _self_signed_certificate(work_dir) if tls else None
         self._config = self._write_config(users or {})
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -129,12 +137,23 @@ class ThrowawayBroker:
         process, self._process = self._process, None
         if process is None:
             return
+        process.send_signal(signal.SIGCONT)
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def pause(self) -> None:
+        """Freeze the broker: connections stay open but nothing is answered (a hung broker)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo pause()."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def _ready(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
@@ -143,9 +162,9 @@ class ThrowawayBroker:
         return _accepts_connections(self.address)
 
     def _write_config(self, users: dict[str, str]) -> Path:
-        self._work_dir.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} {self.host}",
+            *(_tls_lines(self.ca_file) if self.ca_file else []),
             # Persistent sessions survive a restart, so a test subscriber's queue does too.
             "persistence true",
             f"persistence_location {self._work_dir}/",
@@ -172,13 +191,34 @@ class ThrowawayBroker:
         return password_file
 
 
+def _self_signed_certificate(work_dir: Path) -> Path:
+    """A certificate for `localhost` only (not 127.0.0.1), so hostname checks can fail."""
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+            "-keyout", str(work_dir / "broker.key"), "-out", str(work_dir / "broker.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return work_dir / "broker.crt"
+
+
+def _tls_lines(certificate: Path) -> list[str]:
+    key = certificate.with_suffix(".key")
+    return [f"cafile {certificate}", f"certfile {certificate}", f"keyfile {key}"]
+
+
 @pytest.fixture
 def make_throwaway_broker(tmp_path: Path) -> Iterator[Callable[..., ThrowawayBroker]]:
-    """Builds started private brokers (`users={"name": "password"}` turns auth on)."""
+    """Builds started private brokers: `users={"name": "password"}` turns auth on, `tls=True`
+    serves TLS with a self-signed certificate for `localhost` (trust it with `broker.ca_file`).
+    """
     brokers: list[ThrowawayBroker] = []
 
-    def make(users: dict[str, str] | None = None) -> ThrowawayBroker:
-        broker = ThrowawayBroker(tmp_path / f"broker-{len(brokers)}", users)
+    def make(users: dict[str, str] | None = None, *, tls: bool = False) -> ThrowawayBroker:
+        broker = ThrowawayBroker(tmp_path / f"broker-{len(brokers)}", users, tls=tls)
         brokers.append(broker)
         broker.start()
         return broker
@@ -212,11 +252,13 @@ class MQTTSubscriber:
         username: str | None = None,
         password: str | None = None,
         session: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         address = broker.address if isinstance(broker, ThrowawayBroker) else broker
         self._client = aiomqtt.Client(
             address.host,
             address.port,
+            tls_context=tls_context,
             username=username,
             password=password,
             identifier=session,
@@ -238,12 +280,15 @@ class MQTTSubscriber:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._reader
-        with contextlib.suppress(aiomqtt.MqttError):
-            await self._client.__aexit__(exc_type, exc, tb)
+        try:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.__aexit__(exc_type, exc, tb)
+        finally:
+            # Once disconnected, the reader ends by itself and takes the disconnection error
+            # with it (cancelling it first would leave "exception never retrieved" noise).
+            if self._reader is not None:
+                with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                    await asyncio.wait_for(self._reader, 1.0)
 
     async def next(self, timeout: float = 5.0) -> aiomqtt.Message:
         """The next message, or AssertionError when none arrives within `timeout` seconds."""

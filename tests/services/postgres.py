@@ -79,7 +79,7 @@ def _psql(sql: str) -> None:
 def postgres_server() -> str:
     """The machine's Postgres cluster, started when it is down; returns its host:port."""
     if not _accepting(PG_HOST, PG_PORT):
-        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        version = sorted(path.name for path in Path("/etc/postgresql").iterdir())[-1]
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
         )

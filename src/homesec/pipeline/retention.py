@@ -35,12 +35,13 @@ class RetentionPruner:
         self._repository = repository
         self._running: asyncio.Task[list[str]] | None = None
 
-    def trigger(self, reason: str) -> None:
+    def trigger(self, reason: str) -> bool:
         """Start a prune pass unless one is running (single-flight: the trigger is dropped)."""
         if self._running is not None and not self._running.done():
             logger.debug("Prune pass already running; %s trigger dropped", reason)
-            return
+            return False
         self._running = asyncio.create_task(self.prune(reason), name="retention")
+        return True
 
     async def wait(self) -> None:
         if self._running is not None:

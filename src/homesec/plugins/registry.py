@@ -167,6 +167,10 @@ def _load_entry_point(ep: EntryPoint) -> None:
     try:
         ep.load()
     except ModuleNotFoundError as exc:
+        if exc.name and ep.value.startswith(exc.name):
+            raise PluginError(
+                f"plugin {ep.name!r} points at a missing module {ep.value!r}"
+            ) from exc
         raise PluginError(
             f"plugin {ep.name!r} needs the Python package {exc.name!r}: install it "
             f"(for example `uv pip install {exc.name}`)",

@@ -83,9 +83,11 @@ class ClipRepository:
 
     async def save(self, state: ClipStateData, *events: ClipEvent) -> bool:
         """Upsert the clip's state and append `events` atomically; False when dropped."""
-        document = state.model_dump(mode="json")
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._timeout_s), self._locks.hold(state.clip_id):
+                # Serialized under the lock, so of two saves of one (shared, mutable) state
+                # the later write always carries the newer snapshot.
+                document = state.model_dump(mode="json")
                 await self._store.save_state(state.clip_id, document, events)
         except Exception as exc:
             self._drop_write(state.clip_id, exc)

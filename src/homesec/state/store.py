@@ -195,6 +195,7 @@ def _create_engine(url: URL) -> AsyncEngine:
             url, hide_parameters=True, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     # pool_pre_ping swaps out connections that died with the server, so writes resume by
     # themselves after an outage; the short connect timeout keeps a dead host from stalling.
@@ -214,6 +215,13 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The driver would only BEGIN before DML and run DDL outside any transaction; we BEGIN
+    # ourselves (_begin_sqlite), so a migration applies completely or not at all.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _upgrade_to_head(connection: Connection) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -227,12 +228,16 @@ async def test_close_delivers_what_is_queued_while_connected(
 
 
 async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
-    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker,
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a broker that is down when the notifier starts
     session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
     throwaway_broker.stop()
     notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    outage = await wait_for_log(caplog, "mqtt_unavailable")
 
     # When alerts are sent during the outage and the broker comes back
     for n in range(3):
@@ -248,6 +253,7 @@ async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
         messages = await subscriber.collect(3)
     assert clip_ids(messages) == [make_alert(n).clip_id for n in range(3)]
     assert await notifier.ping() is True
+    assert outage.levelno == logging.WARNING
 
 
 async def test_alerts_sent_during_a_broker_outage_are_delivered_after_it(
@@ -295,6 +301,7 @@ async def test_full_outbox_drops_the_oldest_and_counts_it(
     throwaway_broker.stop()
     config = broker_config(throwaway_broker, mqtt_topic_prefix)
     notifier = await make_notifier(**config, max_pending=3)
+    await wait_for_log(caplog, "mqtt_unavailable")
 
     # When 5 alerts are sent before the broker comes back
     for n in range(5):
@@ -389,6 +396,7 @@ async def test_wrong_password_is_refused_and_logged_without_the_password(
         ({"qos": 3}, "literal_error"),
         ({"password_env": "PATH"}, "needs username_env"),
         ({"tls_insecure": True}, "need tls"),
+        ({"tls": True, "ca_file": "/nonexistent/ca.pem"}, "path_not_file"),
         ({"reconnect_min_s": 10, "reconnect_max_s": 1}, "must not exceed"),
     ],
 )
@@ -408,11 +416,15 @@ def test_bad_config_is_rejected_at_load(
 
 
 async def test_close_does_not_hang_when_the_broker_is_down(
-    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker,
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a notifier with queued alerts and no broker
     throwaway_broker.stop()
     notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    await wait_for_log(caplog, "mqtt_unavailable")
     for n in range(3):
         await notifier.send(make_alert(n))
 
@@ -427,3 +439,81 @@ async def test_close_does_not_hang_when_the_broker_is_down(
         await notifier.send_system(
             SystemAlert(kind="test", message="after close", ts=datetime.now(UTC))
         )
+
+
+async def test_close_does_not_hang_when_the_broker_stops_answering(
+    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+) -> None:
+    # Given a connected notifier whose broker hangs while alerts wait for their acks
+    config = broker_config(throwaway_broker, mqtt_topic_prefix)
+    notifier = await make_notifier(**config, close_timeout_s=0.3)
+    await wait_for_ping(notifier, True)
+    throwaway_broker.pause()
+    for n in range(3):
+        await notifier.send(make_alert(n))
+
+    # When it is closed
+    async with asyncio.timeout(3.0):
+        await notifier.close()
+
+    # Then it gave up after its bounded drain and disconnect times, keeping the alerts counted
+    assert await notifier.ping() is False
+    assert notifier.pending == 3
+
+
+async def test_tls_connection_trusts_the_configured_ca_file(
+    make_throwaway_broker: Callable[..., ThrowawayBroker],
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+) -> None:
+    # Given a TLS broker with a self-signed certificate for localhost, and that CA file
+    broker = make_throwaway_broker(tls=True)
+    assert broker.ca_file is not None
+    config = {**broker_config(broker, mqtt_topic_prefix), "host": "localhost"}
+    notifier = await make_notifier(**config, tls=True, ca_file=str(broker.ca_file))
+    trusting = ssl.create_default_context(cafile=broker.ca_file)
+    address = BrokerAddress("localhost", broker.port)
+    async with MQTTSubscriber(address, f"{mqtt_topic_prefix}/#", tls_context=trusting) as sub:
+        # When an alert is sent
+        await notifier.send(make_alert())
+
+        # Then it arrives over TLS
+        message = await sub.next()
+    assert Alert.model_validate_json(message.payload) == make_alert()
+
+
+async def test_tls_refuses_a_certificate_that_does_not_name_the_host(
+    make_throwaway_broker: Callable[..., ThrowawayBroker],
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a TLS broker whose certificate names localhost, reached as 127.0.0.1
+    broker = make_throwaway_broker(tls=True)
+    config = broker_config(broker, mqtt_topic_prefix)
+
+    # When the notifier connects with the CA file but without tls_insecure
+    notifier = await make_notifier(**config, tls=True, ca_file=str(broker.ca_file))
+
+    # Then the connection is refused and logged
+    record = await wait_for_log(caplog, "mqtt_unavailable")
+    assert "certificate" in record.getMessage().lower()
+    assert await notifier.ping() is False
+
+
+async def test_tls_insecure_accepts_a_certificate_for_another_host(
+    make_throwaway_broker: Callable[..., ThrowawayBroker],
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+) -> None:
+    # Given a TLS broker whose certificate names localhost, reached as 127.0.0.1
+    broker = make_throwaway_broker(tls=True)
+    config = broker_config(broker, mqtt_topic_prefix)
+
+    # When the notifier connects with tls_insecure
+    notifier = await make_notifier(
+        **config, tls=True, ca_file=str(broker.ca_file), tls_insecure=True
+    )
+
+    # Then it connects
+    await wait_for_ping(notifier, True)

@@ -42,7 +42,7 @@ EVENT_RECONNECTED = "mqtt_reconnected"
 EVENT_UNAVAILABLE = "mqtt_unavailable"
 EVENT_MESSAGE_DROPPED = "mqtt_message_dropped"
 EVENT_UNDELIVERED_ON_CLOSE = "mqtt_undelivered_on_close"
-EVENT_CONNECTION_BUG = "mqtt_connection_error"
+EVENT_UNEXPECTED_ERROR = "mqtt_unexpected_error"
 
 _TEMPLATE_FIELD = "camera_name"
 # A graceful DISCONNECT to a live broker takes milliseconds; a silent one is not waited for.
@@ -156,6 +156,7 @@ class _Outgoing:
     topic: str
     payload: str
     clip_id: str | None
+    camera_name: str | None
 
 
 @plugin(PluginType.NOTIFIER, "mqtt", config=MQTTNotifierConfig)
@@ -213,10 +214,13 @@ class MQTTNotifier:
 
     async def send(self, alert: Alert) -> None:
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
-        self._enqueue(_Outgoing(topic, alert.model_dump_json(), alert.clip_id))
+        self._enqueue(_Outgoing(topic, alert.model_dump_json(), alert.clip_id, alert.camera_name))
 
     async def send_system(self, alert: SystemAlert) -> None:
-        self._enqueue(_Outgoing(self._config.system_topic, alert.model_dump_json(), alert.clip_id))
+        payload = alert.model_dump_json()
+        self._enqueue(
+            _Outgoing(self._config.system_topic, payload, alert.clip_id, alert.camera_name)
+        )
 
     async def ping(self) -> bool:
         return self._connected
@@ -257,7 +261,12 @@ class MQTTNotifier:
             self._config.max_pending,
             oldest.topic,
             self._dropped,
-            extra=self._extra(EVENT_MESSAGE_DROPPED, clip_id=oldest.clip_id, dropped=self._dropped),
+            extra=self._extra(
+                EVENT_MESSAGE_DROPPED,
+                clip_id=oldest.clip_id,
+                camera_name=oldest.camera_name,
+                dropped=self._dropped,
+            ),
         )
 
     async def _run(self) -> None:
@@ -277,7 +286,7 @@ class MQTTNotifier:
                 logger.exception(
                     "MQTT notifier %s: unexpected error",
                     self.name,
-                    extra=self._extra(EVENT_CONNECTION_BUG),
+                    extra=self._extra(EVENT_UNEXPECTED_ERROR),
                 )
             failures += 1
             await asyncio.sleep(self._backoff_s(failures))

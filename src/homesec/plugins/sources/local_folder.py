@@ -83,6 +83,8 @@ class LocalFolderSource:
         return self._last_scan
 
     def spooled_clips(self) -> list[Clip]:
+        # Recovery asks before start(): read the manifest left by the previous run.
+        self._manifest.ensure_loaded()
         clips = []
         for name in self._manifest.names():
             path = self._dir / name
@@ -183,11 +185,18 @@ class _Manifest:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._loaded = False
         self._names: set[str] = set()
         # Scans run in a worker thread while recovery and retention read the names.
         self._lock = threading.Lock()
 
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+
     def load(self) -> None:
+        self._loaded = True
+        self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
             raw = json.loads(self._path.read_text(encoding="utf-8"))
             names = raw.get("processed", []) if isinstance(raw, dict) else []

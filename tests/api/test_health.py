@@ -1,0 +1,103 @@
+"""Health endpoints: public probes, versioned summary, diagnostics behind the API key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tests.fakes.plugins  # noqa: F401
+from tests.fakes.builders import make_config
+from tests.fakes.running import running_app
+
+SERVER = {"enabled": True, "host": "127.0.0.1", "port": 0}
+
+
+async def test_health_probe_is_public_and_healthy(tmp_path: Path) -> None:
+    # Given a running service on embedded defaults
+    async with running_app(make_config(tmp_path, server=SERVER)) as app:
+        assert app.server is not None
+        base = f"http://127.0.0.1:{app.server.port}"
+
+        # When the probes are called without a key
+        async with httpx.AsyncClient(base_url=base) as client:
+            probe = await client.get("/health")
+            summary = await client.get("/api/v1/health")
+
+    # Then both answer 200 healthy, the summary with each component and camera
+    assert probe.status_code == 200 and probe.json() == {"status": "healthy"}
+    body = summary.json()
+    assert summary.status_code == 200 and body["status"] == "healthy"
+    assert {c["name"]: c["ok"] for c in body["components"]} == {
+        "pipeline": True,
+        "database": True,
+        "storage": True,
+    }
+    assert body["cameras"][0]["name"] == "front_door" and body["cameras"][0]["healthy"]
+
+
+async def test_unreachable_storage_makes_the_service_unhealthy(tmp_path: Path) -> None:
+    # Given a storage backend that is down
+    config = make_config(
+        tmp_path, server=SERVER, storage={"backend": "fake_failing_storage", "config": {}}
+    )
+    async with running_app(config) as app:
+        assert app.server is not None
+        # When the probe is called
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.server.port}") as client:
+            probe = await client.get("/health")
+
+    # Then it answers 503 unhealthy
+    assert probe.status_code == 503 and probe.json() == {"status": "unhealthy"}
+
+
+async def test_database_down_is_degraded_not_unhealthy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Postgres DSN pointing at nothing
+    monkeypatch.setenv("HOMESEC_TEST_DEAD_DSN", "postgresql://homesec@127.0.0.1:9/none")
+    config = make_config(tmp_path, server=SERVER, state_store={"dsn_env": "HOMESEC_TEST_DEAD_DSN"})
+    async with running_app(config) as app:
+        assert app.server is not None
+        # When the probe is called
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.server.port}") as client:
+            probe = await client.get("/health")
+
+    # Then the service still serves (clips keep flowing) but says it is degraded
+    assert probe.status_code == 200 and probe.json() == {"status": "degraded"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, 401),
+        ({"X-API-Key": "wrong-key"}, 401),
+        ({"Authorization": "Bearer wrong-key"}, 401),
+        ({"X-API-Key": "s3cret-key"}, 200),
+        ({"Authorization": "Bearer s3cret-key"}, 200),
+    ],
+)
+async def test_diagnostics_need_the_api_key_when_auth_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], expected: int
+) -> None:
+    # Given auth enabled with a key from the environment
+    monkeypatch.setenv("HOMESEC_TEST_API_KEY", "s3cret-key")
+    config = make_config(
+        tmp_path, server={**SERVER, "auth_enabled": True, "api_key_env": "HOMESEC_TEST_API_KEY"}
+    )
+    async with running_app(config) as app:
+        assert app.server is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.server.port}") as client:
+            # When diagnostics and the probe are called
+            diagnostics = await client.get("/api/v1/diagnostics", headers=headers)
+            probe = await client.get("/health")
+
+    # Then only the right key opens diagnostics; the probe never needs one
+    assert diagnostics.status_code == expected
+    assert probe.status_code == 200
+    if expected == 200:
+        body = diagnostics.json()
+        assert body["state_backend"] == "sqlite"
+        assert body["clips_in_flight"] == 0
+        assert "s3cret-key" not in diagnostics.text

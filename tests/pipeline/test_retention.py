@@ -1,0 +1,107 @@
+"""Retention: prune oldest uploaded+done local clips above the cap, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tests.fakes.plugins  # noqa: F401
+from homesec.models.clip import Clip
+from homesec.models.enums import StageName, StageStatus
+from homesec.pipeline.retention import RetentionPruner
+from homesec.plugins.registry import load_source
+from tests.pipeline.conftest import BuildPipeline
+
+
+async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object, list[Clip]]:
+    directory.mkdir()
+    for name in names:
+        shutil.copyfile(media, directory / name)
+    source = load_source(
+        "local_folder",
+        {
+            "camera_name": "front_door",
+            "watch_dir": str(directory),
+            "poll_interval_s": 0.05,
+            "settle_s": 0,
+        },
+    )
+    clips: list[Clip] = []
+    source.register_callback(clips.append)
+    await source.start()
+    while len(clips) < len(names):
+        await asyncio.sleep(0.05)
+    await source.stop()
+    return source, sorted(clips, key=lambda clip: clip.clip_id)
+
+
+async def test_oldest_done_clips_are_pruned_until_under_the_cap(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given four clips handed on by a source: three done, the newest one unfinished
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(4)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    async with build_pipeline() as components:
+        for clip in clips:
+            await components.pipeline.process(clip)
+        unfinished = await components.repository.get(names[0])
+        assert unfinished is not None
+        unfinished.stages[StageName.NOTIFY].status = StageStatus.PENDING
+        await components.repository.save(unfinished)
+
+        # When retention runs with room for two clips
+        size = person_clip.stat().st_size
+        pruner = RetentionPruner(2 * size + 10, [source], components.repository)  # type: ignore[list-item]
+        pruned = await pruner.prune("clip_arrived")
+
+        # Then the two oldest done clips went; the unfinished one and the newest stay
+        assert pruned == names[1:3]
+        assert sorted(p.name for p in (tmp_path / "spool").glob("*.mp4")) == [names[0], names[3]]
+        # And storage and state are untouched
+        assert len(list((tmp_path / "storage" / "front_door").glob("*.mp4"))) == 4
+        assert await components.repository.get(names[1]) is not None
+
+
+async def test_nothing_is_pruned_when_the_database_cannot_say_what_is_done(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given processed clips over the cap, and a repository whose database is unreachable
+    monkeypatch.setenv("HOMESEC_TEST_DEAD_DSN", "postgresql://homesec@127.0.0.1:9/none")
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(2)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    async with build_pipeline(state_store={"dsn_env": "HOMESEC_TEST_DEAD_DSN"}) as components:
+        for clip in clips:
+            await components.pipeline.process(clip)
+
+        # When retention runs with no room at all
+        pruner = RetentionPruner(0, [source], components.repository)  # type: ignore[list-item]
+        pruned = await pruner.prune("clip_arrived")
+
+        # Then nothing is deleted: eligibility is unknown
+        assert pruned == []
+        assert len(list((tmp_path / "spool").glob("*.mp4"))) == 2
+
+
+async def test_a_trigger_during_a_pass_is_dropped(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a pruner over an empty spool
+    source, _ = await _spool(tmp_path / "spool", person_clip, [])
+    async with build_pipeline() as components:
+        pruner = RetentionPruner(0, [source], components.repository)  # type: ignore[list-item]
+
+        # When it is triggered twice in a row, then again after the pass
+        first = pruner.trigger("clip_arrived")
+        second = pruner.trigger("clip_arrived")
+        await pruner.wait()
+        third = pruner.trigger("clip_arrived")
+        await pruner.wait()
+
+        # Then the trigger during the pass was dropped
+        assert (first, second, third) == (True, False, True)
