@@ -91,8 +91,11 @@ class ClipPipeline:
         async with self._clip_slots:
             self.last_heartbeat = time.time()
             journal = await ClipJournal.open(clip, self._repository)
-            await self._run(clip, journal)
-            await journal.finish()
+            try:
+                await self._run(clip, journal)
+                journal.finish()
+            finally:
+                await journal.flush()
             return journal.state
 
     async def drain(self, timeout_s: float) -> None:
@@ -128,9 +131,7 @@ class ClipPipeline:
             return
         analysis = await self._vlm(clip, journal, filter_result)
         decision = self._decide(clip.camera_name, filter_result, analysis)
-        await journal.record(
-            EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision
-        )
+        journal.record(EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision)
         await self._notify(clip, journal, decision, upload_result, analysis)
 
     async def _upload(self, clip: Clip, journal: ClipJournal) -> UploadOutcome | UploadError:
@@ -147,7 +148,7 @@ class ClipPipeline:
         )
         match result:
             case UploadOutcome() as outcome:
-                await journal.stage_ok(
+                journal.stage_ok(
                     StageName.UPLOAD, storage_uri=outcome.storage_uri, view_url=outcome.view_url
                 )
             case UploadError() as error:
@@ -177,7 +178,7 @@ class ClipPipeline:
                 )
                 return None
             case FilterResult() as detections:
-                await journal.stage_ok(StageName.FILTER, filter_result=detections)
+                journal.stage_ok(StageName.FILTER, filter_result=detections)
                 return detections
 
     async def _vlm(
@@ -188,7 +189,7 @@ class ClipPipeline:
         analyzer = self._analyzer
         skip_reason = self._vlm_skip_reason(filter_result)
         if analyzer is None or skip_reason is not None:
-            await journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
+            journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
             return None
         context = AnalysisContext(
             clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
@@ -209,7 +210,7 @@ class ClipPipeline:
                 )
                 return None
             case AnalysisResult() as analysis:
-                await journal.stage_ok(StageName.VLM, analysis_result=analysis)
+                journal.stage_ok(StageName.VLM, analysis_result=analysis)
                 return analysis
 
     def _vlm_skip_reason(self, filter_result: FilterResult) -> str | None:
@@ -242,23 +243,23 @@ class ClipPipeline:
         if journal.is_ok(StageName.NOTIFY):
             return
         if not decision.notify:
-            await journal.stage_skipped(StageName.NOTIFY, decision.notify_reason)
+            journal.stage_skipped(StageName.NOTIFY, decision.notify_reason)
             return
         if not self._notifiers:
-            await journal.stage_skipped(StageName.NOTIFY, "no notifiers configured")
+            journal.stage_skipped(StageName.NOTIFY, "no notifiers configured")
             return
         alert = _alert_for(clip, decision, upload, analysis)
-        await journal.attempt_started(StageName.NOTIFY)
+        journal.attempt_started(StageName.NOTIFY)
         async with self._stage_slots[StageName.NOTIFY]:
             errors = await asyncio.gather(*(self._send(n, alert) for n in self._notifiers))
         failures = [error for error in errors if error is not None]
         if not failures:
-            await journal.stage_ok(StageName.NOTIFY)
+            journal.stage_ok(StageName.NOTIFY)
             return
         for failure in failures:
             logger.error("Notify failed: %s", failure.describe(), extra=_extra(clip, None))
         combined = _combined(clip.clip_id, failures)
-        await journal.attempt_failed(combined, final=True)
+        journal.attempt_failed(combined, final=True)
         await self._system_alert(journal.state, combined)
 
     async def _send(self, notifier: Notifier, alert: Alert) -> NotifyError | None:
@@ -282,12 +283,12 @@ class ClipPipeline:
         try:
             async for attempt in retrying(self._config.retry):
                 with attempt:
-                    number = await journal.attempt_started(stage)
+                    number = journal.attempt_started(stage)
                     try:
                         async with self._stage_slots[stage]:
                             return await call()
                     except Exception as exc:
-                        await journal.attempt_failed(wrap(exc), final=number >= max_attempts)
+                        journal.attempt_failed(wrap(exc), final=number >= max_attempts)
                         raise
         except Exception as exc:
             error = wrap(exc)

@@ -1,11 +1,15 @@
 """One clip's state as it moves through the stages, persisted through ClipRepository.
 
 The in-memory `ClipStateData` is the truth while the clip is processed (the database may be
-down); every change is saved with the lifecycle event that explains it.
+down); every change is saved with the lifecycle event that explains it. Saves are written
+behind the clip's flow by one writer per clip: changes made while a write is in flight are
+coalesced into the next one (latest snapshot, every event in order), so the database is
+never on a clip's critical path. `flush()` waits until everything is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import JsonValue
@@ -22,6 +26,8 @@ class ClipJournal:
     def __init__(self, state: ClipStateData, repository: ClipRepository) -> None:
         self.state = state
         self._repository = repository
+        self._unsaved: list[ClipEvent] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, clip: Clip, repository: ClipRepository) -> ClipJournal:
@@ -40,7 +46,7 @@ class ClipJournal:
             state = stored.model_copy(update={"local_path": str(clip.local_path)}, deep=True)
             event = EventType.CLIP_RECOVERED
         journal = cls(state, repository)
-        await journal._save(event, message=str(clip.local_path))
+        journal._save(event, message=str(clip.local_path))
         return journal
 
     @property
@@ -50,52 +56,57 @@ class ClipJournal:
     def is_ok(self, stage: StageName) -> bool:
         return self.state.is_stage_ok(stage)
 
-    async def attempt_started(self, stage: StageName) -> int:
+    def attempt_started(self, stage: StageName) -> int:
         log = self._log(stage)
         log.status = StageStatus.RUNNING
         log.attempts += 1
         log.started_at = utc_now()
         log.finished_at = None
-        await self._save(EventType.STAGE_STARTED, stage=stage, attempt=log.attempts)
+        self._save(EventType.STAGE_STARTED, stage=stage, attempt=log.attempts)
         return log.attempts
 
-    async def attempt_failed(self, error: PipelineError, *, final: bool) -> None:
+    def attempt_failed(self, error: PipelineError, *, final: bool) -> None:
         log = self._log(error.stage)
         log.last_error = error.describe()
         if final:
             log.status = StageStatus.ERROR
             log.finished_at = utc_now()
         event = EventType.STAGE_FAILED if final else EventType.STAGE_RETRY
-        await self._save(event, stage=error.stage, attempt=log.attempts, message=log.last_error)
+        self._save(event, stage=error.stage, attempt=log.attempts, message=log.last_error)
 
-    async def stage_ok(self, stage: StageName, **results: Any) -> None:
+    def stage_ok(self, stage: StageName, **results: Any) -> None:
         log = self._log(stage)
         log.status = StageStatus.OK
         log.finished_at = utc_now()
         log.last_error = None
         for field, value in results.items():
             setattr(self.state, field, value)
-        await self._save(EventType.STAGE_COMPLETED, stage=stage, attempt=log.attempts)
+        self._save(EventType.STAGE_COMPLETED, stage=stage, attempt=log.attempts)
 
-    async def stage_skipped(self, stage: StageName, reason: str) -> None:
+    def stage_skipped(self, stage: StageName, reason: str) -> None:
         log = self._log(stage)
         log.status = StageStatus.SKIPPED
         log.finished_at = utc_now()
-        await self._save(EventType.STAGE_SKIPPED, stage=stage, message=reason)
+        self._save(EventType.STAGE_SKIPPED, stage=stage, message=reason)
 
-    async def record(self, event_type: EventType, message: str, **fields: Any) -> None:
+    def record(self, event_type: EventType, message: str, **fields: Any) -> None:
         """Store results that belong to no single stage (the alert decision), with an event."""
         for field, value in fields.items():
             setattr(self.state, field, value)
-        await self._save(event_type, message=message)
+        self._save(event_type, message=message)
 
-    async def finish(self) -> None:
-        await self._save(EventType.CLIP_DONE, message=str(self.state.status))
+    def finish(self) -> None:
+        self._save(EventType.CLIP_DONE, message=str(self.state.status))
+
+    async def flush(self) -> None:
+        """Wait until every change so far is written (or dropped by the repository)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
 
     def _log(self, stage: StageName) -> StageLog:
         return self.state.stages.setdefault(stage, StageLog())
 
-    async def _save(
+    def _save(
         self,
         event_type: EventType,
         *,
@@ -113,4 +124,11 @@ class ClipJournal:
             message=message,
             detail=detail or {},
         )
-        await self._repository.save(self.state, event)
+        self._unsaved.append(event)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"journal:{self.clip_id}")
+
+    async def _write(self) -> None:
+        while self._unsaved:
+            events, self._unsaved = self._unsaved, []
+            await self._repository.save(self.state, *events)
