@@ -32,4 +32,4 @@ format:
 	$(UV) run ruff format src tests bench
 
 bench: setup-test
-	$(UV) run python bench/pipeline.py
+	$(UV) run python -m bench.pipeline

@@ -4,7 +4,7 @@ Zero-cost detector and VLM (the fakes of tests/fakes), real local storage, real 
 (a throwaway database on 127.0.0.1:5432) and the real MQTT notifier through the local
 Mosquitto. Prints p50/p95 latency over sequential clips, then clips per second for a burst.
 
-    uv run python bench/pipeline.py [--clips 200]
+    uv run python -m bench.pipeline [--clips 200]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -23,12 +22,11 @@ from pathlib import Path
 
 import aiomqtt
 import asyncpg
+import tests.fakes.plugins  # noqa: F401  (registers the zero-cost fakes)
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-import tests.fakes.plugins  # noqa: E402,F401  (registers the zero-cost fakes)
-from homesec.app import build_components  # noqa: E402
-from homesec.models.clip import Clip  # noqa: E402
-from homesec.models.config import Config  # noqa: E402
+from homesec.app import build_components
+from homesec.models.clip import Clip
+from homesec.models.config import Config
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 MEDIA = Path(os.environ.get("HOMESEC_SHARED_DIR", Path(__file__).parents[2] / "shared")) / "media"
