@@ -132,23 +132,22 @@ class HomeSecApp:
             self.sources,
             components.notifiers,
         )
-        async with asyncio.TaskGroup() as background:
-            heartbeat = background.create_task(monitor.beat_forever(), name="heartbeat")
-            try:
-                await self._start_server(monitor)
-                await recover_unfinished(
-                    components.pipeline,
-                    self.sources,
-                    components.repository,
-                    components.storage,
-                    self._config.pipeline.work_dir,
-                )
-                await self._start_sources()
-                logger.info("HomeSec running with %d camera(s)", len(self.sources))
-                await stop.wait()
-            finally:
-                heartbeat.cancel()
-                await self._shutdown()
+        heartbeat = asyncio.create_task(monitor.beat_forever(), name="heartbeat")
+        try:
+            await self._start_server(monitor)
+            await recover_unfinished(
+                components.pipeline,
+                self.sources,
+                components.repository,
+                components.storage,
+                self._config.pipeline.work_dir,
+            )
+            await self._start_sources()
+            logger.info("HomeSec running with %d camera(s)", len(self.sources))
+            await stop.wait()
+        finally:
+            heartbeat.cancel()
+            await self._shutdown()
 
     def _on_clip(self, clip: Clip) -> None:
         self.components.pipeline.submit(clip)

@@ -15,7 +15,7 @@ from rich.progress import Progress
 
 from homesec.app import HomeSecApp, build_components, register_config_secrets
 from homesec.config_loader import load_config
-from homesec.errors import ConfigError, PluginError
+from homesec.errors import ConfigError, PluginError, StartupError
 from homesec.models.clip import Clip, clip_id_for, parse_clip_id
 from homesec.models.config import Config
 from homesec.models.state import ClipStateData
@@ -48,8 +48,10 @@ def run(config: ConfigOption) -> None:
     register_config_secrets(loaded)
     try:
         asyncio.run(_run_service(loaded))
-    except PluginError as exc:
+    except (PluginError, StartupError) as exc:
         _fail(str(exc))
+    except ConfigError as exc:
+        _fail("; ".join(exc.problems))
 
 
 @app.command()
@@ -72,8 +74,10 @@ def process(
     to_process = [_clip_for_file(path, cameras, camera or loaded.cameras[0].name) for path in clips]
     try:
         asyncio.run(_process_clips(loaded, to_process))
-    except PluginError as exc:
+    except (PluginError, StartupError) as exc:
         _fail(str(exc))
+    except ConfigError as exc:
+        _fail("; ".join(exc.problems))
 
 
 async def _run_service(config: Config) -> None:

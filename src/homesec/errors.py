@@ -7,7 +7,8 @@
     │   ├── VLMError             VLM analysis failed (the clip goes on)
     │   └── NotifyError          a notifier failed (the others go on)
     ├── ConfigError              the config file is unusable; lists every problem
-    └── PluginError              a backend is unknown or its dependency is missing
+    ├── PluginError              a backend is unknown or its dependency is missing
+    └── StartupError             a component cannot start (port taken, folder unwritable)
 
 Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survive.
 """
@@ -83,6 +84,14 @@ class ConfigError(Exception):
 
 class PluginError(Exception):
     """A plugin cannot be loaded: unknown backend, or an optional dependency is missing."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.__cause__ = cause
+
+
+class StartupError(Exception):
+    """A component cannot start; the message says which and why."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)

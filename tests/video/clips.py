@@ -36,9 +36,10 @@ def splice_clip(
 
 def remux_faststart(source: Path, path: Path) -> Path:
     """Copy a clip's video packets into an MP4 whose index comes first, as streamers write."""
-    with av.open(str(source)) as clip, av.open(
-        str(path), "w", options={"movflags": "faststart"}
-    ) as out:
+    with (
+        av.open(str(source)) as clip,
+        av.open(str(path), "w", options={"movflags": "faststart"}) as out,
+    ):
         video = clip.streams.video[0]
         stream = out.add_stream_from_template(video)
         for packet in clip.demux(video):

@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from homesec import __version__
 from homesec.api.auth import api_key_guard
 from homesec.api.routes import health
+from homesec.errors import StartupError
 from homesec.health import HealthMonitor
 
 
@@ -28,15 +29,23 @@ class ApiServer:
     def __init__(self, api: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
+        self._where = f"{host}:{port}"
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http-api")
+        self._task = asyncio.create_task(self._serve(), name="http-api")
         while not self._server.started:
             if self._task.done():
-                await self._task  # re-raises why it could not start (port taken...)
-                raise RuntimeError("HTTP server stopped during start-up")
+                await self._task  # raises StartupError
+                raise StartupError(f"HTTP API stopped while starting on {self._where}")
             await asyncio.sleep(0.02)
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit as exc:
+            # uvicorn logs why (port taken...) and calls sys.exit instead of raising.
+            raise StartupError(f"HTTP API cannot listen on {self._where}") from exc
 
     @property
     def port(self) -> int:

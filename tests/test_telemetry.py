@@ -1,0 +1,47 @@
+"""Logging: structured extras in text and JSON lines, secrets never written."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from homesec.telemetry import JsonFormatter, TextFormatter, redact, register_secret
+
+
+def _record(message: str, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("homesec.test", logging.INFO, __file__, 1, message, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_url_credentials_and_registered_secrets_are_redacted() -> None:
+    # Given a registered secret and a camera URL with credentials
+    register_secret("sup3r-s3cret-token")
+    line = "rtsp://admin:hunter2@10.0.0.5:554/stream token=sup3r-s3cret-token"
+
+    # When the text is redacted
+    clean = redact(line)
+
+    # Then neither the password nor the token survive, the host does
+    assert "hunter2" not in clean and "sup3r-s3cret-token" not in clean
+    assert clean == "rtsp://***@10.0.0.5:554/stream token=***"
+
+
+def test_json_lines_carry_the_structured_extras() -> None:
+    # Given a record with structured extras and a secret in its message
+    register_secret("another-secret-value")
+    record = _record(
+        "connect to postgresql://homesec:another-secret-value@db/homesec",
+        event_type="vlm_usage",
+        clip_id="front_door_1700000000.mp4",
+    )
+
+    # When formatted as JSON and as text
+    payload = json.loads(JsonFormatter().format(record))
+    text = TextFormatter().format(record)
+
+    # Then the extras are fields (JSON) or key=value pairs (text) and the secret is gone
+    assert payload["event_type"] == "vlm_usage"
+    assert payload["clip_id"] == "front_door_1700000000.mp4"
+    assert "another-secret-value" not in payload["message"]
+    assert "event_type=vlm_usage" in text and "another-secret-value" not in text
