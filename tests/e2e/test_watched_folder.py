@@ -14,21 +14,7 @@ from homesec.models.state import ClipStateData
 from tests.e2e.helpers import clip_rows, drop_clip, wait_for_state
 from tests.fakes.builders import config_dict, make_config
 from tests.fakes.running import running_app
-from tests.services.mosquitto import BrokerAddress, MQTTSubscriber
-
-ALERT_FIELDS = {
-    "clip_id",
-    "camera_name",
-    "storage_uri",
-    "view_url",
-    "risk_level",
-    "activity_type",
-    "notify_reason",
-    "summary",
-    "ts",
-    "dedupe_key",
-    "upload_failed",
-}
+from tests.services.mosquitto import ALERT_CONTRACT_FIELDS, BrokerAddress, MQTTSubscriber
 
 
 def _mqtt(broker: BrokerAddress, prefix: str) -> dict[str, object]:
@@ -79,7 +65,7 @@ async def test_dropped_clip_produces_the_mqtt_alert_and_postgres_rows(
     assert str(message.topic) == f"{mqtt_topic_prefix}/alerts/front_door"
     assert message.qos == 1 and message.retain is False
     payload = json.loads(message.payload)  # type: ignore[arg-type]
-    assert set(payload) == ALERT_FIELDS
+    assert set(payload) == ALERT_CONTRACT_FIELDS
     alert = Alert.model_validate(payload)
     assert alert.risk_level == RiskLevel.HIGH and payload["risk_level"] == "high"
     assert alert.dedupe_key == alert.clip_id == "front_door_1700000000.mp4"

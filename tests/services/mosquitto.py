@@ -36,6 +36,22 @@ SHARED_CONFIG = Path("/etc/mosquitto/mosquitto.conf")
 _READY_TIMEOUT_S = 10.0
 
 
+# The MQTT alert payload of SPEC.md section 3: exactly these fields.
+ALERT_CONTRACT_FIELDS = {
+    "clip_id",
+    "camera_name",
+    "storage_uri",
+    "view_url",
+    "risk_level",
+    "activity_type",
+    "notify_reason",
+    "summary",
+    "ts",
+    "dedupe_key",
+    "upload_failed",
+}
+
+
 @dataclass(frozen=True)
 class BrokerAddress:
     """Where a test broker listens."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -36,7 +37,7 @@ def test_samples_cover_the_whole_clip_at_the_requested_rate(person_clip: Path) -
     assert len(frames) == 40
     assert times[0] == 0.0
     assert times[-1] >= 19.0
-    assert all(0.3 <= later - earlier <= 0.7 for earlier, later in zip(times, times[1:]))
+    assert all(0.3 <= later - earlier <= 0.7 for earlier, later in pairwise(times))
 
 
 def test_frames_are_scaled_to_fit_in_the_requested_pixel_format(person_clip: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -83,54 +83,47 @@ def validate_plugin_config(kind: PluginType, name: str, raw: dict[str, Any]) -> 
 
 
 def load_source(backend: str, raw: dict[str, Any]) -> ClipSource:
-    instance = _load(PluginType.SOURCE, backend, raw)
-    if isinstance(instance, ClipSource):
-        return instance
-    raise _not_implementing(PluginType.SOURCE, backend)
+    return cast(ClipSource, _load(PluginType.SOURCE, backend, raw))
 
 
 def load_storage(backend: str, raw: dict[str, Any]) -> StorageBackend:
-    instance = _load(PluginType.STORAGE, backend, raw)
-    if isinstance(instance, StorageBackend):
-        return instance
-    raise _not_implementing(PluginType.STORAGE, backend)
+    return cast(StorageBackend, _load(PluginType.STORAGE, backend, raw))
 
 
 def load_filter(backend: str, raw: dict[str, Any]) -> ObjectFilter:
-    instance = _load(PluginType.FILTER, backend, raw)
-    if isinstance(instance, ObjectFilter):
-        return instance
-    raise _not_implementing(PluginType.FILTER, backend)
+    return cast(ObjectFilter, _load(PluginType.FILTER, backend, raw))
 
 
 def load_analyzer(backend: str, raw: dict[str, Any]) -> VLMAnalyzer:
-    instance = _load(PluginType.ANALYZER, backend, raw)
-    if isinstance(instance, VLMAnalyzer):
-        return instance
-    raise _not_implementing(PluginType.ANALYZER, backend)
+    return cast(VLMAnalyzer, _load(PluginType.ANALYZER, backend, raw))
 
 
 def load_alert_policy(backend: str, raw: dict[str, Any]) -> AlertPolicy:
-    instance = _load(PluginType.ALERT_POLICY, backend, raw)
-    if isinstance(instance, AlertPolicy):
-        return instance
-    raise _not_implementing(PluginType.ALERT_POLICY, backend)
+    return cast(AlertPolicy, _load(PluginType.ALERT_POLICY, backend, raw))
 
 
 def load_notifier(backend: str, raw: dict[str, Any]) -> Notifier:
-    instance = _load(PluginType.NOTIFIER, backend, raw)
-    if isinstance(instance, Notifier):
-        return instance
-    raise _not_implementing(PluginType.NOTIFIER, backend)
+    return cast(Notifier, _load(PluginType.NOTIFIER, backend, raw))
+
+
+_INTERFACES: dict[PluginType, type] = {
+    PluginType.SOURCE: ClipSource,
+    PluginType.STORAGE: StorageBackend,
+    PluginType.FILTER: ObjectFilter,
+    PluginType.ANALYZER: VLMAnalyzer,
+    PluginType.ALERT_POLICY: AlertPolicy,
+    PluginType.NOTIFIER: Notifier,
+}
 
 
 def _load(kind: PluginType, name: str, raw: dict[str, Any]) -> object:
+    """Validate the config, build the plugin, and check it implements its kind's Protocol."""
     spec = _spec(kind, name)
-    return spec.factory(spec.config_cls.model_validate(raw))
-
-
-def _not_implementing(kind: PluginType, name: str) -> TypeError:
-    return TypeError(f"{kind} plugin {name!r} does not implement the {kind} interface")
+    instance = spec.factory(spec.config_cls.model_validate(raw))
+    interface = _INTERFACES[kind]
+    if not isinstance(instance, interface):
+        raise TypeError(f"{kind} plugin {name!r} does not implement {interface.__name__}")
+    return instance
 
 
 def available(kind: PluginType) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from homesec.interfaces import ObjectFilter
 from homesec.models.results import FilterOverrides
 from homesec.plugins.filters.yolo.plugin import YoloFilter, YoloFilterConfig, YoloFilterError
+from homesec.plugins.registry import load_filter
 from homesec.video.clip import VideoReadError
 from tests.plugins.filters.conftest import VEHICLES
 from tests.video.clips import scramble, truncate
@@ -175,8 +176,6 @@ async def test_the_event_loop_runs_while_a_clip_is_checked(
 async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) -> None:
     # Given a filter whose worker is up, loaded from the registry's entry point
     before = {process.pid for process in multiprocessing.active_children()}
-    from homesec.plugins.registry import load_filter
-
     yolo = load_filter("yolo", {"model": str(yolox_nano)})
     assert isinstance(yolo, ObjectFilter)
     try:

@@ -20,21 +20,11 @@ from homesec.models.alert import Alert, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel, StageName
 from homesec.plugins.notifiers.mqtt import MQTTNotifier, MQTTNotifierConfig
 from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.services.mosquitto import (
+    ALERT_CONTRACT_FIELDS as CONTRACT_FIELDS,
+)
 from tests.services.mosquitto import BrokerAddress, MQTTSubscriber, ThrowawayBroker
 
-CONTRACT_FIELDS = {
-    "clip_id",
-    "camera_name",
-    "storage_uri",
-    "view_url",
-    "risk_level",
-    "activity_type",
-    "notify_reason",
-    "summary",
-    "ts",
-    "dedupe_key",
-    "upload_failed",
-}
 # Small backoff keeps outage tests fast.
 FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "timeout_s": 2.0}
 MQTT_LOGGER = "homesec.plugins.notifiers.mqtt"
