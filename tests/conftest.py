@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.services.shared_files",
     "tests.services.postgres",
     "tests.services.mosquitto",
+    "tests.services.openai_server",
 ]

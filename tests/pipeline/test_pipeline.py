@@ -296,3 +296,26 @@ async def test_submitting_a_clip_already_in_flight_is_ignored(
         # Then the second submission is dropped
         assert first is not None and second is None
         await first
+
+
+async def test_drain_bounds_the_wait_and_leaves_unfinished_clips_for_recovery(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a clip stuck in a very slow detector
+    async with build_pipeline(filter={"backend": "fake_filter", "config": {"delay_s": 30}}) as c:
+        clip = clip_from(person_clip, tmp_path / "spool")
+        task = c.pipeline.submit(clip)
+        await asyncio.sleep(0.2)
+
+        # When the pipeline is drained with a short bound
+        started = asyncio.get_running_loop().time()
+        await c.pipeline.drain(0.3)
+        waited = asyncio.get_running_loop().time() - started
+
+        # Then it returns in time, the clip is cancelled, and its stored state is not done
+        assert waited < 2.0
+        assert task is not None and task.cancelled()
+        stored = await c.repository.get(clip.clip_id)
+        assert stored is not None and stored.status != ClipStatus.DONE
+        assert stored.stages[StageName.UPLOAD].status == StageStatus.OK
+        assert clip.local_path.exists()

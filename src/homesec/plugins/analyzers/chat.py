@@ -94,7 +94,11 @@ class ChatClient:
             params=params,
             timeout=httpx.Timeout(endpoint.timeout_s),
         )
-        self.requests_sent = 0
+        self._backoff = wait_exponential_jitter(
+            multiplier=endpoint.backoff_s,
+            max=endpoint.max_backoff_s,
+            jitter=endpoint.backoff_s / 2,
+        )
 
     @property
     def closed(self) -> bool:
@@ -122,7 +126,6 @@ class ChatClient:
         return text.replace(self._api_key, "***") if self._api_key else text
 
     async def _post(self, body: dict[str, Any]) -> ChatReply:
-        self.requests_sent += 1
         response = await self._http.post("chat/completions", json=body)
         response.raise_for_status()
         try:
@@ -149,12 +152,7 @@ class ChatClient:
             asked = retry_after_s(exc.response.headers)
             if asked is not None:
                 return min(asked, self._endpoint.max_backoff_s)
-        backoff = wait_exponential_jitter(
-            initial=self._endpoint.backoff_s,
-            max=self._endpoint.max_backoff_s,
-            jitter=self._endpoint.backoff_s / 2,
-        )
-        return float(backoff(state))
+        return float(self._backoff(state))
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

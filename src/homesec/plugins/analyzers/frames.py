@@ -1,15 +1,16 @@
 """The frames a VLM sees: which moments of a clip to pick, and those frames as small JPEGs.
 
-`pick_frame_times` decides where to look: when the object filter saw something, half of the
+`plan_frames` decides where to look: when the object filter saw something, half of the
 frames go to a window around its first sightings (the moment that made the clip worth
 analysing) and the rest are spread over the remainder of the clip for context; with no
-sighting, all frames are spread evenly. It is pure, so an eval or a test can check it.
+sighting, all frames are spread evenly. The plan is a few evenly spaced runs (before the
+window, the window, after it), because that is what the shared sampler reads in one pass.
+It is pure, so an eval or a test can check it (`pick_frame_times` lists its moments).
 
-`extract_frames` reads those moments with the shared sampler (`homesec.video.sampler`) and
-encodes them as JPEG. It blocks: call it in a worker thread. Each moment is read by its own
-sampler call (a seek to the keyframe before it, then decoding up to it), in parallel threads:
-PyAV and OpenCV release the GIL while decoding, scaling and encoding, so the frames of one
-clip are read on several cores at once.
+`extract_frames` reads the runs with the shared sampler (`homesec.video.sampler`), split
+into as many pieces as there are cores and read in parallel threads (PyAV and OpenCV
+release the GIL while decoding, scaling and encoding), and encodes the frames as JPEG. It
+blocks: call it in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import cv2
 
 from homesec.video.clip import VideoReadError
-from homesec.video.sampler import sample_frames
+from homesec.video.sampler import SampledFrame, sample_frames
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,20 @@ logger = logging.getLogger(__name__)
 # it, while whoever arrived does what they came for.
 FOCUS_BEFORE_S = 1.0
 FOCUS_AFTER_S = 4.0
-# A frame is looked for up to this long after its wanted time (a gap in a camera stream).
-_SEARCH_S = 1.0
-# Decoding threads per clip; frames of one clip are independent reads.
-_MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class FrameRun:
+    """`count` moments `step_s` apart from `first_s`, all before `end_s`."""
+
+    first_s: float
+    step_s: float
+    count: int
+    end_s: float
+
+    @property
+    def times(self) -> list[float]:
+        return [self.first_s + i * self.step_s for i in range(self.count)]
 
 
 @dataclass(frozen=True)
@@ -56,68 +67,66 @@ class EncodedFrame:
         return "data:image/jpeg;base64," + base64.b64encode(self.jpeg).decode("ascii")
 
 
-def pick_frame_times(
+def plan_frames(
     duration_s: float, first_seen_s: Sequence[float], max_frames: int
-) -> list[float]:
-    """The moments (seconds from the clip start, ascending) whose frames are sent.
+) -> list[FrameRun]:
+    """The runs of moments whose frames are sent, at most `max_frames` in all.
 
-    Every moment is the middle of a slice of the clip, so frames never sit on its very
-    first or last instant and two frames never share a slice.
+    Every moment is the middle of a slice of its stretch of the clip, so frames never sit on
+    the very first or last instant and two frames never share a slice.
     """
     if max_frames < 1:
         raise ValueError("max_frames must be at least 1")
     if duration_s <= 0:
-        return [0.0]
+        return [FrameRun(0.0, 1.0, 1, 1.0)]
     if not first_seen_s:
-        return _spread(0.0, duration_s, max_frames)
+        return [_run(0.0, duration_s, max_frames)]
     start = max(0.0, min(first_seen_s) - FOCUS_BEFORE_S)
     end = min(duration_s, max(first_seen_s) + FOCUS_AFTER_S)
     outside = [(0.0, start), (end, duration_s)]
-    outside_s = sum(b - a for a, b in outside)
-    focus_count = (max_frames + 1) // 2
-    if end <= start or outside_s <= 0:
+    if end <= start or sum(b - a for a, b in outside) <= 0:
         # A sighting at the very end, or a window covering the clip: nothing to weight.
-        return _spread(0.0, duration_s, max_frames)
-    times = _spread(start, end, focus_count)
-    for (a, b), count in zip(outside, _share(max_frames - focus_count, outside), strict=True):
-        times += _spread(a, b, count)
-    return sorted(times)
+        return [_run(0.0, duration_s, max_frames)]
+    focus_count = (max_frames + 1) // 2
+    before, after = _share(max_frames - focus_count, outside)
+    runs = [_run(0.0, start, before), _run(start, end, focus_count), _run(end, duration_s, after)]
+    return [run for run in runs if run.count]
+
+
+def pick_frame_times(
+    duration_s: float, first_seen_s: Sequence[float], max_frames: int
+) -> list[float]:
+    """The planned moments (seconds from the clip start), ascending."""
+    runs = plan_frames(duration_s, first_seen_s, max_frames)
+    return sorted(t for run in runs for t in run.times)
 
 
 def extract_frames(
-    path: Path, times_s: Sequence[float], *, max_size: int, quality: int
+    path: Path, runs: Sequence[FrameRun], *, max_size: int, quality: int
 ) -> list[EncodedFrame]:
-    """The frames at `times_s`, longest side at most `max_size`, as JPEG of `quality`.
+    """The frames nearest the planned moments, longest side at most `max_size`, as JPEG.
 
-    Blocking. Moments that fall on the same frame give it once. A moment that cannot be
-    read (a clip cut short of its declared length) is skipped; when none can be read,
-    `VideoReadError` is raised.
+    Blocking. Moments that fall on the same frame give it once. A clip damaged or cut short
+    gives the frames read before the damage; `VideoReadError` is raised when none can be read.
     """
-    if not times_s:
-        return []
-    workers = min(len(times_s), os.cpu_count() or 1, _MAX_WORKERS)
-    with ThreadPoolExecutor(workers, thread_name_prefix="vlm-frames") as pool:
-        results = list(
-            pool.map(lambda t: _read_one(path, t, max_size=max_size, quality=quality), times_s)
-        )
-    frames: dict[float, EncodedFrame] = {}
-    errors: list[VideoReadError] = []
-    for result in results:
-        match result:
-            case EncodedFrame():
-                frames.setdefault(result.time_s, result)
-            case VideoReadError():
-                errors.append(result)
-    if not frames:
-        raise errors[0] if errors else VideoReadError(f"{path}: no frame at the picked moments")
-    if errors:
-        logger.warning("%d of %d VLM frames of %s unreadable", len(errors), len(times_s), path)
-    return sorted(frames.values(), key=lambda frame: frame.time_s)
+    cores = os.cpu_count() or 1
+    pieces = _split(runs, cores)
+    # Each piece is decoded by FFmpeg with its share of the cores.
+    threads = max(1, cores // max(1, len(pieces)))
+    with ThreadPoolExecutor(max(1, len(pieces)), thread_name_prefix="vlm-frames") as pool:
+        results = list(pool.map(lambda run: _read_run(path, run, max_size, threads), pieces))
+    picked = {
+        frame.time_s: frame for result in results if isinstance(result, list) for frame in result
+    }
+    errors = [result for result in results if isinstance(result, VideoReadError)]
+    if not picked:
+        raise errors[0] if errors else VideoReadError(f"{path}: no frame at the planned moments")
+    return [_encode(picked[t], quality) for t in sorted(picked)]
 
 
-def _spread(start: float, end: float, count: int) -> list[float]:
+def _run(start: float, end: float, count: int) -> FrameRun:
     step = (end - start) / count if count else 0.0
-    return [start + (i + 0.5) * step for i in range(count)]
+    return FrameRun(start + step / 2, step, count, end)
 
 
 def _share(count: int, spans: Sequence[tuple[float, float]]) -> list[int]:
@@ -132,29 +141,62 @@ def _share(count: int, spans: Sequence[tuple[float, float]]) -> list[int]:
     return shares
 
 
-def _read_one(
-    path: Path, time_s: float, *, max_size: int, quality: int
-) -> EncodedFrame | VideoReadError | None:
+def _split(runs: Sequence[FrameRun], pieces: int) -> list[FrameRun]:
+    """Halve the longest runs until there are `pieces` (one core each) or single moments.
+
+    Decoding is the cost, and it is cheapest in one pass per run on a small CPU; on more
+    cores, more pieces read in parallel win despite opening the file once per piece.
+    """
+    split = list(runs)
+    while len(split) < pieces:
+        longest = max(split, key=lambda run: run.count, default=None)
+        if longest is None or longest.count < 2:
+            break
+        split.remove(longest)
+        half = longest.count // 2
+        middle = longest.first_s + (half - 0.5) * longest.step_s
+        split.append(FrameRun(longest.first_s, longest.step_s, half, middle))
+        split.append(
+            FrameRun(
+                longest.first_s + half * longest.step_s,
+                longest.step_s,
+                longest.count - half,
+                longest.end_s,
+            )
+        )
+    return split
+
+
+def _read_run(
+    path: Path, run: FrameRun, max_size: int, threads: int
+) -> list[SampledFrame] | VideoReadError:
+    sampled: list[SampledFrame] = []
     try:
-        # One thread per decoder: the parallelism is across frames, not inside one.
-        sampled = sample_frames(
+        for frame in sample_frames(
             path,
-            fps=1.0,
-            max_frames=1,
-            start_s=time_s,
-            end_s=time_s + _SEARCH_S,
+            fps=1.0 / run.step_s,
+            max_frames=run.count,
+            start_s=run.first_s,
+            end_s=run.end_s,
             fit=(max_size, max_size),
             pixel_format="bgr24",
-            threads=1,
-        )
-        frame = next(sampled, None)
-        sampled.close()
+            threads=threads,
+        ):
+            sampled.append(frame)
     except VideoReadError as exc:
-        return exc
-    if frame is None:
-        return None
+        if not sampled:
+            return exc
+        logger.warning("%s; using the %d frames read before", exc, len(sampled))
+    if not sampled:
+        return []
+    # For each planned moment, the frame nearest to it: the plan holds even where the
+    # sampler's choice of frame for a moment lands one frame off.
+    return [min(sampled, key=lambda frame: abs(frame.time_s - t)) for t in run.times]
+
+
+def _encode(frame: SampledFrame, quality: int) -> EncodedFrame:
     ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        return VideoReadError(f"{path}: frame at {frame.time_s:.2f} s could not be encoded")
+        raise VideoReadError(f"frame at {frame.time_s:.2f} s could not be encoded as JPEG")
     height, width = frame.image.shape[:2]
     return EncodedFrame(round(frame.time_s, 3), jpeg.tobytes(), width, height)

@@ -41,7 +41,7 @@ class ReplyError(ValueError):
 
 
 class _TimelineEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     # Models asked in plain text sometimes shorten the field name.
     time_s: float = Field(ge=0.0, validation_alias=AliasChoices("time_s", "time", "t"))
@@ -52,7 +52,7 @@ class _TimelineEntry(BaseModel):
 class _Reply(BaseModel):
     """The reply as the model writes it; extra keys are ignored, not fatal."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     risk_level: RiskLevel
     activity_type: str
@@ -122,7 +122,7 @@ def parse_reply(text: str | None, activity_types: Sequence[str]) -> AnalysisResu
     return AnalysisResult(
         risk_level=reply.risk_level,
         activity_type=_known_activity(reply.activity_type, activity_types),
-        summary=reply.summary.strip(),
+        summary=reply.summary,
         entities_timeline=[
             EntityEvent(time_s=entry.time_s, entity=entry.entity, action=entry.action)
             for entry in reply.entities_timeline
@@ -134,16 +134,21 @@ def parse_reply(text: str | None, activity_types: Sequence[str]) -> AnalysisResu
 
 def extract_json(text: str) -> str:
     """The JSON object in a reply: fenced, bare, or the first `{...}` amid prose."""
-    for block in _FENCED.findall(text):
-        if block.strip().startswith("{"):
-            return block.strip()
+    for fenced in _FENCED.finditer(text):
+        block = fenced.group(1).strip()
+        if block.startswith("{"):
+            return block
     decoder = json.JSONDecoder()
+    first_error: json.JSONDecodeError | None = None
     for match in re.finditer(r"\{", text):
         try:
             _, end = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            first_error = first_error or exc
             continue
         return text[match.start() : end]
+    if first_error is not None:
+        raise ReplyError(f"the reply is not valid JSON ({first_error})") from first_error
     raise ReplyError("the reply holds no JSON object")
 
 

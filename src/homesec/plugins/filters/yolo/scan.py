@@ -3,13 +3,13 @@ frame that settles the verdict. Runs inside a filter worker process."""
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from homesec.models.results import Detection, FilterResult
 from homesec.plugins.filters.yolo.coco import COCO_CLASSES
 from homesec.plugins.filters.yolo.model import BoxDetection, Detector
+from homesec.video.prefetch import prefetched
 from homesec.video.sampler import SampledFrame, SamplerStats, sample_frames
 
 
@@ -99,8 +99,8 @@ def scan_clip(
         threads=request.decode_threads,
         stats=stats,
     )
-    with closing(frames):  # leaving early closes the file at once
-        for frame in frames:
+    with prefetched(frames) as ahead:  # leaving early stops decoding and closes the file
+        for frame in ahead:
             found = detector.detect(
                 frame.image, request.class_ids, request.min_confidence, request.iou_threshold
             )

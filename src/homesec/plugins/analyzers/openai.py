@@ -1,0 +1,352 @@
+"""`openai` analyzer: a clip's frames to any OpenAI-compatible chat-completions endpoint.
+
+Works with OpenAI, Azure OpenAI, Ollama, vLLM, LM Studio and llama.cpp's server. For each clip:
+pick frames weighted toward where the object filter saw its target and encode them as JPEG
+(in worker threads, off the event loop), ask the model for a structured analysis, validate
+the reply with Pydantic, and log what it cost as a `vlm_usage` event.
+
+Structured output is asked for as a JSON schema; in `auto` mode a server that rejects that
+is asked with JSON mode, then with the prompt alone, and the first form it accepts is kept
+for the next clips. A reply that does not validate is sent back once with the problem; a
+second bad reply, a failed request (after the HTTP retries) or an unreadable clip raise
+`OpenAIAnalyzerError`, which keeps its cause; the pipeline turns it into a `VLMError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, field_validator, model_validator
+
+from homesec.interfaces import AnalysisContext, AnalyzerConfig
+from homesec.models.config import EnvVarName, read_env
+from homesec.models.enums import PluginType
+from homesec.models.results import AnalysisResult, FilterResult
+from homesec.plugins.analyzers.chat import (
+    ChatClient,
+    ChatEndpoint,
+    ChatProtocolError,
+    ChatReply,
+    describe_failure,
+)
+from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
+from homesec.plugins.analyzers.prompt import (
+    ImageDetail,
+    Message,
+    PromptSettings,
+    build_messages,
+    correction_messages,
+)
+from homesec.plugins.analyzers.reply import (
+    UNKNOWN_ACTIVITY,
+    ReplyError,
+    ResponseFormat,
+    analysis_schema,
+    parse_reply,
+    response_format_param,
+)
+from homesec.plugins.analyzers.usage import Prices, UsageMeter, log_usage
+from homesec.plugins.registry import plugin
+from homesec.video.clip import VideoReadError, probe_clip
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ACTIVITY_TYPES = [
+    "delivery",
+    "doorbell",
+    "person_at_door",
+    "package_pickup",
+    "loitering",
+    "break_in",
+    "animal",
+    "vehicle",
+    "passerby",
+    UNKNOWN_ACTIVITY,
+]
+_ACTIVITY_NAME = re.compile(r"^[a-z0-9_]+$")
+# The next form to try when a server rejects one (auto mode only).
+_FALLBACK = {
+    ResponseFormat.JSON_SCHEMA: ResponseFormat.JSON_OBJECT,
+    ResponseFormat.JSON_OBJECT: ResponseFormat.TEXT,
+}
+# Words by which an error answer points at the response_format field.
+_FORMAT_REJECTION = ("response_format", "json_schema", "json_object")
+
+
+class OpenAIAnalyzerConfig(AnalyzerConfig):
+    """Config of the `openai` analyzer (global: the same for every camera)."""
+
+    base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="API base, up to before /chat/completions: http://localhost:11434/v1 for "
+        "Ollama, https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT for Azure",
+    )
+    model: str = Field(min_length=1, description="Model name (on Azure, the deployment's)")
+    api_key_env: EnvVarName | None = Field(
+        default=None, description="Env var holding the API key; leave out for local servers"
+    )
+    azure: bool = Field(
+        default=False,
+        description="Azure OpenAI: send the key in an `api-key` header, not as a Bearer token",
+    )
+    api_version: str | None = Field(
+        default=None, description="Sent as the `api-version` query parameter (Azure OpenAI)"
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for one answer")
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a request after 408/409/429/5xx, a timeout or a lost connection",
+    )
+    retry_backoff_s: float = Field(
+        default=1.0, gt=0, description="Wait before the first retry; doubles each time, jittered"
+    )
+    max_backoff_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between attempts, Retry-After included"
+    )
+    activity_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES),
+        min_length=1,
+        description="Names the model may give the activity (lowercase, underscores); `unknown` "
+        "is always added and replaces any other answer",
+    )
+    activity_descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="What each activity type means, one line each, shown to the model; "
+        "built-in lines exist for the default types",
+    )
+    base_prompt: str | None = Field(
+        default=None,
+        description="Instructions replacing the built-in ones; the reply format, the risk "
+        "levels and the activity types are always appended",
+    )
+    max_tokens: int = Field(default=1024, ge=16, description="Most tokens the model may write")
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="Request field that carries max_tokens (OpenAI's reasoning models accept "
+        "only max_completion_tokens)",
+    )
+    temperature: float | None = Field(
+        default=0.2,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature; null leaves it out (models with a fixed one)",
+    )
+    response_format: ResponseFormat = Field(
+        default=ResponseFormat.AUTO,
+        description="How structured output is asked for: auto (json_schema, else json_object, "
+        "else the prompt alone, as the server accepts), json_schema, json_object or text",
+    )
+    image_detail: ImageDetail = Field(
+        default="auto", description="Image detail hint (OpenAI: low costs fewer tokens)"
+    )
+    input_cost_per_1m_tokens: float | None = Field(
+        default=None, ge=0.0, description="USD per million input tokens, for the estimated cost"
+    )
+    output_cost_per_1m_tokens: float | None = Field(
+        default=None, ge=0.0, description="USD per million output tokens, for the estimated cost"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("activity_types")
+    @classmethod
+    def _activity_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ACTIVITY_NAME.match(name):
+                raise ValueError(f"activity type {name!r}: use lowercase letters, digits and _")
+        return list(dict.fromkeys([*names, UNKNOWN_ACTIVITY]))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpenAIAnalyzerConfig:
+        strays = sorted(set(self.activity_descriptions) - set(self.activity_types))
+        if strays:
+            raise ValueError(f"activity_descriptions for unlisted activity types: {strays}")
+        if self.azure and self.api_key_env is None:
+            raise ValueError("azure needs api_key_env")
+        return self
+
+
+class OpenAIAnalyzerError(Exception):
+    """A clip could not be analysed; `cause` (also `__cause__`) says why."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.__cause__ = cause
+
+
+@plugin(PluginType.ANALYZER, "openai", config=OpenAIAnalyzerConfig)
+class OpenAIAnalyzer:
+    """VLM analyzer over an OpenAI-compatible chat-completions API."""
+
+    def __init__(self, config: OpenAIAnalyzerConfig, client: ChatClient) -> None:
+        self._config = config
+        self._client = client
+        self._format: ResponseFormat = (
+            ResponseFormat.JSON_SCHEMA
+            if config.response_format == ResponseFormat.AUTO
+            else config.response_format
+        )
+        self._schema = analysis_schema(config.activity_types)
+        self._prices = Prices(config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens)
+        self._prompt = PromptSettings(
+            activity_types=config.activity_types,
+            base_prompt=config.base_prompt,
+            activity_descriptions=config.activity_descriptions,
+            image_detail=config.image_detail,
+        )
+
+    @classmethod
+    def create(cls, config: OpenAIAnalyzerConfig) -> OpenAIAnalyzer:
+        api_key = read_env(config.api_key_env) if config.api_key_env else None
+        endpoint = ChatEndpoint(
+            base_url=config.base_url,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            backoff_s=config.retry_backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            api_version=config.api_version,
+            azure=config.azure,
+        )
+        return cls(config, ChatClient(endpoint, api_key))
+
+    @property
+    def response_format(self) -> ResponseFormat:
+        """The form of structured output in use (after any fallback)."""
+        return self._format
+
+    async def analyze(
+        self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
+    ) -> AnalysisResult:
+        if self._client.closed:
+            raise OpenAIAnalyzerError("the analyzer has been shut down")
+        frames, duration_s = await self._frames(video_path, filter_result)
+        messages = build_messages(self._prompt, context, filter_result, frames, duration_s)
+        meter = UsageMeter()
+        outcome = "error"
+        try:
+            analysis = await self._converse(messages, meter)
+            outcome = "ok"
+        except (httpx.HTTPError, ChatProtocolError) as exc:
+            raise OpenAIAnalyzerError(
+                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"), cause=exc
+            ) from exc
+        finally:
+            if meter.replies:
+                log_usage(
+                    context,
+                    meter.model or self._config.model,
+                    meter.usage(self._prices),
+                    frames=len(frames),
+                    outcome=outcome,
+                )
+        return analysis.model_copy(
+            update={"model": meter.model or self._config.model, "usage": meter.usage(self._prices)}
+        )
+
+    async def shutdown(self) -> None:
+        await self._client.aclose()
+
+    async def _frames(
+        self, video_path: Path, filter_result: FilterResult
+    ) -> tuple[list[EncodedFrame], float | None]:
+        preprocessing = self._config.preprocessing
+        sightings = [detection.first_seen_s for detection in filter_result.detections]
+
+        def read() -> tuple[list[EncodedFrame], float | None]:
+            duration_s = probe_clip(video_path).duration_s
+            runs = plan_frames(duration_s or 0.0, sightings, preprocessing.max_frames)
+            frames = extract_frames(
+                video_path, runs, max_size=preprocessing.max_size, quality=preprocessing.quality
+            )
+            return frames, duration_s
+
+        try:
+            return await asyncio.to_thread(read)
+        except VideoReadError as exc:
+            raise OpenAIAnalyzerError(f"cannot read the clip's frames: {exc}", cause=exc) from exc
+
+    async def _converse(self, messages: list[Message], meter: UsageMeter) -> AnalysisResult:
+        reply = await self._ask(messages, meter)
+        try:
+            return self._parse(reply)
+        except ReplyError as first:
+            logger.warning("VLM reply did not validate (%s); asking once more", first)
+            retry = [*messages, *correction_messages(reply.content, str(first))]
+            reply = await self._ask(retry, meter)
+            try:
+                return self._parse(reply)
+            except ReplyError as second:
+                raise OpenAIAnalyzerError(
+                    f"{self._where()}: the reply did not validate, twice: {second}", cause=second
+                ) from second
+
+    async def _ask(self, messages: list[Message], meter: UsageMeter) -> ChatReply:
+        while True:
+            mode = self._format
+            started = time.perf_counter()
+            try:
+                reply = await self._client.complete(self._body(messages, mode))
+            except httpx.HTTPStatusError as exc:
+                if not self._falls_back(mode, exc.response):
+                    raise
+                self._format = _FALLBACK[mode]
+                logger.warning(
+                    "%s rejects response_format %s; using %s from now on",
+                    self._where(),
+                    mode,
+                    self._format,
+                )
+                continue
+            finally:
+                meter.model_s += time.perf_counter() - started
+            meter.add(reply)
+            return reply
+
+    def _body(self, messages: list[Message], mode: ResponseFormat) -> dict[str, Any]:
+        config = self._config
+        body: dict[str, Any] = {
+            "model": config.model,
+            "messages": messages,
+            config.max_tokens_field: config.max_tokens,
+        }
+        if config.temperature is not None:
+            body["temperature"] = config.temperature
+        response_format = response_format_param(mode, self._schema)
+        if response_format is not None:
+            body["response_format"] = response_format
+        return body
+
+    def _falls_back(self, mode: ResponseFormat, response: httpx.Response) -> bool:
+        if self._config.response_format != ResponseFormat.AUTO or mode not in _FALLBACK:
+            return False
+        if response.status_code not in (400, 415, 422):
+            return False
+        text = response.text.lower()
+        return any(word in text for word in _FORMAT_REJECTION)
+
+    def _parse(self, reply: ChatReply) -> AnalysisResult:
+        if reply.refusal and not reply.content:
+            raise ReplyError(f"the model refused: {reply.refusal}")
+        try:
+            return parse_reply(reply.content, self._config.activity_types)
+        except ReplyError as exc:
+            if reply.finish_reason == "length":
+                raise ReplyError(f"{exc} (cut off at {self._config.max_tokens} tokens)") from exc
+            raise
+
+    def _where(self) -> str:
+        return f"model {self._config.model} at {self._config.base_url}"

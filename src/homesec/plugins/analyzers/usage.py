@@ -1,0 +1,85 @@
+"""What one clip's VLM exchange cost: tokens, model time, estimated price, the `vlm_usage` event.
+
+A clip may take more than one request (a format fallback, a corrected reply, HTTP retries):
+the meter adds them all up, because all of them are paid for and waited on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from homesec.interfaces import AnalysisContext
+from homesec.models.results import VLMUsage
+from homesec.plugins.analyzers.chat import ChatReply
+
+logger = logging.getLogger(__name__)
+
+# Telemetry `event_type` of the per-clip usage record.
+EVENT_VLM_USAGE = "vlm_usage"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per million tokens; unknown prices give no estimate."""
+
+    input_per_1m: float | None = None
+    output_per_1m: float | None = None
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
+        if self.input_per_1m is None and self.output_per_1m is None:
+            return None
+        spent = (self.input_per_1m or 0.0) * input_tokens
+        spent += (self.output_per_1m or 0.0) * output_tokens
+        return spent / 1_000_000
+
+
+@dataclass
+class UsageMeter:
+    """Token counts and model time of one clip's requests."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_s: float = 0.0
+    replies: int = 0
+    model: str | None = None
+    """The model name the server reported, when it did."""
+
+    def add(self, reply: ChatReply) -> None:
+        self.input_tokens += reply.input_tokens
+        self.output_tokens += reply.output_tokens
+        self.replies += 1
+        self.model = reply.model or self.model
+
+    def usage(self, prices: Prices) -> VLMUsage:
+        return VLMUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            latency_s=round(self.model_s, 3),
+            estimated_cost_usd=prices.cost(self.input_tokens, self.output_tokens),
+        )
+
+
+def log_usage(
+    context: AnalysisContext, model: str, usage: VLMUsage, *, frames: int, outcome: str
+) -> None:
+    """The one `vlm_usage` event of a clip (also when its analysis failed: it was paid for)."""
+    logger.info(
+        "VLM %s: %d input / %d output tokens, %.2f s",
+        model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.latency_s,
+        extra={
+            "event_type": EVENT_VLM_USAGE,
+            "camera_name": context.camera_name,
+            "clip_id": context.clip_id,
+            "model": model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "latency_s": usage.latency_s,
+            "estimated_cost_usd": usage.estimated_cost_usd,
+            "frames": frames,
+            "outcome": outcome,
+        },
+    )
