@@ -36,7 +36,7 @@ from homesec.plugins.filters.yolo.model import Detector
 from homesec.plugins.filters.yolo.plugin import YoloFilter, YoloFilterConfig
 from homesec.plugins.filters.yolo.scan import ScanRequest, scan_clip
 from homesec.video.clip import probe_clip
-from homesec.video.sampler import SamplerStats
+from homesec.video.decoding import SamplerStats
 
 SHARED = Path(os.environ.get("HOMESEC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 CLIPS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from homesec.models.enums import ClipStatus, EventType, RiskLevel, StageName, StageStatus
@@ -319,3 +320,17 @@ async def test_drain_bounds_the_wait_and_leaves_unfinished_clips_for_recovery(
         assert stored is not None and stored.status != ClipStatus.DONE
         assert stored.stages[StageName.UPLOAD].status == StageStatus.OK
         assert clip.local_path.exists()
+
+
+async def test_the_analysis_is_stored_next_to_the_clip(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a pipeline whose VLM analyzes the clip
+    async with build_pipeline() as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+    # Then the analysis JSON sits next to the clip in storage, and the state points at it
+    stored = tmp_path / "storage" / "front_door" / "front_door_1700000000.analysis.json"
+    assert state.analysis_uri == stored.as_uri()
+    assert json.loads(stored.read_text())["risk_level"] == "high"

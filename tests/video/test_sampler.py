@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from homesec.video.clip import VideoReadError, probe_clip
-from homesec.video.sampler import SamplerStats, sample_frames
+from homesec.video.decoding import SamplerStats
+from homesec.video.sampler import sample_frames
 from tests.video.clips import scramble, truncate
 
 

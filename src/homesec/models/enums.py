@@ -50,6 +50,8 @@ class EventType(StrEnum):
     STAGE_FAILED = "stage_failed"
     STAGE_SKIPPED = "stage_skipped"
     ALERT_DECIDED = "alert_decided"
+    ANALYSIS_STORED = "analysis_stored"
+    VLM_USAGE = "vlm_usage"
     CLIP_DONE = "clip_done"
     LOCAL_FILE_PRUNED = "local_file_pruned"
     STATE_WRITE_DROPPED = "state_write_dropped"

@@ -48,6 +48,7 @@ class ClipStateData(BaseModel):
     start_ts: datetime | None = None
     storage_uri: str | None = None
     view_url: str | None = None
+    analysis_uri: str | None = None
     filter_result: FilterResult | None = None
     analysis_result: AnalysisResult | None = None
     alert_decision: AlertDecision | None = None

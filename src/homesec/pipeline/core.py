@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from homesec.errors import FilterError, NotifyError, PipelineError, UploadError, VLMError
@@ -132,7 +133,30 @@ class ClipPipeline:
         analysis = await self._vlm(clip, journal, filter_result)
         decision = self._decide(clip.camera_name, filter_result, analysis)
         journal.record(EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision)
-        await self._notify(clip, journal, decision, upload_result, analysis)
+        await asyncio.gather(
+            self._notify(clip, journal, decision, upload_result, analysis),
+            self._store_analysis(clip, journal, analysis, upload_result),
+        )
+
+    async def _store_analysis(
+        self,
+        clip: Clip,
+        journal: ClipJournal,
+        analysis: AnalysisResult | None,
+        upload: UploadOutcome | UploadError,
+    ) -> None:
+        """Keep the analysis next to the clip in storage (a convenience copy; best effort)."""
+        if analysis is None or isinstance(upload, UploadError) or journal.state.analysis_uri:
+            return
+        key = f"{clip.camera_name}/{Path(clip.clip_id).stem}.analysis.json"
+        try:
+            stored = await self._storage.put_json(analysis.model_dump(mode="json"), key)
+        except Exception as exc:
+            logger.warning("Could not store the analysis of %s: %s", clip.clip_id, exc)
+            return
+        journal.record(
+            EventType.ANALYSIS_STORED, stored.storage_uri, analysis_uri=stored.storage_uri
+        )
 
     async def _upload(self, clip: Clip, journal: ClipJournal) -> UploadOutcome | UploadError:
         state = journal.state

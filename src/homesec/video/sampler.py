@@ -19,7 +19,6 @@ raises `VideoReadError`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,18 +29,15 @@ import av
 import numpy as np
 from av.container import InputContainer
 from av.packet import Packet
-from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from homesec.video.clip import VideoReadError, clip_info, open_video, stream_start_s
+from homesec.video.decoding import GopReader, SamplerStats, Schedule
 
 PixelFormat = Literal["bgr24", "rgb24"]
 
-# Undecodable packets tolerated: this many, plus this share of the packets decoded.
-_ERROR_ALLOWANCE = 3
-_ERROR_SHARE = 0.05
 # A clip whose packets stop this much before its declared end is reported as truncated.
 _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_SHARE = 0.05
@@ -60,17 +56,6 @@ class SampledFrame(NamedTuple):
     """Height x width x 3, in the requested pixel format."""
     source_size: tuple[int, int]
     """Width and height of the decoded picture, before scaling."""
-
-
-@dataclass
-class SamplerStats:
-    """What a sampling run cost; pass one to `sample_frames` to have it filled in."""
-
-    packets_read: int = 0
-    packets_decoded: int = 0
-    frames_decoded: int = 0
-    frames_sampled: int = 0
-    decode_errors: int = 0
 
 
 def sample_frames(
@@ -107,42 +92,13 @@ def sample_frames(
         if max_frames is not None and end is not None and (end - start_s) / interval > max_frames:
             interval = (end - start_s) / max_frames
         frame_gap = 0.5 / info.fps if info.fps else 0.001
-        schedule = _Schedule(start_s, interval, end, max_frames, frame_gap)
+        schedule = Schedule(start_s, interval, end, max_frames, frame_gap)
         _configure(stream, draft=draft, threads=threads, skip_nonref=_sparse(info.fps, interval))
         if start_s > 0 and stream.time_base is not None:
             offset = start_s + stream_start_s(stream)
             container.seek(int(offset / stream.time_base), stream=stream, backward=True)
         picture = _Picture(fit, pixel_format, info.fps or _FALLBACK_FPS, stream.time_base)
         yield from _sampled(container, stream, schedule, picture, stats, path)
-
-
-@dataclass
-class _Schedule:
-    """The wanted times: start + k * interval, for k below `limit`, up to `end`."""
-
-    start: float
-    interval: float
-    end: float | None
-    limit: int | None
-    tolerance: float
-    index: int = 0
-
-    @property
-    def next_s(self) -> float:
-        return self.start + self.index * self.interval
-
-    @property
-    def done(self) -> bool:
-        if self.limit is not None and self.index >= self.limit:
-            return True
-        return self.end is not None and self.next_s > self.end - self.tolerance
-
-    def wants(self, time_s: float) -> bool:
-        return time_s >= self.next_s - self.tolerance
-
-    def take(self, time_s: float) -> None:
-        """A frame at `time_s` was sampled: move past every wanted time it stands for."""
-        self.index = math.floor((time_s - self.start + self.tolerance) / self.interval) + 1
 
 
 def _sparse(source_fps: float | None, interval: float) -> bool:
@@ -163,21 +119,21 @@ def _configure(stream: VideoStream, *, draft: bool, threads: int, skip_nonref: b
 def _sampled(
     container: InputContainer,
     stream: VideoStream,
-    schedule: _Schedule,
+    schedule: Schedule,
     picture: _Picture,
     stats: SamplerStats,
     path: Path,
 ) -> Iterator[SampledFrame]:
     time_base = stream.time_base
     origin = stream_start_s(stream)
-    reader = _GopReader(stream.codec_context, stats, path)
-    last_packet_s = 0.0
+    reader = GopReader(stream.codec_context, stats, path)
+    last_packet_s: float | None = None  # None: the packets carry no timestamps
     for packet in _demux(container, stream, path):
         stats.packets_read += 1
         packet_s = None
         if packet.pts is not None and time_base is not None:
             packet_s = float(packet.pts * time_base) - origin
-            last_packet_s = max(last_packet_s, packet_s)
+            last_packet_s = max(last_packet_s or 0.0, packet_s)
         for frame in reader.feed(packet, packet_s, schedule):
             if (sampled := picture.keep(frame, origin, schedule, stats)) is not None:
                 yield sampled
@@ -187,64 +143,6 @@ def _sampled(
         if (sampled := picture.keep(frame, origin, schedule, stats)) is not None:
             yield sampled
     _check_complete(stats, schedule, last_packet_s, path)
-
-
-class _GopReader:
-    """Sends the decoder only the packets the schedule needs, in their original order.
-
-    Packets are held back while the next wanted time is still ahead, and sent (held ones
-    first) once a packet reaches it. A keyframe at or before the wanted time makes the held
-    packets useless: they are dropped unsent and decoding restarts at that keyframe.
-    """
-
-    def __init__(self, context: VideoCodecContext, stats: SamplerStats, path: Path) -> None:
-        self._context = context
-        self._stats = stats
-        self._path = path
-        self._held: list[Packet[VideoStream]] = []
-        self._gap = False  # packets were dropped since the decoder last had one
-
-    def feed(
-        self, packet: Packet[VideoStream], packet_s: float | None, schedule: _Schedule
-    ) -> Iterator[VideoFrame]:
-        if packet_s is not None and packet.is_keyframe and packet_s <= schedule.next_s:
-            self._gap = self._gap or bool(self._held)
-            self._held = []
-        self._held.append(packet)
-        # Without timestamps nothing can be skipped safely.
-        if packet_s is None or schedule.wants(packet_s):
-            yield from self._release()
-
-    def drain(self) -> Iterator[VideoFrame]:
-        """The frames still inside the decoder at the end of the stream."""
-        if self._stats.packets_decoded:
-            yield from self._decode(None)
-
-    def _release(self) -> Iterator[VideoFrame]:
-        if self._gap:
-            # Frames still inside the decoder predate the keyframe, so none is wanted.
-            self._context.flush_buffers()
-            self._gap = False
-        held, self._held = self._held, []
-        for packet in held:
-            yield from self._decode(packet)
-
-    def _decode(self, packet: Packet[VideoStream] | None) -> list[VideoFrame]:
-        if packet is not None:
-            self._stats.packets_decoded += 1
-        try:
-            frames = self._context.decode(packet)
-        except av.FFmpegError as exc:
-            self._stats.decode_errors += 1
-            allowed = _ERROR_ALLOWANCE + _ERROR_SHARE * self._stats.packets_decoded
-            if self._stats.decode_errors > allowed:
-                raise VideoReadError(
-                    f"{self._path}: the video is corrupt ({self._stats.decode_errors} of "
-                    f"{self._stats.packets_decoded} packets undecodable: {exc.strerror})"
-                ) from exc
-            return []
-        self._stats.frames_decoded += len(frames)
-        return frames
 
 
 def _demux(
@@ -268,7 +166,7 @@ class _Picture:
     time_base: Fraction | None
 
     def keep(
-        self, frame: VideoFrame, origin: float, schedule: _Schedule, stats: SamplerStats
+        self, frame: VideoFrame, origin: float, schedule: Schedule, stats: SamplerStats
     ) -> SampledFrame | None:
         if schedule.done:
             return None
@@ -298,14 +196,14 @@ class _Picture:
 
 
 def _check_complete(
-    stats: SamplerStats, schedule: _Schedule, last_packet_s: float, path: Path
+    stats: SamplerStats, schedule: Schedule, last_packet_s: float | None, path: Path
 ) -> None:
     if stats.frames_sampled == 0 and stats.packets_read > 0:
         raise VideoReadError(f"{path}: no video frame could be decoded")
     if stats.packets_read == 0:
         raise VideoReadError(f"{path}: the video stream holds no frames")
     end = schedule.end
-    if end is None:
+    if end is None or last_packet_s is None:
         return
     slack = max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_SHARE * end)
     if last_packet_s < end - slack:

@@ -14,11 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from homesec.interfaces import AnalysisContext, VLMAnalyzer
-from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.enums import EventType, PluginType, RiskLevel
 from homesec.models.results import EntityEvent
 from homesec.plugins.analyzers.openai import OpenAIAnalyzerError
 from homesec.plugins.analyzers.reply import ResponseFormat
-from homesec.plugins.analyzers.usage import EVENT_VLM_USAGE
 from homesec.plugins.registry import validate_plugin_config
 from tests.plugins.analyzers.conftest import MakeAnalyzer, person_seen_at
 from tests.services.openai_server import (
@@ -451,7 +450,7 @@ async def test_usage_and_cost_are_returned_and_logged_as_vlm_usage(
     assert (analysis.usage.input_tokens, analysis.usage.output_tokens) == (1200, 150)
     assert analysis.usage.estimated_cost_usd == pytest.approx(0.0045)
     assert 0.0 < analysis.usage.latency_s < 5.0
-    [event] = [r for r in caplog.records if getattr(r, "event_type", None) == EVENT_VLM_USAGE]
+    [event] = [r for r in caplog.records if getattr(r, "event_type", None) == EventType.VLM_USAGE]
     assert event.__dict__["camera_name"] == "front_door"
     assert event.__dict__["clip_id"] == "front_door_1700000000.mp4"
     assert event.__dict__["input_tokens"] == 1200

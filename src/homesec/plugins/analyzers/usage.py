@@ -10,13 +10,11 @@ import logging
 from dataclasses import dataclass
 
 from homesec.interfaces import AnalysisContext
+from homesec.models.enums import EventType
 from homesec.models.results import VLMUsage
 from homesec.plugins.analyzers.chat import ChatReply
 
 logger = logging.getLogger(__name__)
-
-# Telemetry `event_type` of the per-clip usage record.
-EVENT_VLM_USAGE = "vlm_usage"
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def log_usage(
         usage.output_tokens,
         usage.latency_s,
         extra={
-            "event_type": EVENT_VLM_USAGE,
+            "event_type": EventType.VLM_USAGE,
             "camera_name": context.camera_name,
             "clip_id": context.clip_id,
             "model": model,

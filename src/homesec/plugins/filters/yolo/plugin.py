@@ -39,6 +39,7 @@ from homesec.video.clip import VideoReadError
 logger = logging.getLogger(__name__)
 
 Provider = Literal["cpu", "cuda", "openvino", "coreml"]
+_MAX_DEFAULT_THREADS = 4
 _ORT_PROVIDERS: dict[Provider, str] = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -90,7 +91,10 @@ class YoloFilterConfig(PluginConfig):
     )
     max_workers: int = Field(default=1, ge=1, description="Worker processes (clips at once)")
     threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime threads per worker (0: cores / max_workers)"
+        default=0,
+        ge=0,
+        description="ONNX Runtime threads per worker (0: its share of the cores less the one "
+        "left to decoding, at most 4)",
     )
     decode_threads: int = Field(
         default=0, ge=0, description="Video decoding threads per worker (0: cores / max_workers)"
@@ -147,9 +151,10 @@ class YoloFilter:
         self._config = config
         self._model_path = model_path
         self._providers = providers
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        share = max(1, (cores or os.cpu_count() or 1) // config.max_workers)
-        self._threads = config.threads or share
+        share = max(1, _usable_cores() // config.max_workers)
+        # Frames are decoded while the detector runs (prefetch), so the decoder keeps a core
+        # of the worker's share; models this small gain little from more than 4 threads.
+        self._threads = config.threads or max(1, min(_MAX_DEFAULT_THREADS, share - 1))
         self._decode_threads = config.decode_threads or share
         self._pool: ProcessPoolExecutor | None = self._start_pool()
 
@@ -182,6 +187,10 @@ class YoloFilter:
         pool = self._pool
         if pool is None:
             raise YoloFilterError("the yolo filter is shut down")
+        if not request.class_ids:  # overrides asked for no class: nothing to look at
+            return FilterResult(
+                detected_classes=[], confidence=0.0, sampled_frames=0, model=self.model_name
+            )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(pool, worker.scan, str(video_path), request)
@@ -259,11 +268,17 @@ class YoloFilter:
             logger.error("yolo filter worker failed to start: %s", error)
             return
         used = future.result()
-        if used[0] != self._providers[0]:
+        if used and used[0] != self._providers[0]:
             logger.warning(
                 "yolo filter runs on %s: %s could not be used", used[0], self._providers[0]
             )
         logger.info("yolo filter ready: model %s on %s", self.model_name, ", ".join(used))
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (cgroups, taskset)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _check_classes(classes: list[str]) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from homesec.models.results import Detection, FilterResult
 from homesec.plugins.filters.yolo.coco import COCO_CLASSES
 from homesec.plugins.filters.yolo.model import BoxDetection, Detector
+from homesec.video.decoding import SamplerStats
 from homesec.video.prefetch import prefetched
-from homesec.video.sampler import SampledFrame, SamplerStats, sample_frames
+from homesec.video.sampler import SampledFrame, sample_frames
 
 
 @dataclass(frozen=True)
