@@ -1,8 +1,23 @@
 """Shared fixtures: real services (Postgres, Mosquitto) and the shared media and models."""
 
+import logging
+from collections.abc import Iterator
+
+import pytest
+
 pytest_plugins = [
     "tests.services.shared_files",
     "tests.services.postgres",
     "tests.services.mosquitto",
     "tests.services.openai_server",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI tests configure the root logger onto a captured stream: put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
