@@ -33,3 +33,5 @@ format:
 
 bench: setup-test
 	$(UV) run python -m bench.pipeline
+	$(UV) run python -m bench.filter
+	$(UV) run python -m bench.vlm

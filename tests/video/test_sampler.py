@@ -172,3 +172,13 @@ def test_unreadable_clips_raise_a_readable_error(
     with pytest.raises(VideoReadError, match=message) as caught:
         list(sample_frames(path, fps=2.0, fit=(64, 64)))
     assert str(path) in str(caught.value)
+
+
+def test_a_frame_just_before_its_slot_fills_only_that_slot(person_clip: Path) -> None:
+    # Given a schedule whose slots fall between frames of a 15 fps clip
+    # When sampling one frame a second from 0.5 s to 5 s, at most five
+    frames = list(sample_frames(person_clip, fps=1.0, max_frames=5, start_s=0.5, end_s=5.0))
+
+    # Then exactly five frames come back, one per slot (0.5, 1.5, ... 4.5 s)
+    assert len(frames) == 5
+    assert all(abs(frame.time_s - (0.5 + i)) < 0.1 for i, frame in enumerate(frames))

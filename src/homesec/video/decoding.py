@@ -61,7 +61,9 @@ class Schedule:
 
     def take(self, time_s: float) -> None:
         """A frame at `time_s` was sampled: move past every wanted time it stands for."""
-        self.index = math.floor((time_s - self.start + self.tolerance) / self.interval) + 1
+        # At least one slot: a frame a hair before its slot (float rounding) still fills it.
+        slots_passed = math.floor((time_s - self.start + self.tolerance) / self.interval) + 1
+        self.index = max(self.index + 1, slots_passed)
 
 
 class GopReader:
