@@ -13,7 +13,7 @@ apt_install() {
   if [[ ! -f /var/lib/apt/lists/.homesec-updated ]]; then
     $sudo apt-get update -qq && $sudo touch /var/lib/apt/lists/.homesec-updated
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 if ! python3 -m uv --version >/dev/null 2>&1 && ! command -v uv >/dev/null 2>&1; then
@@ -32,6 +32,14 @@ if [[ $want_test_services -eq 1 ]]; then
   command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
+  fi
+  # Browser tests of the web UI drive Debian's Chromium.
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+  # RTSP camera tests serve looping footage with GStreamer's RTSP server (../shared/tools).
+  if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
+    apt_install python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+      gstreamer1.0-plugins-ugly gstreamer1.0-libav
   fi
 fi
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from homesec.api.app import ApiServer, create_api
-from homesec.config_loader import analyzer_config, source_config
-from homesec.health import HealthMonitor
+from homesec.config_loader import analyzer_config, notifier_config, source_config
+from homesec.errors import ConfigError
+from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
     AlertPolicy,
     Notifier,
@@ -28,6 +29,7 @@ from homesec.models.clip import Clip
 from homesec.models.config import Config, read_env
 from homesec.models.enums import RunMode
 from homesec.pipeline.core import ClipPipeline
+from homesec.pipeline.notify import NotificationFanout, Sink
 from homesec.pipeline.recovery import recover_unfinished
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import (
@@ -91,7 +93,16 @@ def build_components(config: Config) -> Components:
     policy = None
     if config.alert_policy.enabled:
         policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
-    notifiers = [load_notifier(ref.backend, ref.config) for ref in config.notifiers]
+    sinks = [
+        Sink(load_notifier(ref.backend, notifier_config(ref, config)), ref)
+        for ref in config.notifiers
+    ]
+    names = [sink.name for sink in sinks]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            [f"notifiers: sink names must be unique (set config.name): {', '.join(names)}"]
+        )
+    notifiers = [sink.notifier for sink in sinks]
     pipeline = ClipPipeline(
         config,
         repository=repository,
@@ -99,7 +110,7 @@ def build_components(config: Config) -> Components:
         object_filter=object_filter,
         analyzer=analyzer,
         alert_policy=policy,
-        notifiers=notifiers,
+        fanout=NotificationFanout(sinks, config.retry),
     )
     return Components(repository, storage, object_filter, analyzer, policy, notifiers, pipeline)
 
@@ -132,7 +143,13 @@ class HomeSecApp:
             self.sources,
             components.notifiers,
         )
+        watch = CameraWatch(
+            self.sources,
+            self._config.pipeline.camera_unhealthy_alert_s,
+            components.pipeline.system_alert,
+        )
         heartbeat = asyncio.create_task(monitor.beat_forever(), name="heartbeat")
+        camera_watch = asyncio.create_task(watch.watch_forever(), name="camera-watch")
         try:
             await self._start_server(monitor)
             await recover_unfinished(
@@ -147,6 +164,7 @@ class HomeSecApp:
             await stop.wait()
         finally:
             heartbeat.cancel()
+            camera_watch.cancel()
             await self._shutdown()
 
     def _on_clip(self, clip: Clip) -> None:

@@ -42,6 +42,11 @@ def source_config(camera: CameraConfig) -> dict[str, Any]:
     return {**camera.source.config, "camera_name": camera.name}
 
 
+def notifier_config(ref: PluginRef, config: Config) -> dict[str, Any]:
+    """A notifier's config with the fields HomeSec fills in."""
+    return {**ref.config, "camera_names": [camera.name for camera in config.cameras]}
+
+
 def analyzer_config(vlm: VLMSection) -> dict[str, Any]:
     """The analyzer config with the fields HomeSec fills in."""
     return {**vlm.config, "preprocessing": vlm.preprocessing.model_dump()}
@@ -80,7 +85,8 @@ def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dic
         policy = config.alert_policy
         yield "alert_policy", PluginType.ALERT_POLICY, policy.backend, policy.config
     for index, notifier in enumerate(config.notifiers):
-        yield from _ref(f"notifiers[{index}]", PluginType.NOTIFIER, notifier)
+        path = f"notifiers[{index}]"
+        yield path, PluginType.NOTIFIER, notifier.backend, notifier_config(notifier, config)
 
 
 def _ref(

@@ -1,5 +1,8 @@
 """Derives the service's health from the pipeline heartbeat, database, storage and sources.
 
+A camera unhealthy for `pipeline.camera_unhealthy_alert_s` raises a system alert, and
+another when it is back.
+
 Unhealthy (HTTP 503) when the pipeline has stalled, the storage backend is unreachable or a
 camera's source is down; degraded (still 200) when only the database is down, since state
 writes are best effort and clips keep flowing.
@@ -9,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from homesec import __version__
 from homesec.interfaces import ClipSource, Notifier, StorageBackend
+from homesec.models.alert import SystemAlert
 from homesec.models.enums import HealthStatus
+from homesec.models.events import utc_now
 from homesec.models.health import CameraHealth, ComponentHealth, Diagnostics, HealthReport
 from homesec.pipeline.core import ClipPipeline
 from homesec.repository.clip_repository import ClipRepository
@@ -101,3 +106,46 @@ async def _bounded(check: Awaitable[bool]) -> bool:
         return await asyncio.wait_for(check, _CHECK_TIMEOUT_S)
     except Exception:
         return False
+
+
+class CameraWatch:
+    """Raises a system alert when a camera stays unhealthy too long, and when it recovers."""
+
+    def __init__(
+        self,
+        sources: list[ClipSource],
+        threshold_s: float,
+        raise_alert: Callable[[SystemAlert], Awaitable[None]],
+    ) -> None:
+        self._sources = sources
+        self._threshold_s = threshold_s
+        self._raise_alert = raise_alert
+        self._unhealthy_since: dict[str, float] = {}
+        self._alerted: set[str] = set()
+
+    async def watch_forever(self) -> None:
+        interval = min(HEARTBEAT_INTERVAL_S, self._threshold_s / 2)
+        while True:
+            await self.check(time.monotonic())
+            await asyncio.sleep(interval)
+
+    async def check(self, now: float) -> None:
+        for source in self._sources:
+            camera = source.camera_name
+            if source.is_healthy():
+                self._unhealthy_since.pop(camera, None)
+                if camera in self._alerted:
+                    self._alerted.discard(camera)
+                    await self._raise_alert(_camera_alert("camera_recovered", camera, "is back"))
+                continue
+            since = self._unhealthy_since.setdefault(camera, now)
+            if now - since >= self._threshold_s and camera not in self._alerted:
+                self._alerted.add(camera)
+                message = f"unhealthy for {now - since:.0f}s"
+                await self._raise_alert(_camera_alert("camera_unhealthy", camera, message))
+
+
+def _camera_alert(kind: str, camera: str, message: str) -> SystemAlert:
+    return SystemAlert(
+        kind=kind, message=f"camera {camera} {message}", ts=utc_now(), camera_name=camera
+    )

@@ -34,6 +34,14 @@ class SourceConfig(PluginConfig):
     camera_name: str = Field(description="Set by HomeSec from the camera's `name`")
 
 
+class NotifierConfig(PluginConfig):
+    """Base of notifier configs; the loader fills `camera_names` from `cameras`."""
+
+    camera_names: list[str] = Field(
+        default_factory=list, description="Set by HomeSec: the configured camera names"
+    )
+
+
 class AnalyzerConfig(PluginConfig):
     """Base of VLM analyzer configs; the loader fills `preprocessing` from `vlm.preprocessing`."""
 
@@ -139,7 +147,8 @@ class Notifier(Protocol):
 
     async def start(self) -> None: ...
 
-    async def send(self, alert: Alert) -> None: ...
+    async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
+        """Deliver the alert; `snapshot` is a JPEG of the best detection, when there is one."""
 
     async def send_system(self, alert: SystemAlert) -> None: ...
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import tests.fakes.plugins  # noqa: F401
+import tests.fakes.plugins
 from homesec.models.alert import Alert
 from homesec.models.enums import ClipStatus, StageName, StageStatus
 from tests.e2e.helpers import clip_rows, drop_clip, wait_for_state
@@ -180,3 +180,31 @@ async def test_process_killed_mid_clip_finishes_it_after_restart(
     log = (tmp_path / "homesec.log").read_text()
     assert "Recovering front_door_1700000030.mp4" in log
     assert json.dumps(postgres_dsn) not in log
+
+
+async def test_a_camera_down_for_too_long_raises_a_system_alert_and_another_when_back(
+    tmp_path: Path,
+) -> None:
+    # Given the service with a sink for system alerts and a short unhealthy threshold
+    config = make_config(
+        tmp_path,
+        notifiers=[{"backend": "fake_recorder", "config": {"name": "ops"}}],
+        pipeline={"camera_unhealthy_alert_s": 0.5, "work_dir": str(tmp_path / "work")},
+    )
+    watch = _watch_dir(tmp_path)
+    async with running_app(config) as app:
+        [sink] = app.components.notifiers
+        assert isinstance(sink, tests.fakes.plugins.RecordingNotifier)
+        # When the camera's folder disappears for a while, then comes back
+        watch.rename(tmp_path / "gone")
+        while not sink.system_alerts:
+            await asyncio.sleep(0.05)
+        (tmp_path / "gone").rename(watch)
+        while len(sink.system_alerts) < 2:
+            await asyncio.sleep(0.05)
+
+    # Then one alert said it was down and one that it is back
+    assert [(a.kind, a.camera_name) for a in sink.system_alerts] == [
+        ("camera_unhealthy", "front_door"),
+        ("camera_recovered", "front_door"),
+    ]

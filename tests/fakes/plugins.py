@@ -13,16 +13,17 @@ from pathlib import Path
 
 from pydantic import Field, JsonValue
 
-from homesec.interfaces import AnalysisContext, AnalyzerConfig, PluginConfig
+from homesec.interfaces import AnalysisContext, AnalyzerConfig, NotifierConfig, PluginConfig
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.results import (
     AnalysisResult,
+    Detection,
     FilterOverrides,
     FilterResult,
     UploadOutcome,
 )
-from homesec.plugins.registry import plugin
+from homesec.plugins.registry import load_storage, plugin
 
 
 class FakeFilterConfig(PluginConfig):
@@ -31,6 +32,9 @@ class FakeFilterConfig(PluginConfig):
     fail_first: int = Field(default=0, description="Calls that fail before one succeeds")
     reject_non_video: bool = Field(
         default=True, description="Fail like a real decoder on files without a video header"
+    )
+    box: tuple[float, float, float, float] | None = Field(
+        default=None, description="Report a detection of the first class with this box at 1 s"
     )
 
 
@@ -56,11 +60,22 @@ class FakeFilter:
         header = video_path.read_bytes()[:12]
         if self.config.reject_non_video and b"ftyp" not in header:
             raise ValueError(f"{video_path.name}: not a video file (no ftyp box)")
+        detections = []
+        if self.config.box is not None and self.config.classes:
+            detections.append(
+                Detection(
+                    class_name=self.config.classes[0],
+                    confidence=0.9,
+                    first_seen_s=1.0,
+                    box=self.config.box,
+                )
+            )
         return FilterResult(
             detected_classes=list(self.config.classes),
             confidence=0.9 if self.config.classes else 0.0,
             sampled_frames=1,
             model="fake",
+            detections=detections,
         )
 
     async def shutdown(self) -> None:
@@ -138,7 +153,55 @@ class FailingStorage:
         return None
 
 
-class RecordingNotifierConfig(PluginConfig):
+class SwitchableStorageConfig(PluginConfig):
+    root: Path
+    down_while: Path = Field(description="The storage is down while this file exists")
+
+
+@plugin(PluginType.STORAGE, "fake_switchable_storage", config=SwitchableStorageConfig)
+class SwitchableStorage:
+    """Local storage that a test can take down and bring back; logs each successful put."""
+
+    def __init__(self, config: SwitchableStorageConfig) -> None:
+        self._down_while = config.down_while
+        self._local = load_storage("local", {"root": str(config.root)})
+        self.put_log = config.root / "puts.log"
+
+    @classmethod
+    def create(cls, config: SwitchableStorageConfig) -> SwitchableStorage:
+        return cls(config)
+
+    def _check(self) -> None:
+        if self._down_while.exists():
+            raise ConnectionError("storage is down")
+
+    async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
+        self._check()
+        outcome = await self._local.put(local_path, dest_key)
+        with self.put_log.open("a") as log:
+            log.write(dest_key + "\n")
+        return outcome
+
+    async def get(self, storage_uri: str, local_path: Path) -> None:
+        self._check()
+        await self._local.get(storage_uri, local_path)
+
+    async def exists(self, storage_uri: str) -> bool:
+        self._check()
+        return await self._local.exists(storage_uri)
+
+    async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
+        self._check()
+        return await self._local.put_json(obj, dest_key)
+
+    async def ping(self) -> bool:
+        return not self._down_while.exists()
+
+    async def close(self) -> None:
+        return None
+
+
+class RecordingNotifierConfig(NotifierConfig):
     name: str = "recorder"
     fail: bool = False
     log_file: Path | None = Field(default=None, description="Append alerts as JSON lines")
@@ -151,6 +214,7 @@ class RecordingNotifier:
     def __init__(self, config: RecordingNotifierConfig) -> None:
         self.config = config
         self.alerts: list[Alert] = []
+        self.snapshots: list[Path | None] = []
         self.system_alerts: list[SystemAlert] = []
         self.attempts = 0
 
@@ -165,11 +229,12 @@ class RecordingNotifier:
     async def start(self) -> None:
         return None
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         self.attempts += 1
         if self.config.fail:
             raise ConnectionError("sink unreachable")
         self.alerts.append(alert)
+        self.snapshots.append(snapshot)
         if self.config.log_file is not None:
             with self.config.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(alert.model_dump_json() + "\n")

@@ -56,13 +56,13 @@ async def test_state_and_events_are_stored_through_the_repository(
         stored = await components.repository.get(clip.clip_id)
         assert isinstance(stored, ClipStateData)
         assert stored.status == ClipStatus.DONE
-        events = [
-            event.event_type for event in await components.repository.list_events(clip.clip_id)
-        ]
+        stored_events = await components.repository.list_events(clip.clip_id)
+        events = [event.event_type for event in stored_events]
         assert events[0] == EventType.CLIP_RECEIVED
         assert events[-1] == EventType.CLIP_DONE
         assert EventType.ALERT_DECIDED in events
-        assert events.count(EventType.STAGE_COMPLETED) == 4
+        completed = {e.stage for e in stored_events if e.event_type == EventType.STAGE_COMPLETED}
+        assert completed == set(StageName)
 
 
 async def test_upload_failure_still_sends_the_alert_without_a_link(
@@ -78,19 +78,20 @@ async def test_upload_failure_still_sends_the_alert_without_a_link(
         state = await components.pipeline.process(clip)
 
         # Then the alert goes out with upload_failed and no view_url; the upload was retried
+        # and is still pending (retried in the background), so the clip is not done
         notifier = components.notifiers[0]
         assert isinstance(notifier, RecordingNotifier)
         [alert] = notifier.alerts
         assert alert.upload_failed is True
         assert alert.view_url is None and alert.storage_uri is None
         upload = state.stages[StageName.UPLOAD]
-        assert upload.status == StageStatus.ERROR
-        assert upload.attempts == 2
+        assert upload.status == StageStatus.PENDING
+        assert upload.attempts >= 2
         assert "storage service unavailable" in (upload.last_error or "")
-        assert state.status == ClipStatus.ERROR
+        assert state.status == ClipStatus.ANALYZED
         assert clip.local_path.exists()
         storage = components.storage
-        assert isinstance(storage, FailingStorage) and storage.puts == 2
+        assert isinstance(storage, FailingStorage) and storage.puts >= 2
 
 
 async def test_exhausted_retries_raise_a_system_alert(

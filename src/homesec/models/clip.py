@@ -75,3 +75,13 @@ def free_clip_path(directory: Path, camera_name: str, unix_seconds: int, extensi
         if not candidate.exists():
             return candidate
         n += 1
+
+
+def snapshot_name(clip_id: str) -> str:
+    """The clip's alert snapshot (JPEG), kept next to the clip locally and in storage."""
+    return f"{Path(clip_id).stem}.snapshot.jpg"
+
+
+def analysis_name(clip_id: str) -> str:
+    """The clip's VLM analysis (JSON), kept next to the clip in storage."""
+    return f"{Path(clip_id).stem}.analysis.json"

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from homesec.models.clip import is_valid_camera_name
-from homesec.models.enums import LogFormat, RunMode
+from homesec.models.enums import LogFormat, RiskLevel, RunMode
 
 
 def _require_env(name: str) -> str:
@@ -42,6 +42,26 @@ class PluginRef(_Section):
 
     backend: str = Field(description="Registered plugin name")
     config: dict[str, Any] = Field(default_factory=dict, description="The plugin's own config")
+
+
+class NotifierRef(PluginRef):
+    """A notification sink and which alerts it receives."""
+
+    cameras: list[str] | None = Field(
+        default=None, description="Only alerts of these cameras (default: every camera)"
+    )
+    min_risk_level: RiskLevel | None = Field(
+        default=None,
+        description="Only alerts at least this risky (alerts without a VLM verdict are skipped)",
+    )
+    cooldown_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Per camera: skip alerts within this many seconds of the last one sent",
+    )
+    system_alerts: bool = Field(
+        default=True, description="Also receive system alerts (retries exhausted, camera down)"
+    )
 
 
 def _check_camera_name(name: str) -> str:
@@ -120,6 +140,11 @@ class RetryConfig(_Section):
     max_attempts: int = Field(default=3, ge=1, description="Tries per stage, first one included")
     backoff_s: float = Field(default=5.0, ge=0, description="First wait between tries")
     max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait between tries")
+    upload_retry_max_backoff_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A failed upload is retried in the background forever, at most this far apart",
+    )
 
 
 class ServerConfig(_Section):
@@ -148,6 +173,9 @@ class PipelineSection(_Section):
     work_dir: Path = Field(
         default=Path("var/work"), description="Scratch space (clips re-downloaded by recovery)"
     )
+    camera_unhealthy_alert_s: float = Field(
+        default=300.0, gt=0, description="A camera unhealthy this long raises a system alert"
+    )
 
 
 class Config(_Section):
@@ -160,7 +188,7 @@ class Config(_Section):
     filter: PluginRef
     vlm: VLMSection = Field(default_factory=lambda: VLMSection(run_mode=RunMode.NEVER))
     alert_policy: AlertPolicySection = Field(default_factory=AlertPolicySection)
-    notifiers: list[PluginRef] = Field(default_factory=list)
+    notifiers: list[NotifierRef] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
@@ -174,4 +202,8 @@ class Config(_Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        for index, notifier in enumerate(self.notifiers):
+            unknown = sorted(set(notifier.cameras or []) - set(names))
+            if unknown:
+                raise ValueError(f"notifiers[{index}].cameras: unknown camera {', '.join(unknown)}")
         return self

@@ -50,7 +50,7 @@ class EventType(StrEnum):
     STAGE_FAILED = "stage_failed"
     STAGE_SKIPPED = "stage_skipped"
     ALERT_DECIDED = "alert_decided"
-    ANALYSIS_STORED = "analysis_stored"
+    ARTIFACT_STORED = "artifact_stored"
     VLM_USAGE = "vlm_usage"
     CLIP_DONE = "clip_done"
     LOCAL_FILE_PRUNED = "local_file_pruned"

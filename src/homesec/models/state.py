@@ -49,9 +49,13 @@ class ClipStateData(BaseModel):
     storage_uri: str | None = None
     view_url: str | None = None
     analysis_uri: str | None = None
+    snapshot_uri: str | None = None
     filter_result: FilterResult | None = None
     analysis_result: AnalysisResult | None = None
     alert_decision: AlertDecision | None = None
+    notifications: dict[str, StageLog] = Field(
+        default_factory=dict, description="Delivery journal of each notification sink"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -1,11 +1,12 @@
 """ClipPipeline: one async flow per clip, from local file to notification.
 
     upload ─┐ (in parallel, each retried with backoff)
-    filter ─┴─> VLM (per run_mode) -> alert policy -> notifiers (after the upload, for view_url)
+    filter ─┴─> snapshot -> VLM (per run_mode) -> alert policy -> notifiers (after the upload)
 
 Stages return their result or a PipelineError (errors as values). A filter error stops the
-clip; upload, VLM and notify errors do not. Stages already `ok` in the stored journal are not
-run again, which is what makes start-up recovery cheap.
+clip; upload, VLM and notify errors do not. An upload that still fails after its inline
+retries stays `pending` and is retried in the background until it succeeds. Stages already
+`ok` in the stored journal are not run again, which is what makes recovery cheap.
 """
 
 from __future__ import annotations
@@ -21,20 +22,21 @@ from homesec.errors import FilterError, NotifyError, PipelineError, UploadError,
 from homesec.interfaces import (
     AlertPolicy,
     AnalysisContext,
-    Notifier,
     ObjectFilter,
     StorageBackend,
     VLMAnalyzer,
 )
 from homesec.models.alert import Alert, AlertDecision, SystemAlert
-from homesec.models.clip import Clip
+from homesec.models.clip import Clip, analysis_name, snapshot_name
 from homesec.models.config import Config
-from homesec.models.enums import EventType, RunMode, StageName
+from homesec.models.enums import EventType, RunMode, StageName, StageStatus
 from homesec.models.events import utc_now
 from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
 from homesec.models.state import ClipStateData
 from homesec.pipeline.journal import ClipJournal
+from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.retry import retrying
+from homesec.pipeline.snapshot import best_detection, write_snapshot
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class ClipPipeline:
         object_filter: ObjectFilter,
         analyzer: VLMAnalyzer | None,
         alert_policy: AlertPolicy | None,
-        notifiers: list[Notifier],
+        fanout: NotificationFanout,
     ) -> None:
         self._config = config
         self._repository = repository
@@ -61,7 +63,7 @@ class ClipPipeline:
         self._filter = object_filter
         self._analyzer = analyzer
         self._policy = alert_policy
-        self._notifiers = notifiers
+        self._fanout = fanout
         limits = config.concurrency
         self._clip_slots = asyncio.Semaphore(limits.max_clips_in_flight)
         self._stage_slots = {
@@ -71,16 +73,21 @@ class ClipPipeline:
             StageName.NOTIFY: asyncio.Semaphore(limits.notify_workers),
         }
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
+        self._upload_retries: dict[str, asyncio.Task[None]] = {}
         self.last_heartbeat = time.time()
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def uploads_pending(self) -> int:
+        return len(self._upload_retries)
+
     def submit(self, clip: Clip) -> asyncio.Task[ClipStateData | None] | None:
-        """Source callback: process the clip in the background (None if already in flight)."""
-        if clip.clip_id in self._tasks:
-            logger.debug("Clip %s already in flight", clip.clip_id)
+        """Source callback: process the clip in the background (None if already in hand)."""
+        if clip.clip_id in self._tasks or clip.clip_id in self._upload_retries:
+            logger.debug("Clip %s already in hand", clip.clip_id)
             return None
         task = asyncio.create_task(self._process_guarded(clip), name=f"clip:{clip.clip_id}")
         self._tasks[clip.clip_id] = task
@@ -88,7 +95,7 @@ class ClipPipeline:
         return task
 
     async def process(self, clip: Clip) -> ClipStateData:
-        """Run one clip through every stage it still needs; returns its final state."""
+        """Run one clip through every stage it still needs; returns its state at the end."""
         async with self._clip_slots:
             self.last_heartbeat = time.time()
             journal = await ClipJournal.open(clip, self._repository)
@@ -101,15 +108,31 @@ class ClipPipeline:
 
     async def drain(self, timeout_s: float) -> None:
         """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
+        for retry in self._upload_retries.values():
+            retry.cancel()  # their clips are unfinished, so recovery picks them up
         pending = list(self._tasks.values())
-        if not pending:
-            return
-        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        still_running: set[asyncio.Task[ClipStateData | None]] = set()
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=timeout_s)
         for task in still_running:
             task.cancel()
         if still_running:
             logger.warning("Cancelled %d unfinished clips at shutdown", len(still_running))
-            await asyncio.gather(*still_running, return_exceptions=True)
+        leftovers = [*still_running, *self._upload_retries.values()]
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+    async def system_alert(self, alert: SystemAlert) -> None:
+        """Log a system alert and send it to the sinks that take them."""
+        logger.error(
+            "System alert: %s",
+            alert.message,
+            extra={
+                "event_type": EventType.SYSTEM_ALERT,
+                "clip_id": alert.clip_id,
+                "camera_name": alert.camera_name,
+            },
+        )
+        await self._fanout.broadcast_system(alert)
 
     async def _process_guarded(self, clip: Clip) -> ClipStateData | None:
         # The top of a clip's flow: nothing may escape and kill the process.
@@ -128,47 +151,30 @@ class ClipPipeline:
         finally:
             # Uploading is P0: it finishes even when the filter fails.
             upload_result = await upload
+        if isinstance(upload_result, UploadError):
+            self._retry_upload_in_background(clip, journal)
         if filter_result is None:
             return
+        snapshot = await self._snapshot(clip, filter_result)
         analysis = await self._vlm(clip, journal, filter_result)
         decision = self._decide(clip.camera_name, filter_result, analysis)
         journal.record(EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision)
         await asyncio.gather(
-            self._notify(clip, journal, decision, upload_result, analysis),
-            self._store_analysis(clip, journal, analysis, upload_result),
-        )
-
-    async def _store_analysis(
-        self,
-        clip: Clip,
-        journal: ClipJournal,
-        analysis: AnalysisResult | None,
-        upload: UploadOutcome | UploadError,
-    ) -> None:
-        """Keep the analysis next to the clip in storage (a convenience copy; best effort)."""
-        if analysis is None or isinstance(upload, UploadError) or journal.state.analysis_uri:
-            return
-        key = f"{clip.camera_name}/{Path(clip.clip_id).stem}.analysis.json"
-        try:
-            stored = await self._storage.put_json(analysis.model_dump(mode="json"), key)
-        except Exception as exc:
-            logger.warning("Could not store the analysis of %s: %s", clip.clip_id, exc)
-            return
-        journal.record(
-            EventType.ANALYSIS_STORED, stored.storage_uri, analysis_uri=stored.storage_uri
+            self._notify(clip, journal, decision, upload_result, analysis, snapshot),
+            self._store_artifacts(clip, journal, upload_result, snapshot),
         )
 
     async def _upload(self, clip: Clip, journal: ClipJournal) -> UploadOutcome | UploadError:
         state = journal.state
         if journal.is_ok(StageName.UPLOAD) and state.storage_uri:
             return UploadOutcome(storage_uri=state.storage_uri, view_url=state.view_url)
-        key = f"{clip.camera_name}/{clip.clip_id}"
         backend = self._config.storage.backend
         result = await self._stage(
             journal,
             StageName.UPLOAD,
-            lambda: self._storage.put(clip.local_path, key),
+            lambda: self._storage.put(clip.local_path, f"{clip.camera_name}/{clip.clip_id}"),
             lambda exc: UploadError(clip.clip_id, backend, exc),
+            exhausted=StageStatus.PENDING,
         )
         match result:
             case UploadOutcome() as outcome:
@@ -177,11 +183,51 @@ class ClipPipeline:
                 )
             case UploadError() as error:
                 logger.error(
-                    "Upload failed; continuing without a storage URI: %s",
+                    "Upload failed; continuing without a storage URI, retrying in the "
+                    "background: %s",
                     error.describe(),
                     extra=_extra(clip, EventType.STAGE_FAILED),
                 )
         return result
+
+    def _retry_upload_in_background(self, clip: Clip, journal: ClipJournal) -> None:
+        task = asyncio.create_task(
+            self._upload_until_done(clip, journal), name=f"upload-retry:{clip.clip_id}"
+        )
+        self._upload_retries[clip.clip_id] = task
+        task.add_done_callback(lambda _: self._upload_retries.pop(clip.clip_id, None))
+
+    async def _upload_until_done(self, clip: Clip, journal: ClipJournal) -> None:
+        """Retry the upload with growing waits until it succeeds; the clip is kept meanwhile."""
+        retry = self._config.retry
+        delay = max(retry.backoff_s, 0.01)
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry.upload_retry_max_backoff_s)
+            journal.attempt_started(StageName.UPLOAD)
+            try:
+                async with self._stage_slots[StageName.UPLOAD]:
+                    outcome = await self._storage.put(
+                        clip.local_path, f"{clip.camera_name}/{clip.clip_id}"
+                    )
+            except Exception as exc:
+                error = UploadError(clip.clip_id, self._config.storage.backend, exc)
+                journal.attempt_failed(error, then=StageStatus.PENDING)
+                continue
+            journal.stage_ok(
+                StageName.UPLOAD, storage_uri=outcome.storage_uri, view_url=outcome.view_url
+            )
+            logger.info(
+                "Upload of %s succeeded after %d attempts",
+                clip.clip_id,
+                journal.state.stage(StageName.UPLOAD).attempts,
+                extra=_extra(clip, EventType.STAGE_COMPLETED),
+            )
+            snapshot = clip.local_path.with_name(snapshot_name(clip.clip_id))
+            await self._store_artifacts(clip, journal, outcome, snapshot)
+            journal.finish()
+            await journal.flush()
+            return
 
     async def _filter_stage(self, clip: Clip, journal: ClipJournal) -> FilterResult | None:
         if journal.is_ok(StageName.FILTER) and journal.state.filter_result is not None:
@@ -204,6 +250,20 @@ class ClipPipeline:
             case FilterResult() as detections:
                 journal.stage_ok(StageName.FILTER, filter_result=detections)
                 return detections
+
+    async def _snapshot(self, clip: Clip, filter_result: FilterResult) -> Path | None:
+        """The best detection's frame as a JPEG next to the clip (None when nothing to show)."""
+        detection = best_detection(filter_result)
+        if detection is None:
+            return None
+        target = clip.local_path.with_name(snapshot_name(clip.clip_id))
+        try:
+            if not await asyncio.to_thread(target.exists):
+                await asyncio.to_thread(write_snapshot, clip.local_path, detection, target)
+        except Exception as exc:
+            logger.warning("No snapshot for %s: %s", clip.clip_id, exc, extra=_extra(clip, None))
+            return None
+        return target
 
     async def _vlm(
         self, clip: Clip, journal: ClipJournal, filter_result: FilterResult
@@ -263,37 +323,57 @@ class ClipPipeline:
         decision: AlertDecision,
         upload: UploadOutcome | UploadError,
         analysis: AnalysisResult | None,
+        snapshot: Path | None,
     ) -> None:
         if journal.is_ok(StageName.NOTIFY):
             return
         if not decision.notify:
             journal.stage_skipped(StageName.NOTIFY, decision.notify_reason)
             return
-        if not self._notifiers:
+        if not self._fanout.notifiers:
             journal.stage_skipped(StageName.NOTIFY, "no notifiers configured")
             return
         alert = _alert_for(clip, decision, upload, analysis)
         journal.attempt_started(StageName.NOTIFY)
         async with self._stage_slots[StageName.NOTIFY]:
-            errors = await asyncio.gather(*(self._send(n, alert) for n in self._notifiers))
-        failures = [error for error in errors if error is not None]
+            failures = await self._fanout.deliver(alert, snapshot, journal)
         if not failures:
             journal.stage_ok(StageName.NOTIFY)
             return
         for failure in failures:
             logger.error("Notify failed: %s", failure.describe(), extra=_extra(clip, None))
-        combined = _combined(clip.clip_id, failures)
-        journal.attempt_failed(combined, final=True)
-        await self._system_alert(journal.state, combined)
+        sinks = ", ".join(failure.notifier_name for failure in failures)
+        error = NotifyError(clip.clip_id, sinks, failures[0].cause)
+        journal.attempt_failed(error, then=StageStatus.ERROR)
+        await self._stage_gave_up(journal.state, error)
 
-    async def _send(self, notifier: Notifier, alert: Alert) -> NotifyError | None:
+    async def _store_artifacts(
+        self,
+        clip: Clip,
+        journal: ClipJournal,
+        upload: UploadOutcome | UploadError,
+        snapshot: Path | None,
+    ) -> None:
+        """Keep the analysis and the snapshot next to the clip in storage (best effort)."""
+        if isinstance(upload, UploadError):
+            return  # stored once the background upload succeeds
+        state = journal.state
+        analysis = state.analysis_result
         try:
-            async for attempt in retrying(self._config.retry):
-                with attempt:
-                    await notifier.send(alert)
+            if analysis is not None and state.analysis_uri is None:
+                key = f"{clip.camera_name}/{analysis_name(clip.clip_id)}"
+                stored = await self._storage.put_json(analysis.model_dump(mode="json"), key)
+                journal.record(EventType.ARTIFACT_STORED, key, analysis_uri=stored.storage_uri)
+            if (
+                snapshot is not None
+                and state.snapshot_uri is None
+                and await asyncio.to_thread(snapshot.exists)
+            ):
+                key = f"{clip.camera_name}/{snapshot.name}"
+                stored = await self._storage.put(snapshot, key)
+                journal.record(EventType.ARTIFACT_STORED, key, snapshot_uri=stored.storage_uri)
         except Exception as exc:
-            return NotifyError(alert.clip_id, notifier.name, exc)
-        return None
+            logger.warning("Could not store the artifacts of %s: %s", clip.clip_id, exc)
 
     async def _stage(
         self,
@@ -301,6 +381,7 @@ class ClipPipeline:
         stage: StageName,
         call: Callable[[], Awaitable[ResultT]],
         wrap: Callable[[Exception], ErrorT],
+        exhausted: StageStatus = StageStatus.ERROR,
     ) -> ResultT | ErrorT:
         """Run one stage with retries, journaling every attempt; errors come back as values."""
         max_attempts = self._config.retry.max_attempts
@@ -312,41 +393,27 @@ class ClipPipeline:
                         async with self._stage_slots[stage]:
                             return await call()
                     except Exception as exc:
-                        journal.attempt_failed(wrap(exc), final=number >= max_attempts)
+                        then = exhausted if number >= max_attempts else None
+                        journal.attempt_failed(wrap(exc), then=then)
                         raise
         except Exception as exc:
             error = wrap(exc)
-            await self._system_alert(journal.state, error)
+            await self._stage_gave_up(journal.state, error)
             return error
         raise AssertionError("retrying() ended without a result or an error")
 
-    async def _system_alert(self, state: ClipStateData, error: PipelineError) -> None:
-        """Tell every sink that a stage gave up on a clip (retries exhausted)."""
-        alert = SystemAlert(
-            kind="stage_retries_exhausted",
-            message=f"{error.stage} gave up after {state.stage(error.stage).attempts} "
-            f"attempt(s): {error.describe()}",
-            ts=utc_now(),
-            clip_id=state.clip_id,
-            camera_name=state.camera_name,
-            stage=error.stage,
+    async def _stage_gave_up(self, state: ClipStateData, error: PipelineError) -> None:
+        await self.system_alert(
+            SystemAlert(
+                kind="stage_retries_exhausted",
+                message=f"{error.stage} gave up after {state.stage(error.stage).attempts} "
+                f"attempt(s): {error.describe()}",
+                ts=utc_now(),
+                clip_id=state.clip_id,
+                camera_name=state.camera_name,
+                stage=error.stage,
+            )
         )
-        logger.error(
-            "System alert: %s",
-            alert.message,
-            extra={
-                "event_type": EventType.SYSTEM_ALERT,
-                "clip_id": alert.clip_id,
-                "camera_name": alert.camera_name,
-            },
-        )
-        results = await asyncio.gather(
-            *(notifier.send_system(alert) for notifier in self._notifiers),
-            return_exceptions=True,
-        )
-        for notifier, result in zip(self._notifiers, results, strict=True):
-            if isinstance(result, Exception):
-                logger.error("Notifier %s could not send a system alert: %s", notifier.name, result)
 
 
 def _alert_for(
@@ -369,11 +436,6 @@ def _alert_for(
         dedupe_key=clip.clip_id,
         upload_failed=outcome is None,
     )
-
-
-def _combined(clip_id: str, failures: list[NotifyError]) -> NotifyError:
-    names = ", ".join(failure.notifier_name for failure in failures)
-    return NotifyError(clip_id, names, failures[0].cause)
 
 
 def _extra(clip: Clip, event_type: EventType | None) -> dict[str, str]:

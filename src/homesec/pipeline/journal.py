@@ -65,13 +65,17 @@ class ClipJournal:
         self._save(EventType.STAGE_STARTED, stage=stage, attempt=log.attempts)
         return log.attempts
 
-    def attempt_failed(self, error: PipelineError, *, final: bool) -> None:
+    def attempt_failed(self, error: PipelineError, *, then: StageStatus | None) -> None:
+        """An attempt failed; `then` is the stage's status from now on (None: retry follows).
+
+        A stage left PENDING after its last inline attempt is retried in the background.
+        """
         log = self._log(error.stage)
         log.last_error = error.describe()
-        if final:
-            log.status = StageStatus.ERROR
+        if then is not None:
+            log.status = then
             log.finished_at = utc_now()
-        event = EventType.STAGE_FAILED if final else EventType.STAGE_RETRY
+        event = EventType.STAGE_RETRY if then is None else EventType.STAGE_FAILED
         self._save(event, stage=error.stage, attempt=log.attempts, message=log.last_error)
 
     def stage_ok(self, stage: StageName, **results: Any) -> None:
@@ -88,6 +92,25 @@ class ClipJournal:
         log.status = StageStatus.SKIPPED
         log.finished_at = utc_now()
         self._save(EventType.STAGE_SKIPPED, stage=stage, message=reason)
+
+    def sink_status(self, sink: str) -> StageStatus | None:
+        log = self.state.notifications.get(sink)
+        return None if log is None else log.status
+
+    def sink_done(
+        self, sink: str, status: StageStatus, message: str | None, attempts: int = 0
+    ) -> None:
+        """Journal one notification sink's outcome for this clip."""
+        now = utc_now()
+        self.state.notifications[sink] = StageLog(
+            status=status, attempts=attempts, finished_at=now, last_error=message
+        )
+        self._save(
+            _SINK_EVENTS[status],
+            stage=StageName.NOTIFY,
+            message=f"{sink}: {message or status}",
+            detail={"sink": sink},
+        )
 
     def record(self, event_type: EventType, message: str, **fields: Any) -> None:
         """Store results that belong to no single stage (the alert decision), with an event."""
@@ -132,3 +155,10 @@ class ClipJournal:
         while self._unsaved:
             events, self._unsaved = self._unsaved, []
             await self._repository.save(self.state, *events)
+
+
+_SINK_EVENTS = {
+    StageStatus.OK: EventType.STAGE_COMPLETED,
+    StageStatus.ERROR: EventType.STAGE_FAILED,
+    StageStatus.SKIPPED: EventType.STAGE_SKIPPED,
+}

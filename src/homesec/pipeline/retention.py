@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from homesec.interfaces import ClipSource
-from homesec.models.clip import Clip
+from homesec.models.clip import Clip, snapshot_name
 from homesec.models.enums import ClipStatus, EventType
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
@@ -65,7 +65,7 @@ class RetentionPruner:
         for file in eligible:
             if total <= self._max_bytes:
                 break
-            await asyncio.to_thread(file.clip.local_path.unlink, missing_ok=True)
+            await asyncio.to_thread(_delete_local, file.clip)
             total -= file.size
             pruned.append(file.clip.clip_id)
             _log_pruned(file, reason)
@@ -102,6 +102,11 @@ def _log_pruned(file: _SpooledFile, reason: str) -> None:
             "camera_name": clip.camera_name,
         },
     )
+
+
+def _delete_local(clip: Clip) -> None:
+    clip.local_path.unlink(missing_ok=True)
+    clip.local_path.with_name(snapshot_name(clip.clip_id)).unlink(missing_ok=True)
 
 
 def _eligible(state: ClipStateData | None) -> bool:

@@ -23,6 +23,7 @@ from homesec.interfaces import (
     AnalyzerConfig,
     ClipSource,
     Notifier,
+    NotifierConfig,
     ObjectFilter,
     SourceConfig,
     StorageBackend,
@@ -52,6 +53,7 @@ class PluginSpec:
 _REQUIRED_CONFIG_BASE: dict[PluginType, type[BaseModel]] = {
     PluginType.SOURCE: SourceConfig,
     PluginType.ANALYZER: AnalyzerConfig,
+    PluginType.NOTIFIER: NotifierConfig,
 }
 
 _registry: dict[tuple[PluginType, str], PluginSpec] = {}

@@ -4,6 +4,7 @@ State is best effort (SPEC P2): a database that is down, slow or broken never ra
 the pipeline. Writes that fail or take longer than `write_timeout_s` are dropped, logged at
 ERROR and counted; reads answer "unknown" (None). The store reconnects by itself, and the
 schema is applied on the first successful connection if start-up could not do it.
+The API's reads (filtered pages, one clip, statistics) follow the same rule.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -22,6 +25,8 @@ from homesec.models.config import StateStoreConfig
 from homesec.models.enums import EventType
 from homesec.models.events import ClipEvent
 from homesec.models.state import ClipStateData
+from homesec.state import queries
+from homesec.state.queries import CameraActivity, ClipFilter, ClipRow, ClipStats, PageKey
 from homesec.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -29,6 +34,22 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _START_TIMEOUT_S = 30.0  # migrations at start-up may take longer than one write
+
+
+@dataclass(frozen=True)
+class ClipListing:
+    """A clip's state with the time HomeSec first recorded it (the listing order)."""
+
+    state: ClipStateData
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class ClipPage:
+    """One page of clips, newest first; `next_key` is None on the last page."""
+
+    items: list[ClipListing]
+    next_key: PageKey | None
 
 
 class ClipRepository:
@@ -142,6 +163,48 @@ class ClipRepository:
             return []
         return [ClipEvent.model_validate(document) for document in documents]
 
+    async def list_clips(
+        self, clip_filter: ClipFilter, *, limit: int, after: PageKey | None = None
+    ) -> ClipPage | None:
+        """Clips matching the filter, newest first, after `after`; None when unreachable."""
+        query = partial(queries.list_clips, clip_filter=clip_filter, after=after, limit=limit + 1)
+        try:
+            rows = await self._bounded(self._store.run_read(query))
+        except Exception as exc:
+            _log_read_failed("list_clips", exc)
+            return None
+        page = rows[:limit]
+        next_key = page[-1].key if len(rows) > limit else None
+        return ClipPage(items=_listings(page), next_key=next_key)
+
+    async def get_listing(self, clip_id: str) -> ClipListing | None:
+        """One clip with its received time; None when missing, unreadable or unreachable."""
+        query = partial(queries.fetch_clip, clip_id=clip_id)
+        try:
+            row = await self._bounded(self._store.run_read(query))
+        except Exception as exc:
+            _log_read_failed("get_listing", exc, clip_id)
+            return None
+        listings = _listings([] if row is None else [row])
+        return listings[0] if listings else None
+
+    async def stats(self, since: datetime, until: datetime) -> ClipStats | None:
+        """Counts, failures per stage and VLM spend of clips received in the window."""
+        query = partial(queries.clip_stats, since=since, until=until)
+        try:
+            return await self._bounded(self._store.run_read(query))
+        except Exception as exc:
+            _log_read_failed("stats", exc)
+            return None
+
+    async def camera_activity(self) -> list[CameraActivity] | None:
+        """Clip count and latest clip of every camera with stored clips; None when unreachable."""
+        try:
+            return await self._bounded(self._store.run_read(queries.camera_activity))
+        except Exception as exc:
+            _log_read_failed("camera_activity", exc)
+            return None
+
     async def _bounded(self, operation: Awaitable[T]) -> T:
         # The driver stack (SQLAlchemy, asyncpg, aiosqlite, Alembic, sockets) shares no base
         # exception, so callers catch Exception: no state problem may ever cost a clip.
@@ -191,6 +254,15 @@ def _to_state(clip_id: str, document: dict[str, Any]) -> ClipStateData | None:
         # One unreadable row must not hide the others (recovery lists them all).
         logger.error("Stored state of %s is unreadable, ignored: %s", clip_id, exc)
         return None
+
+
+def _listings(rows: Sequence[ClipRow]) -> list[ClipListing]:
+    listings = []
+    for row in rows:
+        state = _to_state(row.clip_id, row.data)
+        if state is not None:
+            listings.append(ClipListing(state=state, received_at=row.created_at))
+    return listings
 
 
 def _log_read_failed(operation: str, exc: BaseException, clip_id: str | None = None) -> None:

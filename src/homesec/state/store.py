@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -31,6 +31,9 @@ from homesec.models.events import ClipEvent
 from homesec.state.tables import POSTGRES, SQLITE, clip_events, clip_states, json_text
 
 JsonDocument = dict[str, Any]
+T = TypeVar("T")
+Query = Callable[[AsyncConnection, str], Awaitable[T]]
+"""SQL run by `StateStore.run_read`/`run_write`: gets a connection and the dialect name."""
 
 _MIGRATIONS = "homesec.state:migrations"  # a package resource: works installed, from any cwd
 _POSTGRES_CONNECT_TIMEOUT_S = 3.0
@@ -79,6 +82,11 @@ class StateStore:
     @property
     def backend_name(self) -> str:
         return "postgres" if self._dialect == POSTGRES else SQLITE
+
+    @property
+    def dialect(self) -> str:
+        """`postgresql` or `sqlite`: the SQL dialect queries must be written for."""
+        return self._dialect
 
     @property
     def location(self) -> str:
@@ -153,6 +161,18 @@ class StateStore:
         )
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
+
+    async def run_read(self, query: Query[T]) -> T:
+        """Run a read query (`queries.py`) on a pooled connection, after the migrations."""
+        await self.ensure_schema()
+        async with self._engine.connect() as conn:
+            return await query(conn, self._dialect)
+
+    async def run_write(self, statement: Query[T]) -> T:
+        """Run writes (`log_records.py`) in one transaction, after the migrations."""
+        await self.ensure_schema()
+        async with self._engine.begin() as conn:
+            return await statement(conn, self._dialect)
 
     async def _write(self, upsert: Insert | None, events: Sequence[ClipEvent]) -> None:
         await self.ensure_schema()

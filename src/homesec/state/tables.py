@@ -3,7 +3,7 @@
 Postgres gets the exact DDL of SPEC §3 (JSONB, TIMESTAMPTZ, BIGSERIAL); SQLite gets the
 closest equivalents (JSON text, an INTEGER rowid key). The expression indexes are created by
 the Alembic migrations; `json_text` builds the matching expression for queries, so both
-engines can use them.
+engines can use them. `log_records` is the optional Postgres log sink (`telemetry_db.py`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ clip_states = Table(
     Column("data", JsonDocument, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Index("idx_clip_states_created", "created_at", "clip_id"),
 )
 
 clip_events = Table(
@@ -57,6 +58,22 @@ clip_events = Table(
     Index("idx_clip_events_clip_id", "clip_id"),
 )
 
+log_records = Table(
+    "log_records",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("level", Text, nullable=False),
+    Column("logger", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("event_type", Text),
+    Column("camera_name", Text),
+    Column("clip_id", Text),
+    Column("extras", JsonDocument, nullable=False),
+    Index("idx_log_records_ts", "ts"),
+    Index("idx_log_records_clip_id", "clip_id"),
+)
+
 
 def json_text(column: ColumnElement[Any], key: str, dialect: str) -> ColumnElement[str]:
     """`column->>'key'` on Postgres, `json_extract(column, '$.key')` on SQLite.
@@ -68,3 +85,16 @@ def json_text(column: ColumnElement[Any], key: str, dialect: str) -> ColumnEleme
     if dialect == POSTGRES:
         return column.op("->>", return_type=Text)(literal_column(f"'{key}'"))
     return func.json_extract(column, literal_column(f"'$.{key}'"), type_=Text)
+
+
+def json_path_text(
+    column: ColumnElement[Any], path: tuple[str, ...], dialect: str
+) -> ColumnElement[Any]:
+    """`column #>> '{a,b}'` on Postgres (text), `json_extract(column, '$.a.b')` on SQLite.
+
+    SQLite answers with the JSON value's own type (numbers, 1/0 for booleans); Postgres with
+    text. Like `json_text`, the path is written literally and must be our own constant.
+    """
+    if dialect == POSTGRES:
+        return column.op("#>>", return_type=Text)(literal_column("'{" + ",".join(path) + "}'"))
+    return func.json_extract(column, literal_column(f"'$.{'.'.join(path)}'"))

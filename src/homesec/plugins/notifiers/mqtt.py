@@ -9,6 +9,11 @@ ack of each message, and reconnects forever with exponential backoff and jitter.
 therefore delays alerts instead of losing them; beyond `max_pending` queued messages the oldest
 are dropped (counted in `dropped`, logged at ERROR). Delivery is at least once: a message whose
 ack was lost is published again after the reconnect.
+
+With `discovery: true` it also speaks Home Assistant's MQTT discovery (`ha_discovery.py` says
+what is published): the announcement and `online` on every connect, `offline` as the last will
+and on a clean close, and entity state and the snapshot next to each alert. Retained entity
+state in the outbox is a latest value: a newer message on the same topic replaces it.
 """
 
 from __future__ import annotations
@@ -22,16 +27,23 @@ import string
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
-from homesec.interfaces import PluginConfig
+from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.health import HealthReport
+from homesec.plugins.notifiers.ha_discovery import (
+    HAMessage,
+    HomeAssistantDiscovery,
+    HomeAssistantOptions,
+)
 from homesec.plugins.registry import plugin
 
 logger = logging.getLogger(__name__)
@@ -69,8 +81,8 @@ def _check_topic_template(template: str) -> str:
     return template
 
 
-class MQTTNotifierConfig(PluginConfig):
-    """Broker address, credentials (as env var names), topics and delivery bounds."""
+class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
+    """Broker address, credentials (as env var names), topics, delivery bounds, HA discovery."""
 
     name: str = Field(default="mqtt", min_length=1, description="Name of this sink in logs")
     host: str = Field(default="localhost", min_length=1, description="Broker host name or address")
@@ -154,9 +166,12 @@ class _Lifecycle(StrEnum):
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
     topic: str
-    payload: str
+    payload: str | bytes
     clip_id: str | None
     camera_name: str | None
+    retain: bool = False
+    # A latest value (HA entity state): a newer message on the same topic replaces it.
+    supersedable: bool = False
 
 
 @plugin(PluginType.NOTIFIER, "mqtt", config=MQTTNotifierConfig)
@@ -178,6 +193,11 @@ class MQTTNotifier:
         self._in_outage = False
         self._dropped = 0
         self._delivered = 0
+        self._home_assistant = (
+            HomeAssistantDiscovery(config, config.camera_names, self._enqueue_ha)
+            if config.discovery
+            else None
+        )
 
     @classmethod
     def create(cls, config: MQTTNotifierConfig) -> MQTTNotifier:
@@ -210,17 +230,38 @@ class MQTTNotifier:
             case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
                 raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
         self._lifecycle = _Lifecycle.RUNNING
+        if self._home_assistant is not None:
+            for message in self._home_assistant.initial_states():
+                self._enqueue_ha(message)
         self._task = asyncio.create_task(self._run(), name=f"mqtt-notifier:{self.name}")
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
+        """Queue the alert; with discovery, also the HA entity state and the snapshot."""
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
-        self._enqueue(_Outgoing(topic, alert.model_dump_json(), alert.clip_id, alert.camera_name))
+        payload = alert.model_dump_json()
+        self._enqueue(
+            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, self._config.retain)
+        )
+        if self._home_assistant is not None:
+            for message in await self._home_assistant.alert_messages(alert, snapshot):
+                self._enqueue_ha(message, alert)
 
     async def send_system(self, alert: SystemAlert) -> None:
         payload = alert.model_dump_json()
         self._enqueue(
-            _Outgoing(self._config.system_topic, payload, alert.clip_id, alert.camera_name)
+            _Outgoing(
+                self._config.system_topic,
+                payload,
+                alert.clip_id,
+                alert.camera_name,
+                self._config.retain,
+            )
         )
+
+    async def publish_health(self, report: HealthReport) -> None:
+        """Feed the HomeSec device's Health entity (a no-op without discovery)."""
+        if self._home_assistant is not None:
+            self._enqueue_ha(self._home_assistant.health_message(report))
 
     async def ping(self) -> bool:
         return self._connected
@@ -229,6 +270,11 @@ class MQTTNotifier:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
             return
+        if self._home_assistant is not None:
+            self._home_assistant.close()
+            if self._connected:
+                # A clean DISCONNECT discards the last will: say `offline` ourselves.
+                self._enqueue_ha(self._home_assistant.offline())
         self._lifecycle = _Lifecycle.CLOSING
         if self._connected and self._outbox:
             with contextlib.suppress(TimeoutError):
@@ -243,9 +289,22 @@ class MQTTNotifier:
                 extra=self._extra(EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
             )
 
+    def _enqueue_ha(self, message: HAMessage, alert: Alert | None = None) -> None:
+        clip_id, camera = (alert.clip_id, alert.camera_name) if alert else (None, None)
+        retain = message.retain
+        self._enqueue(
+            _Outgoing(message.topic, message.payload, clip_id, camera, retain, supersedable=retain)
+        )
+
     def _enqueue(self, message: _Outgoing) -> None:
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
             raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
+        if message.supersedable:
+            # Only the latest value matters (HA entity state): a stale snapshot queued during
+            # an outage must not take an alert's place in the bounded outbox.
+            stale = [m for m in self._outbox if m.supersedable and m.topic == message.topic]
+            for old in stale:
+                self._outbox.remove(old)
         if len(self._outbox) >= self._config.max_pending:
             self._drop_oldest()
         self._outbox.append(message)
@@ -302,13 +361,24 @@ class MQTTNotifier:
             keepalive=config.keepalive_s,
             timeout=config.timeout_s,
             tls_context=self._tls_context,
+            will=self._will(),
         )
+
+    def _will(self) -> aiomqtt.Will | None:
+        if self._home_assistant is None:
+            return None
+        will = self._home_assistant.will()
+        return aiomqtt.Will(will.topic, will.payload, qos=self._config.qos, retain=will.retain)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until the connection breaks; raises the MqttError that broke it."""
+        if self._home_assistant is not None:
+            for topic in self._home_assistant.subscriptions():
+                await client.subscribe(topic, qos=1)
+            await self._publish_now(client, self._home_assistant.announcement())
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(_watch_connection(client), name=f"mqtt-watch:{self.name}")
+                tasks.create_task(self._watch_connection(client), name=f"mqtt-watch:{self.name}")
                 tasks.create_task(self._publish_outbox(client), name=f"mqtt-publish:{self.name}")
         except* aiomqtt.MqttError as errors:
             raise errors.exceptions[0] from None
@@ -322,13 +392,26 @@ class MQTTNotifier:
                 continue
             head = self._outbox[0]
             # On failure the message stays at the head and goes out again after the reconnect.
-            await client.publish(
-                head.topic, head.payload, qos=self._config.qos, retain=self._config.retain
-            )
-            # The head may have been dropped by a full outbox while we waited for the ack.
+            await client.publish(head.topic, head.payload, qos=self._config.qos, retain=head.retain)
+            # The head may have been dropped (or superseded) while we waited for the ack.
             if self._outbox and self._outbox[0] is head:
                 self._outbox.popleft()
             self._delivered += 1
+
+    async def _watch_connection(self, client: aiomqtt.Client) -> None:
+        # Only discovery subscribes; otherwise the iterator just ends, raising, on disconnect.
+        async for message in client.messages:
+            if self._home_assistant is not None:
+                replies = self._home_assistant.on_message(str(message.topic), message.payload)
+                await self._publish_now(client, replies)
+        raise aiomqtt.MqttError("connection closed")
+
+    async def _publish_now(self, client: aiomqtt.Client, messages: list[HAMessage]) -> None:
+        """Publish outside the outbox: discovery is re-sent on every connect anyway."""
+        for message in messages:
+            await client.publish(
+                message.topic, message.payload, qos=self._config.qos, retain=message.retain
+            )
 
     def _on_connected(self) -> None:
         self._connected = True
@@ -390,13 +473,6 @@ class MQTTNotifier:
 
     def _extra(self, event_type: str, **fields: Any) -> dict[str, Any]:
         return {"event_type": event_type, "notifier": self.name, **fields}
-
-
-async def _watch_connection(client: aiomqtt.Client) -> None:
-    # Nothing is subscribed, so the message iterator only ends, raising MqttError, on disconnect.
-    async for _ in client.messages:
-        pass
-    raise aiomqtt.MqttError("connection closed")
 
 
 def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:

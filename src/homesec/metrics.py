@@ -1,0 +1,80 @@
+"""Prometheus metrics of the service, and the small functions the pipeline calls to move them.
+
+The metrics live in prometheus_client's default registry (with the process collectors) and
+are served at `/metrics`. Callers use the functions below, never the metric objects, so the
+names and labels stay in one place:
+
+    clip_finished(camera, status)      a clip's flow ended (status: done | error)
+    stage_observed(stage, seconds, ok) one stage attempt took `seconds`
+    retry(stage)                       a stage attempt failed and will be tried again
+    set_in_flight(n)                   clips being processed now
+    set_queue_depth(n)                 clips waiting for a processing slot
+    set_source_health(camera, ok)      a camera's source can receive clips
+    log_records_dropped(n)             the Postgres log sink dropped records
+
+Labels are bounded: camera names come from the config, stages and outcomes from enums.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+# From a fast local filter (tens of ms) to a slow VLM or a large upload (minutes).
+_STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+_CLIPS = Counter(
+    "homesec_clips", "Clips whose flow ended, by camera and outcome", ["camera", "outcome"]
+)
+_STAGE_SECONDS = Histogram(
+    "homesec_stage_duration_seconds",
+    "Duration of one stage attempt (upload, filter, vlm, notify), by outcome",
+    ["stage", "outcome"],
+    buckets=_STAGE_BUCKETS,
+)
+_RETRIES = Counter("homesec_stage_retries", "Failed stage attempts that were retried", ["stage"])
+_IN_FLIGHT = Gauge("homesec_clips_in_flight", "Clips being processed")
+_QUEUE_DEPTH = Gauge("homesec_queue_depth", "Clips waiting for a processing slot")
+_SOURCE_HEALTHY = Gauge(
+    "homesec_source_healthy", "1 when the camera's source can receive clips", ["camera"]
+)
+_LOG_RECORDS_DROPPED = Counter(
+    "homesec_log_records_dropped", "Log records the Postgres log sink could not write"
+)
+
+
+def clip_finished(camera: str, status: str) -> None:
+    """Count a clip whose flow ended; `status` is its final `ClipStatus` (done or error)."""
+    _CLIPS.labels(camera=camera, outcome=str(status)).inc()
+
+
+def stage_observed(stage: str, seconds: float, ok: bool) -> None:
+    """Record one attempt of a stage (`StageName`) and whether it succeeded."""
+    outcome = "ok" if ok else "error"
+    _STAGE_SECONDS.labels(stage=str(stage), outcome=outcome).observe(max(seconds, 0.0))
+
+
+def retry(stage: str) -> None:
+    """Count a failed attempt of `stage` that will be tried again."""
+    _RETRIES.labels(stage=str(stage)).inc()
+
+
+def set_in_flight(count: int) -> None:
+    _IN_FLIGHT.set(count)
+
+
+def set_queue_depth(count: int) -> None:
+    _QUEUE_DEPTH.set(count)
+
+
+def set_source_health(camera: str, healthy: bool) -> None:
+    _SOURCE_HEALTHY.labels(camera=camera).set(1 if healthy else 0)
+
+
+def log_records_dropped(count: int = 1) -> None:
+    _LOG_RECORDS_DROPPED.inc(count)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every registered metric, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,267 @@
+"""`apprise` notifier: push, chat and SMS through any Apprise URL (ntfy, Telegram, Pushover,
+Signal, Slack, Discord, Gotify, SMS gateways...), with no code of ours per service.
+
+URLs usually hold a token or a password, so they come from env vars: each name in `urls_env`
+holds one or more URLs, separated by commas or whitespace. `urls` in the YAML is only for URLs
+with nothing secret in them (a local `json://` receiver, say); one with a password is refused
+there. Every URL value read from the environment is registered as a secret with telemetry, and
+logs and errors name a service only by Apprise's privacy-masked URL.
+
+Title and body are Jinja2 templates (the alert's fields by name, see `templates/`); the
+snapshot is attached when the service takes attachments. Each URL is one service, notified in
+parallel through Apprise's async API within `timeout_s`. `send` raises when any service fails,
+so the pipeline retries; the retry skips the services that already have that alert, so a
+flaky one does not make the others notify twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit
+
+import apprise
+from apprise.attachment.memory import AttachMemory
+from apprise.utils.parse import parse_urls
+from pydantic import Field, model_validator
+
+from homesec.interfaces import NotifierConfig
+from homesec.models.alert import Alert, SystemAlert
+from homesec.models.config import EnvVarName
+from homesec.models.enums import PluginType, RiskLevel
+from homesec.plugins.notifiers.templates import (
+    alert_context,
+    checked,
+    environment,
+    one_line,
+    read_snapshot,
+    snapshot_filename,
+    system_context,
+)
+from homesec.plugins.registry import plugin
+from homesec.telemetry import register_secret
+
+# Alerts partly delivered, remembered so a retry only notifies the services that missed them.
+_PARTIAL_MEMORY = 256
+# Apprise bounds each call by `timeout`; this is only a backstop for a service that ignores it.
+_BACKSTOP_S = 2.0
+_NOTIFY_TYPES: dict[RiskLevel | None, apprise.NotifyType] = {
+    None: apprise.NotifyType.INFO,
+    RiskLevel.LOW: apprise.NotifyType.INFO,
+    RiskLevel.MEDIUM: apprise.NotifyType.WARNING,
+    RiskLevel.HIGH: apprise.NotifyType.FAILURE,
+}
+
+
+class AppriseNotifierConfig(NotifierConfig):
+    """Apprise URLs (secret ones through env vars), text templates and snapshot."""
+
+    name: str = Field(default="apprise", min_length=1, description="Name of this sink in logs")
+    urls_env: list[EnvVarName] = Field(
+        default_factory=list,
+        description="Env vars each holding Apprise URLs, comma or space separated; for any URL "
+        "with a token, key or password",
+    )
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Apprise URLs with no secret in them (a URL with a password is refused)",
+    )
+    title_template: str = Field(
+        default="HomeSec · {{ camera_name }}: {{ activity_type or 'alert' }}"
+        "{% if risk_level %} ({{ risk_level }} risk){% endif %}",
+        description="Jinja2 title of clip alerts (the alert's fields by name)",
+    )
+    body_template: str = Field(
+        default="{{ summary or notify_reason }}{% if view_url %}\n{{ view_url }}{% endif %}",
+        description="Jinja2 body of clip alerts",
+    )
+    system_title_template: str = Field(
+        default="HomeSec needs attention: {{ kind }}", description="Jinja2 title of system alerts"
+    )
+    system_body_template: str = Field(
+        default="{{ message }}", description="Jinja2 body of system alerts"
+    )
+    attach_snapshot: bool = Field(
+        default=True, description="Attach the snapshot where the service takes attachments"
+    )
+    system_alerts: bool = Field(
+        default=False, description="Also send system alerts (stage failures, camera outages)"
+    )
+    timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest time one alert may take, all services together"
+    )
+
+    def secret_urls(self) -> Iterator[tuple[str, str]]:
+        """(where, URL) for every URL held by the env vars of `urls_env`."""
+        for env_name in self.urls_env:
+            for number, url in enumerate(_split_urls(os.environ.get(env_name, "")), start=1):
+                yield f"URL {number} in {env_name}", url
+
+    def all_urls(self) -> Iterator[tuple[str, str]]:
+        """(where, URL) for every URL, the env vars' first; `where` never shows a secret."""
+        yield from self.secret_urls()
+        for number, url in enumerate(self.urls):
+            yield f"urls[{number}] {url!r}", url
+
+    @model_validator(mode="after")
+    def _usable(self) -> AppriseNotifierConfig:
+        for url in self.urls:
+            if urlsplit(url).password:
+                raise ValueError("urls must hold no secret: name an env var in urls_env instead")
+        found = list(self.all_urls())
+        if not found:
+            raise ValueError("no Apprise URL: set urls_env (or urls)")
+        for where, url in found:
+            if not apprise.Apprise().add(url):
+                raise ValueError(f"{where} is not a URL Apprise understands")
+        env = environment()
+        checked(env, "title_template", source=self.title_template)
+        checked(env, "body_template", source=self.body_template)
+        checked(env, "system_title_template", source=self.system_title_template, system=True)
+        checked(env, "system_body_template", source=self.system_body_template, system=True)
+        return self
+
+
+def _split_urls(value: str) -> list[str]:
+    # Apprise's own splitter keeps commas inside a URL's query (mailto://...?to=a,b) intact.
+    urls = parse_urls(value)  # type: ignore[no-untyped-call]  # apprise leaves it unannotated
+    return cast(list[str], urls)
+
+
+class _Service:
+    """One configured URL: its own Apprise instance, and a name that is safe to show."""
+
+    def __init__(self, url: str) -> None:
+        self.notifier = apprise.Apprise()
+        self.notifier.add(url)
+        masked = self.notifier[0].url(privacy=True)  # type: ignore[no-untyped-call]
+        self.label = str(masked).split("?", 1)[0]
+
+
+@plugin(PluginType.NOTIFIER, "apprise", config=AppriseNotifierConfig)
+class AppriseNotifier:
+    """Notifies every configured Apprise service; raises when any of them fails."""
+
+    def __init__(self, config: AppriseNotifierConfig) -> None:
+        self._config = config
+        env = environment()
+        self._title = checked(env, "title_template", source=config.title_template)
+        self._body = checked(env, "body_template", source=config.body_template)
+        self._system_title = checked(
+            env, "system_title_template", source=config.system_title_template, system=True
+        )
+        self._system_body = checked(
+            env, "system_body_template", source=config.system_body_template, system=True
+        )
+        # The app registers values of `*_env` strings only; a list of names is ours to do.
+        for env_name in config.urls_env:
+            register_secret(os.environ.get(env_name, ""))
+        for _, url in config.secret_urls():
+            register_secret(url)
+        self._services = [_Service(url) for _, url in config.all_urls()]
+        self._delivered_to: OrderedDict[str, set[int]] = OrderedDict()
+        self._last_delivery_ok = True
+
+    @classmethod
+    def create(cls, config: AppriseNotifierConfig) -> AppriseNotifier:
+        return cls(config)
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    async def start(self) -> None:
+        """Nothing to open: Apprise connects per notification."""
+
+    async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
+        image = await read_snapshot(snapshot, alert) if self._config.attach_snapshot else None
+        context = alert_context(alert)
+        await self._notify(
+            alert.dedupe_key,
+            one_line(self._title.render(context)),
+            self._body.render(context),
+            _NOTIFY_TYPES[alert.risk_level],
+            (image, snapshot_filename(alert)) if image is not None else None,
+        )
+
+    async def send_system(self, alert: SystemAlert) -> None:
+        if not self._config.system_alerts:
+            return
+        context = system_context(alert)
+        title = one_line(self._system_title.render(context))
+        body = self._system_body.render(context)
+        await self._notify(None, title, body, apprise.NotifyType.FAILURE, None)
+
+    async def ping(self) -> bool:
+        """False after a failed delivery, until one succeeds."""
+        return self._last_delivery_ok
+
+    async def close(self) -> None:
+        """Nothing stays open between notifications."""
+
+    async def _notify(
+        self,
+        key: str | None,
+        title: str,
+        body: str,
+        notify_type: apprise.NotifyType,
+        image: tuple[bytes, str] | None,
+    ) -> None:
+        done = self._delivered_to.pop(key, set()) if key else set()
+        pending = [i for i in range(len(self._services)) if i not in done]
+        problems = await asyncio.gather(
+            *(self._notify_one(self._services[i], title, body, notify_type, image) for i in pending)
+        )
+        failed = [(i, problem) for i, problem in zip(pending, problems, strict=True) if problem]
+        self._last_delivery_ok = not failed
+        if not failed:
+            return
+        if key is not None:
+            self._remember(key, done | (set(pending) - {i for i, _ in failed}))
+        reasons = ", ".join(f"{self._services[i].label} {problem}" for i, problem in failed)
+        total = len(self._services)
+        raise ConnectionError(f"apprise: {len(failed)} of {total} service(s) failed: {reasons}")
+
+    async def _notify_one(
+        self,
+        service: _Service,
+        title: str,
+        body: str,
+        notify_type: apprise.NotifyType,
+        image: tuple[bytes, str] | None,
+    ) -> str | None:
+        """None when delivered, else what went wrong."""
+        attachments = None
+        if image is not None:
+            # One attachment object per call: it is a stream that a service reads to the end.
+            content, filename = image
+            attachments = apprise.AppriseAttachment()
+            memory = AttachMemory(  # type: ignore[no-untyped-call]  # unannotated in apprise
+                content=content, name=filename, mimetype="image/jpeg"
+            )
+            attachments.add(memory)
+        timeout = self._config.timeout_s
+        try:
+            async with asyncio.timeout(timeout + _BACKSTOP_S):
+                result = await service.notifier.async_notify(
+                    body=body,
+                    title=title,
+                    notify_type=notify_type,
+                    body_format=apprise.NotifyFormat.TEXT,
+                    attach=attachments,
+                    timeout=timeout,
+                )
+        except TimeoutError:
+            return f"timed out after {timeout:g} s"
+        if result.status == apprise.AppriseResultStatus.TIMEOUT:
+            return f"timed out after {timeout:g} s"
+        return None if result else "failed"
+
+    def _remember(self, key: str, delivered: set[int]) -> None:
+        self._delivered_to[key] = delivered
+        while len(self._delivered_to) > _PARTIAL_MEMORY:
+            self._delivered_to.popitem(last=False)

@@ -1,0 +1,337 @@
+"""Home Assistant MQTT discovery for the `mqtt` notifier: what to publish, never how.
+
+With `discovery: true` the notifier announces, retained, on
+`{discovery_prefix}/{component}/{node_id}/{object_id}/config` (HA's documented schema):
+
+- a "HomeSec" device: `binary_sensor` Status (connectivity, fed by the availability topic)
+  and `sensor` Health (fed by `publish_health`);
+- one device per configured camera: `event` Alert (fires on every alert, the alert payload as
+  attributes), `binary_sensor` Alert active (on for `alert_active_s` after an alert),
+  `sensor`s Risk level, Activity, Summary and Last alert, and `camera` Snapshot (the JPEG).
+
+Entity state lives under `{state_topic_prefix}`: `status` (`online`/`offline`, retained, also
+the MQTT last will), `health`, and per camera `alert` (the last alert, retained), `active`,
+`event` (not retained: an event must not fire again on reconnect) and `snapshot`. Camera
+entities are unavailable while HomeSec is offline. unique_ids are `{node_id}_{object_id}`,
+stable across restarts. The notifier's existing alert topic and payload are not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from homesec import __version__
+from homesec.models.alert import Alert
+from homesec.models.health import HealthReport
+from homesec.plugins.notifiers.templates import read_snapshot
+
+ONLINE = "online"
+OFFLINE = "offline"
+ALERT_EVENT_TYPE = "alert"
+# Home Assistant publishes its birth message here (under the discovery prefix).
+_HA_STATUS = "status"
+# HA refuses sensor states longer than this.
+_MAX_STATE_LENGTH = 255
+
+
+def _check_prefix(prefix: str) -> str:
+    if not prefix or prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError(
+            f"topic prefix must be non-empty without a leading or trailing '/': {prefix!r}"
+        )
+    if any(char in prefix for char in "+#\0"):
+        raise ValueError(f"topic prefix must not contain '+', '#' or NUL: {prefix!r}")
+    return prefix
+
+
+TopicPrefix = Annotated[str, AfterValidator(_check_prefix)]
+
+
+class HomeAssistantOptions(BaseModel):
+    """Fields of the mqtt notifier's config that turn Home Assistant discovery on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discovery: bool = Field(
+        default=False,
+        description="Announce HomeSec and one device per camera to Home Assistant (MQTT discovery)",
+    )
+    discovery_prefix: TopicPrefix = Field(
+        default="homeassistant", description="Home Assistant's MQTT discovery prefix"
+    )
+    state_topic_prefix: TopicPrefix = Field(
+        default="homecam/ha",
+        description="Root of the entity state, snapshot and availability topics",
+    )
+    node_id: str = Field(
+        default="homesec",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="This HomeSec's id in discovery topics and unique_ids; one per instance",
+    )
+    alert_active_s: int = Field(
+        default=60, ge=1, description="Seconds a camera's 'Alert active' sensor stays on"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HAMessage:
+    """One MQTT message to publish; a retained one is a latest value that supersedes older."""
+
+    topic: str
+    payload: str | bytes
+    retain: bool
+
+
+class HomeAssistantDiscovery:
+    """Builds discovery configs and entity state messages; schedules 'Alert active' off.
+
+    `publish` takes messages produced later than the call that caused them (the off switch).
+    """
+
+    def __init__(
+        self,
+        options: HomeAssistantOptions,
+        camera_names: Iterable[str],
+        publish: Callable[[HAMessage], None],
+    ) -> None:
+        self._options = options
+        self._cameras = list(dict.fromkeys(camera_names))
+        self._publish = publish
+        self._off_timers: dict[str, asyncio.TimerHandle] = {}
+        self._configs = self._all_configs()
+
+    @property
+    def availability_topic(self) -> str:
+        return self._topic(_HA_STATUS)
+
+    def will(self) -> HAMessage:
+        """The last will: the broker says `offline` for us when the connection dies."""
+        return HAMessage(self.availability_topic, OFFLINE, retain=True)
+
+    def offline(self) -> HAMessage:
+        """Published on a clean close, since the broker drops the will on DISCONNECT."""
+        return self.will()
+
+    def subscriptions(self) -> list[str]:
+        """HA's birth topic (re-announce on HA restart) and our own configs (prune stale)."""
+        prefix = self._options.discovery_prefix
+        return [f"{prefix}/{_HA_STATUS}", f"{prefix}/+/{self._options.node_id}/+/config"]
+
+    def announcement(self) -> list[HAMessage]:
+        """Every discovery config, then `online`: sent on each (re)connect."""
+        configs = [
+            HAMessage(topic, json.dumps(payload), retain=True)
+            for topic, payload in self._configs.items()
+        ]
+        return [*configs, HAMessage(self.availability_topic, ONLINE, retain=True)]
+
+    def initial_states(self) -> list[HAMessage]:
+        """No alert is active when HomeSec starts."""
+        return [
+            HAMessage(self._camera_topic(c, "active"), "OFF", retain=True) for c in self._cameras
+        ]
+
+    def on_message(self, topic: str, payload: object) -> list[HAMessage]:
+        """Replies to a message on a subscribed topic."""
+        if topic == f"{self._options.discovery_prefix}/{_HA_STATUS}":
+            # HA restarted: announce again, as its discovery documentation asks.
+            text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
+            return self.announcement() if text == ONLINE else []
+        if payload and topic not in self._configs:
+            # A config of ours for an entity that no longer exists (camera removed or renamed):
+            # an empty retained config removes the entity from HA.
+            return [HAMessage(topic, b"", retain=True)]
+        return []
+
+    async def alert_messages(self, alert: Alert, snapshot: Path | None) -> list[HAMessage]:
+        """State for one alert, snapshot first so an automation fired by the event sees it."""
+        camera = alert.camera_name
+        payload = alert.model_dump(mode="json")
+        messages = []
+        image = await read_snapshot(snapshot, alert)
+        if image is not None:
+            messages.append(HAMessage(self._camera_topic(camera, "snapshot"), image, True))
+        messages += [
+            HAMessage(self._camera_topic(camera, "alert"), json.dumps(payload), retain=True),
+            HAMessage(self._camera_topic(camera, "active"), "ON", retain=True),
+            HAMessage(
+                self._camera_topic(camera, "event"),
+                json.dumps({"event_type": ALERT_EVENT_TYPE, **payload}),
+                retain=False,
+            ),
+        ]
+        self._schedule_off(camera)
+        return messages
+
+    def health_message(self, report: HealthReport) -> HAMessage:
+        return HAMessage(self._topic("health"), report.model_dump_json(), retain=True)
+
+    def close(self) -> None:
+        """Cancel pending 'Alert active' off switches (the entities go unavailable anyway)."""
+        for timer in self._off_timers.values():
+            timer.cancel()
+        self._off_timers.clear()
+
+    def _schedule_off(self, camera: str) -> None:
+        # HA's off_delay turns it off too, but only HomeSec's retained OFF survives HA restarts.
+        previous = self._off_timers.pop(camera, None)
+        if previous is not None:
+            previous.cancel()
+        off = HAMessage(self._camera_topic(camera, "active"), "OFF", retain=True)
+        self._off_timers[camera] = asyncio.get_running_loop().call_later(
+            self._options.alert_active_s, self._switch_off, camera, off
+        )
+
+    def _switch_off(self, camera: str, off: HAMessage) -> None:
+        self._off_timers.pop(camera, None)
+        self._publish(off)
+
+    def _all_configs(self) -> dict[str, dict[str, Any]]:
+        configs = dict(self._homesec_configs())
+        for camera in self._cameras:
+            configs.update(self._camera_configs(camera))
+        return configs
+
+    def _homesec_configs(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        device = {
+            "identifiers": [self._options.node_id],
+            "name": "HomeSec",
+            "manufacturer": "HomeSec",
+            "model": "HomeSec pipeline",
+            "sw_version": __version__,
+        }
+        health = self._topic("health")
+        yield self._config(
+            "binary_sensor",
+            "status",
+            device,
+            name="Status",
+            state_topic=self.availability_topic,
+            payload_on=ONLINE,
+            payload_off=OFFLINE,
+            device_class="connectivity",
+            entity_category="diagnostic",
+            available=False,  # it must show "disconnected", not "unavailable"
+        )
+        yield self._config(
+            "sensor",
+            "health",
+            device,
+            name="Health",
+            state_topic=health,
+            value_template="{{ value_json.status }}",
+            json_attributes_topic=health,
+            device_class="enum",
+            options=["healthy", "degraded", "unhealthy"],
+            icon="mdi:heart-pulse",
+        )
+
+    def _camera_configs(self, camera: str) -> Iterable[tuple[str, dict[str, Any]]]:
+        device = {
+            "identifiers": [f"{self._options.node_id}_{camera}"],
+            "name": camera.replace("_", " ").capitalize(),
+            "manufacturer": "HomeSec",
+            "model": "Camera",
+            "via_device": self._options.node_id,
+        }
+        last_alert = self._camera_topic(camera, "alert")
+
+        def config(component: str, key: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+            return self._config(component, f"{camera}_{key}", device, **fields)
+
+        yield config(
+            "event",
+            "alert",
+            name="Alert",
+            state_topic=self._camera_topic(camera, "event"),
+            event_types=[ALERT_EVENT_TYPE],
+            device_class="motion",
+            icon="mdi:cctv",
+        )
+        yield config(
+            "binary_sensor",
+            "alert_active",
+            name="Alert active",
+            state_topic=self._camera_topic(camera, "active"),
+            device_class="motion",
+            off_delay=self._options.alert_active_s,
+        )
+        yield config(
+            "sensor",
+            "risk_level",
+            name="Risk level",
+            state_topic=last_alert,
+            value_template="{{ value_json.risk_level or 'none' }}",
+            device_class="enum",
+            options=["none", "low", "medium", "high"],
+            icon="mdi:shield-alert",
+        )
+        yield config(
+            "sensor",
+            "activity",
+            name="Activity",
+            state_topic=last_alert,
+            value_template="{{ value_json.activity_type or 'none' }}",
+            icon="mdi:walk",
+        )
+        yield config(
+            "sensor",
+            "summary",
+            name="Summary",
+            state_topic=last_alert,
+            # Without a VLM summary the reason for the alert is the best text there is.
+            value_template="{{ (value_json.summary or value_json.notify_reason)"
+            f"[:{_MAX_STATE_LENGTH}] }}}}",
+            json_attributes_topic=last_alert,
+            icon="mdi:text",
+        )
+        yield config(
+            "sensor",
+            "last_alert",
+            name="Last alert",
+            state_topic=last_alert,
+            value_template="{{ value_json.ts }}",
+            json_attributes_topic=last_alert,
+            device_class="timestamp",
+        )
+        yield config(
+            "camera", "snapshot", name="Snapshot", topic=self._camera_topic(camera, "snapshot")
+        )
+
+    def _config(
+        self,
+        component: str,
+        object_id: str,
+        device: dict[str, Any],
+        *,
+        available: bool = True,
+        **fields: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        node_id = self._options.node_id
+        payload: dict[str, Any] = {
+            "unique_id": f"{node_id}_{object_id}",
+            **fields,
+            "device": device,
+            "origin": {"name": "HomeSec", "sw_version": __version__},
+        }
+        if available:
+            payload |= {
+                "availability_topic": self.availability_topic,
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+            }
+        topic = f"{self._options.discovery_prefix}/{component}/{node_id}/{object_id}/config"
+        return topic, payload
+
+    def _topic(self, leaf: str) -> str:
+        return f"{self._options.state_topic_prefix}/{leaf}"
+
+    def _camera_topic(self, camera: str, leaf: str) -> str:
+        return f"{self._options.state_topic_prefix}/{camera}/{leaf}"

@@ -1,0 +1,177 @@
+"""`webhook` notifier: POSTs each alert's JSON (exactly `Alert.model_dump_json()`) to a URL.
+
+The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert` or `system` (system
+alerts, the JSON of `SystemAlert`, are posted only with `system_alerts: true`). The snapshot
+is not sent: the body is the contract, nothing more.
+
+Signature (with `secret_env`): every request carries
+
+    X-HomeSec-Timestamp: <unix seconds when sent>
+    X-HomeSec-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
+
+The receiver recomputes the HMAC over the timestamp header, a dot, and the raw body bytes
+exactly as received (before any JSON parsing), compares in constant time, and rejects a
+timestamp more than a few minutes old. The timestamp is inside the signed bytes, so a captured
+request cannot be replayed later with a fresh one; a replay within the window is still the
+same alert, which the receiver can drop by its `dedupe_key`.
+
+The URL often holds a secret (a Home Assistant webhook id, a Slack token), so it may come from
+the env var named by `url_env`; logs and errors show only its scheme, host and port. `send`
+raises on a connection error, a timeout (`timeout_s`, for the whole request) or a non-2xx
+answer, so the pipeline retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ssl
+import time
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field, FilePath, model_validator
+
+from homesec import __version__
+from homesec.interfaces import NotifierConfig
+from homesec.models.alert import Alert, SystemAlert
+from homesec.models.config import EnvVarName, read_env
+from homesec.models.enums import PluginType
+from homesec.plugins.registry import plugin
+
+SIGNATURE_HEADER = "X-HomeSec-Signature"
+TIMESTAMP_HEADER = "X-HomeSec-Timestamp"
+EVENT_HEADER = "X-HomeSec-Event"
+
+EventKind = Literal["alert", "system"]
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The `X-HomeSec-Signature` value of a request."""
+    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def _problem_with_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+class WebhookNotifierConfig(NotifierConfig):
+    """Receiver URL (or the env var holding it), signing secret, timeout."""
+
+    name: str = Field(default="webhook", min_length=1, description="Name of this sink in logs")
+    url: str | None = Field(
+        default=None, description="Receiver URL, when nothing in it is secret (else url_env)"
+    )
+    url_env: EnvVarName | None = Field(
+        default=None, description="Env var holding the receiver URL (one with a token in it)"
+    )
+    secret_env: EnvVarName | None = Field(
+        default=None,
+        description="Env var holding the HMAC-SHA256 key; requests are then signed",
+    )
+    ca_file: FilePath | None = Field(
+        default=None, description="CA bundle that signed the receiver's certificate"
+    )
+    system_alerts: bool = Field(
+        default=False, description="Also post system alerts (stage failures, camera outages)"
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest time one request may take, connect to answer"
+    )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookNotifierConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("set exactly one of url and url_env")
+        if self.url is not None and (problem := _problem_with_url(self.url)):
+            raise ValueError(f"url {problem}")
+        if self.url_env is not None and (problem := _problem_with_url(read_env(self.url_env))):
+            raise ValueError(f"the value of {self.url_env} {problem}")
+        return self
+
+    def target_url(self) -> str:
+        return self.url if self.url is not None else read_env(str(self.url_env))
+
+
+@plugin(PluginType.NOTIFIER, "webhook", config=WebhookNotifierConfig)
+class WebhookNotifier:
+    """Posts alerts with one pooled httpx client, closed by close()."""
+
+    def __init__(self, config: WebhookNotifierConfig) -> None:
+        self._config = config
+        self._url = config.target_url()
+        parts = urlsplit(self._url)
+        # Only what is safe to log: the path and query may be the secret.
+        self._target = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        self._secret = read_env(config.secret_env).encode() if config.secret_env else None
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=config.ca_file) if config.ca_file else True
+        )
+        self._client = httpx.AsyncClient(
+            timeout=config.timeout_s,
+            verify=verify,
+            headers={"User-Agent": f"HomeSec/{__version__}", "Content-Type": "application/json"},
+        )
+        self._last_delivery_ok = True
+
+    @classmethod
+    def create(cls, config: WebhookNotifierConfig) -> WebhookNotifier:
+        return cls(config)
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    async def start(self) -> None:
+        """Nothing to open: the client connects on the first request."""
+
+    async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
+        await self._post("alert", alert.model_dump_json().encode())
+
+    async def send_system(self, alert: SystemAlert) -> None:
+        if self._config.system_alerts:
+            await self._post("system", alert.model_dump_json().encode())
+
+    async def ping(self) -> bool:
+        """False after a failed delivery, until one succeeds."""
+        return self._last_delivery_ok
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, kind: EventKind, body: bytes) -> None:
+        headers: dict[str, str] = {EVENT_HEADER: kind}
+        if self._secret is not None:
+            timestamp = str(int(time.time()))
+            headers[TIMESTAMP_HEADER] = timestamp
+            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+        try:
+            response = await self._request(body, headers)
+        except Exception:
+            self._last_delivery_ok = False
+            raise
+        self._last_delivery_ok = response.is_success
+        if not response.is_success:
+            raise ConnectionError(
+                f"webhook {self._target} answered HTTP {response.status_code} "
+                f"{response.reason_phrase}"
+            )
+
+    async def _request(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """The receiver's answer; its errors translated, naming only scheme and host."""
+        timeout = self._config.timeout_s
+        try:
+            # httpx's timeout is per phase (connect, write, read); this bounds the whole request.
+            async with asyncio.timeout(timeout):
+                return await self._client.post(self._url, content=body, headers=headers)
+        except (TimeoutError, httpx.TimeoutException):
+            raise TimeoutError(f"webhook {self._target}: no answer within {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"webhook {self._target} failed: {exc!r}") from exc

@@ -1,0 +1,249 @@
+"""`ftp` source: cameras upload finished clips to a built-in FTP server.
+
+Each camera has its own sub-folder (`ftp_subdir`) and user; cameras configured with the same
+listen address (host, port) share one server (see `ftp_server`), so one port can serve a whole
+house of cameras, each confined to its own folder. A clip is handed on only once its upload has
+completed; partial, aborted and oversized uploads are deleted, never processed. Finished clips
+are moved out of FTP reach into `{root_dir}/clips/{camera_name}/` (the spool), renamed to the
+clip_id rule with the upload time when the camera's own name lacks it.
+
+Health: the server thread is alive and a periodic connection check gets the FTP greeting; each
+successful check is the source's heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from homesec.interfaces import ClipCallback, SourceConfig
+from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
+from homesec.models.config import EnvVarName, read_env
+from homesec.models.enums import PluginType
+from homesec.plugins.registry import plugin
+from homesec.plugins.sources.ftp_server import (
+    ANONYMOUS_USERS,
+    CameraRoute,
+    FtpServer,
+    ServerSettings,
+    acquire,
+    release,
+    spool_dir,
+)
+from homesec.telemetry import register_secret
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "ftp"
+_PROBE_TIMEOUT_S = 3.0
+_WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+class FtpSourceConfig(SourceConfig):
+    host: str = Field(
+        default="0.0.0.0",
+        description="Listen address; cameras with the same host and port share one server",
+    )
+    port: int = Field(default=2121, ge=1, le=65535, description="FTP control port")
+    root_dir: Path = Field(
+        default=Path("var/ftp"),
+        description="Server data folder: uploads land in incoming/{ftp_subdir}, finished clips "
+        "are kept in clips/{camera_name}; the same for every camera sharing the server",
+    )
+    ftp_subdir: str | None = Field(
+        default=None, description="Folder this camera uploads into (default: the camera name)"
+    )
+    username_env: EnvVarName = Field(description="Env var holding this camera's FTP user name")
+    password_env: EnvVarName = Field(description="Env var holding this camera's FTP password")
+    max_file_size_bytes: int = Field(
+        default=1_073_741_824, gt=0, description="Uploads larger than this are aborted and deleted"
+    )
+    passive_ports: tuple[int, int] | None = Field(
+        default=None,
+        description="First and last port of the passive data range (open them in a firewall); "
+        "default: any free port",
+    )
+    masquerade_address: str | None = Field(
+        default=None, description="Address announced in passive replies when behind NAT/Docker"
+    )
+    login_failure_delay_s: float = Field(
+        default=3.0,
+        ge=0,
+        le=60,
+        description="Delay before answering a failed login (slows guessing)",
+    )
+    health_check_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between connection checks (the heartbeat)"
+    )
+
+    @field_validator("ftp_subdir")
+    @classmethod
+    def _plain_subdir(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_camera_name(value):
+            raise ValueError("must be one folder name: letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("passive_ports")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1024 <= value[0] <= value[1] <= 65535:
+            raise ValueError("must be [first, last] with 1024 <= first <= last <= 65535")
+        return value
+
+    @model_validator(mode="after")
+    def _named_user(self) -> FtpSourceConfig:
+        if read_env(self.username_env).lower() in ANONYMOUS_USERS | {""}:
+            raise ValueError(f"{self.username_env}: anonymous FTP users are not allowed")
+        if not read_env(self.password_env):
+            raise ValueError(f"{self.password_env}: the FTP password is empty")
+        return self
+
+
+@plugin(PluginType.SOURCE, BACKEND, config=FtpSourceConfig)
+class FtpSource:
+    def __init__(self, config: FtpSourceConfig) -> None:
+        self._config = config
+        self._root = config.root_dir.expanduser().resolve()
+        self._spool = spool_dir(self._root, config.camera_name)
+        self._password = read_env(config.password_env)
+        register_secret(self._password)
+        self._callbacks: list[ClipCallback] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: FtpServer | None = None
+        self._route: CameraRoute | None = None
+        self._health_task: asyncio.Task[None] | None = None
+        self._last_check = 0.0
+        self._check_ok = False
+
+    @classmethod
+    def create(cls, config: FtpSourceConfig) -> FtpSource:
+        return cls(config)
+
+    @property
+    def camera_name(self) -> str:
+        return self._config.camera_name
+
+    def register_callback(self, callback: ClipCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        config = self._config
+        settings = ServerSettings(
+            host=config.host,
+            port=config.port,
+            root_dir=self._root,
+            passive_ports=config.passive_ports,
+            masquerade_address=config.masquerade_address,
+            login_failure_delay_s=config.login_failure_delay_s,
+        )
+        self._route = CameraRoute(
+            camera_name=self.camera_name,
+            subdir=config.ftp_subdir or self.camera_name,
+            username=read_env(config.username_env),
+            password=self._password,
+            max_file_size_bytes=config.max_file_size_bytes,
+            deliver=self._deliver,
+        )
+        self._server = await asyncio.to_thread(acquire, settings, self._route)
+        await self._check()
+        self._health_task = asyncio.create_task(
+            self._check_periodically(), name=f"ftp-health:{self.camera_name}"
+        )
+
+    async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
+        if self._server is not None and self._route is not None:
+            await asyncio.to_thread(release, self._server, self._route)
+        self._server = None
+        self._check_ok = False
+
+    def is_healthy(self) -> bool:
+        fresh = time.time() - self._last_check < 3 * self._config.health_check_interval_s + 5
+        return self._server is not None and self._server.is_alive() and self._check_ok and fresh
+
+    def last_heartbeat(self) -> float:
+        return self._last_check
+
+    def spooled_clips(self) -> list[Clip]:
+        if not self._spool.is_dir():
+            return []
+        with os.scandir(self._spool) as entries:
+            names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
+        return [
+            self._clip_for(self._spool / name)
+            for name in sorted(names)
+            if parse_clip_id(name, self.camera_name) is not None
+        ]
+
+    def _deliver(self, path: Path) -> None:
+        """Server thread: the finished clip goes to the callbacks on the event loop's thread."""
+        clip = self._clip_for(path)
+        if self._loop is None or self._loop.is_closed():
+            logger.error(
+                "Clip %s arrived with no event loop; recovery will pick it up", clip.clip_id
+            )
+            return
+        self._loop.call_soon_threadsafe(self._hand_on, clip)
+
+    def _hand_on(self, clip: Clip) -> None:
+        for callback in self._callbacks:
+            callback(clip)
+
+    def _clip_for(self, path: Path) -> Clip:
+        name = parse_clip_id(path.name, self.camera_name)
+        end = path.stat().st_mtime
+        start = float(name.unix_seconds) if name else end
+        return Clip(
+            clip_id=path.name,
+            camera_name=self.camera_name,
+            local_path=path,
+            start_ts=datetime.fromtimestamp(start, UTC),
+            end_ts=datetime.fromtimestamp(max(start, end), UTC),
+            duration_s=max(0.0, end - start),
+            source_backend=BACKEND,
+        )
+
+    async def _check_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.health_check_interval_s)
+            await self._check()
+
+    async def _check(self) -> None:
+        """Connect as a client would and expect the FTP greeting."""
+        host = _WILDCARD_HOSTS.get(self._config.host, self._config.host)
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(host, self._config.port)
+                try:
+                    greeting = await reader.readline()
+                    writer.write(b"QUIT\r\n")
+                    await writer.drain()
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
+            self._check_ok = False
+            logger.warning(
+                "FTP server %s:%d does not answer: %s",
+                host,
+                self._config.port,
+                exc,
+                extra={"camera_name": self.camera_name},
+            )
+            return
+        self._check_ok = greeting.startswith(b"220")
+        if self._check_ok:
+            self._last_check = time.time()

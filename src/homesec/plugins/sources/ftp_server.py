@@ -1,0 +1,438 @@
+"""The FTP server behind the `ftp` source: pyftpdlib in a thread, shared by the cameras that
+are configured with the same listen address (host, port).
+
+Layout under the server's `root_dir`:
+
+    incoming/{ftp_subdir}/...   what FTP users see (their home is `incoming/`); uploads land here
+    clips/{camera_name}/        finished clips, renamed to the clip_id rule, out of FTP reach
+
+A camera's user may create folders and store files inside the folders of the cameras that name
+that user, nothing else: no reads, deletes, renames, appends or resumed uploads. Every path is
+checked before pyftpdlib acts on it; traversal (`..`), backslashes, control characters, odd
+names, non-video files and paths outside a camera folder are refused (550) and logged.
+An upload is handed on only when pyftpdlib reports it complete; an aborted, dropped or
+oversized one is deleted. Callbacks run on the server thread and must not block.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyftpdlib.exceptions import AuthenticationFailed  # type: ignore[import-untyped]
+from pyftpdlib.handlers import DTPHandler, FTPHandler  # type: ignore[import-untyped]
+from pyftpdlib.ioloop import IOLoop, _RetryError  # type: ignore[import-untyped]
+from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
+
+from homesec.errors import StartupError
+from homesec.models.clip import VIDEO_EXTENSIONS, free_clip_path, parse_clip_id
+from homesec.models.enums import EventType
+
+logger = logging.getLogger(__name__)
+# pyftpdlib installs its own stderr handler (bypassing our redacting formatter) when its logger
+# has none; a NullHandler keeps its records flowing to the application's handlers instead.
+logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
+
+ANONYMOUS_USERS = frozenset({"anonymous", "ftp"})
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@()-]{0,127}$")
+_MAX_DEPTH = 8
+_POLL_S = 0.2
+_PATH_COMMANDS = frozenset(
+    {"APPE", "CWD", "XCWD", "DELE", "LIST", "NLST", "MDTM", "MFMT", "MKD", "XMKD", "MLSD"}
+    | {"MLST", "RETR", "RMD", "XRMD", "RNFR", "RNTO", "SIZE", "STAT", "STOR", "STOU", "SITE"}
+)
+# A resumed or appended upload would stitch onto a part already deleted as incomplete.
+_REFUSED_COMMANDS = frozenset({"APPE", "STOU", "REST"})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every camera sharing one server must agree on."""
+
+    host: str
+    port: int
+    root_dir: Path
+    passive_ports: tuple[int, int] | None
+    masquerade_address: str | None
+    login_failure_delay_s: float
+
+
+@dataclass(frozen=True)
+class CameraRoute:
+    """One camera on a server: its folder, its user and where finished clips go."""
+
+    camera_name: str
+    subdir: str
+    username: str
+    password: str
+    max_file_size_bytes: int
+    deliver: Callable[[Path], None]
+    """Called on the server thread with the finished clip, already in the spool."""
+
+
+def spool_dir(root_dir: Path, camera_name: str) -> Path:
+    return root_dir / "clips" / camera_name
+
+
+class FtpServer:
+    """One listening FTP server and the cameras it serves."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.incoming = settings.root_dir / "incoming"
+        self._routes: dict[str, CameraRoute] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ftpd: Any = None
+
+    # --- lifecycle (event loop side, under the registry lock)
+
+    def attach(self, route: CameraRoute) -> None:
+        with self._lock:
+            for other in self._routes.values():
+                if other.subdir == route.subdir:
+                    raise StartupError(
+                        f"cameras {other.camera_name!r} and {route.camera_name!r} "
+                        f"share the FTP folder {route.subdir!r}"
+                    )
+                if other.username == route.username and not _same(other.password, route.password):
+                    raise StartupError(
+                        f"cameras {other.camera_name!r} and {route.camera_name!r} use the FTP "
+                        f"user {route.username!r} with different passwords"
+                    )
+            (self.incoming / route.subdir).mkdir(parents=True, exist_ok=True)
+            spool_dir(self.settings.root_dir, route.camera_name).mkdir(parents=True, exist_ok=True)
+            self._routes[route.subdir] = route
+
+    def detach(self, route: CameraRoute) -> bool:
+        """Remove a camera; True when no camera is left."""
+        with self._lock:
+            self._routes.pop(route.subdir, None)
+            return not self._routes
+
+    def start(self) -> None:
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        _discard_leftovers(self.incoming)
+        try:
+            self._ftpd = FTPServer(
+                (self.settings.host, self.settings.port), self._handler_class(), ioloop=IOLoop()
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"FTP server cannot listen on {self.settings.host}:{self.settings.port}: {exc}",
+                cause=exc,
+            ) from exc
+        name = f"ftp-server:{self.settings.host}:{self.settings.port}"
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _serve(self) -> None:
+        # Polling in short slices lets stop() end the loop from another thread.
+        try:
+            while not self._stopping.is_set():
+                self._ftpd.ioloop.loop(timeout=_POLL_S, blocking=False)
+        except Exception:
+            logger.exception("FTP server on port %d crashed", self.settings.port)
+        finally:
+            self._ftpd.close_all()
+
+    def _handler_class(self) -> type:
+        settings = self.settings
+        attrs: dict[str, Any] = {
+            "hub": self,
+            "authorizer": _Authorizer(self),
+            "banner": "HomeSec FTP ready.",
+            "auth_failed_timeout": settings.login_failure_delay_s,
+            "masquerade_address": settings.masquerade_address,
+            "passive_ports": (
+                list(range(settings.passive_ports[0], settings.passive_ports[1] + 1))
+                if settings.passive_ports
+                else None
+            ),
+        }
+        return type("HomeSecFTPHandler", (_CameraHandler,), attrs)
+
+    # --- decisions (server thread)
+
+    def authenticate(self, username: str, password: str) -> bool:
+        if username.lower() in ANONYMOUS_USERS:
+            return False
+        with self._lock:
+            routes = [r for r in self._routes.values() if r.username == username]
+        return any(_same(route.password, password) for route in routes)
+
+    def has_user(self, username: str) -> bool:
+        with self._lock:
+            return any(route.username == username for route in self._routes.values())
+
+    def may_write(self, username: str, fs_path: str) -> bool:
+        route = self._route_of(Path(fs_path))
+        return route is not None and route.username == username
+
+    def write_refusal(self, username: str, virtual_path: str, is_file: bool) -> str | None:
+        """Why storing (or creating a folder at) this virtual path is refused, or None."""
+        parts = [part for part in virtual_path.split("/") if part]
+        with self._lock:
+            route = self._routes.get(parts[0]) if parts else None
+        if route is None or len(parts) < 2:
+            return "not inside a camera folder"
+        if route.username != username:
+            return f"the folder of camera {route.camera_name!r} is not this user's"
+        if len(parts) > _MAX_DEPTH or not all(_PLAIN_NAME.match(part) for part in parts):
+            return "odd name"
+        if is_file and Path(parts[-1]).suffix.lower() not in VIDEO_EXTENSIONS:
+            return "not a video file"
+        return None
+
+    def upload_limit(self, fs_path: str) -> int | None:
+        route = self._route_of(Path(fs_path))
+        return route.max_file_size_bytes if route else None
+
+    def finish_upload(self, fs_path: str, remote: str) -> None:
+        path = Path(fs_path)
+        route = self._route_of(path)
+        if route is None:
+            self.discard_upload(fs_path, remote, "its camera has stopped")
+            return
+        size = path.stat().st_size
+        if size == 0:
+            self.discard_upload(fs_path, remote, "it is empty")
+            return
+        target = self._spool_target(route, path)
+        path.rename(target)
+        logger.info(
+            "Received %s (%d bytes) from %s as %s",
+            path.name,
+            size,
+            remote,
+            target.name,
+            extra={
+                "event_type": EventType.CLIP_RECEIVED,
+                "camera_name": route.camera_name,
+                "clip_id": target.name,
+            },
+        )
+        route.deliver(target)
+
+    def discard_upload(self, fs_path: str, remote: str, why: str) -> None:
+        path = Path(fs_path)
+        route = self._route_of(path)
+        path.unlink(missing_ok=True)
+        logger.warning(
+            "Discarded the upload of %s from %s: %s",
+            path.name,
+            remote,
+            why,
+            extra={"camera_name": route.camera_name if route else None},
+        )
+
+    def _spool_target(self, route: CameraRoute, upload: Path) -> Path:
+        spool = spool_dir(self.settings.root_dir, route.camera_name)
+        named = parse_clip_id(upload.name, route.camera_name)
+        if named is not None and not (spool / upload.name).exists():
+            return spool / upload.name
+        if named is not None:
+            return free_clip_path(spool, route.camera_name, named.unix_seconds, named.extension)
+        # The camera's own name lacks the clip_id rule: the upload's completion time stands in.
+        return free_clip_path(spool, route.camera_name, int(time.time()), upload.suffix)
+
+    def _route_of(self, fs_path: Path) -> CameraRoute | None:
+        try:
+            parts = fs_path.relative_to(self.incoming).parts
+        except ValueError:
+            return None
+        with self._lock:
+            return self._routes.get(parts[0]) if len(parts) > 1 else None
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _discard_leftovers(incoming: Path) -> None:
+    # A file here at start-up was being uploaded when the previous run ended: incomplete.
+    for folder, _, files in os.walk(incoming):
+        for name in files:
+            Path(folder, name).unlink(missing_ok=True)
+            logger.warning("Discarded an unfinished upload left from the last run: %s", name)
+
+
+class _Authorizer:
+    """pyftpdlib's authorizer interface, answered from the cameras attached to the server."""
+
+    def __init__(self, hub: FtpServer) -> None:
+        self._hub = hub
+
+    def validate_authentication(self, username: str, password: str, handler: object) -> None:
+        if not self._hub.authenticate(username, password):
+            raise AuthenticationFailed("Authentication failed.")
+
+    def get_home_dir(self, username: str) -> str:
+        return str(self._hub.incoming)
+
+    def has_user(self, username: str) -> bool:
+        return self._hub.has_user(username)
+
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        # e: change folder, l: list, anywhere in the home; w: store, m: mkdir, in own folders.
+        if perm in "el":
+            return True
+        return perm in "wm" and path is not None and self._hub.may_write(username, path)
+
+    def get_perms(self, username: str) -> str:
+        return "elwm"
+
+    def get_msg_login(self, username: str) -> str:
+        return "Welcome."
+
+    def get_msg_quit(self, username: str) -> str:
+        return "Goodbye."
+
+    def impersonate_user(self, username: str, password: str) -> None:
+        return None
+
+    def terminate_impersonation(self, username: str) -> None:
+        return None
+
+
+class _UploadDTP(DTPHandler):  # type: ignore[misc]
+    """The data connection of an upload: a reset breaks it, and so does passing the size limit."""
+
+    def recv(self, buffer_size: int) -> bytes:
+        try:
+            data: bytes = self.socket.recv(buffer_size)
+        except (ConnectionResetError, ConnectionAbortedError):
+            # pyftpdlib takes a reset for the end of the file; for an upload it is a break.
+            self._resp = ("426 Connection reset; transfer aborted.", logger.debug)
+            self.close()
+            return b""
+        except (BlockingIOError, InterruptedError) as exc:
+            raise _RetryError from exc
+        if not data:
+            self.handle_close()
+        return data
+
+    def handle_read(self) -> None:
+        super().handle_read()
+        limit = self.cmd_channel.upload_limit
+        if not self._closed and limit is not None and self.tot_bytes_received > limit:
+            self.cmd_channel.oversized = True
+            self._resp = ("552 The clip exceeds the size limit; transfer aborted.", logger.debug)
+            self.close()
+
+    # pyftpdlib binds this alias to the base method at class creation.
+    handle_read_event = handle_read
+
+
+class _CameraHandler(FTPHandler):  # type: ignore[misc]
+    """pyftpdlib's control connection, with HomeSec's checks and upload hooks."""
+
+    hub: FtpServer
+    dtp_handler = _UploadDTP
+    upload_limit: int | None = None
+    oversized = False
+
+    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        refusal = self._refusal(cmd, arg) if self.authenticated else None
+        if refusal is None:
+            super().pre_process_command(line, cmd, arg)
+            return
+        self.respond(f"550 Refused: {refusal}.")
+        logger.warning(
+            "FTP %s %r by %r from %s refused: %s",
+            cmd,
+            arg,
+            self.username,
+            self.remote_ip,
+            refusal,
+        )
+
+    def _refusal(self, cmd: str, arg: str) -> str | None:
+        if cmd in _REFUSED_COMMANDS:
+            return "appending, resuming and unique names are not supported"
+        if cmd not in _PATH_COMMANDS or not arg:
+            return None
+        if ".." in arg.split("/"):
+            return "path traversal"
+        if "\\" in arg or any(ord(char) < 32 or ord(char) == 127 for char in arg):
+            return "odd name"
+        if cmd in ("STOR", "MKD", "XMKD"):
+            refusal = self.hub.write_refusal(self.username, self.fs.ftpnorm(arg), cmd == "STOR")
+            if refusal is None and cmd == "STOR":
+                self.upload_limit = self.hub.upload_limit(self.fs.ftp2fs(arg))
+                self.oversized = False
+            return refusal
+        return None
+
+    def log(self, msg: str, logfun: Any = None) -> None:
+        # Session chatter (connects, health probes) at DEBUG; HomeSec logs what matters itself.
+        super().log(msg, logfun=logging.getLogger("pyftpdlib").debug)
+
+    def on_login_failed(self, username: str, password: str) -> None:
+        reason = "anonymous login" if username.lower() in ANONYMOUS_USERS else "bad credentials"
+        logger.warning(
+            "FTP login refused for user %r from %s: %s",
+            username,
+            self.remote_ip,
+            reason,
+        )
+
+    def on_file_received(self, file: str) -> None:
+        try:
+            self.hub.finish_upload(file, self.remote_ip)
+        except OSError:
+            logger.exception("Cannot spool the upload %s", file)
+
+    def on_incomplete_file_received(self, file: str) -> None:
+        why = "over the size limit" if self.oversized else "the transfer did not complete"
+        self.hub.discard_upload(file, self.remote_ip, why)
+
+
+_servers: dict[tuple[str, int], FtpServer] = {}
+_servers_lock = threading.Lock()
+
+
+def acquire(settings: ServerSettings, route: CameraRoute) -> FtpServer:
+    """The server for `settings`' address, started when it is the first camera there."""
+    key = (settings.host, settings.port)
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is not None:
+            if server.settings != settings:
+                raise StartupError(
+                    f"camera {route.camera_name!r} shares the FTP server {key[0]}:{key[1]} with "
+                    "other cameras but not its settings (root_dir, passive_ports, "
+                    "masquerade_address, login_failure_delay_s must match)"
+                )
+            server.attach(route)
+            return server
+        server = FtpServer(settings)
+        server.attach(route)
+        server.start()
+        _servers[key] = server
+        return server
+
+
+def release(server: FtpServer, route: CameraRoute) -> None:
+    """Detach a camera; the last one out stops the server."""
+    with _servers_lock:
+        if server.detach(route):
+            server.stop()
+            _servers.pop((server.settings.host, server.settings.port), None)

@@ -1,0 +1,301 @@
+"""`rtsp` source: an IP camera watched for motion, clips recorded from its main stream.
+
+One supervisor task per camera (`rtsp:{camera}`) keeps a connection (`CameraStream`, one
+ffmpeg) open forever: when ffmpeg ends, or no frame came for `frame_timeout_s` (a stalled
+camera keeps its socket open), the connection is stopped and reaped, the clip being recorded
+is finished and handed on, and a new connection is made after an exponential backoff with
+jitter. Motion detection runs in the connection's frame thread; clips are finished on the
+recorder's thread; the callback runs on the event loop's thread.
+
+Camera URLs carry credentials: only redacted forms are logged, and the password is
+registered with telemetry so that no log line can show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from homesec.interfaces import ClipCallback
+from homesec.models.clip import Clip, parse_clip_id
+from homesec.models.config import read_env
+from homesec.models.enums import EventType, PluginType
+from homesec.plugins.registry import plugin
+from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
+from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
+from homesec.plugins.sources.rtsp.motion import (
+    EndClip,
+    GrayFrame,
+    MotionDetector,
+    MotionTrigger,
+    RotateClip,
+    StartClip,
+)
+from homesec.plugins.sources.rtsp.recorder import BACKEND, ClipRecorder
+from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
+from homesec.telemetry import redact, register_secret
+from homesec.video.ffmpeg import FfmpegError
+
+logger = logging.getLogger(__name__)
+
+# Health is judged from frames; this is how often the supervisor looks.
+_WATCH_INTERVAL_S = 0.25
+# How long stop() waits for the supervisor to finish the last clip before cancelling it.
+_STOP_TIMEOUT_S = 60.0
+
+
+@plugin(PluginType.SOURCE, BACKEND, config=RTSPSourceConfig)
+class RTSPSource:
+    def __init__(self, config: RTSPSourceConfig) -> None:
+        self._config = config
+        self._main_url = _secret_url(read_env(config.rtsp_url_env))
+        self._detect_url = (
+            _secret_url(read_env(config.detect_url_env)) if config.detect_url_env else None
+        )
+        self._recordings_dir = config.recordings_dir.expanduser().resolve()
+        self._segments_dir = (config.segments_dir or self._recordings_dir / ".buffer").resolve()
+        self._recorder = ClipRecorder(
+            camera_name=config.camera_name,
+            recordings_dir=self._recordings_dir,
+            segments_dir=self._segments_dir,
+            pre_roll_s=config.pre_roll_s,
+            hand_on=self._hand_on_threadsafe,
+        )
+        self._callbacks: list[ClipCallback] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._decoder = DecoderChoice([None], config.camera_name)
+        self._connections = 0
+        self._last_frame = 0.0
+
+    @classmethod
+    def create(cls, config: RTSPSourceConfig) -> RTSPSource:
+        return cls(config)
+
+    @property
+    def camera_name(self) -> str:
+        return self._config.camera_name
+
+    def register_callback(self, callback: ClipCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        await asyncio.to_thread(self._recorder.start)
+        candidates = await asyncio.to_thread(decoder_candidates, self._config.hwaccel)
+        self._decoder = DecoderChoice(candidates, self.camera_name)
+        self._task = asyncio.create_task(self._supervise(), name=f"rtsp:{self.camera_name}")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            logger.error("Camera did not stop in time", extra=self._log_extra)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    def is_healthy(self) -> bool:
+        running = self._task is not None and not self._task.done()
+        return running and time.time() - self._last_frame < 3 * self._config.frame_timeout_s
+
+    def last_heartbeat(self) -> float:
+        return self._last_frame
+
+    def spooled_clips(self) -> list[Clip]:
+        if not self._recordings_dir.is_dir():
+            return []
+        clips = []
+        for path in sorted(self._recordings_dir.iterdir()):
+            name = parse_clip_id(path.name, self.camera_name)
+            if name is not None and path.is_file():
+                end = path.stat().st_mtime
+                clips.append(_clip(path, self.camera_name, float(name.unix_seconds), end))
+        return clips
+
+    @property
+    def _log_extra(self) -> dict[str, str]:
+        return {"camera_name": self.camera_name}
+
+    async def _supervise(self) -> None:
+        backoff = _Backoff(self._config.reconnect_initial_s, self._config.reconnect_max_s)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    frames, reason = await self._connect_once()
+                except Exception:
+                    # Whatever goes wrong, the camera must come back: log it and reconnect.
+                    logger.exception("Camera connection failed", extra=self._log_extra)
+                    frames, reason = 0, "internal error"
+                if self._stopping.is_set():
+                    break
+                retry_now = self._decoder.connection_ended(frames > 0)
+                if frames > 0:
+                    backoff.reset()
+                delay = 0.0 if retry_now else backoff.next()
+                logger.warning(
+                    "Camera %s: %s; reconnecting in %.1f s",
+                    redact(self._main_url),
+                    reason,
+                    delay,
+                    extra=self._log_extra,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+        finally:
+            await asyncio.to_thread(self._recorder.stop)
+
+    async def _connect_once(self) -> tuple[int, str]:
+        """Run one connection until it ends, stalls or is stopped: (frames seen, why it ended)."""
+        stream = self._new_stream()
+        try:
+            await asyncio.to_thread(stream.start)
+        except FfmpegError as exc:
+            return 0, str(exc)
+        announced = False
+        try:
+            while not self._stopping.is_set():
+                if stream.ended:
+                    return stream.frames, f"the stream ended ({stream.failure()})"
+                quiet_s = time.time() - max(stream.last_frame_at, stream.started_at)
+                if quiet_s > self._config.frame_timeout_s:
+                    return stream.frames, f"no frame for {quiet_s:.1f} s (stalled)"
+                if stream.frames and not announced:
+                    announced = True
+                    logger.info(
+                        "Receiving frames from %s (hardware decoding: %s)",
+                        redact(self._main_url),
+                        self._decoder.current or "off",
+                        extra=self._log_extra,
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), _WATCH_INTERVAL_S)
+            return stream.frames, "stopping"
+        finally:
+            await asyncio.to_thread(stream.stop)
+            # The recording of a lost stream is finished now, not when it comes back.
+            await asyncio.to_thread(self._recorder.stream_ended)
+
+    def _new_stream(self) -> CameraStream:
+        self._connections += 1
+        config = self._config
+        spec = StreamSpec(
+            main_url=self._main_url,
+            detect_url=self._detect_url,
+            transport=config.rtsp_transport,
+            width=config.motion.width,
+            fps=config.motion.fps,
+            hwaccel=self._decoder.current,
+            audio=config.audio,
+            segments_dir=self._segments_dir,
+            prefix=f"c{self._connections:05d}_",
+            io_timeout_s=config.frame_timeout_s,
+        )
+        detector = MotionDetector(config.motion)
+        trigger = MotionTrigger(
+            pre_roll_s=config.pre_roll_s,
+            stop_delay_s=config.stop_delay_s,
+            max_clip_s=config.max_clip_s,
+            min_frames=config.motion.min_motion_frames,
+        )
+
+        def on_frame(frame: GrayFrame, now: float) -> None:
+            self._last_frame = now
+            self._act(trigger.update(now, detector.detect(frame).motion))
+
+        return CameraStream(
+            spec,
+            on_frame=on_frame,
+            on_segment=self._recorder.add_segment,
+            name=f"rtsp-ffmpeg:{self.camera_name}",
+            log_extra=self._log_extra,
+        )
+
+    def _act(self, decision: StartClip | EndClip | RotateClip | None) -> None:
+        match decision:
+            case StartClip(motion_start=start):
+                logger.info("Motion: recording", extra=self._log_extra)
+                self._recorder.start_clip(start)
+            case EndClip(last_motion=last):
+                logger.info("Motion ended: finishing the clip", extra=self._log_extra)
+                self._recorder.end_clip(last)
+            case RotateClip():
+                logger.info("Clip reached max_clip_s: starting the next", extra=self._log_extra)
+                self._recorder.rotate_clip()
+
+    def _hand_on_threadsafe(self, clip: Clip) -> None:
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("no event loop")
+            loop.call_soon_threadsafe(self._hand_on, clip)
+        except RuntimeError:
+            # The loop is gone (shutdown): the clip stays in the spool for recovery.
+            logger.warning("Clip %s left for recovery", clip.clip_id, extra=self._log_extra)
+
+    def _hand_on(self, clip: Clip) -> None:
+        logger.info(
+            "New clip %s (%.1f s)",
+            clip.clip_id,
+            clip.duration_s,
+            extra={
+                "event_type": EventType.CLIP_RECEIVED,
+                "camera_name": clip.camera_name,
+                "clip_id": clip.clip_id,
+            },
+        )
+        for callback in self._callbacks:
+            callback(clip)
+
+
+class _Backoff:
+    """Waits between reconnections: doubling up to a cap, each drawn from its upper half.
+
+    The jitter keeps cameras behind one switch or NVR from reconnecting in lockstep.
+    """
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._initial_s = initial_s
+        self._max_s = max_s
+        self._attempt = 0
+
+    def next(self) -> float:
+        ceiling = min(self._max_s, self._initial_s * 2.0**self._attempt)
+        self._attempt = min(self._attempt + 1, 32)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+def _secret_url(url: str) -> str:
+    """Register the URL's password (and the URL itself) as secrets, then return it."""
+    password = urlsplit(url).password
+    if password:
+        register_secret(password)
+        register_secret(unquote(password))
+    return url
+
+
+def _clip(path: Path, camera_name: str, start: float, end: float) -> Clip:
+    return Clip(
+        clip_id=path.name,
+        camera_name=camera_name,
+        local_path=path,
+        start_ts=datetime.fromtimestamp(start, UTC),
+        end_ts=datetime.fromtimestamp(max(start, end), UTC),
+        duration_s=max(0.0, end - start),
+        source_backend=BACKEND,
+    )

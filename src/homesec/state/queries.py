@@ -1,0 +1,276 @@
+"""Read queries behind the clips API: filtered newest-first pages, statistics, camera activity.
+
+Clips are ordered by `created_at` (when HomeSec first recorded the clip's state) and paged
+by keyset on (created_at, clip_id), which `idx_clip_states_created` serves: a page costs the
+same at the end of 100,000 clips as at the start, and clips arriving meanwhile never shift
+a page. Every function takes a connection and the dialect (`StateStore.run_read`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from homesec.models.enums import ClipStatus, RiskLevel, StageName
+from homesec.state.tables import POSTGRES, clip_states, json_path_text, json_text
+
+JsonDocument = dict[str, Any]
+
+_data = clip_states.c.data
+_received = clip_states.c.created_at
+
+
+class ClipFilter(BaseModel):
+    """Which clips to list; every field narrows, None means any."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera: str | None = Field(default=None, description="Camera name")
+    status: ClipStatus | None = Field(default=None, description="Summary status")
+    risk_level: RiskLevel | None = Field(default=None, description="VLM risk level")
+    activity_type: str | None = Field(default=None, description="VLM activity type")
+    alerted: bool | None = Field(default=None, description="The alert policy decided to notify")
+    detected_class: str | None = Field(default=None, description="A class the detector found")
+    since: datetime | None = Field(default=None, description="Received at or after (UTC if naive)")
+    until: datetime | None = Field(default=None, description="Received before (UTC if naive)")
+
+
+@dataclass(frozen=True)
+class PageKey:
+    """Where a page ends: the last clip's (created_at, clip_id); opaque to API clients."""
+
+    created_at: datetime
+    clip_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.created_at.isoformat(), self.clip_id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> PageKey:
+        """The key of a cursor from `encode`; ValueError when it is not one."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            created_at, clip_id = json.loads(raw)
+            return cls(_utc(datetime.fromisoformat(created_at)), str(clip_id))
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise ValueError("invalid cursor") from exc
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    clip_id: str
+    created_at: datetime
+    data: JsonDocument
+
+    @property
+    def key(self) -> PageKey:
+        return PageKey(self.created_at, self.clip_id)
+
+
+class DayCount(BaseModel):
+    day: date
+    clips: int
+    alerts: int
+    errors: int
+
+
+class VLMSpend(BaseModel):
+    analyzed_clips: int = Field(description="Clips with recorded VLM usage")
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float = Field(description="Sum of the estimates that were known")
+
+
+class ClipStats(BaseModel):
+    """Activity between `since` and `until` (by received time, days in UTC)."""
+
+    since: datetime
+    until: datetime
+    clips: int
+    alerts: int
+    errors: int
+    per_day: list[DayCount]
+    stage_failures: dict[StageName, int] = Field(description="Clips whose stage ended in error")
+    vlm: VLMSpend
+
+
+class CameraActivity(BaseModel):
+    camera_name: str
+    clips: int
+    last_clip_at: datetime | None
+
+
+async def list_clips(
+    conn: AsyncConnection,
+    dialect: str,
+    clip_filter: ClipFilter,
+    after: PageKey | None,
+    limit: int,
+) -> list[ClipRow]:
+    """Up to `limit` clips matching the filter, newest first, strictly after `after`."""
+    conditions = _conditions(clip_filter, dialect)
+    if after is not None:
+        last = tuple_(_bind_time(after.created_at), after.clip_id)
+        conditions.append(tuple_(_received, clip_states.c.clip_id) < last)
+    query = (
+        select(clip_states.c.clip_id, _received, _data)
+        .where(*conditions)
+        .order_by(_received.desc(), clip_states.c.clip_id.desc())
+        .limit(limit)
+    )
+    return [_row(row) for row in await conn.execute(query)]
+
+
+async def fetch_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> ClipRow | None:
+    query = select(clip_states.c.clip_id, _received, _data).where(clip_states.c.clip_id == clip_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else _row(row)
+
+
+async def clip_stats(
+    conn: AsyncConnection, dialect: str, since: datetime, until: datetime
+) -> ClipStats:
+    window = and_(_received >= _bind_time(since), _received < _bind_time(until))
+    alerted = _count(_is_true(("alert_decision", "notify"), dialect))
+    errors = _count(json_text(_data, "status", dialect) == ClipStatus.ERROR.value)
+    failures = [
+        _count(json_path_text(_data, ("stages", stage.value, "status"), dialect) == "error")
+        for stage in StageName
+    ]
+    usage = ("analysis_result", "usage")
+    totals = select(
+        func.count(),
+        alerted,
+        errors,
+        *failures,
+        func.count(json_path_text(_data, (*usage, "input_tokens"), dialect)),
+        func.sum(cast(json_path_text(_data, (*usage, "input_tokens"), dialect), Integer)),
+        func.sum(cast(json_path_text(_data, (*usage, "output_tokens"), dialect), Integer)),
+        func.sum(cast(json_path_text(_data, (*usage, "estimated_cost_usd"), dialect), Float)),
+    ).where(window)
+    clips, alerts, error_count, *stage_counts, vlm_clips, tokens_in, tokens_out, cost = (
+        await conn.execute(totals)
+    ).one()
+    day = _day(dialect)
+    per_day = select(day, func.count(), alerted, errors).where(window).group_by(day).order_by(day)
+    return ClipStats(
+        since=since,
+        until=until,
+        clips=clips,
+        alerts=alerts or 0,
+        errors=error_count or 0,
+        per_day=[
+            DayCount(day=date.fromisoformat(d), clips=n, alerts=a or 0, errors=e or 0)
+            for d, n, a, e in await conn.execute(per_day)
+        ],
+        stage_failures={
+            stage: count or 0 for stage, count in zip(StageName, stage_counts, strict=True)
+        },
+        vlm=VLMSpend(
+            analyzed_clips=vlm_clips,
+            input_tokens=tokens_in or 0,
+            output_tokens=tokens_out or 0,
+            estimated_cost_usd=round(cost or 0.0, 6),
+        ),
+    )
+
+
+async def camera_activity(conn: AsyncConnection, dialect: str) -> list[CameraActivity]:
+    """Clip count and latest clip per camera name found in the state table."""
+    camera = json_text(_data, "camera_name", dialect)
+    query = select(camera, func.count(), func.max(_received)).group_by(camera).order_by(camera)
+    return [
+        CameraActivity(camera_name=name, clips=count, last_clip_at=_utc(last) if last else None)
+        for name, count, last in await conn.execute(query)
+    ]
+
+
+def _conditions(clip_filter: ClipFilter, dialect: str) -> list[ColumnElement[bool]]:
+    def field(*path: str) -> ColumnElement[Any]:
+        return json_path_text(_data, path, dialect)
+
+    conditions: list[ColumnElement[bool]] = []
+    if clip_filter.camera is not None:
+        conditions.append(json_text(_data, "camera_name", dialect) == clip_filter.camera)
+    if clip_filter.status is not None:
+        conditions.append(json_text(_data, "status", dialect) == clip_filter.status.value)
+    if clip_filter.risk_level is not None:
+        conditions.append(field("analysis_result", "risk_level") == clip_filter.risk_level.label)
+    if clip_filter.activity_type is not None:
+        conditions.append(field("analysis_result", "activity_type") == clip_filter.activity_type)
+    if clip_filter.alerted is not None:
+        notified = _is_true(("alert_decision", "notify"), dialect)
+        conditions.append(notified if clip_filter.alerted else not_(notified))
+    if clip_filter.detected_class is not None:
+        conditions.append(_has_class(clip_filter.detected_class, dialect))
+    if clip_filter.since is not None:
+        conditions.append(_received >= _bind_time(clip_filter.since))
+    if clip_filter.until is not None:
+        conditions.append(_received < _bind_time(clip_filter.until))
+    return conditions
+
+
+def _is_true(path: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
+    # Postgres' #>> gives the text 'true'; SQLite's json_extract gives the integer 1.
+    # coalesce: a clip without a decision counts as "not alerted", never as unknown (NULL).
+    value = json_path_text(_data, path, dialect)
+    true: ColumnElement[Any] = literal_column("'true'" if dialect == POSTGRES else "1")
+    return func.coalesce(value == true, false())
+
+
+def _has_class(name: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == POSTGRES:
+        document = json.dumps({"filter_result": {"detected_classes": [name]}})
+        return _data.bool_op("@>")(cast(literal(document), JSONB))
+    classes = func.json_each(
+        _data, literal_column("'$.filter_result.detected_classes'")
+    ).table_valued("value")
+    return exists(select(literal_column("1")).select_from(classes).where(classes.c.value == name))
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _day(dialect: str) -> ColumnElement[str]:
+    if dialect == POSTGRES:
+        return func.to_char(func.timezone("UTC", _received), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", _received)
+
+
+def _bind_time(moment: datetime) -> datetime:
+    # SQLite stores UTC wall time without an offset and ignores tzinfo when binding.
+    return _utc(moment).astimezone(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _row(row: Any) -> ClipRow:
+    return ClipRow(clip_id=row.clip_id, created_at=_utc(row.created_at), data=row.data)
