@@ -12,13 +12,22 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 from homesec.app import HomeSecApp, build_components, register_config_secrets
 from homesec.config_loader import load_config
 from homesec.errors import ConfigError, PluginError, StartupError
+from homesec.evaluation import (
+    LabelledClip,
+    SettingScore,
+    evaluate,
+    load_labels,
+    load_vlm_setting,
+)
 from homesec.models.clip import Clip, clip_id_for, parse_clip_id
-from homesec.models.config import Config
+from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
+from homesec.plugins.registry import load_filter
 from homesec.telemetry import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -78,6 +87,68 @@ def process(
         _fail(str(exc))
     except ConfigError as exc:
         _fail("; ".join(exc.problems))
+
+
+@app.command("eval")
+def evaluate_vlm(
+    config: ConfigOption,
+    labels: Annotated[
+        Path, typer.Option(help="YAML list of clips with expected risk_level and activity_type")
+    ],
+    vlm_config: Annotated[
+        list[Path] | None,
+        typer.Option("--vlm-config", help="Alternative `vlm:` sections to compare (repeatable)"),
+    ] = None,
+) -> None:
+    """Compare VLM settings on labelled clips: accuracy, latency, tokens, estimated cost."""
+    loaded = _load(config)
+    configure_logging("WARNING", loaded.logging.format)
+    register_config_secrets(loaded)
+    try:
+        settings = {"config": loaded.vlm}
+        settings |= {path.stem: load_vlm_setting(path) for path in vlm_config or []}
+        labelled = load_labels(labels)
+        scores = asyncio.run(_evaluate(loaded, labelled, settings))
+    except (ConfigError, PluginError) as exc:
+        _fail(str(exc))
+    _print_scores(scores)
+
+
+async def _evaluate(
+    config: Config, labels: list[LabelledClip], settings: dict[str, VLMSection]
+) -> list[SettingScore]:
+    object_filter = load_filter(config.filter.backend, config.filter.config)
+    try:
+        return await evaluate(config, object_filter, labels, settings)
+    finally:
+        await object_filter.shutdown()
+
+
+def _print_scores(scores: list[SettingScore]) -> None:
+    table = Table(title="VLM settings on labelled clips")
+    for column in (
+        "setting",
+        "model",
+        "risk acc",
+        "activity acc",
+        "errors",
+        "p50 latency",
+        "tokens in/out",
+        "est. cost",
+    ):
+        table.add_column(column)
+    for score in scores:
+        table.add_row(
+            score.name,
+            score.model,
+            f"{score.risk_accuracy:.0%}",
+            f"{score.activity_accuracy:.0%}",
+            str(score.errors),
+            f"{score.p50_latency_s:.2f} s",
+            f"{score.input_tokens}/{score.output_tokens}",
+            f"${score.cost_usd:.4f}",
+        )
+    Console(width=140).print(table)
 
 
 async def _run_service(config: Config) -> None:
