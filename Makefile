@@ -35,3 +35,4 @@ bench: setup-test
 	$(UV) run python -m bench.pipeline
 	$(UV) run python -m bench.filter
 	$(UV) run python -m bench.vlm
+	$(UV) run python -m bench.upload

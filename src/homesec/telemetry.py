@@ -81,5 +81,16 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter stays at WARNING unless asked for.
-    for noisy in ("aiosqlite", "asyncio", "uvicorn.access", "alembic"):
+    noisy_loggers = (
+        "aiosqlite",
+        "asyncio",
+        "uvicorn.access",
+        "alembic",
+        "dropbox",
+        "botocore",
+        "boto3",
+        "pyftpdlib",
+        "apprise",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
