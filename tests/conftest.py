@@ -10,6 +10,11 @@ pytest_plugins = [
     "tests.services.postgres",
     "tests.services.mosquitto",
     "tests.services.openai_server",
+    "tests.services.smtp_server",
+    "tests.services.http_receiver",
+    "tests.services.dropbox_fake",
+    "tests.services.s3_server",
+    "tests.services.rtsp_server",
 ]
 
 

@@ -135,7 +135,11 @@ async def test_a_clip_id_name_is_kept_and_a_repeat_gets_a_suffix(
         # When the camera uploads the same clip_id-named file twice
         for _ in range(2):
             await asyncio.to_thread(
-                _upload, port, "front_door", "front_door/front_door_1700000000.mp4", empty_scene_clip
+                _upload,
+                port,
+                "front_door",
+                "front_door/front_door_1700000000.mp4",
+                empty_scene_clip,
             )
         await _wait_for(lambda: len(received["front_door"]) == 2)
 
@@ -329,9 +333,7 @@ async def test_health_follows_the_server_and_checks_renew_the_heartbeat(
         sock.bind(("127.0.0.1", port))
 
 
-async def test_passive_data_ports_come_from_the_configured_range(
-    tmp_path: Path, port: int
-) -> None:
+async def test_passive_data_ports_come_from_the_configured_range(tmp_path: Path, port: int) -> None:
     # Given a server with a passive port range
     first = free_port()
     config = _config(tmp_path, port, "front_door", passive_ports=[first, first])

@@ -24,9 +24,9 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from homesec.interfaces import ClipCallback, SourceConfig
-from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
+from homesec.models.clip import Clip, free_clip_path, is_valid_camera_name, parse_clip_id
 from homesec.models.config import EnvVarName, read_env
-from homesec.models.enums import PluginType
+from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.ftp_server import (
     ANONYMOUS_USERS,
@@ -35,7 +35,6 @@ from homesec.plugins.sources.ftp_server import (
     ServerSettings,
     acquire,
     release,
-    spool_dir,
 )
 from homesec.telemetry import register_secret
 
@@ -111,7 +110,7 @@ class FtpSource:
     def __init__(self, config: FtpSourceConfig) -> None:
         self._config = config
         self._root = config.root_dir.expanduser().resolve()
-        self._spool = spool_dir(self._root, config.camera_name)
+        self._spool = self._root / "clips" / config.camera_name
         self._password = read_env(config.password_env)
         register_secret(self._password)
         self._callbacks: list[ClipCallback] = []
@@ -150,8 +149,9 @@ class FtpSource:
             username=read_env(config.username_env),
             password=self._password,
             max_file_size_bytes=config.max_file_size_bytes,
-            deliver=self._deliver,
+            on_upload=self._on_upload,
         )
+        await asyncio.to_thread(self._spool.mkdir, parents=True, exist_ok=True)
         self._server = await asyncio.to_thread(acquire, settings, self._route)
         await self._check()
         self._health_task = asyncio.create_task(
@@ -166,6 +166,8 @@ class FtpSource:
             self._health_task = None
         if self._server is not None and self._route is not None:
             await asyncio.to_thread(release, self._server, self._route)
+            # Clips the server finished before it stopped are queued on the loop: hand them on.
+            await asyncio.sleep(0)
         self._server = None
         self._check_ok = False
 
@@ -187,15 +189,43 @@ class FtpSource:
             if parse_clip_id(name, self.camera_name) is not None
         ]
 
-    def _deliver(self, path: Path) -> None:
-        """Server thread: the finished clip goes to the callbacks on the event loop's thread."""
-        clip = self._clip_for(path)
+    def _on_upload(self, upload: Path, remote: str) -> None:
+        """Server thread: spool a completed upload under its clip_id, then hand it on."""
+        size = upload.stat().st_size
+        if size == 0:
+            upload.unlink()
+            logger.warning("Discarded the empty upload %s from %s", upload.name, remote)
+            return
+        target = self._spool_target(upload)
+        upload.rename(target)
+        logger.info(
+            "Received %s (%d bytes) from %s as %s",
+            upload.name,
+            size,
+            remote,
+            target.name,
+            extra={
+                "event_type": EventType.CLIP_RECEIVED,
+                "camera_name": self.camera_name,
+                "clip_id": target.name,
+            },
+        )
+        clip = self._clip_for(target)
         if self._loop is None or self._loop.is_closed():
-            logger.error(
-                "Clip %s arrived with no event loop; recovery will pick it up", clip.clip_id
-            )
+            logger.error("No event loop for %s; recovery will pick it up", clip.clip_id)
             return
         self._loop.call_soon_threadsafe(self._hand_on, clip)
+
+    def _spool_target(self, upload: Path) -> Path:
+        named = parse_clip_id(upload.name, self.camera_name)
+        if named is not None and not (self._spool / upload.name).exists():
+            return self._spool / upload.name
+        if named is not None:
+            return free_clip_path(
+                self._spool, self.camera_name, named.unix_seconds, named.extension
+            )
+        # The camera's own name lacks the clip_id rule: the upload's completion time stands in.
+        return free_clip_path(self._spool, self.camera_name, int(time.time()), upload.suffix)
 
     def _hand_on(self, clip: Clip) -> None:
         for callback in self._callbacks:

@@ -1,17 +1,13 @@
 """The FTP server behind the `ftp` source: pyftpdlib in a thread, shared by the cameras that
 are configured with the same listen address (host, port).
 
-Layout under the server's `root_dir`:
-
-    incoming/{ftp_subdir}/...   what FTP users see (their home is `incoming/`); uploads land here
-    clips/{camera_name}/        finished clips, renamed to the clip_id rule, out of FTP reach
-
-A camera's user may create folders and store files inside the folders of the cameras that name
-that user, nothing else: no reads, deletes, renames, appends or resumed uploads. Every path is
-checked before pyftpdlib acts on it; traversal (`..`), backslashes, control characters, odd
-names, non-video files and paths outside a camera folder are refused (550) and logged.
-An upload is handed on only when pyftpdlib reports it complete; an aborted, dropped or
-oversized one is deleted. Callbacks run on the server thread and must not block.
+FTP users' home is `{root_dir}/incoming/`, with one folder per camera (`ftp_subdir`). A user
+may create folders and store files inside the folders of the cameras that name that user,
+nothing else: no reads, deletes, renames, appends or resumed uploads. Every path is checked
+before pyftpdlib acts on it; traversal (`..`), backslashes, control characters, odd names,
+non-video files and paths outside the user's camera folders are refused (550) and logged.
+A completed upload goes to its camera's `on_upload`; an aborted, reset or oversized one is
+deleted. Callbacks run on the server thread and must not block.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +28,7 @@ from pyftpdlib.ioloop import IOLoop, _RetryError  # type: ignore[import-untyped]
 from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
 
 from homesec.errors import StartupError
-from homesec.models.clip import VIDEO_EXTENSIONS, free_clip_path, parse_clip_id
-from homesec.models.enums import EventType
+from homesec.models.clip import VIDEO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 # pyftpdlib installs its own stderr handler (bypassing our redacting formatter) when its logger
@@ -74,12 +68,8 @@ class CameraRoute:
     username: str
     password: str
     max_file_size_bytes: int
-    deliver: Callable[[Path], None]
-    """Called on the server thread with the finished clip, already in the spool."""
-
-
-def spool_dir(root_dir: Path, camera_name: str) -> Path:
-    return root_dir / "clips" / camera_name
+    on_upload: Callable[[Path, str], None]
+    """Called on the server thread with a completed upload and the uploader's address."""
 
 
 class FtpServer:
@@ -110,7 +100,6 @@ class FtpServer:
                         f"user {route.username!r} with different passwords"
                     )
             (self.incoming / route.subdir).mkdir(parents=True, exist_ok=True)
-            spool_dir(self.settings.root_dir, route.camera_name).mkdir(parents=True, exist_ok=True)
             self._routes[route.subdir] = route
 
     def detach(self, route: CameraRoute) -> bool:
@@ -211,25 +200,7 @@ class FtpServer:
         if route is None:
             self.discard_upload(fs_path, remote, "its camera has stopped")
             return
-        size = path.stat().st_size
-        if size == 0:
-            self.discard_upload(fs_path, remote, "it is empty")
-            return
-        target = self._spool_target(route, path)
-        path.rename(target)
-        logger.info(
-            "Received %s (%d bytes) from %s as %s",
-            path.name,
-            size,
-            remote,
-            target.name,
-            extra={
-                "event_type": EventType.CLIP_RECEIVED,
-                "camera_name": route.camera_name,
-                "clip_id": target.name,
-            },
-        )
-        route.deliver(target)
+        route.on_upload(path, remote)
 
     def discard_upload(self, fs_path: str, remote: str, why: str) -> None:
         path = Path(fs_path)
@@ -242,16 +213,6 @@ class FtpServer:
             why,
             extra={"camera_name": route.camera_name if route else None},
         )
-
-    def _spool_target(self, route: CameraRoute, upload: Path) -> Path:
-        spool = spool_dir(self.settings.root_dir, route.camera_name)
-        named = parse_clip_id(upload.name, route.camera_name)
-        if named is not None and not (spool / upload.name).exists():
-            return spool / upload.name
-        if named is not None:
-            return free_clip_path(spool, route.camera_name, named.unix_seconds, named.extension)
-        # The camera's own name lacks the clip_id rule: the upload's completion time stands in.
-        return free_clip_path(spool, route.camera_name, int(time.time()), upload.suffix)
 
     def _route_of(self, fs_path: Path) -> CameraRoute | None:
         try:

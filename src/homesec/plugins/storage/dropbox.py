@@ -1,0 +1,272 @@
+"""`dropbox` storage: clips uploaded with the official Dropbox SDK, run in worker threads.
+
+Clips land at `{root}/{camera_name}/{clip_id}` (the pipeline's key under `root`) in overwrite
+mode, so a repeated upload of the same clip is harmless. Files above `chunked_threshold_bytes`
+go through an upload session in `chunk_size_bytes` pieces, so no request carries more than one
+chunk. `view_url` is `web_url_prefix` + the `path_display` that Dropbox returns for the upload
+(a link that needs the owner's login, not a public share link), so it costs no extra call.
+
+Auth: a refresh token with the app key (and secret, unless the token came from PKCE), from
+which the SDK fetches and renews short-lived access tokens; or a long-lived access token.
+The SDK retries 5xx answers with backoff, sleeps the `Retry-After` of a 429, and refreshes an
+expired access token once per call. Every SDK and network error leaves this module as a
+`DropboxStorageError` (translated in `_translate`) with the original as its cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import dropbox  # type: ignore[import-untyped]
+import requests
+from dropbox.dropbox_client import BadInputException  # type: ignore[import-untyped]
+from dropbox.exceptions import (  # type: ignore[import-untyped]
+    ApiError,
+    AuthError,
+    DropboxException,
+    HttpError,
+    RateLimitError,
+)
+from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode  # type: ignore[import-untyped]
+from pydantic import Field, JsonValue, field_validator, model_validator
+
+from homesec.interfaces import PluginConfig
+from homesec.models.config import EnvVarName, read_env
+from homesec.models.enums import PluginType
+from homesec.models.results import UploadOutcome
+from homesec.plugins.registry import plugin
+from homesec.telemetry import register_secret
+
+URI_SCHEME = "dropbox:"
+_MiB = 1024 * 1024
+# Upload sessions take chunks in multiples of 4 MiB; one request carries at most 150 MiB.
+_CHUNK_UNIT = 4 * _MiB
+_MAX_REQUEST = 150 * _MiB
+_SDK_ERRORS = (DropboxException, BadInputException, requests.RequestException)
+
+T = TypeVar("T")
+
+
+class DropboxStorageError(Exception):
+    """A Dropbox call failed; `__cause__` holds the SDK's or the network's error."""
+
+
+class DropboxStorageConfig(PluginConfig):
+    root: str = Field(
+        default="/homecam",
+        description="Dropbox folder that receives the clips ('' for the root of an app folder)",
+    )
+    web_url_prefix: str = Field(
+        default="https://www.dropbox.com/home",
+        description="Prefix of view_url; the uploaded file's path_display is appended",
+    )
+    token_env: EnvVarName | None = Field(
+        default=None, description="Env var with a long-lived access token (instead of refresh)"
+    )
+    refresh_token_env: EnvVarName | None = Field(
+        default=None, description="Env var with the OAuth2 refresh token (recommended)"
+    )
+    app_key_env: EnvVarName | None = Field(
+        default=None, description="Env var with the app key (needed with refresh_token_env)"
+    )
+    app_secret_env: EnvVarName | None = Field(
+        default=None, description="Env var with the app secret (not needed for PKCE tokens)"
+    )
+    chunked_threshold_bytes: int = Field(
+        default=8 * _MiB,
+        ge=1,
+        le=_MAX_REQUEST,
+        description="Files larger than this are uploaded in chunks through an upload session",
+    )
+    chunk_size_bytes: int = Field(
+        default=8 * _MiB,
+        ge=_CHUNK_UNIT,
+        le=148 * _MiB,
+        description="Size of each upload-session chunk, a multiple of 4 MiB",
+    )
+    timeout_s: float = Field(default=100.0, gt=0, description="Socket timeout of each request")
+    max_retries_on_error: int = Field(
+        default=4, ge=0, description="SDK retries of a 5xx answer (exponential backoff)"
+    )
+    max_retries_on_rate_limit: int = Field(
+        default=5, ge=0, description="SDK retries of a 429 answer, each after its Retry-After"
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _folder_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or ".." in value.split("/")):
+            raise ValueError("must be an absolute Dropbox folder like /homecam, or ''")
+        return value
+
+    @field_validator("chunk_size_bytes")
+    @classmethod
+    def _whole_units(cls, value: int) -> int:
+        if value % _CHUNK_UNIT:
+            raise ValueError("must be a multiple of 4 MiB (4194304 bytes)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> DropboxStorageConfig:
+        if (self.token_env is None) == (self.refresh_token_env is None):
+            raise ValueError("set either token_env or refresh_token_env (with app_key_env)")
+        if self.refresh_token_env is not None and self.app_key_env is None:
+            raise ValueError("refresh_token_env needs app_key_env")
+        return self
+
+
+@plugin(PluginType.STORAGE, "dropbox", config=DropboxStorageConfig)
+class DropboxStorage:
+    def __init__(self, config: DropboxStorageConfig) -> None:
+        self._config = config
+        self._client = _client(config)
+
+    @classmethod
+    def create(cls, config: DropboxStorageConfig) -> DropboxStorage:
+        return cls(config)
+
+    async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
+        metadata = await self._run("upload", self._upload_file, local_path, self._path(dest_key))
+        return self._outcome(metadata)
+
+    async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
+        payload = json.dumps(obj, indent=2, sort_keys=True).encode()
+        metadata = await self._run("upload", self._upload_bytes, payload, self._path(dest_key))
+        return self._outcome(metadata)
+
+    async def get(self, storage_uri: str, local_path: Path) -> None:
+        await self._run("download", self._download, _path_of(storage_uri), local_path)
+
+    async def exists(self, storage_uri: str) -> bool:
+        return await self._run("lookup", self._exists, _path_of(storage_uri))
+
+    async def ping(self) -> bool:
+        try:
+            await self._run("ping", self._client.check_user, "homesec")
+        except DropboxStorageError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._client.close()
+
+    async def _run(self, action: str, call: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(call, *args)
+        except _SDK_ERRORS as exc:
+            raise _translate(action, exc) from exc
+
+    def _path(self, dest_key: str) -> str:
+        key = PurePosixPath(dest_key)
+        if key.is_absolute() or ".." in key.parts or not key.parts:
+            raise ValueError(f"storage key must be a relative path inside root: {dest_key!r}")
+        return f"{self._config.root}/{key}"
+
+    def _outcome(self, metadata: Any) -> UploadOutcome:
+        path_display = str(metadata.path_display)
+        view_url = self._config.web_url_prefix.rstrip("/") + quote(path_display)
+        return UploadOutcome(storage_uri=URI_SCHEME + path_display, view_url=view_url)
+
+    # --- worker-thread side
+
+    def _upload_bytes(self, payload: bytes, path: str) -> Any:
+        return self._client.files_upload(payload, path, mode=WriteMode.overwrite, mute=True)
+
+    def _upload_file(self, local_path: Path, path: str) -> Any:
+        size = local_path.stat().st_size
+        if size <= self._config.chunked_threshold_bytes:
+            return self._upload_bytes(local_path.read_bytes(), path)
+        chunk_size = self._config.chunk_size_bytes
+        with local_path.open("rb") as handle:
+            started = self._client.files_upload_session_start(handle.read(chunk_size))
+            cursor = UploadSessionCursor(session_id=started.session_id, offset=handle.tell())
+            commit = CommitInfo(path=path, mode=WriteMode.overwrite, mute=True)
+            while True:
+                chunk = handle.read(chunk_size)
+                if cursor.offset + len(chunk) >= size:
+                    return self._client.files_upload_session_finish(chunk, cursor, commit)
+                self._client.files_upload_session_append_v2(chunk, cursor)
+                cursor.offset += len(chunk)
+
+    def _download(self, path: str, local_path: Path) -> None:
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local_path.parent, prefix=f".{local_path.name}.")
+        os.close(fd)
+        try:
+            self._client.files_download_to_file(tmp, path)
+            Path(tmp).replace(local_path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self._client.files_get_metadata(path)
+        except ApiError as exc:
+            if _is_not_found(exc):
+                return False
+            raise
+        return True
+
+
+def _client(config: DropboxStorageConfig) -> Any:
+    options: dict[str, Any] = {
+        "max_retries_on_error": config.max_retries_on_error,
+        "max_retries_on_rate_limit": config.max_retries_on_rate_limit,
+        "timeout": config.timeout_s,
+        "user_agent": "HomeSec",
+    }
+    if config.token_env is not None:
+        return dropbox.Dropbox(oauth2_access_token=_secret(config.token_env), **options)
+    assert config.refresh_token_env is not None and config.app_key_env is not None
+    app_secret = _secret(config.app_secret_env) if config.app_secret_env else None
+    return dropbox.Dropbox(
+        oauth2_refresh_token=_secret(config.refresh_token_env),
+        app_key=read_env(config.app_key_env),
+        app_secret=app_secret,
+        **options,
+    )
+
+
+def _secret(env_name: str) -> str:
+    value = read_env(env_name)
+    register_secret(value)
+    return value
+
+
+def _path_of(storage_uri: str) -> str:
+    if not storage_uri.startswith(URI_SCHEME + "/"):
+        raise ValueError(f"not a URI of this storage: {storage_uri!r}")
+    return storage_uri.removeprefix(URI_SCHEME)
+
+
+def _is_not_found(exc: ApiError) -> bool:
+    error = exc.error
+    return bool(getattr(error, "is_path", lambda: False)() and error.get_path().is_not_found())
+
+
+def _translate(action: str, exc: Exception) -> DropboxStorageError:
+    """The one place where SDK and network errors become this plugin's error."""
+    match exc:
+        case RateLimitError():
+            reason = f"rate limited (retry after {exc.backoff} s) beyond the retries allowed"
+        case AuthError():
+            reason = f"not authorized ({exc.error}): check the token or the app key/secret"
+        case ApiError() if _is_not_found(exc):
+            reason = "no such file"
+        case ApiError():
+            reason = f"refused: {exc.error}"
+        case HttpError():
+            reason = f"HTTP {exc.status_code}: {exc.body}"
+        case requests.RequestException():
+            reason = f"network error: {exc}"
+        case _:
+            reason = str(exc) or type(exc).__name__
+    return DropboxStorageError(f"Dropbox {action} failed: {reason}")
