@@ -11,11 +11,12 @@ writes are best effort and clips keep flowing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from homesec import __version__
-from homesec.interfaces import ClipSource, Notifier, StorageBackend
+from homesec.interfaces import ClipSource, HealthPublisher, Notifier, StorageBackend
 from homesec.models.alert import SystemAlert
 from homesec.models.enums import HealthStatus
 from homesec.models.events import utc_now
@@ -23,7 +24,10 @@ from homesec.models.health import CameraHealth, ComponentHealth, Diagnostics, He
 from homesec.pipeline.core import ClipPipeline
 from homesec.repository.clip_repository import ClipRepository
 
+logger = logging.getLogger(__name__)
+
 HEARTBEAT_INTERVAL_S = 5.0
+HEALTH_PUBLISH_INTERVAL_S = 30.0
 _CHECK_TIMEOUT_S = 3.0
 
 
@@ -44,10 +48,28 @@ class HealthMonitor:
         self._started = time.monotonic()
 
     async def beat_forever(self) -> None:
-        """Proves the event loop is alive: health fails when this stops ticking."""
+        """Proves the event loop is alive (health fails when this stops ticking) and publishes
+        the health report to the notifiers that show it, every HEALTH_PUBLISH_INTERVAL_S."""
+        publishers: list[HealthPublisher] = [
+            n for n in self._notifiers if isinstance(n, HealthPublisher)
+        ]
+        last_published = 0.0
         while True:
             self._pipeline.last_heartbeat = time.time()
+            if publishers and time.monotonic() - last_published >= HEALTH_PUBLISH_INTERVAL_S:
+                last_published = time.monotonic()
+                await self._publish(publishers)
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _publish(self, publishers: list[HealthPublisher]) -> None:
+        report = await self.report()
+        results = await asyncio.gather(
+            *(publisher.publish_health(report) for publisher in publishers),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("Could not publish health: %s", result)
 
     async def report(self) -> HealthReport:
         heartbeat_age = time.time() - self._pipeline.last_heartbeat

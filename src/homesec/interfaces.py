@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from homesec.models.alert import Alert, AlertDecision, SystemAlert
 from homesec.models.clip import Clip
 from homesec.models.config import VLMPreprocessConfig
+from homesec.models.health import HealthReport
 from homesec.models.results import AnalysisResult, FilterOverrides, FilterResult, UploadOutcome
 
 ClipCallback = Callable[[Clip], None]
@@ -136,6 +137,13 @@ class AlertPolicy(Protocol):
         filter_result: FilterResult | None,
         analysis: AnalysisResult | None,
     ) -> AlertDecision: ...
+
+
+@runtime_checkable
+class HealthPublisher(Protocol):
+    """Optional for notifiers: also publish the service's health (Home Assistant entity)."""
+
+    async def publish_health(self, report: HealthReport) -> None: ...
 
 
 @runtime_checkable

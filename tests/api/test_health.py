@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
-import tests.fakes.plugins  # noqa: F401
+import tests.fakes.plugins
 from tests.fakes.builders import make_config
 from tests.fakes.running import running_app
 
@@ -101,3 +102,20 @@ async def test_diagnostics_need_the_api_key_when_auth_is_on(
         assert body["state_backend"] == "sqlite"
         assert body["clips_in_flight"] == 0
         assert "s3cret-key" not in diagnostics.text
+
+
+async def test_health_is_published_to_the_sinks_that_show_it(tmp_path: Path) -> None:
+    # Given a sink that publishes health (as the MQTT notifier does for Home Assistant)
+    config = make_config(tmp_path, notifiers=[{"backend": "fake_recorder", "config": {}}])
+
+    # When the service runs
+    async with running_app(config) as app:
+        [sink] = app.components.notifiers
+        assert isinstance(sink, tests.fakes.plugins.RecordingNotifier)
+        while not sink.health_reports:
+            await asyncio.sleep(0.05)
+
+    # Then the sink received a full report
+    report = sink.health_reports[0]
+    assert report.status == "healthy"
+    assert [camera.name for camera in report.cameras] == ["front_door"]

@@ -16,6 +16,7 @@ from pydantic import Field, JsonValue
 from homesec.interfaces import AnalysisContext, AnalyzerConfig, NotifierConfig, PluginConfig
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.health import HealthReport
 from homesec.models.results import (
     AnalysisResult,
     Detection,
@@ -216,6 +217,7 @@ class RecordingNotifier:
         self.alerts: list[Alert] = []
         self.snapshots: list[Path | None] = []
         self.system_alerts: list[SystemAlert] = []
+        self.health_reports: list[HealthReport] = []
         self.attempts = 0
 
     @classmethod
@@ -241,6 +243,9 @@ class RecordingNotifier:
 
     async def send_system(self, alert: SystemAlert) -> None:
         self.system_alerts.append(alert)
+
+    async def publish_health(self, report: HealthReport) -> None:
+        self.health_reports.append(report)
 
     async def ping(self) -> bool:
         return not self.config.fail

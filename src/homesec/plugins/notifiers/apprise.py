@@ -4,8 +4,9 @@ Signal, Slack, Discord, Gotify, SMS gateways...), with no code of ours per servi
 URLs usually hold a token or a password, so they come from env vars: each name in `urls_env`
 holds one or more URLs, separated by commas or whitespace. `urls` in the YAML is only for URLs
 with nothing secret in them (a local `json://` receiver, say); one with a password is refused
-there. Every URL value read from the environment is registered as a secret with telemetry, and
-logs and errors name a service only by Apprise's privacy-masked URL.
+there. Every URL value read from the environment is registered as a secret with telemetry,
+errors name a service only by where it is configured ("entry 2 of APPRISE_URLS") and its kind
+("Telegram"), and Apprise's own logger is held at INFO (its DEBUG lines print whole URLs).
 
 Title and body are Jinja2 templates (the alert's fields by name, see `templates/`); the
 snapshot is attached when the service takes attachments. Each URL is one service, notified in
@@ -17,6 +18,7 @@ flaky one does not make the others notify twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -88,9 +90,6 @@ class AppriseNotifierConfig(NotifierConfig):
     attach_snapshot: bool = Field(
         default=True, description="Attach the snapshot where the service takes attachments"
     )
-    system_alerts: bool = Field(
-        default=False, description="Also send system alerts (stage failures, camera outages)"
-    )
     timeout_s: float = Field(
         default=30.0, gt=0, description="Longest time one alert may take, all services together"
     )
@@ -99,7 +98,7 @@ class AppriseNotifierConfig(NotifierConfig):
         """(where, URL) for every URL held by the env vars of `urls_env`."""
         for env_name in self.urls_env:
             for number, url in enumerate(_split_urls(os.environ.get(env_name, "")), start=1):
-                yield f"URL {number} in {env_name}", url
+                yield f"entry {number} of {env_name}", url
 
     def all_urls(self) -> Iterator[tuple[str, str]]:
         """(where, URL) for every URL, the env vars' first; `where` never shows a secret."""
@@ -118,11 +117,7 @@ class AppriseNotifierConfig(NotifierConfig):
         for where, url in found:
             if not apprise.Apprise().add(url):
                 raise ValueError(f"{where} is not a URL Apprise understands")
-        env = environment()
-        checked(env, "title_template", source=self.title_template)
-        checked(env, "body_template", source=self.body_template)
-        checked(env, "system_title_template", source=self.system_title_template, system=True)
-        checked(env, "system_body_template", source=self.system_body_template, system=True)
+        _Templates(self)
         return self
 
 
@@ -132,14 +127,30 @@ def _split_urls(value: str) -> list[str]:
     return cast(list[str], urls)
 
 
+class _Templates:
+    """The compiled, checked templates of one config."""
+
+    def __init__(self, config: AppriseNotifierConfig) -> None:
+        env = environment()
+        self.title = checked(env, "title_template", source=config.title_template)
+        self.body = checked(env, "body_template", source=config.body_template)
+        self.system_title = checked(
+            env, "system_title_template", source=config.system_title_template, system=True
+        )
+        self.system_body = checked(
+            env, "system_body_template", source=config.system_body_template, system=True
+        )
+
+
 class _Service:
     """One configured URL: its own Apprise instance, and a name that is safe to show."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, where: str, url: str) -> None:
         self.notifier = apprise.Apprise()
         self.notifier.add(url)
-        masked = self.notifier[0].url(privacy=True)  # type: ignore[no-untyped-call]
-        self.label = str(masked).split("?", 1)[0]
+        # Not Apprise's privacy-masked URL: it keeps json:// paths and Telegram's bot token
+        # sits where a host would be. Where it was configured, and the kind of service.
+        self.label = f"{where} ({self.notifier[0].service_name})"
 
 
 @plugin(PluginType.NOTIFIER, "apprise", config=AppriseNotifierConfig)
@@ -148,21 +159,17 @@ class AppriseNotifier:
 
     def __init__(self, config: AppriseNotifierConfig) -> None:
         self._config = config
-        env = environment()
-        self._title = checked(env, "title_template", source=config.title_template)
-        self._body = checked(env, "body_template", source=config.body_template)
-        self._system_title = checked(
-            env, "system_title_template", source=config.system_title_template, system=True
-        )
-        self._system_body = checked(
-            env, "system_body_template", source=config.system_body_template, system=True
-        )
+        self._templates = _Templates(config)
         # The app registers values of `*_env` strings only; a list of names is ours to do.
         for env_name in config.urls_env:
             register_secret(os.environ.get(env_name, ""))
         for _, url in config.secret_urls():
             register_secret(url)
-        self._services = [_Service(url) for _, url in config.all_urls()]
+        self._services = [_Service(where, url) for where, url in config.all_urls()]
+        # Apprise's DEBUG lines carry whole service URLs (tokens included, in forms our
+        # redaction cannot match), so its logger never goes below INFO.
+        apprise_logger = logging.getLogger(apprise.LOGGER_NAME)
+        apprise_logger.setLevel(max(apprise_logger.level, logging.INFO))
         self._delivered_to: OrderedDict[str, set[int]] = OrderedDict()
         self._last_delivery_ok = True
 
@@ -182,18 +189,16 @@ class AppriseNotifier:
         context = alert_context(alert)
         await self._notify(
             alert.dedupe_key,
-            one_line(self._title.render(context)),
-            self._body.render(context),
+            one_line(self._templates.title.render(context)),
+            self._templates.body.render(context),
             _NOTIFY_TYPES[alert.risk_level],
             (image, snapshot_filename(alert)) if image is not None else None,
         )
 
     async def send_system(self, alert: SystemAlert) -> None:
-        if not self._config.system_alerts:
-            return
         context = system_context(alert)
-        title = one_line(self._system_title.render(context))
-        body = self._system_body.render(context)
+        title = one_line(self._templates.system_title.render(context))
+        body = self._templates.system_body.render(context)
         await self._notify(None, title, body, apprise.NotifyType.FAILURE, None)
 
     async def ping(self) -> bool:

@@ -4,7 +4,8 @@ Each alert is one message to `to_addresses`: the subject from `subject_template`
 and an HTML body from `email_alert.txt.j2` and `email_alert.html.j2` (defaults in `templates/`;
 a file of the same name in `template_dir` replaces one), the clip's `view_url` as a link, and
 the snapshot attached (`snapshot: attach`), shown in the HTML as a cid: image (`inline`), or
-left out (`none`). System alerts are mailed only with `system_alerts: true`.
+left out (`none`). System alerts get their own subject and `email_system.txt.j2`; which sinks
+receive them is the notifier entry's `system_alerts` (routing is HomeSec's, not the plugin's).
 
 Transport: `security: starttls` (port 587 by default), `tls` (implicit TLS, 465) or `none`
 (25, a trusted relay; credentials are refused there, they would cross the wire in clear). The
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import aiosmtplib
-import jinja2
 from pydantic import AfterValidator, DirectoryPath, Field, FilePath, model_validator
 
 from homesec.interfaces import NotifierConfig
@@ -107,9 +107,6 @@ class EmailNotifierConfig(NotifierConfig):
         default="attach",
         description="Snapshot as an attachment, as an image in the HTML body, or not at all",
     )
-    system_alerts: bool = Field(
-        default=False, description="Also mail system alerts (stage failures, camera outages)"
-    )
     timeout_s: float = Field(
         default=30.0, gt=0, description="Longest time one message may take to deliver"
     )
@@ -120,14 +117,15 @@ class EmailNotifierConfig(NotifierConfig):
             raise ValueError("username_env and password_env go together")
         if self.security == "none" and (self.username_env or self.ca_file):
             raise ValueError("username_env and ca_file need security starttls or tls")
-        _Templates.load(self)
+        _Templates(self)
         return self
 
 
 class _Templates:
     """The compiled, checked templates of one config."""
 
-    def __init__(self, env: jinja2.Environment, config: EmailNotifierConfig) -> None:
+    def __init__(self, config: EmailNotifierConfig) -> None:
+        env = environment(config.template_dir)
         self.subject = checked(env, "subject_template", source=config.subject_template)
         self.text = checked(env, _ALERT_TEXT, name=_ALERT_TEXT)
         self.html = checked(env, _ALERT_HTML, name=_ALERT_HTML)
@@ -136,10 +134,6 @@ class _Templates:
         )
         self.system_text = checked(env, _SYSTEM_TEXT, name=_SYSTEM_TEXT, system=True)
 
-    @classmethod
-    def load(cls, config: EmailNotifierConfig) -> _Templates:
-        return cls(environment(config.template_dir), config)
-
 
 @plugin(PluginType.NOTIFIER, "email", config=EmailNotifierConfig)
 class EmailNotifier:
@@ -147,7 +141,7 @@ class EmailNotifier:
 
     def __init__(self, config: EmailNotifierConfig) -> None:
         self._config = config
-        self._templates = _Templates.load(config)
+        self._templates = _Templates(config)
         self._username = read_env(config.username_env) if config.username_env else None
         self._password = read_env(config.password_env) if config.password_env else None
         self._port = config.port or _DEFAULT_PORTS[config.security]
@@ -174,8 +168,6 @@ class EmailNotifier:
         await self._deliver(self._alert_message(alert, image))
 
     async def send_system(self, alert: SystemAlert) -> None:
-        if not self._config.system_alerts:
-            return
         context = system_context(alert)
         message = self._new_message(self._templates.system_subject.render(context))
         message.set_content(self._templates.system_text.render(context))
@@ -236,7 +228,7 @@ class EmailNotifier:
         except TimeoutError:
             self._last_delivery_ok = False
             raise TimeoutError(f"e-mail via {server}: no answer within {timeout:g} s") from None
-        except aiosmtplib.SMTPException as exc:
+        except (aiosmtplib.SMTPException, OSError) as exc:
             self._last_delivery_ok = False
             raise ConnectionError(f"e-mail via {server} failed: {exc}") from exc
         self._last_delivery_ok = True

@@ -3,17 +3,19 @@
 With `discovery: true` the notifier announces, retained, on
 `{discovery_prefix}/{component}/{node_id}/{object_id}/config` (HA's documented schema):
 
-- a "HomeSec" device: `binary_sensor` Status (connectivity, fed by the availability topic)
-  and `sensor` Health (fed by `publish_health`);
+- a "HomeSec" device: `binary_sensor` Status (connectivity, fed by the availability topic),
+  `event` System alert (fires on every system alert, its JSON as attributes) and `sensor`
+  Health (fed by `publish_health`);
 - one device per configured camera: `event` Alert (fires on every alert, the alert payload as
   attributes), `binary_sensor` Alert active (on for `alert_active_s` after an alert),
   `sensor`s Risk level, Activity, Summary and Last alert, and `camera` Snapshot (the JPEG).
 
 Entity state lives under `{state_topic_prefix}`: `status` (`online`/`offline`, retained, also
-the MQTT last will), `health`, and per camera `alert` (the last alert, retained), `active`,
-`event` (not retained: an event must not fire again on reconnect) and `snapshot`. Camera
-entities are unavailable while HomeSec is offline. unique_ids are `{node_id}_{object_id}`,
-stable across restarts. The notifier's existing alert topic and payload are not touched.
+the MQTT last will), `health`, `system_alert`, and per camera `alert` (the last alert,
+retained), `active`, `event` (not retained: an event must not fire again on reconnect) and
+`snapshot`. Camera entities are unavailable while HomeSec is offline. unique_ids are
+`{node_id}_{object_id}`, stable across restarts. The notifier's own alert topic and payload are
+not touched.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from homesec import __version__
-from homesec.models.alert import Alert
+from homesec.models.alert import Alert, SystemAlert
 from homesec.models.health import HealthReport
 from homesec.plugins.notifiers.templates import read_snapshot
 
 ONLINE = "online"
 OFFLINE = "offline"
 ALERT_EVENT_TYPE = "alert"
+SYSTEM_ALERT_EVENT_TYPE = "system_alert"
 # Home Assistant publishes its birth message here (under the discovery prefix).
 _HA_STATUS = "status"
 # HA refuses sensor states longer than this.
@@ -105,6 +108,7 @@ class HomeAssistantDiscovery:
         self._cameras = list(dict.fromkeys(camera_names))
         self._publish = publish
         self._off_timers: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
         self._configs = self._all_configs()
 
     @property
@@ -170,11 +174,16 @@ class HomeAssistantDiscovery:
         self._schedule_off(camera)
         return messages
 
+    def system_alert_messages(self, alert: SystemAlert) -> list[HAMessage]:
+        payload = {"event_type": SYSTEM_ALERT_EVENT_TYPE, **alert.model_dump(mode="json")}
+        return [HAMessage(self._topic("system_alert"), json.dumps(payload), retain=False)]
+
     def health_message(self, report: HealthReport) -> HAMessage:
         return HAMessage(self._topic("health"), report.model_dump_json(), retain=True)
 
     def close(self) -> None:
         """Cancel pending 'Alert active' off switches (the entities go unavailable anyway)."""
+        self._closed = True
         for timer in self._off_timers.values():
             timer.cancel()
         self._off_timers.clear()
@@ -184,6 +193,8 @@ class HomeAssistantDiscovery:
         previous = self._off_timers.pop(camera, None)
         if previous is not None:
             previous.cancel()
+        if self._closed:
+            return
         off = HAMessage(self._camera_topic(camera, "active"), "OFF", retain=True)
         self._off_timers[camera] = asyncio.get_running_loop().call_later(
             self._options.alert_active_s, self._switch_off, camera, off
@@ -219,6 +230,15 @@ class HomeAssistantDiscovery:
             device_class="connectivity",
             entity_category="diagnostic",
             available=False,  # it must show "disconnected", not "unavailable"
+        )
+        yield self._config(
+            "event",
+            "system_alert",
+            device,
+            name="System alert",
+            state_topic=self._topic("system_alert"),
+            event_types=[SYSTEM_ALERT_EVENT_TYPE],
+            icon="mdi:alert-circle",
         )
         yield self._config(
             "sensor",

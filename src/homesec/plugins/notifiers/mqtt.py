@@ -239,24 +239,20 @@ class MQTTNotifier:
         """Queue the alert; with discovery, also the HA entity state and the snapshot."""
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
         payload = alert.model_dump_json()
-        self._enqueue(
-            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, self._config.retain)
-        )
+        retain = self._config.retain
+        self._enqueue(_Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain))
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
                 self._enqueue_ha(message, alert)
 
     async def send_system(self, alert: SystemAlert) -> None:
+        """Queue the system alert; with discovery, also HomeSec's System alert event."""
+        topic, retain = self._config.system_topic, self._config.retain
         payload = alert.model_dump_json()
-        self._enqueue(
-            _Outgoing(
-                self._config.system_topic,
-                payload,
-                alert.clip_id,
-                alert.camera_name,
-                self._config.retain,
-            )
-        )
+        self._enqueue(_Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain))
+        if self._home_assistant is not None:
+            for message in self._home_assistant.system_alert_messages(alert):
+                self._enqueue_ha(message)
 
     async def publish_health(self, report: HealthReport) -> None:
         """Feed the HomeSec device's Health entity (a no-op without discovery)."""

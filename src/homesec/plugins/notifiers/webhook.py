@@ -1,8 +1,8 @@
 """`webhook` notifier: POSTs each alert's JSON (exactly `Alert.model_dump_json()`) to a URL.
 
-The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert` or `system` (system
-alerts, the JSON of `SystemAlert`, are posted only with `system_alerts: true`). The snapshot
-is not sent: the body is the contract, nothing more.
+The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert` or `system` (a system
+alert's body is the JSON of `SystemAlert`). The snapshot is not sent: the body is the contract,
+nothing more.
 
 Signature (with `secret_env`): every request carries
 
@@ -79,9 +79,6 @@ class WebhookNotifierConfig(NotifierConfig):
     ca_file: FilePath | None = Field(
         default=None, description="CA bundle that signed the receiver's certificate"
     )
-    system_alerts: bool = Field(
-        default=False, description="Also post system alerts (stage failures, camera outages)"
-    )
     timeout_s: float = Field(
         default=10.0, gt=0, description="Longest time one request may take, connect to answer"
     )
@@ -136,8 +133,7 @@ class WebhookNotifier:
         await self._post("alert", alert.model_dump_json().encode())
 
     async def send_system(self, alert: SystemAlert) -> None:
-        if self._config.system_alerts:
-            await self._post("system", alert.model_dump_json().encode())
+        await self._post("system", alert.model_dump_json().encode())
 
     async def ping(self) -> bool:
         """False after a failed delivery, until one succeeds."""
