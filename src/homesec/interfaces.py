@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from homesec.models.alert import Alert, AlertDecision, SystemAlert
+from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
 from homesec.models.clip import Clip
 from homesec.models.config import VLMPreprocessConfig
 from homesec.models.health import HealthReport
@@ -137,6 +137,13 @@ class AlertPolicy(Protocol):
         filter_result: FilterResult | None,
         analysis: AnalysisResult | None,
     ) -> AlertDecision: ...
+
+
+@runtime_checkable
+class DetectionSink(Protocol):
+    """Optional for notifiers: the early detection event, before the VLM has spoken."""
+
+    async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None: ...
 
 
 @runtime_checkable

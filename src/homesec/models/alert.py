@@ -34,6 +34,22 @@ class Alert(BaseModel):
     upload_failed: bool
 
 
+class DetectionEvent(BaseModel):
+    """The first, fast signal: the detector found a trigger class; the final alert follows
+    with the same `dedupe_key` (MQTT `homecam/detections/{camera_name}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip_id: str
+    camera_name: str
+    detected_classes: list[str]
+    confidence: float
+    ts: datetime
+    snapshot: str | None
+    analysis_pending: bool
+    dedupe_key: str
+
+
 class SystemAlert(BaseModel):
     """An operational problem a person should know about (stage retries exhausted...)."""
 

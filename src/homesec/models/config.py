@@ -62,6 +62,10 @@ class NotifierRef(PluginRef):
     system_alerts: bool = Field(
         default=True, description="Also receive system alerts (retries exhausted, camera down)"
     )
+    on_detection: bool = Field(
+        default=False,
+        description="Also receive the early detection event (before the VLM's final alert)",
+    )
 
 
 def _check_camera_name(name: str) -> str:

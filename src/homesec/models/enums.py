@@ -49,6 +49,7 @@ class EventType(StrEnum):
     STAGE_RETRY = "stage_retry"
     STAGE_FAILED = "stage_failed"
     STAGE_SKIPPED = "stage_skipped"
+    DETECTION_SENT = "detection_sent"
     ALERT_DECIDED = "alert_decided"
     ARTIFACT_STORED = "artifact_stored"
     VLM_USAGE = "vlm_usage"

@@ -26,7 +26,7 @@ from homesec.interfaces import (
     StorageBackend,
     VLMAnalyzer,
 )
-from homesec.models.alert import Alert, AlertDecision, SystemAlert
+from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
 from homesec.models.clip import Clip, analysis_name, snapshot_name
 from homesec.models.config import Config
 from homesec.models.enums import EventType, RunMode, StageName, StageStatus
@@ -156,7 +156,14 @@ class ClipPipeline:
         if filter_result is None:
             return
         snapshot = await self._snapshot(clip, filter_result)
-        analysis = await self._vlm(clip, journal, filter_result)
+        detection = asyncio.create_task(
+            self._detection_event(clip, journal, filter_result, snapshot),
+            name=f"detection:{clip.clip_id}",
+        )
+        try:
+            analysis = await self._vlm(clip, journal, filter_result)
+        finally:
+            await detection
         decision = self._decide(clip.camera_name, filter_result, analysis)
         journal.record(EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision)
         await asyncio.gather(
@@ -264,6 +271,32 @@ class ClipPipeline:
             logger.warning("No snapshot for %s: %s", clip.clip_id, exc, extra=_extra(clip, None))
             return None
         return target
+
+    async def _detection_event(
+        self,
+        clip: Clip,
+        journal: ClipJournal,
+        filter_result: FilterResult,
+        snapshot: Path | None,
+    ) -> None:
+        """The first signal, sent as soon as the detector found a trigger class."""
+        triggers = set(filter_result.detected_classes) & set(self._config.vlm.trigger_classes)
+        if not triggers or journal.is_ok(StageName.VLM):
+            return  # nothing to announce, or announced before a restart
+        event = DetectionEvent(
+            clip_id=clip.clip_id,
+            camera_name=clip.camera_name,
+            detected_classes=filter_result.detected_classes,
+            confidence=filter_result.confidence,
+            ts=utc_now(),
+            snapshot=str(snapshot) if snapshot else None,
+            analysis_pending=self._analyzer is not None
+            and self._vlm_skip_reason(filter_result) is None,
+            dedupe_key=clip.clip_id,
+        )
+        delivered = await self._fanout.deliver_detection(event, snapshot)
+        if delivered:
+            journal.record(EventType.DETECTION_SENT, ", ".join(delivered))
 
     async def _vlm(
         self, clip: Clip, journal: ClipJournal, filter_result: FilterResult

@@ -12,10 +12,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from homesec.errors import NotifyError
-from homesec.interfaces import Notifier
-from homesec.models.alert import Alert, SystemAlert
+from homesec.interfaces import DetectionSink, Notifier
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import NotifierRef, RetryConfig
 from homesec.models.enums import EventType, StageStatus
 from homesec.pipeline.journal import ClipJournal
@@ -82,6 +83,31 @@ class NotificationFanout:
             journal.sink_done(sink.name, StageStatus.SKIPPED, reason)
         results = await asyncio.gather(*(self._send(s, alert, snapshot, journal) for s in pending))
         return [error for error in results if error is not None]
+
+    async def deliver_detection(self, event: DetectionEvent, snapshot: Path | None) -> list[str]:
+        """Best effort, fast: the sinks that opted in get the early detection event.
+
+        Returns the names of the sinks that have it. Retries would only make it late, and
+        the final alert follows anyway.
+        """
+        sinks = [
+            sink
+            for sink in self._sinks
+            if sink.route.on_detection
+            and isinstance(sink.notifier, DetectionSink)
+            and (sink.route.cameras is None or event.camera_name in sink.route.cameras)
+        ]
+        results = await asyncio.gather(
+            *(cast(DetectionSink, s.notifier).send_detection(event, snapshot) for s in sinks),
+            return_exceptions=True,
+        )
+        delivered = []
+        for sink, result in zip(sinks, results, strict=True):
+            if isinstance(result, Exception):
+                logger.warning("Sink %s missed a detection event: %s", sink.name, result)
+            else:
+                delivered.append(sink.name)
+        return delivered
 
     async def broadcast_system(self, alert: SystemAlert) -> None:
         """Best effort, once: a system alert is itself the report of a failure."""

@@ -32,12 +32,13 @@ from apprise.utils.parse import parse_urls
 from pydantic import Field, model_validator
 
 from homesec.interfaces import NotifierConfig
-from homesec.models.alert import Alert, SystemAlert
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import EnvVarName
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
+    detection_summary,
     environment,
     one_line,
     read_snapshot,
@@ -194,6 +195,13 @@ class AppriseNotifier:
             _NOTIFY_TYPES[alert.risk_level],
             (image, snapshot_filename(alert)) if image is not None else None,
         )
+
+    async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
+        """The short early message: "person at front_door", with the snapshot."""
+        image = await read_snapshot(snapshot, event) if self._config.attach_snapshot else None
+        title, body = detection_summary(event)
+        attachment = (image, snapshot_filename(event)) if image is not None else None
+        await self._notify(None, title, body, apprise.NotifyType.INFO, attachment)
 
     async def send_system(self, alert: SystemAlert) -> None:
         context = system_context(alert)

@@ -28,12 +28,13 @@ import aiosmtplib
 from pydantic import AfterValidator, DirectoryPath, Field, FilePath, model_validator
 
 from homesec.interfaces import NotifierConfig
-from homesec.models.alert import Alert, SystemAlert
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
+    detection_summary,
     environment,
     one_line,
     read_snapshot,
@@ -166,6 +167,18 @@ class EmailNotifier:
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         image = await read_snapshot(snapshot, alert) if self._config.snapshot != "none" else None
         await self._deliver(self._alert_message(alert, image))
+
+    async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
+        """The short early e-mail: "person at front_door", with the snapshot."""
+        title, body = detection_summary(event)
+        message = self._new_message(f"HomeSec: {title}")
+        message["X-HomeSec-Clip-Id"] = event.clip_id
+        message.set_content(body)
+        image = await read_snapshot(snapshot, event) if self._config.snapshot != "none" else None
+        if image is not None:
+            filename = snapshot_filename(event)
+            message.add_attachment(image, "image", "jpeg", filename=filename)
+        await self._deliver(message)
 
     async def send_system(self, alert: SystemAlert) -> None:
         context = system_context(alert)

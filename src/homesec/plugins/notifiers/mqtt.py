@@ -35,7 +35,7 @@ from aiomqtt.exceptions import MqttConnectError
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
 from homesec.interfaces import NotifierConfig
-from homesec.models.alert import Alert, SystemAlert
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
 from homesec.models.health import HealthReport
@@ -115,6 +115,10 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
     topic_template: Annotated[str, AfterValidator(_check_topic_template)] = Field(
         default="homecam/alerts/{camera_name}",
         description="Topic of clip alerts; may use {camera_name} and nothing else",
+    )
+    detection_topic_template: Annotated[str, AfterValidator(_check_topic_template)] = Field(
+        default="homecam/detections/{camera_name}",
+        description="Topic of early detection events (sink option on_detection: true)",
     )
     system_topic: Annotated[str, AfterValidator(_check_topic)] = Field(
         default="homecam/system/errors", description="Topic of system alerts"
@@ -244,6 +248,12 @@ class MQTTNotifier:
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
                 self._enqueue_ha(message, alert)
+
+    async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
+        """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
+        topic = self._config.detection_topic_template.format(camera_name=event.camera_name)
+        payload = event.model_dump_json()
+        self._enqueue(_Outgoing(topic, payload, event.clip_id, event.camera_name, False))
 
     async def send_system(self, alert: SystemAlert) -> None:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""

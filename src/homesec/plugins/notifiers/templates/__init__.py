@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from homesec.models.alert import Alert, SystemAlert
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import RiskLevel, StageName
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,19 @@ def system_context(alert: SystemAlert) -> dict[str, Any]:
     return {**alert.model_dump(mode="json"), "alert": alert}
 
 
+def detection_summary(event: DetectionEvent) -> tuple[str, str]:
+    """Title and body of the short early message: "person at front_door"."""
+    what = ", ".join(event.detected_classes)
+    title = f"{what} at {event.camera_name}"
+    body = (
+        f"HomeSec detected {what} at {event.camera_name} "
+        f"({event.confidence:.0%}, {event.ts:%Y-%m-%d %H:%M:%S %Z})."
+    )
+    if event.analysis_pending:
+        body += " The analysis follows."
+    return title, body
+
+
 def one_line(text: str) -> str:
     """A rendered subject or title: header injection and stray newlines are impossible."""
     return " ".join(text.split())
@@ -118,7 +131,7 @@ def checked(
     return template
 
 
-async def read_snapshot(snapshot: Path | None, alert: Alert) -> bytes | None:
+async def read_snapshot(snapshot: Path | None, alert: Alert | DetectionEvent) -> bytes | None:
     """The snapshot's JPEG bytes; None, logged, when it cannot be read."""
     if snapshot is None:
         return None
@@ -139,5 +152,5 @@ async def read_snapshot(snapshot: Path | None, alert: Alert) -> bytes | None:
         return None
 
 
-def snapshot_filename(alert: Alert) -> str:
+def snapshot_filename(alert: Alert | DetectionEvent) -> str:
     return f"{Path(alert.clip_id).stem}.jpg"
