@@ -36,3 +36,4 @@ bench: setup-test
 	$(UV) run python -m bench.filter
 	$(UV) run python -m bench.vlm
 	$(UV) run python -m bench.upload
+	$(UV) run python -m bench.latency

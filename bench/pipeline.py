@@ -11,25 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import statistics
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
-import asyncpg
 import tests.fakes.plugins  # noqa: F401  (registers the zero-cost fakes)
 
+from bench._support import MEDIA, MQTTStopwatch, percentile, postgres_database
 from homesec.app import build_components
 from homesec.models.clip import Clip
 from homesec.models.config import Config
-
-PG = "postgresql://postgres@127.0.0.1:5432"
-MEDIA = Path(os.environ.get("HOMESEC_SHARED_DIR", Path(__file__).parents[2] / "shared")) / "media"
+from homesec.pipeline.core import ClipPipeline
 
 
 def _config(work: Path, topic_prefix: str) -> Config:
@@ -51,7 +45,7 @@ def _config(work: Path, topic_prefix: str) -> Config:
                     "backend": "mqtt",
                     "config": {
                         "host": "127.0.0.1",
-                        "topic_template": topic_prefix + "/{camera_name}",
+                        "topic_template": topic_prefix + "/alerts/{camera_name}",
                     },
                 }
             ],
@@ -83,73 +77,43 @@ def _clips(directory: Path, count: int, first_ts: int) -> list[Clip]:
     return clips
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1]
-
-
 async def _run(count: int) -> None:
-    database = f"homesec_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    os.environ["HOMESEC_BENCH_DSN"] = f"{PG}/{database}"
     topic = f"homesec-bench/{uuid.uuid4().hex[:8]}"
-    try:
+    async with postgres_database("HOMESEC_BENCH_DSN"):
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             components = build_components(_config(work, topic))
             await components.start()
-            async with aiomqtt.Client("127.0.0.1") as subscriber:
-                await subscriber.subscribe(f"{topic}/#", qos=1)
-                received: dict[str, float] = {}
-                arrived = asyncio.Event()
-
-                async def listen() -> None:
-                    async for message in subscriber.messages:
-                        payload = json.loads(message.payload)  # type: ignore[arg-type]
-                        received[payload["clip_id"]] = time.perf_counter()
-                        arrived.set()
-
-                listener = asyncio.create_task(listen())
-                warmup = _clips(work, 5, 1_600_000_000)
-                await _sequential(components.pipeline, warmup, received, arrived)
-
+            async with MQTTStopwatch(f"{topic}/#") as stopwatch:
+                await _sequential(components.pipeline, _clips(work, 5, 1_600_000_000), stopwatch)
                 latencies = await _sequential(
-                    components.pipeline, _clips(work, count, 1_700_000_000), received, arrived
+                    components.pipeline, _clips(work, count, 1_700_000_000), stopwatch
                 )
                 burst = _clips(work, count, 1_800_000_000)
                 start = time.perf_counter()
                 for clip in burst:
                     components.pipeline.submit(clip)
-                while not all(clip.clip_id in received for clip in burst):
-                    arrived.clear()
-                    await asyncio.wait_for(arrived.wait(), 30)
+                for clip in burst:
+                    await stopwatch.wait_for("alerts", clip.clip_id)
                 elapsed = time.perf_counter() - start
-                listener.cancel()
             await components.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
 
     ms = [latency * 1000 for latency in latencies]
     print(f"pipeline overhead, clip handed on -> MQTT alert received ({count} clips, Postgres)")
-    print(f"  p50 {_percentile(ms, 50):7.1f} ms")
-    print(f"  p95 {_percentile(ms, 95):7.1f} ms")
+    print(f"  p50 {percentile(ms, 50):7.1f} ms")
+    print(f"  p95 {percentile(ms, 95):7.1f} ms")
     print(f"  max {max(ms):7.1f} ms")
     print(f"burst of {count} clips: {count / elapsed:6.1f} clips/s ({elapsed:.2f} s)")
 
 
 async def _sequential(
-    pipeline: object, clips: list[Clip], received: dict[str, float], arrived: asyncio.Event
+    pipeline: ClipPipeline, clips: list[Clip], stopwatch: MQTTStopwatch
 ) -> list[float]:
     latencies = []
     for clip in clips:
-        arrived.clear()
         start = time.perf_counter()
-        pipeline.submit(clip)  # type: ignore[attr-defined]
-        while clip.clip_id not in received:
-            await asyncio.wait_for(arrived.wait(), 30)
-            arrived.clear()
-        latencies.append(received[clip.clip_id] - start)
+        pipeline.submit(clip)
+        latencies.append(await stopwatch.wait_for("alerts", clip.clip_id) - start)
     return latencies
 
 

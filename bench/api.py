@@ -1,0 +1,217 @@
+"""Clip list latency: GET /api/v1/clips with 10,000 clips in Postgres, under concurrent clients.
+
+A throwaway database on 127.0.0.1:5432 gets 10,000 clip states (six cameras, mixed outcomes,
+received over 30 days). The real service (`homesec run`, with the zero-cost fakes of
+tests/fakes, auth on) serves the API in its own process; this process runs the clients, each
+request timed from send to last byte. Prints p50/p95/p99 and throughput per query shape; the
+target is p95 under 50 ms.
+
+    uv run python -m bench.api [--clips 10000] [--concurrency 16] [--requests 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from tests.api.seeding import clip_state, insert_states
+from tests.services.postgres import free_port
+
+from homesec.models.config import StateStoreConfig
+from homesec.models.enums import RiskLevel, StageName
+from homesec.models.state import ClipStateData
+from homesec.repository.clip_repository import ClipRepository
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+DSN_ENV = "HOMESEC_BENCH_DSN"
+KEY_ENV = "HOMESEC_BENCH_API_KEY"
+API_KEY = "bench-key"
+CAMERAS = ["front_door", "backyard", "driveway", "garage", "porch", "side_gate"]
+NOW = datetime.now(UTC)
+
+Params = dict[str, str]
+Scenario = Callable[[random.Random], Params]
+
+
+def _scenarios() -> dict[str, Scenario]:
+    week_ago = (NOW - timedelta(days=7)).isoformat()
+    return {
+        "first page (50)": lambda _: {"limit": "50"},
+        "camera filter": lambda rng: {"camera": rng.choice(CAMERAS), "limit": "50"},
+        "risk=high & alerted": lambda _: {"risk_level": "high", "alerted": "true"},
+        "detected class (rare)": lambda _: {"detected_class": "dog", "limit": "50"},
+        "last 7 days, errors": lambda _: {"since": week_ago, "status": "error"},
+        "pages 1-20 by cursor": lambda _: {"limit": "50", "walk": "1"},
+    }
+
+
+def _states(count: int, rng: random.Random) -> list[tuple[ClipStateData, datetime]]:
+    rows = []
+    for n in range(count):
+        camera = CAMERAS[n % len(CAMERAS)]
+        person = rng.random() < 0.6
+        risk = rng.choice(list(RiskLevel)) if person else None
+        state = clip_state(
+            camera,
+            1_700_000_000 + n,
+            classes=(["person"] if person else []) + (["dog"] if rng.random() < 0.02 else []),
+            risk=risk,
+            alerted=risk is not None and risk >= RiskLevel.MEDIUM,
+            failed_stage=StageName.VLM if rng.random() < 0.03 else None,
+        )
+        received = NOW - timedelta(days=30) + timedelta(days=30) * n / count
+        rows.append((state, received))
+    return rows
+
+
+async def _seed(dsn: str, count: int) -> None:
+    os.environ[DSN_ENV] = dsn
+    config = StateStoreConfig(dsn_env=DSN_ENV)
+    repository = ClipRepository.from_config(config)
+    await repository.start()  # applies the migrations
+    await repository.close()
+    rows = _states(count, random.Random(7))
+    for start in range(0, count, 1000):
+        await insert_states(config, rows[start : start + 1000])
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("ANALYZE clip_states")
+    await admin.close()
+
+
+def _serve(work: Path, port: int) -> subprocess.Popen[bytes]:
+    config = {
+        "cameras": [
+            {
+                "name": "bench",
+                "source": {"backend": "local_folder", "config": {"watch_dir": str(work / "in")}},
+            }
+        ],
+        "storage": {"backend": "local", "config": {"root": str(work / "storage")}},
+        "state_store": {"dsn_env": DSN_ENV},
+        "filter": {"backend": "fake_filter", "config": {}},
+        "server": {"port": port, "auth_enabled": True, "api_key_env": KEY_ENV},
+        "logging": {"level": "WARNING"},
+        "pipeline": {"work_dir": str(work / "work")},
+    }
+    path = work / "config.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    env = {**os.environ, KEY_ENV: API_KEY}
+    command = [sys.executable, "-m", "tests.fakes.run_homesec", "run", "--config", str(path)]
+    return subprocess.Popen(command, env=env, cwd=Path(__file__).parents[1])
+
+
+async def _wait_for(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the service exited while starting")
+        try:
+            if (await client.get("/api/v1/clips", params={"limit": "1"})).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the service did not answer within 60 s")
+
+
+async def _measure(
+    client: httpx.AsyncClient, scenario: Scenario, requests: int, concurrency: int
+) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        cursor: str | None = None
+        pages = 0
+        for _ in remaining:
+            params = scenario(rng)
+            if params.pop("walk", None):
+                # Each worker reads on through older pages, starting over after 20.
+                if cursor is not None and pages < 20:
+                    params["cursor"] = cursor
+                else:
+                    pages = 0
+            started = time.perf_counter()
+            response = await client.get("/api/v1/clips", params=params)
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+            cursor, pages = response.json()["next_cursor"], pages + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(seed) for seed in range(concurrency)))
+    return latencies, time.perf_counter() - started
+
+
+def _percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000
+
+
+async def _run(count: int, concurrency: int, requests: int) -> None:
+    database = f"homesec_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        await _seed(f"{PG}/{database}", count)
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            server = _serve(Path(tmp), port)
+            limits = httpx.Limits(max_connections=concurrency)
+            headers = {"X-API-Key": API_KEY}
+            base_url = f"http://127.0.0.1:{port}"
+            try:
+                async with httpx.AsyncClient(
+                    base_url=base_url, headers=headers, limits=limits, timeout=30
+                ) as client:
+                    await _wait_for(client, server)
+                    await _report(client, count, concurrency, requests)
+            finally:
+                server.terminate()
+                server.wait(30)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _report(client: httpx.AsyncClient, count: int, concurrency: int, requests: int) -> None:
+    print(f"clip list, {count} clips in Postgres, {concurrency} concurrent clients, auth on")
+    print(f"  {'query':<24}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'req/s':>8}")
+    worst_p95 = 0.0
+    for name, scenario in _scenarios().items():
+        await _measure(client, scenario, concurrency * 5, concurrency)  # warm-up
+        latencies, elapsed = await _measure(client, scenario, requests, concurrency)
+        p95 = _percentile(latencies, 95)
+        worst_p95 = max(worst_p95, p95)
+        print(
+            f"  {name:<24}{_percentile(latencies, 50):8.1f}{p95:8.1f}"
+            f"{_percentile(latencies, 99):8.1f}{len(latencies) / elapsed:8.0f}"
+        )
+    verdict = "meets" if worst_p95 < 50 else "MISSES"
+    print(f"worst p95 {worst_p95:.1f} ms: {verdict} the 50 ms target")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1500)
+    args = parser.parse_args()
+    asyncio.run(_run(args.clips, args.concurrency, args.requests))
+
+
+if __name__ == "__main__":
+    main()
