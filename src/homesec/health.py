@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from homesec import __version__
+from homesec import __version__, metrics
 from homesec.interfaces import ClipSource, HealthPublisher, Notifier, StorageBackend
 from homesec.models.alert import SystemAlert
 from homesec.models.enums import HealthStatus
@@ -50,18 +50,19 @@ class HealthMonitor:
     async def beat_forever(self) -> None:
         """Proves the event loop is alive (health fails when this stops ticking) and publishes
         the health report to the notifiers that show it, every HEALTH_PUBLISH_INTERVAL_S."""
-        publishers: list[HealthPublisher] = [
-            n for n in self._notifiers if isinstance(n, HealthPublisher)
-        ]
-        last_published = 0.0
+        last_published = time.monotonic()  # the app publishes once itself when it is up
         while True:
             self._pipeline.last_heartbeat = time.time()
-            if publishers and time.monotonic() - last_published >= HEALTH_PUBLISH_INTERVAL_S:
+            if time.monotonic() - last_published >= HEALTH_PUBLISH_INTERVAL_S:
                 last_published = time.monotonic()
-                await self._publish(publishers)
+                await self.publish()
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
-    async def _publish(self, publishers: list[HealthPublisher]) -> None:
+    async def publish(self) -> None:
+        """Send the current report to the notifiers that show health (Home Assistant)."""
+        publishers = [n for n in self._notifiers if isinstance(n, HealthPublisher)]
+        if not publishers:
+            return
         report = await self.report()
         results = await asyncio.gather(
             *(publisher.publish_health(report) for publisher in publishers),
@@ -154,7 +155,9 @@ class CameraWatch:
     async def check(self, now: float) -> None:
         for source in self._sources:
             camera = source.camera_name
-            if source.is_healthy():
+            healthy = source.is_healthy()
+            metrics.set_source_health(camera, healthy)
+            if healthy:
                 self._unhealthy_since.pop(camera, None)
                 if camera in self._alerted:
                     self._alerted.discard(camera)

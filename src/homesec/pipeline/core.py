@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from homesec import metrics
 from homesec.errors import FilterError, NotifyError, PipelineError, UploadError, VLMError
 from homesec.interfaces import (
     AlertPolicy,
@@ -73,6 +74,7 @@ class ClipPipeline:
             StageName.NOTIFY: asyncio.Semaphore(limits.notify_workers),
         }
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
+        self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self._upload_retries: dict[str, asyncio.Task[None]] = {}
         self.last_heartbeat = time.time()
 
@@ -91,12 +93,24 @@ class ClipPipeline:
             return None
         task = asyncio.create_task(self._process_guarded(clip), name=f"clip:{clip.clip_id}")
         self._tasks[clip.clip_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(clip.clip_id, None))
+        metrics.set_in_flight(len(self._tasks))
+        task.add_done_callback(lambda _: self._forget(clip.clip_id))
         return task
+
+    def _forget(self, clip_id: str) -> None:
+        self._tasks.pop(clip_id, None)
+        metrics.set_in_flight(len(self._tasks))
 
     async def process(self, clip: Clip) -> ClipStateData:
         """Run one clip through every stage it still needs; returns its state at the end."""
-        async with self._clip_slots:
+        self._waiting += 1
+        metrics.set_queue_depth(self._waiting)
+        try:
+            await self._clip_slots.acquire()
+        finally:
+            self._waiting -= 1
+            metrics.set_queue_depth(self._waiting)
+        try:
             self.last_heartbeat = time.time()
             journal = await ClipJournal.open(clip, self._repository)
             try:
@@ -104,7 +118,10 @@ class ClipPipeline:
                 journal.finish()
             finally:
                 await journal.flush()
+            metrics.clip_finished(clip.camera_name, journal.state.status)
             return journal.state
+        finally:
+            self._clip_slots.release()
 
     async def drain(self, timeout_s: float) -> None:
         """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
@@ -368,8 +385,10 @@ class ClipPipeline:
             return
         alert = _alert_for(clip, decision, upload, analysis)
         journal.attempt_started(StageName.NOTIFY)
+        started = time.perf_counter()
         async with self._stage_slots[StageName.NOTIFY]:
             failures = await self._fanout.deliver(alert, snapshot, journal)
+        metrics.stage_observed(StageName.NOTIFY, time.perf_counter() - started, ok=not failures)
         if not failures:
             journal.stage_ok(StageName.NOTIFY)
             return
@@ -422,13 +441,19 @@ class ClipPipeline:
             async for attempt in retrying(self._config.retry):
                 with attempt:
                     number = journal.attempt_started(stage)
+                    started = time.perf_counter()
                     try:
                         async with self._stage_slots[stage]:
-                            return await call()
+                            result = await call()
                     except Exception as exc:
+                        metrics.stage_observed(stage, time.perf_counter() - started, ok=False)
                         then = exhausted if number >= max_attempts else None
+                        if then is None:
+                            metrics.retry(stage)
                         journal.attempt_failed(wrap(exc), then=then)
                         raise
+                    metrics.stage_observed(stage, time.perf_counter() - started, ok=True)
+                    return result
         except Exception as exc:
             error = wrap(exc)
             await self._stage_gave_up(journal.state, error)

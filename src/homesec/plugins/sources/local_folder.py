@@ -65,6 +65,7 @@ class LocalFolderSource:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare)
+        self._last_scan = time.time()  # the folder is there and readable: a sign of life
         self._task = asyncio.create_task(self._watch(), name=f"local_folder:{self.camera_name}")
 
     async def stop(self) -> None:
