@@ -37,3 +37,4 @@ bench: setup-test
 	$(UV) run python -m bench.vlm
 	$(UV) run python -m bench.upload
 	$(UV) run python -m bench.latency
+	$(UV) run python -m bench.motion

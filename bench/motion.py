@@ -9,7 +9,7 @@ CPU is not HomeSec's and is left out.
 
 After a warm-up, prints for the measured window:
 - CPU seconds per camera-second of video: this process (reading frames, motion detection,
-  finishing clips) plus its ffmpeg processes (the streams, and the remux of each clip);
+  finishing clips) plus its ffmpeg processes (one per camera);
 - the floor for comparison: ffmpeg alone receiving the same two streams per camera
   (main copied to nowhere, detect stream decoded to nowhere), which any recorder pays;
 - memory per camera: this process's RSS growth plus its ffmpeg processes' proportional set
@@ -118,16 +118,16 @@ async def _measure_sources(args: argparse.Namespace, work: Path) -> None:
     finally:
         for source in sources:
             await source.stop()
-    own, remux, streams = after.since(before)
+    own, reaped, live = after.since(before)
+    ffmpeg = reaped + live
     per = args.cameras * elapsed
     print(
         f"{args.cameras} camera(s), scene {args.scene}, main {args.main_width} wide 15 fps, "
         f"detect 640x360 5 fps: {elapsed:.0f} s measured, {healthy} healthy, {len(clips)} clip(s)"
     )
     print(
-        f"CPU per camera-second: {(own + remux + streams) / per:.4f} s  (target <= 0.03)\n"
-        f"  ffmpeg streams {streams / per:.4f}, python (frames, motion, clips) {own / per:.4f},"
-        f" clip remux {remux / per:.4f}"
+        f"CPU per camera-second: {(own + ffmpeg) / per:.4f} s  (target <= 0.03)\n"
+        f"  ffmpeg {ffmpeg / per:.4f}, python (frames, motion, clip remux) {own / per:.4f}"
     )
     mb = 1024 * args.cameras
     print(

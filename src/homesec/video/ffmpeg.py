@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
+import re
 import shlex
 import shutil
 import signal
@@ -30,6 +32,7 @@ from homesec.telemetry import redact
 logger = logging.getLogger(__name__)
 
 _STDERR_LINES = 20
+_COMPONENT_PREFIX = re.compile(r"^\[[\w:.-]+ @ 0x[0-9a-f]+\]\s*")
 _running: set[FfmpegProcess] = set()
 _running_lock = threading.Lock()
 
@@ -46,11 +49,12 @@ def ffmpeg_binary() -> str:
         return system
     try:
         import imageio_ffmpeg
-    except ImportError as exc:  # a dependency of HomeSec, so only a broken install gets here
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError) as exc:  # a dependency: only a broken install gets here
         raise FfmpegError(
             "ffmpeg not found: install it (apt-get install ffmpeg) or the imageio-ffmpeg package"
         ) from exc
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def command_line(args: Sequence[str]) -> list[str]:
@@ -91,7 +95,9 @@ class FfmpegProcess:
         self._popen = popen
         self._name = name
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
-        self._drain = threading.Thread(target=self._drain_stderr, name=f"{name}:stderr", daemon=True)
+        self._drain = threading.Thread(
+            target=self._drain_stderr, name=f"{name}:stderr", daemon=True
+        )
         self._drain.start()
 
     @classmethod
@@ -159,7 +165,7 @@ class FfmpegProcess:
             try:
                 self._popen.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop within %g s; killing it", self._name, grace_s)
+                logger.info("%s did not stop within %g s; killing it", self._name, grace_s)
                 self._signal(signal.SIGKILL)
                 self._popen.wait()
         self._drain.join(timeout=grace_s)
@@ -170,10 +176,8 @@ class FfmpegProcess:
 
     def _signal(self, signum: signal.Signals) -> None:
         # It may have ended on its own between the poll and here: nothing to signal then.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             self._popen.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     def _drain_stderr(self) -> None:
         stderr = self._popen.stderr
@@ -181,7 +185,7 @@ class FfmpegProcess:
             return
         try:
             for raw in stderr:
-                line = redact(raw.decode(errors="replace").rstrip())
+                line = _plain(raw.decode(errors="replace"))
                 if line:
                     self._stderr.append(line)
                     logger.debug("%s: %s", self._name, line)
@@ -193,9 +197,14 @@ class FfmpegProcess:
             _running.discard(self)
 
 
+def _plain(line: str) -> str:
+    """A line of ffmpeg output, redacted, without its "[h264 @ 0x5633...]" prefix."""
+    return redact(_COMPONENT_PREFIX.sub("", line.strip()))
+
+
 def _last_lines(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return redact(" | ".join(lines[-_STDERR_LINES:])) or "no error output"
+    lines = [_plain(line) for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-_STDERR_LINES:]) or "no error output"
 
 
 @atexit.register

@@ -1,11 +1,12 @@
 """Turning a clip's segments into the finished file the pipeline gets.
 
 The segments are MPEG-TS pieces of one continuous recording, so their bytes join into one
-stream (ffmpeg's `concat:` protocol) that is copied, not re-encoded, into an MP4 with its
-index up front (faststart: it plays while it downloads). The file is written under a hidden
-`.part` name and renamed when it probes as a readable video, so a clip name never points at
-half a file. Should the MP4 fail, the joined MPEG-TS itself becomes the clip: a clip is
-never lost to a remux problem.
+stream (FFmpeg's `concat:` protocol), whose packets are copied, not re-encoded, into an MP4
+with its index up front (faststart: it plays while it downloads). The copy runs in-process
+with PyAV: starting an ffmpeg per clip would cost more CPU than the copy itself. The file is
+written under a hidden `.part` name and renamed once it probes as a readable video, so a
+clip name never points at half a file. Should the MP4 fail, the joined MPEG-TS itself
+becomes the clip: a clip is never lost to a remux problem.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+
+import av
 
 from homesec.models.clip import free_clip_path
 from homesec.video.clip import VideoReadError, probe_clip
-from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
-
-# Copying is disk-bound: even an hour of 4K passes in well under this.
-_REMUX_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,25 +40,9 @@ def assemble_clip(
     target = free_clip_path(directory, camera_name, int(start_s), ".mp4")
     part = directory / f".{target.name}.part"
     try:
-        run_ffmpeg(
-            [
-                "-i",
-                "concat:" + "|".join(str(path) for path in segments),
-                "-map",
-                "0",
-                "-c",
-                "copy",
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                "-y",
-                str(part),
-            ],
-            timeout_s=_REMUX_TIMEOUT_S,
-        )
+        _remux(segments, part)
         info = probe_clip(part)
-    except (FfmpegError, VideoReadError) as exc:
+    except (av.FFmpegError, VideoReadError) as exc:
         part.unlink(missing_ok=True)
         logger.error(
             "Cannot make an MP4 of %s (%s); keeping the raw recording",
@@ -69,6 +53,28 @@ def assemble_clip(
         return _joined_ts(segments, directory, camera_name, start_s)
     part.replace(target)
     return ClipFile(target, info.duration_s)
+
+
+def _remux(segments: list[Path], target: Path) -> None:
+    joined = "concat:" + "|".join(str(path) for path in segments)
+    options = {"movflags": "+faststart"}
+    with (
+        av.open(joined, format="mpegts") as source,
+        av.open(str(target), "w", format="mp4", options=options) as clip,
+    ):
+        kept = [stream for stream in source.streams if stream.type in ("video", "audio")]
+        outputs = {stream.index: clip.add_stream_from_template(stream) for stream in kept}
+        # The clip starts at zero, as ffmpeg would make it: the recording's clock does not.
+        origin = Fraction(source.start_time or 0, av.time_base)
+        for packet in source.demux(kept):
+            if packet.dts is None:  # the empty packet at the end only asks to flush
+                continue
+            shift = round(origin / packet.time_base)
+            packet.dts -= shift
+            if packet.pts is not None:
+                packet.pts -= shift
+            packet.stream = outputs[packet.stream.index]
+            clip.mux(packet)
 
 
 def _joined_ts(segments: list[Path], directory: Path, camera_name: str, start_s: float) -> ClipFile:

@@ -25,18 +25,23 @@ class MotionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     width: int = Field(
-        default=640, ge=64, le=1920, description="Width the detect stream is scaled to, pixels"
+        default=640, ge=64, le=1920, description="Width the detect stream is scaled down to, pixels"
     )
     fps: float = Field(default=5.0, gt=0, le=30, description="Frames a second examined")
     blur_px: int = Field(
-        default=5, ge=1, le=31, description="Gaussian blur kernel (odd, pixels): evens out noise"
+        default=3,
+        ge=1,
+        le=31,
+        description="Gaussian blur kernel (odd) that evens out noise, in pixels of the "
+        "analysed picture (half the detect width)",
     )
     background_alpha: float = Field(
-        default=0.1,
+        default=0.2,
         gt=0,
         le=1,
-        description="How fast the background model follows the picture (light changes, "
-        "parked objects): the weight of each new frame",
+        description="How fast the background model follows the picture: the weight of each "
+        "new frame. Higher absorbs light changes and the trail left by someone who stopped "
+        "or left sooner; lower keeps very slow movers visible longer",
     )
     pixel_threshold: int = Field(
         default=25, ge=1, le=255, description="Gray-level change for a pixel to count as changed"
@@ -99,8 +104,9 @@ class RTSPSourceConfig(SourceConfig):
     )
     segments_dir: Path | None = Field(
         default=None,
-        description="Folder of the rolling buffer of short segments the pre-roll comes from "
-        "(default: `.buffer` inside recordings_dir; a tmpfs spares the disk)",
+        description="Folder of the rolling buffer of short segments the pre-roll comes from, "
+        "in a sub-folder per camera (default: `.buffer` inside recordings_dir; a tmpfs "
+        "spares the disk)",
     )
     pre_roll_s: float = Field(
         default=3.0, ge=0, le=30, description="Seconds a clip starts before the motion began"

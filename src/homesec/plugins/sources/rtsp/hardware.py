@@ -56,9 +56,7 @@ def decoder_candidates(setting: str) -> list[str | None]:
         return [None]
     compiled = compiled_hwaccels()
     if setting == HWACCEL_AUTO:
-        usable = [
-            name for name in _AUTO_ORDER if name in compiled and _DEVICE_PRESENT[name]()
-        ]
+        usable = [name for name in _AUTO_ORDER if name in compiled and _DEVICE_PRESENT[name]()]
         return [*usable, None]
     if setting not in compiled:
         logger.warning("This ffmpeg has no %r hardware decoder; decoding in software", setting)

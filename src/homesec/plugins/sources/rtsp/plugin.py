@@ -18,8 +18,6 @@ import contextlib
 import logging
 import random
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from homesec.interfaces import ClipCallback
@@ -28,16 +26,10 @@ from homesec.models.config import read_env
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
+from homesec.plugins.sources.rtsp.detection import MotionRecording
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
-from homesec.plugins.sources.rtsp.motion import (
-    EndClip,
-    GrayFrame,
-    MotionDetector,
-    MotionTrigger,
-    RotateClip,
-    StartClip,
-)
-from homesec.plugins.sources.rtsp.recorder import BACKEND, ClipRecorder
+from homesec.plugins.sources.rtsp.motion import GrayFrame
+from homesec.plugins.sources.rtsp.recorder import BACKEND, ClipRecorder, clip_record
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
 from homesec.telemetry import redact, register_secret
 from homesec.video.ffmpeg import FfmpegError
@@ -45,7 +37,16 @@ from homesec.video.ffmpeg import FfmpegError
 logger = logging.getLogger(__name__)
 
 # Health is judged from frames; this is how often the supervisor looks.
-_WATCH_INTERVAL_S = 0.25
+_WATCH_INTERVAL_S = 0.5
+# Opening a stream (RTSP handshake, a second of probing, the first keyframe) comes on top
+# of frame_timeout_s before the first frame.
+_CONNECT_GRACE_S = 5.0
+# A segment ends at a keyframe: cameras with long keyframe intervals (smart codecs) take
+# this long for one, so a recording counts as stalled only after it.
+_SEGMENT_TIMEOUT_S = 30.0
+# How long ffmpeg gets to finish its last segment when stopped (then it is killed).
+_STOP_GRACE_S = 5.0
+_STALLED_GRACE_S = 1.0
 # How long stop() waits for the supervisor to finish the last clip before cancelling it.
 _STOP_TIMEOUT_S = 60.0
 
@@ -59,7 +60,9 @@ class RTSPSource:
             _secret_url(read_env(config.detect_url_env)) if config.detect_url_env else None
         )
         self._recordings_dir = config.recordings_dir.expanduser().resolve()
-        self._segments_dir = (config.segments_dir or self._recordings_dir / ".buffer").resolve()
+        # Per camera: cameras may share a recordings folder or a segments folder.
+        buffer_root = config.segments_dir or self._recordings_dir / ".buffer"
+        self._segments_dir = buffer_root.expanduser().resolve() / config.camera_name
         self._recorder = ClipRecorder(
             camera_name=config.camera_name,
             recordings_dir=self._recordings_dir,
@@ -121,8 +124,9 @@ class RTSPSource:
         for path in sorted(self._recordings_dir.iterdir()):
             name = parse_clip_id(path.name, self.camera_name)
             if name is not None and path.is_file():
-                end = path.stat().st_mtime
-                clips.append(_clip(path, self.camera_name, float(name.unix_seconds), end))
+                start = float(name.unix_seconds)
+                duration = max(0.0, path.stat().st_mtime - start)
+                clips.append(clip_record(path, self.camera_name, start, duration))
         return clips
 
     @property
@@ -164,29 +168,36 @@ class RTSPSource:
             await asyncio.to_thread(stream.start)
         except FfmpegError as exc:
             return 0, str(exc)
-        announced = False
+        grace_s = _STOP_GRACE_S
         try:
             while not self._stopping.is_set():
                 if stream.ended:
                     return stream.frames, f"the stream ended ({stream.failure()})"
-                quiet_s = time.time() - max(stream.last_frame_at, stream.started_at)
-                if quiet_s > self._config.frame_timeout_s:
-                    return stream.frames, f"no frame for {quiet_s:.1f} s (stalled)"
-                if stream.frames and not announced:
-                    announced = True
-                    logger.info(
-                        "Receiving frames from %s (hardware decoding: %s)",
-                        redact(self._main_url),
-                        self._decoder.current or "off",
-                        extra=self._log_extra,
-                    )
+                if (stalled := self._stalled(stream)) is not None:
+                    # A stalled ffmpeg may take seconds to notice SIGINT; what it holds of
+                    # the last segment is on disk and kept anyway.
+                    grace_s = _STALLED_GRACE_S
+                    return stream.frames, stalled
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), _WATCH_INTERVAL_S)
             return stream.frames, "stopping"
         finally:
-            await asyncio.to_thread(stream.stop)
+            await asyncio.to_thread(stream.stop, grace_s)
             # The recording of a lost stream is finished now, not when it comes back.
             await asyncio.to_thread(self._recorder.stream_ended)
+
+    def _stalled(self, stream: CameraStream) -> str | None:
+        """Why the connection counts as stalled, or None while it works."""
+        now = time.time()
+        allowed_s = self._config.frame_timeout_s + (0 if stream.frames else _CONNECT_GRACE_S)
+        quiet_s = now - max(stream.last_frame_at, stream.started_at)
+        if quiet_s > allowed_s:
+            return f"no frame for {quiet_s:.1f} s (stalled)"
+        # Frames flowing while the main stream stopped (it has its own RTSP session).
+        unrecorded_s = now - max(stream.last_segment_at, stream.started_at)
+        if unrecorded_s > max(_SEGMENT_TIMEOUT_S, 3 * self._config.frame_timeout_s):
+            return f"nothing recorded for {unrecorded_s:.1f} s (main stream stalled)"
+        return None
 
     def _new_stream(self) -> CameraStream:
         self._connections += 1
@@ -201,19 +212,24 @@ class RTSPSource:
             audio=config.audio,
             segments_dir=self._segments_dir,
             prefix=f"c{self._connections:05d}_",
-            io_timeout_s=config.frame_timeout_s,
+            # A backstop: the watchdog above sees a stall first and says so.
+            io_timeout_s=2 * config.frame_timeout_s,
         )
-        detector = MotionDetector(config.motion)
-        trigger = MotionTrigger(
-            pre_roll_s=config.pre_roll_s,
-            stop_delay_s=config.stop_delay_s,
-            max_clip_s=config.max_clip_s,
-            min_frames=config.motion.min_motion_frames,
-        )
+        stream_started = time.time()
+        motion = MotionRecording(config, self._recorder, self._log_extra)
 
         def on_frame(frame: GrayFrame, now: float) -> None:
+            if self._last_frame < stream_started:
+                logger.info(
+                    "Receiving frames from %s (%dx%d, hardware decoding: %s)",
+                    redact(self._main_url),
+                    frame.shape[1],
+                    frame.shape[0],
+                    spec.hwaccel or "off",
+                    extra=self._log_extra,
+                )
             self._last_frame = now
-            self._act(trigger.update(now, detector.detect(frame).motion))
+            motion.on_frame(frame, now)
 
         return CameraStream(
             spec,
@@ -222,18 +238,6 @@ class RTSPSource:
             name=f"rtsp-ffmpeg:{self.camera_name}",
             log_extra=self._log_extra,
         )
-
-    def _act(self, decision: StartClip | EndClip | RotateClip | None) -> None:
-        match decision:
-            case StartClip(motion_start=start):
-                logger.info("Motion: recording", extra=self._log_extra)
-                self._recorder.start_clip(start)
-            case EndClip(last_motion=last):
-                logger.info("Motion ended: finishing the clip", extra=self._log_extra)
-                self._recorder.end_clip(last)
-            case RotateClip():
-                logger.info("Clip reached max_clip_s: starting the next", extra=self._log_extra)
-                self._recorder.rotate_clip()
 
     def _hand_on_threadsafe(self, clip: Clip) -> None:
         loop = self._loop
@@ -281,21 +285,12 @@ class _Backoff:
 
 
 def _secret_url(url: str) -> str:
-    """Register the URL's password (and the URL itself) as secrets, then return it."""
-    password = urlsplit(url).password
+    """Register the URL's password as a secret (plain and %-decoded), then return the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("rtsp", "rtsps"):
+        raise ValueError(f"not an rtsp:// URL: {redact(url)}")
+    password = parts.password
     if password:
         register_secret(password)
         register_secret(unquote(password))
     return url
-
-
-def _clip(path: Path, camera_name: str, start: float, end: float) -> Clip:
-    return Clip(
-        clip_id=path.name,
-        camera_name=camera_name,
-        local_path=path,
-        start_ts=datetime.fromtimestamp(start, UTC),
-        end_ts=datetime.fromtimestamp(max(start, end), UTC),
-        duration_s=max(0.0, end - start),
-        source_backend=BACKEND,
-    )

@@ -193,25 +193,33 @@ class ClipRecorder:
         self._finisher.submit(self._write, recording)
 
     def _write(self, recording: _Recording) -> None:
-        first, last = recording.segments[0], recording.segments[-1]
+        # A segment's end is seen as it happens; its start is derived from its length, and
+        # the first segments of a connection arrive in a burst. So the clip is placed
+        # backwards from its end.
+        end = recording.segments[-1].end
+        length = sum(segment.end - segment.start for segment in recording.segments)
         paths = [segment.path for segment in recording.segments]
         try:
-            written = assemble_clip(paths, self._recordings_dir, self._camera_name, first.start)
+            written = assemble_clip(paths, self._recordings_dir, self._camera_name, end - length)
         except Exception:
             # A worker thread's error would vanish in its future. The segments stay in their
             # folder, so the next start tries again.
             logger.exception("Cannot write a clip", extra=self._log_extra)
             return
         shutil.rmtree(recording.folder, ignore_errors=True)
-        duration = written.duration_s if written.duration_s is not None else last.end - first.start
-        start = datetime.fromtimestamp(first.start, UTC)
-        clip = Clip(
-            clip_id=written.path.name,
-            camera_name=self._camera_name,
-            local_path=written.path,
-            start_ts=start,
-            end_ts=datetime.fromtimestamp(first.start + max(0.0, duration), UTC),
-            duration_s=max(0.0, duration),
-            source_backend=BACKEND,
-        )
-        self._hand_on(clip)
+        duration = length if written.duration_s is None else written.duration_s
+        self._hand_on(clip_record(written.path, self._camera_name, end - length, duration))
+
+
+def clip_record(path: Path, camera_name: str, start: float, duration: float) -> Clip:
+    """The `Clip` of a finished file of this source (times in unix seconds)."""
+    duration = max(0.0, duration)
+    return Clip(
+        clip_id=path.name,
+        camera_name=camera_name,
+        local_path=path,
+        start_ts=datetime.fromtimestamp(start, UTC),
+        end_ts=datetime.fromtimestamp(start + duration, UTC),
+        duration_s=duration,
+        source_backend=BACKEND,
+    )

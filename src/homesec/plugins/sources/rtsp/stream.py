@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 # Segments are cut at the first keyframe after this many seconds: the pre-roll's precision.
 SEGMENT_S = 1
+_LUMA_FIRST_FORMATS = "yuv420p|yuvj420p|nv12|yuv422p|yuvj422p|yuv444p|yuvj444p|gray"
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,13 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
         spec.transport,
         "-timeout",
         str(int(spec.io_timeout_s * 1_000_000)),  # microseconds; ffmpeg gives up by itself
+        # The stream's parameters are known within a second (5 s by default: slow starts).
+        "-analyzeduration",
+        "1000000",
     ]
     # A sub-stream is small: one decoding thread is cheaper than several, and adds no delay.
-    decoding = ["-threads", "1" if spec.detect_url else "2"]
+    # Deblocking only makes pictures prettier; motion detection does not need it.
+    decoding = ["-threads", "1" if spec.detect_url else "2", "-skip_loop_filter", "all"]
     if spec.hwaccel is not None:
         decoding += ["-hwaccel", spec.hwaccel]
     if spec.detect_url is None:
@@ -93,7 +98,12 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
         "csv",
         f"{folder}/{spec.prefix}%06d{SEGMENT_SUFFIX}",
     ]
-    scale = f"fps={spec.fps:g},scale=w='min({spec.width},iw)':h=-2,format=gray"
+    # Gray is the luma plane, taken as is (swscale's conversion to gray costs more than
+    # decoding); planar and semi-planar YUV keep it apart, other formats are converted.
+    scale = (
+        f"fps={spec.fps:g},scale=w='min({spec.width},iw)':h=-2,"
+        f"format={_LUMA_FIRST_FORMATS},extractplanes=y"
+    )
     detection = ["-map", f"{detect_input}:v:0", "-an", "-sn", "-dn", "-vf", scale]
     detection += ["-c:v", "pgm", "-f", "image2pipe", "pipe:1"]
     return [*inputs, *recording, *detection]
@@ -133,6 +143,7 @@ class CameraStream:
         self.started_at = 0.0
         self.frames = 0
         self.last_frame_at = 0.0
+        self.last_segment_at = 0.0
 
     def start(self) -> None:
         """Start ffmpeg and its readers (raises `FfmpegError` when it cannot run)."""
@@ -152,13 +163,19 @@ class CameraStream:
             os.close(write_fd)  # the child has its copy: EOF comes when ffmpeg ends
         self.started_at = self._last_segment_end = time.time()
         announcements = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
-        readers = [
-            (self._read_frames, self._process.stdout, "frames"),
-            (self._read_segments, announcements, "segments"),
-        ]
         self._threads = [
-            threading.Thread(target=target, args=(pipe,), name=f"{self._name}:{what}", daemon=True)
-            for target, pipe, what in readers
+            threading.Thread(
+                target=self._read_frames,
+                args=(self._process.stdout,),
+                name=f"{self._name}:frames",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._read_segments,
+                args=(announcements,),
+                name=f"{self._name}:segments",
+                daemon=True,
+            ),
         ]
         for thread in self._threads:
             thread.start()
@@ -173,11 +190,12 @@ class CameraStream:
             return "not started"
         return self._process.error_output() or f"exit code {self._process.poll()}"
 
-    def stop(self) -> None:
-        """Stop ffmpeg (it finishes the current segment), drain the readers, reap it."""
+    def stop(self, grace_s: float) -> None:
+        """Stop ffmpeg (it finishes the current segment unless killed after `grace_s`), drain
+        the readers, reap it."""
         if self._process is None:
             return
-        self._process.stop()
+        self._process.stop(grace_s)
         for thread in self._threads:
             thread.join()
         self._announce_leftovers()
@@ -199,22 +217,29 @@ class CameraStream:
         with pipe:
             for line in pipe:
                 # "name,start,end" in stream seconds; it is written as the segment closes.
-                name, start, end = line.strip().rsplit(",", 2)
                 now = time.time()
-                self._announce(Path(name).name, now - (float(end) - float(start)), now)
+                try:
+                    name, start, end = line.strip().rsplit(",", 2)
+                    self._announce(Path(name).name, now - (float(end) - float(start)), now)
+                except (ValueError, OSError):
+                    # One bad segment must not end the recording: log it, take the next.
+                    logger.exception("Cannot take segment %r", line, extra=self._log_extra)
 
     def _announce(self, name: str, start: float, end: float) -> None:
         self._announced.add(name)
-        self._last_segment_end = end
+        self.last_segment_at = self._last_segment_end = end
         self._on_segment(Segment(self._spec.segments_dir / name, start, end))
 
     def _announce_leftovers(self) -> None:
         # A killed ffmpeg leaves its last segment unannounced; it holds the end of the clip.
         pattern = f"{self._spec.prefix}*{SEGMENT_SUFFIX}"
         for path in sorted(self._spec.segments_dir.glob(pattern)):
-            if path.name not in self._announced and path.stat().st_size > 0:
+            if path.name in self._announced:
+                continue
+            written = path.stat()
+            if written.st_size > 0:
                 start = self._last_segment_end
-                self._announce(path.name, start, max(start, path.stat().st_mtime))
+                self._announce(path.name, start, max(start, written.st_mtime))
 
 
 def _read_pgm(pipe: IO[bytes]) -> GrayFrame | None:
