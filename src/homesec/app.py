@@ -161,6 +161,7 @@ class HomeSecApp:
             )
             await self._start_sources()
             logger.info("HomeSec running with %d camera(s)", len(self.sources))
+            await monitor.publish()
             await stop.wait()
         finally:
             heartbeat.cancel()
@@ -177,9 +178,15 @@ class HomeSecApp:
         if not server_config.enabled:
             return
         api_key = read_env(server_config.api_key_env) if server_config.auth_enabled else None
-        self.server = ApiServer(
-            create_api(monitor, api_key), server_config.host, server_config.port
+        api = create_api(
+            monitor,
+            api_key,
+            repository=self.components.repository,
+            storage=self.components.storage,
+            sources=self.sources,
+            media_cache_dir=self._config.pipeline.work_dir / "api-media",
         )
+        self.server = ApiServer(api, server_config.host, server_config.port)
         await self.server.start()
         logger.info("HTTP API on %s:%d", server_config.host, self.server.port)
 
@@ -210,6 +217,8 @@ def _env_names(node: Any) -> Iterator[str]:
             for key, value in node.items():
                 if str(key).endswith("_env") and isinstance(value, str):
                     yield value
+                elif str(key).endswith("_env") and isinstance(value, list):
+                    yield from (item for item in value if isinstance(item, str))
                 else:
                     yield from _env_names(value)
         case list():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
 from homesec.plugins.registry import load_filter
 from homesec.telemetry import configure_logging
+from homesec.telemetry_db import postgres_log_handler
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _stderr = Console(stderr=True)
@@ -156,7 +158,16 @@ async def _run_service(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await HomeSecApp(config).run(stop)
+    # Telemetry to Postgres when a DSN is set: a queued handler that never blocks the loop.
+    log_sink = postgres_log_handler(config.state_store)
+    if log_sink is not None:
+        logging.getLogger().addHandler(log_sink)
+    try:
+        await HomeSecApp(config).run(stop)
+    finally:
+        if log_sink is not None:
+            logging.getLogger().removeHandler(log_sink)
+            await asyncio.to_thread(log_sink.close)
 
 
 async def _process_clips(config: Config, clips: list[Clip]) -> None:

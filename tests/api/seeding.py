@@ -78,6 +78,29 @@ def clip_state(
     return state
 
 
+def varied_clips() -> list[ClipStateData]:
+    """Four clips that each filter tells apart, oldest first.
+
+    front_door_1700000000: person, high risk, alerted
+    front_door_1700000001: person and car, a delivery, alerted
+    backyard_1700000002:   person, low risk, not alerted
+    backyard_1700000003:   nothing detected, VLM skipped, no decision, upload failed (error)
+    """
+    return [
+        clip_state("front_door", 1_700_000_000),
+        clip_state("front_door", 1_700_000_001, classes=["person", "car"], activity="delivery"),
+        clip_state("backyard", 1_700_000_002, risk=RiskLevel.LOW, alerted=False),
+        clip_state(
+            "backyard",
+            1_700_000_003,
+            classes=[],
+            risk=None,
+            alerted=None,
+            failed_stage=StageName.UPLOAD,
+        ),
+    ]
+
+
 def spread(
     states: Sequence[ClipStateData], step: timedelta = timedelta(minutes=1)
 ) -> list[tuple[ClipStateData, datetime]]:

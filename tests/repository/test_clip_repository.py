@@ -215,7 +215,7 @@ async def test_restarts_reapply_no_migration_and_keep_data(
     try:
         assert await second.get(state.clip_id) == state
         assert await second.save(new_state("front_door_1700000099.mp4"))
-        assert await _alembic_revisions(state_config) == ["0001"]
+        assert await _alembic_revisions(state_config) == ["0002"]
     finally:
         await second.close()
 

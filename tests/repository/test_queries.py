@@ -14,7 +14,7 @@ from homesec.models.config import StateStoreConfig
 from homesec.models.enums import ClipStatus, RiskLevel, StageName
 from homesec.repository.clip_repository import ClipRepository
 from homesec.state.queries import ClipFilter, PageKey
-from tests.api.seeding import T0, clip_state, insert_states, spread
+from tests.api.seeding import T0, clip_state, insert_states, spread, varied_clips
 from tests.repository.builders import DSN_ENV, state_store_config
 
 
@@ -71,62 +71,50 @@ async def test_clips_arriving_while_paging_do_not_shift_the_next_page(
     assert [listing.state.clip_id for listing in second.items] == expected
 
 
-@pytest.mark.parametrize(
-    ("clip_filter", "expected"),
-    [
-        (ClipFilter(camera="backyard"), {"backyard_1700000002.mp4", "backyard_1700000003.mp4"}),
-        (ClipFilter(status=ClipStatus.ERROR), {"backyard_1700000003.mp4"}),
-        (ClipFilter(risk_level=RiskLevel.LOW), {"backyard_1700000002.mp4"}),
-        (ClipFilter(activity_type="delivery"), {"front_door_1700000001.mp4"}),
-        (ClipFilter(alerted=True), {"front_door_1700000000.mp4", "front_door_1700000001.mp4"}),
-        (ClipFilter(alerted=False), {"backyard_1700000002.mp4", "backyard_1700000003.mp4"}),
-        (ClipFilter(detected_class="car"), {"front_door_1700000001.mp4"}),
-        (ClipFilter(detected_class="cat"), set()),
-        (
-            ClipFilter(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)),
-            {"front_door_1700000001.mp4", "backyard_1700000002.mp4"},
-        ),
-        (
-            ClipFilter(camera="front_door", detected_class="car", alerted=True),
-            {"front_door_1700000001.mp4"},
-        ),
-    ],
-    ids=lambda value: "" if isinstance(value, set) else repr(value.model_dump(exclude_none=True)),
-)
+FILTER_CASES: dict[str, tuple[ClipFilter, set[str]]] = {
+    "camera": (
+        ClipFilter(camera="backyard"),
+        {"backyard_1700000002.mp4", "backyard_1700000003.mp4"},
+    ),
+    "status": (ClipFilter(status=ClipStatus.ERROR), {"backyard_1700000003.mp4"}),
+    "risk": (ClipFilter(risk_level=RiskLevel.LOW), {"backyard_1700000002.mp4"}),
+    "activity": (ClipFilter(activity_type="delivery"), {"front_door_1700000001.mp4"}),
+    "alerted": (
+        ClipFilter(alerted=True),
+        {"front_door_1700000000.mp4", "front_door_1700000001.mp4"},
+    ),
+    "not alerted": (
+        ClipFilter(alerted=False),
+        {"backyard_1700000002.mp4", "backyard_1700000003.mp4"},
+    ),
+    "class": (ClipFilter(detected_class="car"), {"front_door_1700000001.mp4"}),
+    "absent class": (ClipFilter(detected_class="cat"), set()),
+    "time range": (
+        ClipFilter(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)),
+        {"front_door_1700000001.mp4", "backyard_1700000002.mp4"},
+    ),
+    "combined": (
+        ClipFilter(camera="front_door", detected_class="car", alerted=True),
+        {"front_door_1700000001.mp4"},
+    ),
+}
+
+
 async def test_filters_narrow_the_list_to_matching_clips(
-    repository: ClipRepository,
-    state_config: StateStoreConfig,
-    clip_filter: ClipFilter,
-    expected: set[str],
+    repository: ClipRepository, state_config: StateStoreConfig
 ) -> None:
     # Given four clips of two cameras with different detections, analyses and outcomes
-    await insert_states(
-        state_config,
-        spread(
-            [
-                clip_state("front_door", 1_700_000_000),
-                clip_state(
-                    "front_door", 1_700_000_001, classes=["person", "car"], activity="delivery"
-                ),
-                clip_state("backyard", 1_700_000_002, risk=RiskLevel.LOW, alerted=False),
-                clip_state(
-                    "backyard",
-                    1_700_000_003,
-                    classes=[],
-                    risk=None,
-                    alerted=None,
-                    failed_stage=StageName.UPLOAD,
-                ),
-            ]
-        ),
-    )
+    await insert_states(state_config, spread(varied_clips()))
 
-    # When the clips are listed with the filter
-    page = await repository.list_clips(clip_filter, limit=50)
+    # When the clips are listed with each filter
+    found: dict[str, set[str]] = {}
+    for name, (clip_filter, _) in FILTER_CASES.items():
+        page = await repository.list_clips(clip_filter, limit=50)
+        assert page is not None
+        found[name] = {listing.state.clip_id for listing in page.items}
 
-    # Then exactly the matching clips come back
-    assert page is not None
-    assert {listing.state.clip_id for listing in page.items} == expected
+    # Then each filter returns exactly the matching clips
+    assert found == {name: expected for name, (_, expected) in FILTER_CASES.items()}
 
 
 async def test_one_clip_comes_with_the_time_it_was_received(

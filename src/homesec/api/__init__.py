@@ -1,1 +1,1 @@
-"""The HTTP API (FastAPI): health probes and diagnostics."""
+"""The HTTP API (FastAPI): probes, the versioned JSON API, media, metrics and the web UI."""

@@ -1,25 +1,81 @@
-"""Builds the FastAPI application and serves it with uvicorn inside the app's event loop."""
+"""Builds the FastAPI application and serves it with uvicorn inside the app's event loop.
+
+One process serves the probes, the versioned JSON API (`/api/v1`, schema at
+`/api/v1/openapi.json`), media with range requests, `/metrics` and the web UI (`/ui/`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from homesec import __version__
-from homesec.api.auth import api_key_guard
-from homesec.api.routes import health
+from homesec.api.auth import Authenticator, require_key
+from homesec.api.context import ApiContext
+from homesec.api.media_files import MediaFiles
+from homesec.api.routes import cameras, clips, docs, health, media, metrics, stats, ui
+from homesec.api.signing import MediaLinker, Signer
 from homesec.errors import StartupError
 from homesec.health import HealthMonitor
+from homesec.interfaces import ClipSource, StorageBackend
+from homesec.repository.clip_repository import ClipRepository
 
 
-def create_api(monitor: HealthMonitor, api_key: str | None) -> FastAPI:
-    api = FastAPI(title="HomeSec", version=__version__)
+def create_api(
+    monitor: HealthMonitor,
+    api_key: str | None,
+    *,
+    repository: ClipRepository,
+    storage: StorageBackend,
+    sources: Sequence[ClipSource],
+    media_cache_dir: Path,
+    signer: Signer | None = None,
+) -> FastAPI:
+    """The whole HTTP surface; `api_key` None means auth is off.
+
+    `media_cache_dir` receives clips fetched back from storage for playback (emptied on
+    shutdown); `signer` defaults to one keyed from the API key (`Signer.for_api_key`).
+    """
+    signer = signer or Signer.for_api_key(api_key)
+    media_files = MediaFiles(storage, media_cache_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            media_files.close()
+
+    api = FastAPI(
+        title="HomeSec",
+        version=__version__,
+        openapi_url=None,  # served by routes.docs, behind the key
+        docs_url=None,
+        redoc_url=None,
+        # One schema per model: RiskLevel (models/enums.py) describes only its input form,
+        # which is also exactly its output (its lowercase name). Models with computed fields
+        # would still be described as output; ClipStateData is therefore not a response body.
+        separate_input_output_schemas=False,
+        lifespan=lifespan,
+    )
     api.state.health = monitor
+    api.state.auth = Authenticator(api_key, signer)
+    links = MediaLinker(signer)
+    api.state.context = ApiContext(monitor, repository, media_files, sources, links)
     api.include_router(health.public)
-    api.include_router(health.protected, dependencies=[Depends(api_key_guard(api_key))])
+    api.include_router(health.protected, dependencies=[Depends(require_key)])
+    for router in (clips.router, media.router, cameras.router, stats.router, metrics.router):
+        api.include_router(router)
+    api.include_router(docs.router)
+    api.include_router(ui.router)
+    api.include_router(ui.pages)
+    api.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
     return api
 
 

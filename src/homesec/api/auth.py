@@ -1,30 +1,102 @@
-"""API key check for every route but the public probes (constant-time comparison)."""
+"""Who may call what: the API key for every route but the public probes, sessions, signed URLs.
+
+With `server.auth_enabled` a request is let in by any of:
+- the API key, as `X-API-Key: KEY` or `Authorization: Bearer KEY` (constant-time comparison);
+- the web UI's session cookie: the login form checks the key once and sets an HttpOnly
+  cookie holding a signed, expiring session token, so the key itself never sits in the
+  browser (JavaScript cannot read the cookie, and it is only sent to this origin);
+- for media only, a signed URL (`exp` + `sig`, see `signing.py`), so a `<video>` tag or a
+  notification can fetch one clip's video and snapshot for a short time.
+No credentials at all answers 401; an expired or tampered signature answers 403.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, status
 
+from homesec.api.signing import Signer, Verdict, media_message
+
 API_KEY_HEADER = "X-API-Key"
+SESSION_COOKIE = "homesec_session"
+SESSION_TTL_S = 7 * 24 * 3600
+_SESSION_MESSAGE = "ui-session"
 
 
-def api_key_guard(expected: str | None) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that accepts `X-API-Key: KEY` or `Authorization: Bearer KEY`."""
+class Authenticator:
+    def __init__(self, api_key: str | None, signer: Signer) -> None:
+        self._api_key = api_key
+        self._signer = signer
 
-    async def guard(request: Request) -> None:
-        if expected is None:
-            return
+    @property
+    def enabled(self) -> bool:
+        return self._api_key is not None
+
+    def key_matches(self, presented: str) -> bool:
+        if self._api_key is None:
+            return True
+        return hmac.compare_digest(presented.encode(), self._api_key.encode())
+
+    def is_authenticated(self, request: Request) -> bool:
+        """Auth off, or the request carries the key or a valid session cookie."""
+        if not self.enabled:
+            return True
         presented = request.headers.get(API_KEY_HEADER) or _bearer(request)
-        if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise HTTPException(
-                status_code=status.HTTP_401_UNAUTHORIZED,
-                detail="missing or invalid API key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if presented is not None:
+            return self.key_matches(presented)
+        session = request.cookies.get(SESSION_COOKIE)
+        return session is not None and self._session_verdict(session) == Verdict.VALID
 
-    return guard
+    def new_session(self) -> str:
+        return self._signer.token(_SESSION_MESSAGE, SESSION_TTL_S)
+
+    def media_verdict(self, request: Request, clip_id: str) -> Verdict | None:
+        """The verdict on the URL's media signature; None when the URL carries none."""
+        expires, sig = request.query_params.get("exp"), request.query_params.get("sig")
+        if expires is None or sig is None:
+            return None
+        if not expires.isdigit():
+            return Verdict.INVALID
+        return self._signer.verify(media_message(clip_id), int(expires), sig)
+
+    def _session_verdict(self, token: str) -> Verdict:
+        return self._signer.verify_token(_SESSION_MESSAGE, token)
+
+
+def authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+async def require_key(request: Request) -> None:
+    """Dependency of every protected route: the key (header) or a UI session."""
+    if not authenticator(request).is_authenticated(request):
+        raise _unauthorized()
+
+
+async def require_media_access(request: Request) -> None:
+    """Dependency of the media routes: the key, a UI session, or a signed URL for this clip."""
+    auth = authenticator(request)
+    if auth.is_authenticated(request):
+        return
+    match auth.media_verdict(request, request.path_params["clip_id"]):
+        case Verdict.VALID:
+            return
+        case None:
+            raise _unauthorized()
+        case Verdict.EXPIRED:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "signed URL expired")
+        case Verdict.INVALID:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid signature")
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or invalid API key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _bearer(request: Request) -> str | None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 _KEY_DERIVATION_LABEL = b"homesec-signing-v1"
 
@@ -43,8 +43,13 @@ class Signer:
             return cls(secrets.token_bytes(32))
         return cls(hmac.digest(api_key.encode(), _KEY_DERIVATION_LABEL, hashlib.sha256))
 
+    def now(self) -> float:
+        return self._clock()
+
     def sign(self, message: str, ttl_s: float) -> Signature:
-        expires = int(self._clock() + ttl_s)
+        return self.sign_until(message, int(self._clock() + ttl_s))
+
+    def sign_until(self, message: str, expires: int) -> Signature:
         return Signature(expires, self._mac(message, expires))
 
     def verify(self, message: str, expires: int, sig: str) -> Verdict:
@@ -70,16 +75,49 @@ class Signer:
 
 
 MEDIA_TTL_S = 15 * 60
-MEDIA_KINDS = ("video", "snapshot")
 
 
-def media_message(clip_id: str, kind: str) -> str:
-    """What a media signature grants: one kind of one clip."""
-    return f"{kind}:{clip_id}"
+def media_message(clip_id: str) -> str:
+    """What a media signature grants: the media (video and snapshot) of one clip."""
+    return f"media:{clip_id}"
 
 
-def signed_media_url(signer: Signer, clip_id: str, kind: str, ttl_s: float = MEDIA_TTL_S) -> str:
-    """A relative URL of a clip's video or snapshot that plays without the API key."""
-    expires, sig = signer.sign(media_message(clip_id, kind), ttl_s)
-    query = urlencode({"exp": expires, "sig": sig})
-    return f"/api/v1/clips/{quote(clip_id, safe='')}/{kind}?{query}"
+class MediaLinks(NamedTuple):
+    video: str
+    snapshot: str
+
+
+def signed_media_links(signer: Signer, clip_id: str, ttl_s: float = MEDIA_TTL_S) -> MediaLinks:
+    """Relative URLs of a clip's video and snapshot that work without the API key."""
+    return _links(signer, clip_id, int(signer.now() + ttl_s))
+
+
+class MediaLinker:
+    """Signed media links for listed clips, each signed once a minute however often listed.
+
+    Expiry times are cut on minute boundaries (`ttl_s` to `ttl_s` + 60 s ahead), so within a
+    minute a clip's links are the same and one HMAC serves every page that shows it.
+    """
+
+    def __init__(self, signer: Signer, ttl_s: float = MEDIA_TTL_S) -> None:
+        self._signer = signer
+        self._ttl_s = ttl_s
+        self._expires = 0
+        self._links: dict[str, MediaLinks] = {}
+
+    def links(self, clip_id: str) -> MediaLinks:
+        expires = (int(self._signer.now() + self._ttl_s) // 60 + 1) * 60
+        if expires != self._expires:
+            self._expires, self._links = expires, {}
+        found = self._links.get(clip_id)
+        if found is None:
+            found = self._links[clip_id] = _links(self._signer, clip_id, expires)
+        return found
+
+
+def _links(signer: Signer, clip_id: str, expires: int) -> MediaLinks:
+    # One signature covers both media of the clip: one HMAC per listed clip, not two.
+    _, sig = signer.sign_until(media_message(clip_id), expires)
+    base = f"/api/v1/clips/{quote(clip_id, safe='')}"
+    query = f"exp={expires}&sig={sig}"  # digits and base64url: nothing to escape
+    return MediaLinks(f"{base}/video?{query}", f"{base}/snapshot?{query}")

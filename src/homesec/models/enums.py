@@ -133,6 +133,8 @@ class RiskLevel(IntEnum):
             cls._validate,
             json_schema_input_schema=core_schema.literal_schema([lvl.label for lvl in cls]),
             serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda level: level.label, when_used="always"
+                lambda level: level.label,
+                when_used="always",
+                return_schema=core_schema.literal_schema([lvl.label for lvl in cls]),
             ),
         )

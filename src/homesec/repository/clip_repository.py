@@ -4,13 +4,15 @@ State is best effort (SPEC P2): a database that is down, slow or broken never ra
 the pipeline. Writes that fail or take longer than `write_timeout_s` are dropped, logged at
 ERROR and counted; reads answer "unknown" (None). The store reconnects by itself, and the
 schema is applied on the first successful connection if start-up could not do it.
-The API's reads (filtered pages, one clip, statistics) follow the same rule.
+The API's reads (filtered pages, one clip, statistics) follow the same rule; the states they
+list are parsed once per stored version (`updated_at`) and shared: callers must not mutate them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
 
 from homesec.models.config import StateStoreConfig
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _START_TIMEOUT_S = 30.0  # migrations at start-up may take longer than one write
+_PARSED_STATES_KEPT = 5000  # a few hundred pages of the clip list
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class ClipRepository:
         self._timeout_s = write_timeout_s
         self._locks = _ClipLocks()
         self._dropped_writes = 0
+        self._parsed = _ParsedStates(_PARSED_STATES_KEPT)
 
     @classmethod
     def from_config(cls, config: StateStoreConfig) -> ClipRepository:
@@ -175,7 +180,7 @@ class ClipRepository:
             return None
         page = rows[:limit]
         next_key = page[-1].key if len(rows) > limit else None
-        return ClipPage(items=_listings(page), next_key=next_key)
+        return ClipPage(items=self._parsed.listings(page), next_key=next_key)
 
     async def get_listing(self, clip_id: str) -> ClipListing | None:
         """One clip with its received time; None when missing, unreadable or unreachable."""
@@ -185,7 +190,7 @@ class ClipRepository:
         except Exception as exc:
             _log_read_failed("get_listing", exc, clip_id)
             return None
-        listings = _listings([] if row is None else [row])
+        listings = self._parsed.listings([] if row is None else [row])
         return listings[0] if listings else None
 
     async def stats(self, since: datetime, until: datetime) -> ClipStats | None:
@@ -247,6 +252,43 @@ class _ClipLocks:
                 del self._entries[clip_id]
 
 
+class _ParsedStates:
+    """Listed states by clip_id and stored version: a page re-read parses only what changed.
+
+    Every save bumps `updated_at`, so a hit is exactly what the database holds. Bounded LRU.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[datetime | None, ClipStateData]] = OrderedDict()
+
+    def listings(self, rows: Sequence[ClipRow]) -> list[ClipListing]:
+        listings = []
+        for row in rows:
+            state = self._state(row)
+            if state is not None:
+                listings.append(ClipListing(state=state, received_at=row.created_at))
+        return listings
+
+    def _state(self, row: ClipRow) -> ClipStateData | None:
+        cached = self._entries.get(row.clip_id)
+        if cached is not None and row.updated_at is not None and cached[0] == row.updated_at:
+            self._entries.move_to_end(row.clip_id)
+            return cached[1]
+        try:
+            document = from_json(row.document)
+        except ValueError as exc:
+            logger.error("Stored state of %s is not JSON, ignored: %s", row.clip_id, exc)
+            return None
+        state = _to_state(row.clip_id, document)
+        if state is not None:
+            self._entries[row.clip_id] = (row.updated_at, state)
+            self._entries.move_to_end(row.clip_id)
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return state
+
+
 def _to_state(clip_id: str, document: dict[str, Any]) -> ClipStateData | None:
     try:
         return ClipStateData.from_stored(clip_id, document)
@@ -254,15 +296,6 @@ def _to_state(clip_id: str, document: dict[str, Any]) -> ClipStateData | None:
         # One unreadable row must not hide the others (recovery lists them all).
         logger.error("Stored state of %s is unreadable, ignored: %s", clip_id, exc)
         return None
-
-
-def _listings(rows: Sequence[ClipRow]) -> list[ClipListing]:
-    listings = []
-    for row in rows:
-        state = _to_state(row.clip_id, row.data)
-        if state is not None:
-            listings.append(ClipListing(state=state, received_at=row.created_at))
-    return listings
 
 
 def _log_read_failed(operation: str, exc: BaseException, clip_id: str | None = None) -> None:

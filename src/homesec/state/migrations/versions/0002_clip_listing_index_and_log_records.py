@@ -5,9 +5,10 @@ Revises: 0001
 Create Date: 2024-07-01
 
 `idx_clip_states_created` serves the clips API: newest first, keyset-paged on
-(created_at, clip_id). `log_records` receives log lines with their structured extras when
-the Postgres log sink is on (`homesec.telemetry_db`); it is created on SQLite too, so both
-engines keep one schema.
+(created_at, clip_id). On Postgres, `idx_clip_states_classes` (GIN over the detected classes)
+finds the clips of a rare class without reading every row. `log_records` receives log lines
+with their structured extras when the Postgres log sink is on (`homesec.telemetry_db`); it is
+created on SQLite too, so both engines keep one schema.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+_CLASSES = "(data -> 'filter_result' -> 'detected_classes')"  # as queries._has_class writes it
+
+
 def upgrade() -> None:
     op.create_index("idx_clip_states_created", "clip_states", ["created_at", "clip_id"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            "idx_clip_states_classes", "clip_states", [sa.text(_CLASSES)], postgresql_using="gin"
+        )
     op.create_table(
         "log_records",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -47,4 +55,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("log_records")
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("idx_clip_states_classes", table_name="clip_states")
     op.drop_index("idx_clip_states_created", table_name="clip_states")

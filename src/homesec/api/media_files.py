@@ -1,0 +1,121 @@
+"""Finds the file behind a clip's video or snapshot: on local disk, else fetched from storage.
+
+A clip still in the local spool is served from there. Once retention removed it, the copy in
+the storage backend is fetched with `StorageBackend.get` into a cache folder: a `<video>` tag
+asks for many byte ranges of one file, and each must not download the clip again. The cache
+keeps the most recently used files (bounded), fetches each file once however many requests
+wait for it, and remembers briefly which snapshots storage does not have.
+
+The snapshot (`models.clip.snapshot_name`) lies next to the clip locally; in storage it is
+at the state's `snapshot_uri`, or next to the clip for states written before that existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+import uuid
+from collections import OrderedDict
+from functools import partial
+from pathlib import Path
+
+from homesec.interfaces import StorageBackend
+from homesec.models.clip import VIDEO_EXTENSIONS, snapshot_name
+from homesec.models.state import ClipStateData
+
+logger = logging.getLogger(__name__)
+
+_MISSING_TTL_S = 60.0
+
+
+class MediaUnavailableError(Exception):
+    """The file is not on local disk and storage could not provide it."""
+
+
+class MediaFiles:
+    def __init__(self, storage: StorageBackend, cache_dir: Path, max_cached: int = 16) -> None:
+        self._storage = storage
+        self._cache_dir = cache_dir
+        self._max_cached = max_cached
+        self._cached: OrderedDict[str, Path] = OrderedDict()
+        self._fetching: dict[str, asyncio.Task[Path]] = {}
+        self._missing: dict[str, float] = {}
+
+    async def video(self, state: ClipStateData) -> Path | None:
+        """The clip's video file; None when it exists nowhere we know of.
+
+        Raises MediaUnavailableError when only storage has it and storage fails.
+        """
+        local = Path(state.local_path)
+        if local.suffix.lower() not in VIDEO_EXTENSIONS:
+            return None
+        if await asyncio.to_thread(local.is_file):
+            return local
+        if state.storage_uri is None:
+            return None
+        return await self._fetch(state.clip_id, state.storage_uri)
+
+    async def snapshot(self, state: ClipStateData) -> Path | None:
+        """The clip's snapshot JPEG; None when there is none (yet), locally or in storage."""
+        name = snapshot_name(state.clip_id)
+        local = Path(state.local_path).with_name(name)
+        if await asyncio.to_thread(local.is_file):
+            return local
+        uri = state.snapshot_uri
+        if uri is None and state.storage_uri is not None:
+            uri = state.storage_uri.rsplit("/", 1)[0] + "/" + name
+        if uri is None:
+            return None
+        if time.monotonic() < self._missing.get(uri, 0.0):
+            return None
+        try:
+            return await self._fetch(name, uri)
+        except MediaUnavailableError:
+            self._missing[uri] = time.monotonic() + _MISSING_TTL_S
+            return None
+
+    def close(self) -> None:
+        for task in self._fetching.values():
+            task.cancel()
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
+
+    async def _fetch(self, name: str, storage_uri: str) -> Path:
+        cached = self._cached.get(name)
+        if cached is not None and cached.is_file():
+            self._cached.move_to_end(name)
+            return cached
+        task = self._fetching.get(name)
+        if task is None:
+            task = asyncio.create_task(self._download(name, storage_uri), name=f"media:{name}")
+            self._fetching[name] = task
+            task.add_done_callback(partial(self._fetched, name))
+        # shield: one client hanging up must not cancel the download others wait for.
+        return await asyncio.shield(task)
+
+    def _fetched(self, name: str, task: asyncio.Task[Path]) -> None:
+        self._fetching.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every client may have hung up meanwhile
+
+    async def _download(self, name: str, storage_uri: str) -> Path:
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        target = self._cache_dir / name
+        part = self._cache_dir / f".{uuid.uuid4().hex}.part"
+        try:
+            await self._storage.get(storage_uri, part)
+            part.replace(target)
+        except Exception as exc:
+            part.unlink(missing_ok=True)
+            logger.info("Could not fetch %s from storage: %s", name, exc)
+            raise MediaUnavailableError(name) from exc
+        self._cached[name] = target
+        self._evict()
+        return target
+
+    def _evict(self) -> None:
+        while len(self._cached) > self._max_cached:
+            _, oldest = self._cached.popitem(last=False)
+            # A response still streaming it keeps its open file; Linux frees it afterwards.
+            oldest.unlink(missing_ok=True)

@@ -1,0 +1,25 @@
+"""Clips: the filtered, cursor-paged list and one clip with its state and events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from homesec.api import service
+from homesec.api.auth import require_key
+from homesec.api.context import Context
+from homesec.api.schemas import ClipDetail, ClipListParams, ClipPageOut
+
+router = APIRouter(prefix="/api/v1", tags=["clips"], dependencies=[Depends(require_key)])
+
+
+@router.get("/clips")
+async def list_clips(context: Context, params: Annotated[ClipListParams, Query()]) -> ClipPageOut:
+    """Clips newest first (by received time); follow `next_cursor` for older ones."""
+    return await service.clip_page(context, params)
+
+
+@router.get("/clips/{clip_id}")
+async def get_clip(context: Context, clip_id: str) -> ClipDetail:
+    return await service.clip_detail(context, clip_id)

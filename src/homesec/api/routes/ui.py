@@ -1,0 +1,151 @@
+"""The web UI: server-rendered pages (Jinja2 + a little plain JS) over the API's services.
+
+Pages: the event list with filters (`/ui/`), one clip with its player (`/ui/clips/{id}`),
+the system's health and statistics (`/ui/system`). With auth on, a page without a session
+redirects to the login form, which checks the API key once and sets the session cookie
+(`auth.py`). Nothing to build: templates and static files ship inside the package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from homesec.api import service
+from homesec.api.auth import SESSION_COOKIE, SESSION_TTL_S, authenticator
+from homesec.api.context import Context
+from homesec.api.schemas import ClipListParams, LoginForm
+from homesec.models.enums import ClipStatus, RiskLevel
+
+_UI_DIR = Path(__file__).parents[1] / "ui"
+STATIC_DIR = _UI_DIR / "static"
+_templates = Jinja2Templates(directory=_UI_DIR / "templates")
+
+
+async def _signed_in(request: Request) -> None:
+    if not authenticator(request).is_authenticated(request):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = "/ui/login?" + urlencode({"next": here})
+        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": login})
+
+
+router = APIRouter(include_in_schema=False)
+pages = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(_signed_in)])
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/ui/login")
+async def login_form(request: Request, next: str = "/ui/") -> Response:
+    if not authenticator(request).enabled:
+        return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+    return _render(request, "login.html", next=_local(next))
+
+
+@router.post("/ui/login")
+async def login(request: Request) -> Response:
+    auth = authenticator(request)
+    fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    try:
+        form = LoginForm.model_validate(fields)
+    except ValidationError:
+        form = None
+    if form is None or not auth.key_matches(form.api_key):
+        next_page = _local(fields.get("next", "/ui/"))
+        return _render(request, "login.html", 401, next=next_page, error="Wrong API key")
+    response = RedirectResponse(_local(form.next), status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth.new_session(),
+        max_age=SESSION_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/ui/logout")
+async def logout() -> RedirectResponse:
+    response = RedirectResponse("/ui/login", status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@pages.get("/")
+async def events(request: Request, context: Context) -> Response:
+    form = {key: value.strip() for key, value in request.query_params.items() if value.strip()}
+    choices: dict[str, Any] = {
+        "form": form,
+        "cameras": [source.camera_name for source in context.sources],
+        "statuses": list(ClipStatus),
+        "risks": [level.label for level in RiskLevel],
+    }
+    try:
+        params = ClipListParams.model_validate(_inclusive_until(form))
+        page = await service.clip_page(context, params)
+    except ValidationError as exc:
+        return _render(request, "events.html", 422, error=_first_error(exc), **choices)
+    except HTTPException as exc:
+        return _render(request, "events.html", exc.status_code, error=exc.detail, **choices)
+    more = urlencode({**form, "cursor": page.next_cursor}) if page.next_cursor else None
+    return _render(request, "events.html", page=page, more=more, **choices)
+
+
+@pages.get("/clips/{clip_id}")
+async def clip(request: Request, context: Context, clip_id: str) -> Response:
+    try:
+        detail = await service.clip_detail(context, clip_id)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return _render(request, "clip.html", detail=detail, clip=detail.clip)
+
+
+@pages.get("/system")
+async def system(request: Request, context: Context) -> Response:
+    status_task = service.system_status(context)
+    stats_task = service.clip_stats(context, None, None)
+    system_status, stats = await asyncio.gather(status_task, stats_task, return_exceptions=True)
+    if isinstance(system_status, BaseException):
+        raise system_status
+    stats_or_none = None if isinstance(stats, BaseException) else stats
+    return _render(request, "system.html", system=system_status, stats=stats_or_none)
+
+
+def _render(request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
+    auth = authenticator(request)
+    values["show_logout"] = auth.enabled and auth.is_authenticated(request)
+    return _templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def _local(target: str) -> str:
+    # Only paths of this site: an open redirect would make the login page a phishing tool.
+    is_local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if is_local else "/ui/"
+
+
+def _inclusive_until(form: dict[str, str]) -> dict[str, str]:
+    # A date picker's "to" day is meant to include that day.
+    until = form.get("until", "")
+    try:
+        day = date.fromisoformat(until) if len(until) == 10 else None
+    except ValueError:
+        day = None
+    return form if day is None else {**form, "until": (day + timedelta(days=1)).isoformat()}
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}"

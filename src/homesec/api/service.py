@@ -1,0 +1,155 @@
+"""What the JSON routes and the web UI pages both serve, read through the repository.
+
+Each function answers a response model or raises the HTTP error a client should see: 400 for
+a bad cursor, 404 for an unknown clip, 503 while the database is unreachable (reads never
+raise inside the repository; they answer None, and here that becomes 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from fastapi import HTTPException, status
+
+from homesec import __version__
+from homesec.api.context import ApiContext
+from homesec.api.schemas import (
+    CameraStatus,
+    ClipDetail,
+    ClipListParams,
+    ClipPageOut,
+    ClipSummary,
+    SystemStatus,
+)
+from homesec.api.signing import MediaLinker
+from homesec.models.enums import StageName, StageStatus
+from homesec.repository.clip_repository import ClipListing
+from homesec.state.queries import ClipStats, PageKey
+
+DEFAULT_STATS_DAYS = 30
+
+
+async def clip_page(context: ApiContext, params: ClipListParams) -> ClipPageOut:
+    try:
+        after = PageKey.decode(params.cursor) if params.cursor else None
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor") from None
+    page = await context.repository.list_clips(
+        params.clip_filter(), limit=params.limit, after=after
+    )
+    if page is None:
+        raise _database_unavailable()
+    return ClipPageOut(
+        items=[clip_summary(listing, context.media_links) for listing in page.items],
+        next_cursor=page.next_key.encode() if page.next_key else None,
+    )
+
+
+async def clip_listing(context: ApiContext, clip_id: str) -> ClipListing:
+    listing = await context.repository.get_listing(clip_id)
+    if listing is not None:
+        return listing
+    if await context.repository.ping():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clip {clip_id}")
+    raise _database_unavailable()
+
+
+async def clip_detail(context: ApiContext, clip_id: str) -> ClipDetail:
+    listing = await clip_listing(context, clip_id)
+    events = await context.repository.list_events(clip_id)
+    state = listing.state
+    return ClipDetail(
+        clip=clip_summary(listing, context.media_links),
+        stages=state.stages,
+        notifications=state.notifications,
+        local_path=state.local_path,
+        storage_uri=state.storage_uri,
+        analysis_uri=state.analysis_uri,
+        snapshot_uri=state.snapshot_uri,
+        filter_result=state.filter_result,
+        analysis=state.analysis_result,
+        alert_decision=state.alert_decision,
+        events=events,
+    )
+
+
+async def clip_stats(
+    context: ApiContext, since: datetime | None, until: datetime | None
+) -> ClipStats:
+    until = _utc(until) if until else datetime.now(UTC)
+    since = _utc(since) if since else until - timedelta(days=DEFAULT_STATS_DAYS)
+    if since >= until:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "since must be before until")
+    stats = await context.repository.stats(since, until)
+    if stats is None:
+        raise _database_unavailable()
+    return stats
+
+
+async def camera_statuses(context: ApiContext) -> list[CameraStatus]:
+    """Every configured camera's source health, with its stored clips (when readable)."""
+    activity = {a.camera_name: a for a in await context.repository.camera_activity() or []}
+    cameras = []
+    for source in context.sources:
+        heartbeat = source.last_heartbeat()
+        seen = activity.get(source.camera_name)
+        cameras.append(
+            CameraStatus(
+                name=source.camera_name,
+                healthy=source.is_healthy(),
+                last_heartbeat=datetime.fromtimestamp(heartbeat, UTC) if heartbeat else None,
+                clips=seen.clips if seen else 0,
+                last_clip_at=seen.last_clip_at if seen else None,
+            )
+        )
+    return cameras
+
+
+async def system_status(context: ApiContext) -> SystemStatus:
+    diagnostics, cameras = await asyncio.gather(
+        context.monitor.diagnostics(), camera_statuses(context)
+    )
+    health = diagnostics.health
+    return SystemStatus(
+        status=health.status,
+        version=__version__,
+        uptime_s=health.uptime_s,
+        components=health.components,
+        notifiers=diagnostics.notifiers,
+        cameras=cameras,
+        clips_in_flight=diagnostics.clips_in_flight,
+        dropped_state_writes=diagnostics.dropped_state_writes,
+    )
+
+
+def clip_summary(listing: ClipListing, media_links: MediaLinker) -> ClipSummary:
+    state = listing.state
+    analysis, detections = state.analysis_result, state.filter_result
+    decision = state.alert_decision
+    links = media_links.links(state.clip_id)
+    return ClipSummary(
+        clip_id=state.clip_id,
+        camera_name=state.camera_name,
+        status=state.status,
+        received_at=listing.received_at,
+        start_ts=state.start_ts,
+        risk_level=analysis.risk_level if analysis else None,
+        activity_type=analysis.activity_type if analysis else None,
+        summary=analysis.summary if analysis else None,
+        detected_classes=detections.detected_classes if detections else [],
+        alerted=decision.notify if decision else None,
+        notify_reason=decision.notify_reason if decision else None,
+        upload_failed=state.stage(StageName.UPLOAD).status == StageStatus.ERROR,
+        view_url=state.view_url,
+        video_url=links.video,
+        snapshot_url=links.snapshot,
+    )
+
+
+def _database_unavailable() -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "state database unavailable")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,45 @@
+// HomeSec web UI: small progressive enhancements; every page works without this file.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Times are rendered in UTC on the server; show them in the viewer's time zone.
+  for (const node of document.querySelectorAll("time[datetime]")) {
+    const moment = new Date(node.getAttribute("datetime"));
+    if (!Number.isNaN(moment.getTime())) {
+      node.title = node.textContent;
+      node.textContent = moment.toLocaleString();
+    }
+  }
+
+  // Filters apply as soon as a choice changes; unset ones stay out of the URL.
+  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
+    form.addEventListener("change", (event) => {
+      if (event.target.matches("select, input[type=date]")) form.requestSubmit();
+    });
+    form.addEventListener("submit", () => {
+      for (const field of form.elements) {
+        if (field.name && !field.value) field.disabled = true;
+      }
+    });
+  }
+
+  // Detections and timeline entries jump the player to their moment.
+  const player = document.getElementById("player");
+  if (player) {
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-seek]");
+      if (!button) return;
+      player.currentTime = Number(button.dataset.seek);
+      player.play().catch(() => {});
+    });
+  }
+});
+
+// A clip without a snapshot (yet) shows the placeholder instead of a broken image.
+document.addEventListener(
+  "error",
+  (event) => {
+    if (event.target instanceof HTMLImageElement) event.target.classList.add("missing");
+  },
+  true,
+);

@@ -1,0 +1,60 @@
+"""The web UI's pages as HTML (server side): paging, filter errors, unknown clips, the root."""
+
+from __future__ import annotations
+
+import re
+
+from tests.api.conftest import ServeApi
+from tests.api.seeding import clip_state, insert_states, spread
+
+
+async def test_the_event_list_pages_through_older_clips(serve_sqlite_api: ServeApi) -> None:
+    # Given 60 clips and the UI with auth off
+    async with serve_sqlite_api(api_key=None) as api:
+        states = [clip_state("front_door", 1_700_000_000 + n) for n in range(60)]
+        await insert_states(api.config.state_store, spread(states))
+
+        # When the event list is opened, then its "Older clips" link followed
+        first = await api.client.get("/ui/", params={"camera": "front_door"})
+        more = re.search(r'href="(/ui/\?[^"]+)">Older clips', first.text)
+        assert more is not None
+        second = await api.client.get(more.group(1).replace("&amp;", "&"))
+
+    # Then the first page shows 50 clips, the second the other 10, the filter kept
+    assert first.status_code == 200 and first.text.count('class="clip-card"') == 50
+    assert "camera=front_door" in more.group(1)
+    assert second.text.count('class="clip-card"') == 10
+    assert "Older clips" not in second.text
+
+
+async def test_an_invalid_filter_is_explained_on_the_page(serve_sqlite_api: ServeApi) -> None:
+    # Given the UI with auth off
+    async with serve_sqlite_api(api_key=None) as api:
+        # When the list is asked for with a risk level that does not exist
+        response = await api.client.get("/ui/", params={"risk_level": "extreme"})
+
+    # Then the page says what is wrong instead of failing
+    assert response.status_code == 422
+    assert 'role="alert">risk_level:' in response.text
+
+
+async def test_an_unknown_clip_page_is_a_404_page(serve_sqlite_api: ServeApi) -> None:
+    # Given the UI with auth off
+    async with serve_sqlite_api(api_key=None) as api:
+        # When a clip that does not exist is opened, and the site root
+        clip = await api.client.get("/ui/clips/nobody_1700000000.mp4")
+        root = await api.client.get("/")
+
+    # Then the clip page is a 404 page and the root leads to the event list
+    assert clip.status_code == 404 and "no clip nobody_1700000000.mp4" in clip.text
+    assert root.status_code == 303 and root.headers["location"] == "/ui/"
+
+
+async def test_the_login_form_is_skipped_when_auth_is_off(serve_sqlite_api: ServeApi) -> None:
+    # Given the UI with auth off
+    async with serve_sqlite_api(api_key=None) as api:
+        # When the login form is asked for
+        response = await api.client.get("/ui/login")
+
+    # Then the browser goes straight to the events
+    assert response.status_code == 303 and response.headers["location"] == "/ui/"
