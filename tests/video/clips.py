@@ -7,14 +7,22 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.frame import PictureType
 
 
 def splice_clip(
-    path: Path, spans: list[tuple[Path, float, float]], size: tuple[int, int], fps: int = 15
+    path: Path,
+    spans: list[tuple[Path, float, float]],
+    size: tuple[int, int],
+    fps: int = 15,
+    gop: int = 30,
 ) -> Path:
-    """Re-encode the [start, end) seconds of each source, back to back, as one H.264 clip."""
+    """Re-encode the [start, end) seconds of each source, back to back, as one H.264 clip
+    with a keyframe every `gop` frames."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": "30"})
+        # Keyframes every `gop` frames, none at scene cuts.
+        options = {"preset": "ultrafast", "g": str(gop), "sc_threshold": "0"}
+        stream = out.add_stream("libx264", rate=fps, options=options)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         index = 0
@@ -28,6 +36,7 @@ def splice_clip(
                         break
                     picture = frame.reformat(width=size[0], height=size[1], format="yuv420p")
                     picture.pts, picture.time_base = index, Fraction(1, fps)
+                    picture.pict_type = PictureType.NONE  # the source's keyframes force none
                     index += 1
                     out.mux(stream.encode(picture))
         out.mux(stream.encode())
@@ -45,6 +54,24 @@ def remux_faststart(source: Path, path: Path) -> Path:
         for packet in clip.demux(video):
             if packet.dts is None:
                 continue
+            packet.stream = stream
+            out.mux(packet)
+    return path
+
+
+def remux_shifted(source: Path, path: Path, shift_s: float, end_s: float) -> Path:
+    """Copy the first `end_s` seconds of video packets, stamped `shift_s` later, into `path`
+    (container from its suffix): a clip whose stream does not start at zero."""
+    with av.open(str(source)) as clip, av.open(str(path), "w") as out:
+        video = clip.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        shift = round(shift_s / video.time_base)
+        for packet in clip.demux(video):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.pts * video.time_base >= end_s:
+                break
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             packet.stream = stream
             out.mux(packet)
     return path

@@ -1,4 +1,4 @@
-"""The shared frame sampler: rate, coverage, scaling, cheap decoding, and damaged clips."""
+"""The shared frame sampler: rate, moments, coverage, scaling, cheap decoding, damaged clips."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ import pytest
 
 from homesec.video.clip import VideoReadError, probe_clip
 from homesec.video.decoding import SamplerStats
-from homesec.video.sampler import sample_frames
-from tests.video.clips import scramble, truncate
+from homesec.video.sampler import keyframe_times, sample_frames, sample_moments
+from tests.video.clips import remux_shifted, scramble, truncate
+
+
+def decode_all(clip: Path) -> dict[float, np.ndarray]:
+    """Every frame of the clip, decoded in full, as RGB by time (rounded to the millisecond)."""
+    with av.open(str(clip)) as container:
+        container.streams.video[0].thread_type = "AUTO"
+        return {
+            round(float(frame.time or 0.0), 3): frame.to_ndarray(format="rgb24")
+            for frame in container.decode(video=0)
+        }
 
 
 def test_probe_describes_the_clip_without_decoding(person_clip: Path) -> None:
@@ -96,17 +106,11 @@ def test_skipping_ahead_yields_the_same_pictures_as_decoding_everything(
     wanted = {round(frame.time_s, 3): frame.image for frame in frames}
 
     # When the same clip is decoded frame by frame
-    with av.open(str(person_clip)) as clip:
-        clip.streams.video[0].thread_type = "AUTO"
-        reference = {
-            time_s: frame.to_ndarray(format="rgb24")
-            for frame in clip.decode(video=0)
-            if (time_s := round(float(frame.time or 0.0), 3)) in wanted
-        }
+    reference = decode_all(person_clip)
 
     # Then each sampled picture is the very frame decoded in full at that time
     assert len(frames) == 7
-    assert reference.keys() == wanted.keys()
+    assert wanted.keys() <= reference.keys()
     for time_s, image in wanted.items():
         assert np.abs(image.astype(int) - reference[time_s].astype(int)).mean() < 1.0
 
@@ -182,3 +186,70 @@ def test_a_frame_just_before_its_slot_fills_only_that_slot(person_clip: Path) ->
     # Then exactly five frames come back, one per slot (0.5, 1.5, ... 4.5 s)
     assert len(frames) == 5
     assert all(abs(frame.time_s - (0.5 + i)) < 0.1 for i, frame in enumerate(frames))
+
+
+def test_keyframe_times_are_read_from_the_packets(person_clip: Path) -> None:
+    # Given a 20 s clip with a keyframe every 2 s
+    # When its keyframe times are read
+    times = keyframe_times(person_clip)
+
+    # Then there are ten, from the first frame on
+    assert times == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0])
+
+
+def test_keyframes_wanted_alone_are_decoded_alone(person_clip: Path) -> None:
+    # Given three of the clip's keyframes
+    moments = keyframe_times(person_clip)[1::3]
+    stats = SamplerStats()
+
+    # When they are sampled, keyframes only
+    frames = list(
+        sample_moments(person_clip, moments, keyframes_only=True, pixel_format="rgb24", stats=stats)
+    )
+
+    # Then only those three packets were decoded, and the pictures are the very frames a
+    # decoding of the whole clip gives at those times
+    assert [frame.time_s for frame in frames] == pytest.approx([2.0, 8.0, 14.0])
+    assert stats.packets_decoded == stats.frames_decoded == 3
+    reference = decode_all(person_clip)
+    for frame in frames:
+        assert np.array_equal(frame.image, reference[round(frame.time_s, 3)])
+
+
+def test_moments_are_read_in_one_pass_from_the_keyframe_before_each(person_clip: Path) -> None:
+    # Given a keyframe and a moment after it, in two groups of pictures (keyframes at 0, 2, 4 s)
+    moments = [2.0, 3.15, 0.0, 1.35]
+    stats = SamplerStats()
+
+    # When they are sampled
+    frames = list(sample_moments(person_clip, moments, fit=(64, 64), stats=stats))
+
+    # Then each gets the frame at (or a frame after) its moment, in time order, from one read
+    # of the clip that stopped just past the last moment (its first 4 s hold 60 packets)
+    assert [frame.time_s for frame in frames] == pytest.approx([0.0, 1.35, 2.0, 3.15], abs=0.07)
+    assert stats.frames_sampled == 4
+    assert stats.packets_decoded <= stats.packets_read < 60
+
+
+def test_moments_past_the_end_get_no_frame(person_clip: Path) -> None:
+    # Given one moment inside the 20 s clip and one after its end
+    # When they are sampled
+    frames = list(sample_moments(person_clip, [5.0, 25.0], fit=(64, 64)))
+
+    # Then only the first gets a frame
+    assert [round(frame.time_s) for frame in frames] == [5]
+
+
+def test_a_clip_whose_stream_starts_late_is_timed_from_its_first_frame(
+    tmp_path: Path, person_clip: Path
+) -> None:
+    # Given a Matroska clip whose timestamps start at 5 s (its header does not say so)
+    clip = remux_shifted(person_clip, tmp_path / "porch_1700000400.mkv", shift_s=5.0, end_s=6.0)
+
+    # When its keyframes and a frame a second are read
+    keyframes = keyframe_times(clip)
+    frames = list(sample_frames(clip, fps=1.0, end_s=4.0, fit=(64, 64)))
+
+    # Then times count from the first frame
+    assert keyframes == pytest.approx([0.0, 2.0, 4.0])
+    assert [frame.time_s for frame in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=0.07)

@@ -1,13 +1,13 @@
-"""Which packets reach the decoder: the sampling schedule, a reader that skips ahead, and
-`SamplerStats`, the count of what a sampling run decoded.
+"""Which packets reach the decoder: the sampling schedule, a reader that skips ahead, one that
+decodes lone keyframes, and `SamplerStats`, the count of what a sampling run decoded.
 
-`homesec.video.sampler.sample_frames` drives these; other code only reads `SamplerStats`.
+`homesec.video.sampler` drives these; other code only reads `SamplerStats`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,35 +35,30 @@ class SamplerStats:
     decode_errors: int = 0
 
 
-@dataclass
 class Schedule:
-    """The wanted times: start + k * interval, for k below `limit`, up to `end`."""
+    """The wanted times, ascending, up to `end`; a frame within `tolerance` of one fills it."""
 
-    start: float
-    interval: float
-    end: float | None
-    limit: int | None
-    tolerance: float
-    index: int = 0
-
-    @property
-    def next_s(self) -> float:
-        return self.start + self.index * self.interval
+    def __init__(self, times: Iterable[float], end: float | None, tolerance: float) -> None:
+        self._times = iter(times)
+        self.end = end
+        self.tolerance = tolerance
+        self.next_s = next(self._times, math.inf)  # inf: nothing more is wanted
 
     @property
     def done(self) -> bool:
-        if self.limit is not None and self.index >= self.limit:
-            return True
-        return self.end is not None and self.next_s > self.end - self.tolerance
+        return self.next_s == math.inf or (
+            self.end is not None and self.next_s > self.end - self.tolerance
+        )
 
     def wants(self, time_s: float) -> bool:
         return time_s >= self.next_s - self.tolerance
 
     def take(self, time_s: float) -> None:
         """A frame at `time_s` was sampled: move past every wanted time it stands for."""
-        # At least one slot: a frame a hair before its slot (float rounding) still fills it.
-        slots_passed = math.floor((time_s - self.start + self.tolerance) / self.interval) + 1
-        self.index = max(self.index + 1, slots_passed)
+        # At least one: a frame a hair before its time (float rounding) still fills it.
+        self.next_s = next(self._times, math.inf)
+        while self.next_s <= time_s + self.tolerance:
+            self.next_s = next(self._times, math.inf)
 
 
 class GopReader:
@@ -122,3 +117,24 @@ class GopReader:
             return []
         self._stats.frames_decoded += len(frames)
         return frames
+
+
+class KeyframeReader(GopReader):
+    """Sends the decoder only the keyframes the schedule wants, each on its own.
+
+    A keyframe needs no other picture, so it is decoded and drained at once: the decoder never
+    sees the packets after it, which it would otherwise wait for to put B-frames in order.
+    Packets without a timestamp are never sent: nothing tells whether they are wanted.
+    """
+
+    def feed(
+        self, packet: Packet[VideoStream], packet_s: float | None, schedule: Schedule
+    ) -> Iterator[VideoFrame]:
+        if not packet.is_keyframe or packet_s is None or not schedule.wants(packet_s):
+            return
+        yield from self._decode(packet)
+        yield from self._decode(None)
+        self._context.flush_buffers()  # drained: ready for the next keyframe
+
+    def drain(self) -> Iterator[VideoFrame]:
+        return iter(())

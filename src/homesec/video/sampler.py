@@ -1,13 +1,14 @@
-"""The one frame sampler: a clip's frames at a chosen rate, scaled for whoever looks at them.
+"""The one frame sampler: a clip's frames at a chosen rate or moments, scaled for whoever looks.
 
-The object filter takes a frame every half second at its detector's input size, the VLM
-frame picker a few frames spread over the clip, the snapshot maker one frame. Reading is
-made for small CPUs:
+The object filter takes a frame every half second at its detector's input size
+(`sample_frames`), the VLM frame picker a few chosen moments, most of them keyframes
+(`keyframe_times`, `sample_moments`), the snapshot maker one frame. Reading is made for small
+CPUs:
 
 - Only what sampling needs is decoded. Packets of a group of pictures that ends before the
   next wanted time never reach the decoder (decoding restarts at the keyframe before that
   time), and non-reference frames are dropped by the decoder itself when sampling is much
-  slower than the clip's frame rate.
+  slower than the clip's frame rate. Keyframes wanted for themselves are decoded alone.
 - FFmpeg decodes with its own threads; each kept frame is scaled and converted to RGB/BGR in
   one swscale pass, straight to the caller's size. Dropped frames are never converted.
 - A consumer stops early by leaving the loop; the file is closed at once.
@@ -19,7 +20,9 @@ raises `VideoReadError`.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import itertools
+import math
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,8 +36,14 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
-from homesec.video.clip import VideoReadError, clip_info, open_video, stream_start_s
-from homesec.video.decoding import GopReader, SamplerStats, Schedule
+from homesec.video.clip import (
+    ClipInfo,
+    VideoReadError,
+    clip_info,
+    open_video,
+    stream_start_s,
+)
+from homesec.video.decoding import GopReader, KeyframeReader, SamplerStats, Schedule
 
 PixelFormat = Literal["bgr24", "rgb24"]
 
@@ -91,14 +100,66 @@ def sample_frames(
         interval = 1.0 / fps
         if max_frames is not None and end is not None and (end - start_s) / interval > max_frames:
             interval = (end - start_s) / max_frames
-        frame_gap = 0.5 / info.fps if info.fps else 0.001
-        schedule = Schedule(start_s, interval, end, max_frames, frame_gap)
+        slots = range(max_frames) if max_frames is not None else itertools.count()
+        schedule = Schedule((start_s + k * interval for k in slots), end, _frame_gap(info))
         _configure(stream, draft=draft, threads=threads, skip_nonref=_sparse(info.fps, interval))
-        if start_s > 0 and stream.time_base is not None:
-            offset = start_s + stream_start_s(stream)
-            container.seek(int(offset / stream.time_base), stream=stream, backward=True)
+        reader = GopReader(stream.codec_context, stats, path)
         picture = _Picture(fit, pixel_format, info.fps or _FALLBACK_FPS, stream.time_base)
-        yield from _sampled(container, stream, schedule, picture, stats, path)
+        yield from _sampled(container, stream, schedule, reader, picture, stats, path)
+
+
+def sample_moments(
+    path: Path,
+    moments_s: Sequence[float],
+    *,
+    keyframes_only: bool = False,
+    fit: tuple[int, int] | None = None,
+    pixel_format: PixelFormat = "bgr24",
+    threads: int = 0,
+    stats: SamplerStats | None = None,
+) -> Generator[SampledFrame, None, None]:
+    """Yield the frame at each of `moments_s` (seconds from the clip start), in time order.
+
+    Each moment gets the first frame at or after it, decoded from the keyframe before it, in
+    one pass over the clip. `keyframes_only` sends the decoder nothing but the keyframes
+    wanted, each on its own: a moment then gets the first keyframe at or after it, so give it
+    times from `keyframe_times`. Moments past the end of the clip get no frame; `fit`,
+    `pixel_format`, `threads` and the errors are those of `sample_frames`.
+    """
+    moments = sorted(moments_s)
+    stats = stats if stats is not None else SamplerStats()
+    with open_video(path) as (container, stream):
+        info = clip_info(container, stream)
+        schedule = Schedule(moments, info.duration_s, _frame_gap(info))
+        closest = min((b - a for a, b in itertools.pairwise(moments)), default=math.inf)
+        _configure(stream, draft=False, threads=threads, skip_nonref=_sparse(info.fps, closest))
+        reader_kind = KeyframeReader if keyframes_only else GopReader
+        reader = reader_kind(stream.codec_context, stats, path)
+        picture = _Picture(fit, pixel_format, info.fps or _FALLBACK_FPS, stream.time_base)
+        yield from _sampled(container, stream, schedule, reader, picture, stats, path)
+
+
+def keyframe_times(path: Path) -> list[float]:
+    """When the clip's keyframes are (seconds from its start), read from its packets alone.
+
+    Nothing is decoded. Keyframes without a timestamp are left out. Raises `VideoReadError`
+    when the clip cannot be read.
+    """
+    with open_video(path) as (container, stream):
+        time_base = stream.time_base
+        if time_base is None:
+            return []
+        origin = stream_start_s(stream)
+        return sorted(
+            float(packet.pts * time_base) - origin
+            for packet in _demux(container, stream, path)
+            if packet.is_keyframe and packet.pts is not None
+        )
+
+
+def _frame_gap(info: ClipInfo) -> float:
+    """Half the time between two frames: how far off a frame may be and still fill a time."""
+    return 0.5 / info.fps if info.fps else 0.001
 
 
 def _sparse(source_fps: float | None, interval: float) -> bool:
@@ -120,13 +181,17 @@ def _sampled(
     container: InputContainer,
     stream: VideoStream,
     schedule: Schedule,
+    reader: GopReader,
     picture: _Picture,
     stats: SamplerStats,
     path: Path,
 ) -> Iterator[SampledFrame]:
+    if schedule.done:
+        return
     time_base = stream.time_base
     origin = stream_start_s(stream)
-    reader = GopReader(stream.codec_context, stats, path)
+    if schedule.next_s > 0 and time_base is not None:
+        container.seek(int((schedule.next_s + origin) / time_base), stream=stream, backward=True)
     last_packet_s: float | None = None  # None: the packets carry no timestamps
     for packet in _demux(container, stream, path):
         stats.packets_read += 1

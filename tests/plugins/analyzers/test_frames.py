@@ -10,11 +10,29 @@ import pytest
 
 from homesec.plugins.analyzers.frames import (
     FrameRun,
+    Moment,
     extract_frames,
     pick_frame_times,
     plan_frames,
+    snap_to_keyframes,
 )
 from homesec.video.clip import VideoReadError
+from homesec.video.sampler import keyframe_times
+from tests.video.clips import splice_clip
+
+# The shared 1080p clips have a keyframe every 2 s.
+EVERY_2_S = [float(t) for t in range(0, 20, 2)]
+
+
+@pytest.fixture(scope="module")
+def long_gop_clip(tmp_path_factory: pytest.TempPathFactory, person_clip: Path) -> Path:
+    """12 s of the front door at 320x180 with a keyframe every 6 s, as some cameras send."""
+    return splice_clip(
+        tmp_path_factory.mktemp("clips") / "garage_1700000300.mp4",
+        [(person_clip, 0.0, 12.0)],
+        size=(320, 180),
+        gop=90,
+    )
 
 
 def test_half_of_the_frames_go_around_the_first_sighting() -> None:
@@ -92,20 +110,110 @@ def test_the_plan_is_a_few_evenly_spaced_runs() -> None:
     assert runs[1].times == pytest.approx([11.5, 12.5, 13.5, 14.5, 15.5])
 
 
+def test_moments_move_onto_the_nearest_keyframe_within_half_a_step() -> None:
+    # Given four moments 5 s apart (2.5, 7.5, 12.5, 17.5 s) and a keyframe every 2 s
+    runs = plan_frames(20.0, [], 4)
+
+    # When they are snapped to keyframes
+    moments = snap_to_keyframes(runs, EVERY_2_S)
+
+    # Then each moved to its nearest keyframe, still inside its own quarter of the clip
+    assert moments == [
+        Moment(2.0, on_keyframe=True),
+        Moment(8.0, on_keyframe=True),
+        Moment(12.0, on_keyframe=True),
+        Moment(18.0, on_keyframe=True),
+    ]
+
+
+def test_moments_without_a_keyframe_that_close_stay_where_planned() -> None:
+    # Given four moments 5 s apart and keyframes only at 1 s and 11 s (a long-GOP camera)
+    runs = plan_frames(20.0, [], 4)
+
+    # When they are snapped to keyframes
+    moments = snap_to_keyframes(runs, [1.0, 11.0])
+
+    # Then only the two moments within 2.5 s of a keyframe moved; the others are decoded exactly
+    assert moments == [
+        Moment(1.0, on_keyframe=True),
+        Moment(7.5, on_keyframe=False),
+        Moment(11.0, on_keyframe=True),
+        Moment(17.5, on_keyframe=False),
+    ]
+
+
+def test_a_keyframe_serves_one_moment() -> None:
+    # Given two moments half a second apart on either side of a keyframe at 12 s
+    runs = [FrameRun(first_s=11.8, step_s=0.5, count=2, end_s=12.55)]
+
+    # When they are snapped to keyframes
+    moments = snap_to_keyframes(runs, [12.0])
+
+    # Then the nearer takes the keyframe and the other keeps its own moment
+    assert moments == [Moment(12.0, on_keyframe=True), Moment(12.3, on_keyframe=False)]
+
+
+def test_snapping_keeps_half_of_the_frames_around_the_first_sighting() -> None:
+    # Given ten moments for a person first seen at 12 s, and a keyframe every 2 s
+    runs = plan_frames(20.0, [12.0], 10)
+
+    # When they are snapped to keyframes
+    times = [moment.time_s for moment in snap_to_keyframes(runs, EVERY_2_S)]
+
+    # Then all ten are distinct, five still cover 1 s before to 4 s after the sighting, and
+    # none moved by more than half the spacing of its run
+    assert len(set(times)) == 10
+    assert len([t for t in times if 11.0 <= t <= 16.0]) == 5
+    planned = sorted((t, run.step_s) for run in runs for t in run.times)
+    assert all(abs(t - p) <= step / 2 for t, (p, step) in zip(times, planned, strict=True))
+
+
 def test_extracted_frames_are_jpegs_fitted_to_max_size(person_clip: Path) -> None:
-    # Given three evenly spread moments of the 1080p clip
+    # Given three evenly spread moments of the 1080p clip (3.3, 10 and 16.7 s)
     runs = plan_frames(20.0, [], 3)
 
     # When they are extracted at 400 pixels, quality 75
     frames = extract_frames(person_clip, runs, max_size=400, quality=75)
 
-    # Then each is a 16:9 JPEG of 400 pixels wide, at (about) its moment
-    assert [frame.time_s for frame in frames] == pytest.approx(runs[0].times, abs=0.07)
+    # Then each is a 16:9 JPEG of 400 pixels wide, from the keyframe nearest its moment
+    assert [frame.time_s for frame in frames] == [4.0, 10.0, 16.0]
     for frame in frames:
         image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (225, 400, 3)
         assert (frame.width, frame.height) == (400, 225)
         assert frame.data_url.startswith("data:image/jpeg;base64,/9j/")
+
+
+def test_moments_far_from_keyframes_are_decoded_exactly(person_clip: Path) -> None:
+    # Given a person first seen at 0.5 s: five moments 0.9 s apart in the first 4.5 s, where
+    # keyframes (every 2 s) are too sparse for two of them, and five over the rest
+    runs = plan_frames(20.0, [0.5], 10)
+
+    # When the frames are extracted
+    frames = extract_frames(person_clip, runs, max_size=96, quality=60)
+
+    # Then those two are the frames at their moments (within a frame), the others keyframes
+    times = [frame.time_s for frame in frames]
+    assert times[:5] == pytest.approx([0.0, 1.35, 2.0, 3.15, 4.0], abs=0.07)
+    assert times[5:] == [6.0, 10.0, 12.0, 16.0, 18.0]
+
+
+def test_a_long_gop_clip_is_decoded_exactly_where_no_keyframe_is_near(
+    long_gop_clip: Path,
+) -> None:
+    # Given a 12 s clip with keyframes only at 0 and 6 s, and six moments planned around a
+    # sighting at 5 s: 1, 3, 4.83, 6.5, 8.17 and 10.5 s
+    runs = plan_frames(12.0, [5.0], 6)
+    assert keyframe_times(long_gop_clip) == [0.0, 6.0]
+
+    # When the frames are extracted
+    frames = extract_frames(long_gop_clip, runs, max_size=96, quality=60)
+
+    # Then the two moments within half their run's step of a keyframe got it, and the other
+    # four their own frame
+    assert [frame.time_s for frame in frames] == pytest.approx(
+        [0.0, 3.0, 4.83, 6.0, 8.17, 10.5], abs=0.07
+    )
 
 
 def test_moments_on_the_same_frame_give_it_once(person_clip: Path) -> None:
@@ -141,18 +249,21 @@ def test_a_file_that_is_not_a_video_raises(tmp_path: Path) -> None:
         extract_frames(clip, [FrameRun(1.0, 1.0, 1, 2.0)], max_size=128, quality=60)
 
 
-@pytest.mark.parametrize("cores", [1, 16])
-def test_frames_are_the_planned_ones_whatever_the_core_count(
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_frames_do_not_depend_on_the_core_count(
     person_clip: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
-    # Given a plan of six moments and a machine of `cores` cores (one pass per run, or one
-    # piece per moment read in parallel)
-    runs = plan_frames(20.0, [12.0], 6)
+    # Given a plan of ten moments around a sighting at 0.5 s, snapped as on one core, and a
+    # machine of `cores` cores (one pass after another, or passes read in parallel)
+    runs = plan_frames(20.0, [0.5], 10)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    one_core = extract_frames(person_clip, runs, max_size=96, quality=60)
     monkeypatch.setattr("os.cpu_count", lambda: cores)
 
     # When the frames are extracted
     frames = extract_frames(person_clip, runs, max_size=96, quality=60)
 
-    # Then each planned moment got its frame
-    planned = pick_frame_times(20.0, [12.0], 6)
-    assert [frame.time_s for frame in frames] == pytest.approx(planned, abs=0.07)
+    # Then they are the same frames
+    assert len(frames) == 10
+    assert [frame.time_s for frame in frames] == [frame.time_s for frame in one_core]
+    assert [frame.jpeg for frame in frames] == [frame.jpeg for frame in one_core]

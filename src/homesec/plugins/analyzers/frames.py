@@ -4,18 +4,24 @@
 frames go to a window around its first sightings (the moment that made the clip worth
 analysing) and the rest are spread over the remainder of the clip for context; with no
 sighting, all frames are spread evenly. The plan is a few evenly spaced runs (before the
-window, the window, after it), because that is what the shared sampler reads in one pass.
-It is pure, so an eval or a test can check it (`pick_frame_times` lists its moments).
+window, the window, after it); each moment is the middle of its slice of the run. It is
+pure, so an eval or a test can check it (`pick_frame_times` lists its moments).
 
-`extract_frames` reads the runs with the shared sampler (`homesec.video.sampler`), split
-into as many pieces as there are cores and read in parallel threads (PyAV and OpenCV
-release the GIL while decoding, scaling and encoding), and encodes the frames as JPEG. It
+`extract_frames` reads them with the shared sampler (`homesec.video.sampler`). A keyframe
+decodes on its own while any other frame needs every frame back to the keyframe before it,
+so `snap_to_keyframes` first moves each moment onto the nearest keyframe inside its slice
+(within half the run's step: the spread and the weighting hold); only moments with no
+keyframe that close (long-GOP cameras, a dense window) are decoded exactly. The reads are
+split into passes that never decode a frame twice, run in parallel threads (PyAV and OpenCV
+release the GIL while decoding, scaling and encoding), which also encode the JPEGs. It
 blocks: call it in a worker thread.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import logging
 import math
 import os
@@ -27,7 +33,7 @@ from pathlib import Path
 import cv2
 
 from homesec.video.clip import VideoReadError
-from homesec.video.sampler import SampledFrame, sample_frames
+from homesec.video.sampler import SampledFrame, keyframe_times, sample_moments
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +56,14 @@ class FrameRun:
     @property
     def times(self) -> list[float]:
         return [self.first_s + i * self.step_s for i in range(self.count)]
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A moment whose frame is sent: a planned one, or the keyframe it was moved onto."""
+
+    time_s: float
+    on_keyframe: bool
 
 
 @dataclass(frozen=True)
@@ -101,27 +115,55 @@ def pick_frame_times(
     return sorted(t for run in runs for t in run.times)
 
 
+def snap_to_keyframes(runs: Sequence[FrameRun], keyframes_s: Sequence[float]) -> list[Moment]:
+    """The planned moments, each moved onto the nearest keyframe within half its run's step.
+
+    Half a step keeps a moment inside its own slice of the clip. A keyframe serves one moment
+    only; a moment with no free keyframe that close stays where it was planned. Ascending.
+    """
+    free = sorted(keyframes_s)
+    moments = []
+    for run in runs:
+        for time_s in run.times:
+            nearest = min(_neighbours(free, time_s), key=lambda k: abs(k - time_s), default=None)
+            if nearest is not None and abs(nearest - time_s) <= run.step_s / 2:
+                free.remove(nearest)
+                moments.append(Moment(nearest, on_keyframe=True))
+            else:
+                moments.append(Moment(time_s, on_keyframe=False))
+    return sorted(moments, key=lambda moment: moment.time_s)
+
+
 def extract_frames(
     path: Path, runs: Sequence[FrameRun], *, max_size: int, quality: int
 ) -> list[EncodedFrame]:
-    """The frames nearest the planned moments, longest side at most `max_size`, as JPEG.
+    """The frames at the planned moments (or the keyframes they moved onto), as JPEG.
 
-    Blocking. Moments that fall on the same frame give it once. A clip damaged or cut short
-    gives the frames read before the damage; `VideoReadError` is raised when none can be read.
+    The longest side is at most `max_size`. Blocking. Moments that fall on the same frame give
+    it once. A clip damaged or cut short gives the frames read before the damage;
+    `VideoReadError` is raised when none can be read.
     """
+    try:
+        keyframes = keyframe_times(path)
+    except VideoReadError as exc:  # read every moment exactly; the passes report the damage
+        logger.debug("No keyframe times: %s", exc)
+        keyframes = []
     cores = os.cpu_count() or 1
-    pieces = _split(runs, cores)
-    # Each piece is decoded by FFmpeg with its share of the cores.
-    threads = max(1, cores // max(1, len(pieces)))
-    with ThreadPoolExecutor(max(1, len(pieces)), thread_name_prefix="vlm-frames") as pool:
-        results = list(pool.map(lambda run: _read_run(path, run, max_size, threads), pieces))
+    passes = _passes(snap_to_keyframes(runs, keyframes), keyframes, cores)
+    # Each pass is decoded by FFmpeg with its share of the cores.
+    threads = max(1, cores // max(1, len(passes)))
+    workers = max(1, min(cores, len(passes)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="vlm-frames") as pool:
+        results = list(
+            pool.map(lambda read: _read_pass(path, read, max_size, quality, threads), passes)
+        )
     picked = {
         frame.time_s: frame for result in results if isinstance(result, list) for frame in result
     }
     errors = [result for result in results if isinstance(result, VideoReadError)]
     if not picked:
         raise errors[0] if errors else VideoReadError(f"{path}: no frame at the planned moments")
-    return [_encode(picked[t], quality) for t in sorted(picked)]
+    return [picked[t] for t in sorted(picked)]
 
 
 def _run(start: float, end: float, count: int) -> FrameRun:
@@ -141,43 +183,64 @@ def _share(count: int, spans: Sequence[tuple[float, float]]) -> list[int]:
     return shares
 
 
-def _split(runs: Sequence[FrameRun], pieces: int) -> list[FrameRun]:
-    """Halve the longest runs until there are `pieces` (one core each) or single moments.
+@dataclass(frozen=True)
+class _Pass:
+    """Moments read in one pass of the sampler."""
 
-    Decoding is the cost, and it is cheapest in one pass per run on a small CPU; on more
-    cores, more pieces read in parallel win despite opening the file once per piece.
+    times: list[float]
+    keyframes_only: bool
+
+
+def _neighbours(ordered: Sequence[float], time_s: float) -> Sequence[float]:
+    """The values of `ordered` on either side of `time_s`."""
+    at = bisect.bisect_left(ordered, time_s)
+    return ordered[max(0, at - 1) : at + 1]
+
+
+def _passes(moments: Sequence[Moment], keyframes: Sequence[float], cores: int) -> list[_Pass]:
+    """Passes that decode no frame twice, the longest first (the pool starts them in order).
+
+    The moments of a group of pictures that needs more than its keyframe are read in one
+    pass, from that keyframe on; keyframes wanted alone are shared out over the cores.
+    Without keyframe times, the moments are shared out over the cores as they are.
     """
-    split = list(runs)
-    while len(split) < pieces:
-        longest = max(split, key=lambda run: run.count, default=None)
-        if longest is None or longest.count < 2:
-            break
-        split.remove(longest)
-        half = longest.count // 2
-        middle = longest.first_s + (half - 0.5) * longest.step_s
-        split.append(FrameRun(longest.first_s, longest.step_s, half, middle))
-        split.append(
-            FrameRun(
-                longest.first_s + half * longest.step_s,
-                longest.step_s,
-                longest.count - half,
-                longest.end_s,
-            )
-        )
-    return split
+    if not keyframes:
+        times = [moment.time_s for moment in moments]
+        return [_Pass(chunk, keyframes_only=False) for chunk in _chunks(times, cores)]
+    groups: dict[int, list[Moment]] = {}
+    for moment in moments:
+        # The keyframe at or before the moment; -1: before the first keyframe.
+        groups.setdefault(bisect.bisect_right(keyframes, moment.time_s) - 1, []).append(moment)
+    alone: list[float] = []
+    chains: list[tuple[float, list[float]]] = []  # (seconds decoded, moments)
+    for index, group in groups.items():
+        times = [moment.time_s for moment in group]
+        if len(group) == 1 and group[0].on_keyframe:
+            alone.append(times[0])
+        else:
+            chains.append((times[-1] - (keyframes[index] if index >= 0 else 0.0), times))
+    chains.sort(key=lambda chain: chain[0], reverse=True)
+    return [_Pass(times, keyframes_only=False) for _, times in chains] + [
+        _Pass(chunk, keyframes_only=True) for chunk in _chunks(alone, cores)
+    ]
 
 
-def _read_run(
-    path: Path, run: FrameRun, max_size: int, threads: int
-) -> list[SampledFrame] | VideoReadError:
+def _chunks(times: list[float], count: int) -> list[list[float]]:
+    """`times` cut into at most `count` runs of about equal length."""
+    count = max(1, min(count, len(times)))
+    bounds = [round(i * len(times) / count) for i in range(count + 1)]
+    return [times[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _read_pass(
+    path: Path, read: _Pass, max_size: int, quality: int, threads: int
+) -> list[EncodedFrame] | VideoReadError:
     sampled: list[SampledFrame] = []
     try:
-        for frame in sample_frames(
+        for frame in sample_moments(
             path,
-            fps=1.0 / run.step_s,
-            max_frames=run.count,
-            start_s=run.first_s,
-            end_s=run.end_s,
+            read.times,
+            keyframes_only=read.keyframes_only,
             fit=(max_size, max_size),
             pixel_format="bgr24",
             threads=threads,
@@ -189,9 +252,13 @@ def _read_run(
         logger.warning("%s; using the %d frames read before", exc, len(sampled))
     if not sampled:
         return []
-    # For each planned moment, the frame nearest to it: the plan holds even where the
-    # sampler's choice of frame for a moment lands one frame off.
-    return [min(sampled, key=lambda frame: abs(frame.time_s - t)) for t in run.times]
+    # For each moment, the frame nearest to it: the plan holds even where the sampler's
+    # choice of frame for a moment lands one frame off.
+    nearest = {
+        frame.time_s: frame
+        for frame in (min(sampled, key=lambda f: abs(f.time_s - t)) for t in read.times)
+    }
+    return [_encode(frame, quality) for frame in nearest.values()]
 
 
 def _encode(frame: SampledFrame, quality: int) -> EncodedFrame:
