@@ -22,6 +22,8 @@ from homesec.models.results import AnalysisResult, EntityEvent
 UNKNOWN_ACTIVITY = "unknown"
 SCHEMA_NAME = "clip_analysis"
 
+# The stdlib decoder recurses once per nesting level; a hostile reply must not crash the stage.
+_TOO_DEEP = "the reply's JSON is nested too deeply"
 _FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -41,7 +43,8 @@ class ReplyError(ValueError):
 
 
 class _TimelineEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # Finite numbers only: the analysis is stored as JSON, which has no Infinity or NaN.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
 
     # Models asked in plain text sometimes shorten the field name.
     time_s: float = Field(ge=0.0, validation_alias=AliasChoices("time_s", "time", "t"))
@@ -52,7 +55,7 @@ class _TimelineEntry(BaseModel):
 class _Reply(BaseModel):
     """The reply as the model writes it; extra keys are ignored, not fatal."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
 
     risk_level: RiskLevel
     activity_type: str
@@ -139,11 +142,13 @@ def extract_json(text: str) -> str:
         if block.startswith("{"):
             return block
     decoder = json.JSONDecoder()
-    first_error: json.JSONDecodeError | None = None
+    first_error: ValueError | None = None
     for match in re.finditer(r"\{", text):
         try:
             _, end = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError as exc:
+        except RecursionError as exc:
+            raise ReplyError(_TOO_DEEP) from exc
+        except ValueError as exc:  # a JSONDecodeError, or an integer too long to convert
             first_error = first_error or exc
             continue
         return text[match.start() : end]
@@ -155,9 +160,12 @@ def extract_json(text: str) -> str:
 def _json_object(text: str | None) -> object:
     if not text or not text.strip():
         raise ReplyError("the reply is empty")
+    candidate = extract_json(text)
     try:
-        return json.loads(extract_json(text))
-    except json.JSONDecodeError as exc:
+        return json.loads(candidate)
+    except RecursionError as exc:
+        raise ReplyError(_TOO_DEEP) from exc
+    except ValueError as exc:
         raise ReplyError(f"the reply is not valid JSON ({exc})") from exc
 
 
