@@ -57,6 +57,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"], exc) from exc
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte {exc.start})"
+        raise ConfigError([f"{path}: {reason}"], exc) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -64,6 +67,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError([f"{path}: {reason}{where}"], exc) from exc
+    except RecursionError as exc:
+        # PyYAML recurses once per nesting level.
+        raise ConfigError([f"{path}: nested too deeply"], exc) from exc
+    except ValueError as exc:
+        # PyYAML's constructors: a date like 2024-13-45, an integer of thousands of digits.
+        raise ConfigError([f"{path}: invalid value ({exc})"], exc) from exc
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: the config must be a mapping of sections"])
     return raw
@@ -107,7 +116,14 @@ def _plugin_problems(config: Config) -> list[str]:
     return problems
 
 
-def _secret_value_problems(node: object, path: str) -> Iterator[str]:
+def _secret_value_problems(
+    node: object, path: str, ancestors: frozenset[int] = frozenset()
+) -> Iterator[str]:
+    if isinstance(node, dict | list) and id(node) in ancestors:
+        # A YAML alias inside its own anchor (`a: &x [*x]`) builds an endless structure.
+        yield f"{path}: refers to itself through a YAML alias"
+        return
+    ancestors |= {id(node)}
     match node:
         case dict():
             for key, value in node.items():
@@ -118,10 +134,10 @@ def _secret_value_problems(node: object, path: str) -> Iterator[str]:
                         f"put the value in an environment variable and set {key}_env"
                     )
                 else:
-                    yield from _secret_value_problems(value, child)
+                    yield from _secret_value_problems(value, child, ancestors)
         case list():
             for index, item in enumerate(node):
-                yield from _secret_value_problems(item, f"{path}[{index}]")
+                yield from _secret_value_problems(item, f"{path}[{index}]", ancestors)
 
 
 def _describe(error: ErrorDetails, prefix: str = "") -> str:
