@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 
 from homesec.models.enums import ClipStatus, RiskLevel, StageName
 from homesec.state.tables import POSTGRES, clip_states, json_path_text, json_text
@@ -137,17 +137,24 @@ async def list_clips(
     limit: int,
 ) -> list[ClipRow]:
     """Up to `limit` clips matching the filter, newest first, strictly after `after`."""
+    query = clip_list_query(dialect, clip_filter, after, limit)
+    return [_row(row) for row in await conn.execute(query)]
+
+
+def clip_list_query(
+    dialect: str, clip_filter: ClipFilter, after: PageKey | None, limit: int
+) -> Select[tuple[str, datetime, datetime, str]]:
+    """The statement behind `list_clips` (also for checking how the database plans it)."""
     conditions = _conditions(clip_filter, dialect)
     if after is not None:
         last = tuple_(_bind_time(after.created_at), after.clip_id)
         conditions.append(tuple_(_received, clip_states.c.clip_id) < last)
-    query = (
+    return (
         select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text)
         .where(*conditions)
         .order_by(_received.desc(), clip_states.c.clip_id.desc())
         .limit(limit)
     )
-    return [_row(row) for row in await conn.execute(query)]
 
 
 async def fetch_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> ClipRow | None:
