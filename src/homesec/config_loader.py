@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -127,7 +128,7 @@ def _secret_value_problems(
     match node:
         case dict():
             for key, value in node.items():
-                child = f"{path}.{key}" if path else str(key)
+                child = f"{path}.{_key_text(key)}" if path else _key_text(key)
                 if str(key).lower() in _SECRET_KEYS and value not in (None, ""):
                     yield (
                         f"{child}: secrets are never written in the config; "
@@ -138,6 +139,26 @@ def _secret_value_problems(
         case list():
             for index, item in enumerate(node):
                 yield from _secret_value_problems(item, f"{path}[{index}]", ancestors)
+        case str() if _has_url_password(node):
+            yield (
+                f"{path}: a URL with a password is never written in the config; "
+                "put it in an environment variable and name that variable instead"
+            )
+
+
+def _has_url_password(value: str) -> bool:
+    if "://" not in value:
+        return False
+    try:
+        return bool(urlsplit(value.strip()).password)
+    except ValueError:  # not a URL after all (an unclosed IPv6 bracket...)
+        return False
+
+
+def _key_text(key: object) -> str:
+    # Problems are printed one per line: a key with a newline in it is shown quoted.
+    text = str(key)
+    return text if text.isprintable() else repr(text)
 
 
 def _describe(error: ErrorDetails, prefix: str = "") -> str:
@@ -146,7 +167,7 @@ def _describe(error: ErrorDetails, prefix: str = "") -> str:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
         else:
-            parts.append(str(item))
+            parts.append(_key_text(item))
     location = ".".join(parts) or "(top level)"
     message = error["msg"]
     if message.startswith("Value error, "):

@@ -145,6 +145,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(content=b"retry: {max_attempts: " + b"9" * 5000 + b"}\n")
 @example(content=b"pipeline: {work_dir: 2024-13-45}\n")
 @example(content=b"a: &x [*x]\n")
+@example(content=b"? '\n\n'")
 @example(
     content=_dump({**EXAMPLE, "vlm": {**EXAMPLE["vlm"], "config": "x"}}).replace(
         b"config: x", b"config: &c {activity_types: [*c]}"

@@ -4,6 +4,7 @@ each plugin validates its own `config` with its own model when it is loaded."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,17 +13,30 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from homesec.models.clip import is_valid_camera_name
 from homesec.models.enums import LogFormat, RiskLevel, RunMode
 
+_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_env_name(name: str) -> str:
+    # The value is never quoted back: when it is not a name, it may be the secret itself.
+    if not _ENV_VAR_NAME.fullmatch(name):
+        raise ValueError(
+            "must be the name of an environment variable (letters, digits and '_'), "
+            "not a secret value: put the value in the environment and name it here"
+        )
+    return name
+
 
 def _require_env(name: str) -> str:
-    if not name:
-        raise ValueError("environment variable name is empty")
     if name not in os.environ:
         raise ValueError(f"environment variable {name} is not set")
     return name
 
 
-EnvVarName = Annotated[str, AfterValidator(_require_env)]
+EnvVarName = Annotated[str, AfterValidator(_check_env_name), AfterValidator(_require_env)]
 """The name of an environment variable that must be set when the config is loaded."""
+
+OptionalEnvVarName = Annotated[str, AfterValidator(_check_env_name)]
+"""The name of an environment variable that may be unset (the feature then stays off)."""
 
 
 def read_env(name: str) -> str:
@@ -84,7 +98,7 @@ class CameraConfig(_Section):
 
 
 class StateStoreConfig(_Section):
-    dsn_env: str = Field(
+    dsn_env: OptionalEnvVarName = Field(
         default="DB_DSN",
         description="Env var holding the Postgres DSN; when unset, SQLite at sqlite_path is used",
     )
@@ -156,7 +170,9 @@ class ServerConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Listen address")
     port: int = Field(default=8081, ge=0, le=65535, description="Listen port (0: any free port)")
     auth_enabled: bool = Field(default=False, description="Require the API key on /api routes")
-    api_key_env: str = Field(default="HOMESEC_API_KEY", description="Env var with the API key")
+    api_key_env: OptionalEnvVarName = Field(
+        default="HOMESEC_API_KEY", description="Env var with the API key (needed with auth)"
+    )
 
     @model_validator(mode="after")
     def _key_when_auth(self) -> ServerConfig:

@@ -79,9 +79,14 @@ def plugin(
     return register
 
 
+def config_model(kind: PluginType, name: str) -> type[BaseModel]:
+    """The config model of a backend (imported through its entry point when needed)."""
+    return _spec(kind, name).config_cls
+
+
 def validate_plugin_config(kind: PluginType, name: str, raw: dict[str, Any]) -> BaseModel:
     """Validate a plugin's config; raises PluginError (unknown) or ValidationError (bad)."""
-    return _spec(kind, name).config_cls.model_validate(raw)
+    return config_model(kind, name).model_validate(raw)
 
 
 def load_source(backend: str, raw: dict[str, Any]) -> ClipSource:
