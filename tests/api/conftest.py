@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 import tests.fakes.plugins  # noqa: F401  (registers the fakes)
 from homesec.api.app import create_api
@@ -37,6 +38,7 @@ class ApiHarness:
     storage: StorageBackend
     config: Config
     spool: Path
+    app: FastAPI
 
 
 ServeApi = Callable[..., AbstractAsyncContextManager[ApiHarness]]
@@ -71,7 +73,7 @@ async def _serve(
             api.router.lifespan_context(api),
             httpx.AsyncClient(transport=transport, base_url="http://homesec") as client,
         ):
-            yield ApiHarness(client, components.repository, components.storage, config, spool)
+            yield ApiHarness(client, components.repository, components.storage, config, spool, api)
     finally:
         await components.close()
 

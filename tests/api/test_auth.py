@@ -6,24 +6,41 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
 
 from homesec.api.signing import Signer, signed_media_links
 from tests.api.conftest import API_KEY, ApiHarness, ServeApi
 from tests.api.seeding import clip_state
 
 CLIP_ID = "front_door_1700000000.mp4"
-PROTECTED = [
-    "/api/v1/clips",
-    f"/api/v1/clips/{CLIP_ID}",
-    f"/api/v1/clips/{CLIP_ID}/video",
-    f"/api/v1/clips/{CLIP_ID}/snapshot",
-    "/api/v1/cameras",
-    "/api/v1/system",
-    "/api/v1/stats",
-    "/api/v1/diagnostics",
-    "/api/v1/openapi.json",
-    "/metrics",
-]
+# The only routes open without the key, each for a reason.
+PUBLIC = {
+    ("GET", "/health"): "the liveness probe",
+    ("GET", "/api/v1/health"): "the versioned health summary, for probes",
+    ("GET", "/"): "a redirect to the UI",
+    ("GET", "/ui/login"): "the login form",
+    ("POST", "/ui/login"): "the login itself (checks the key)",
+    ("POST", "/ui/logout"): "only clears the session cookie",
+}
+STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
+
+
+def _routes(api: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, path parameters filled in."""
+    found: list[tuple[str, str]] = []
+    for route in iter_route_contexts(api.routes):
+        if isinstance(route.original_route, Mount):
+            assert route.path == STATIC, f"unexpected mount {route.path}"
+            continue
+        path = (route.path or "").replace("{clip_id}", CLIP_ID)
+        found += [(method, path) for method in sorted(route.methods or ())]
+    return found
+
+
+def _protected(api: FastAPI) -> list[tuple[str, str]]:
+    return [route for route in _routes(api) if route not in PUBLIC]
 
 
 class FrozenClock:
@@ -41,25 +58,81 @@ async def _with_clip(api: ApiHarness, media: Path) -> None:
     await api.repository.save(clip_state("front_door", 1_700_000_000, local_path=str(local)))
 
 
-@pytest.mark.parametrize("path", PROTECTED)
+async def test_the_route_table_holds_the_public_routes_and_every_kind_of_surface(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given the API with auth on
+    async with serve_sqlite_api() as api:
+        # When its route table is read
+        routes = set(_routes(api.app))
+
+    # Then every public route exists (the list is not stale), and the protected ones include
+    # the JSON API, media, metrics, the schema and the UI pages
+    assert set(PUBLIC) <= routes
+    assert {
+        ("GET", "/api/v1/clips"),
+        ("GET", "/api/v1/diagnostics"),
+        ("GET", f"/api/v1/clips/{CLIP_ID}/video"),
+        ("HEAD", f"/api/v1/clips/{CLIP_ID}/video"),
+        ("GET", f"/api/v1/clips/{CLIP_ID}/snapshot"),
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/ui/"),
+        ("GET", f"/ui/clips/{CLIP_ID}"),
+        ("GET", "/ui/system"),
+    } <= routes - set(PUBLIC)
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"X-API-Key": "wrong-key"}, {"Authorization": "Bearer wrong-key"}],
     ids=["no-key", "wrong-key", "wrong-bearer"],
 )
-async def test_every_route_but_the_probes_refuses_a_missing_or_wrong_key(
-    serve_sqlite_api: ServeApi, path: str, headers: dict[str, str]
+async def test_every_route_but_the_public_ones_refuses_a_missing_or_wrong_key(
+    serve_sqlite_api: ServeApi, headers: dict[str, str]
 ) -> None:
     # Given the API with auth on
     async with serve_sqlite_api() as api:
-        # When a protected route is called without the right key
-        response = await api.client.get(path, headers=headers)
+        # When every route of its table that is not public is called without the right key
+        answers = {
+            (method, path): await api.client.request(method, path, headers=headers)
+            for method, path in _protected(api.app)
+        }
         probe = await api.client.get("/health", headers=headers)
 
-    # Then it answers 401 asking for a bearer token; the probe stays open
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
+    # Then the API answers 401 asking for a bearer token, a UI page sends to the login form;
+    # the probe stays open
+    refused = {
+        route: (response.status_code, response.headers.get("www-authenticate"))
+        for route, response in answers.items()
+        if not route[1].startswith("/ui/")
+    }
+    pages = {
+        route: (response.status_code, response.headers["location"].split("?")[0])
+        for route, response in answers.items()
+        if route[1].startswith("/ui/")
+    }
+    assert refused == dict.fromkeys(refused, (401, "Bearer"))
+    assert pages and pages == dict.fromkeys(pages, (303, "/ui/login"))
     assert probe.status_code in (200, 503)
+
+
+async def test_the_static_files_hold_no_data_and_refuse_traversal(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given the API with auth on
+    async with serve_sqlite_api() as api:
+        # When the UI's stylesheet and paths out of the static folder are asked for
+        css = await api.client.get(f"{STATIC}/app.css")
+        escapes = [
+            await api.client.get(f"{STATIC}/{path}")
+            # Encoded, so the client sends the dots as they are; each names a real file.
+            for path in ("%2e%2e/templates/login.html", "..%2F..%2Fauth.py", "%2e%2e/%2e%2e/app.py")
+        ]
+
+    # Then the stylesheet is served and nothing outside the folder is
+    assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+    assert [response.status_code for response in escapes] == [404, 404, 404]
 
 
 @pytest.mark.parametrize(
@@ -73,11 +146,14 @@ async def test_the_right_key_opens_every_route(
         await _with_clip(api, person_clip)
         (api.spool / "front_door_1700000000.snapshot.jpg").write_bytes(b"\xff\xd8\xff\xd9")
 
-        # When every protected route is called with the key
-        responses = {path: await api.client.get(path, headers=headers) for path in PROTECTED}
+        # When every protected route of the table is called with the key
+        responses = {
+            route: await api.client.request(*route, headers=headers)
+            for route in _protected(api.app)
+        }
 
     # Then each answers
-    assert {path: r.status_code for path, r in responses.items()} == dict.fromkeys(PROTECTED, 200)
+    assert {route: r.status_code for route, r in responses.items()} == dict.fromkeys(responses, 200)
 
 
 async def test_a_signed_media_url_works_without_the_key_until_it_expires(
