@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from homesec.errors import StartupError
 from homesec.interfaces import ClipSource
 from homesec.models.clip import Clip
-from homesec.plugins.registry import load_source
+from homesec.models.enums import PluginType
+from homesec.plugins.registry import load_source, validate_plugin_config
 from tests.services.postgres import free_port
 
 USERS = {"front_door": ("cam-front", "front-secret-1"), "backyard": ("cam-back", "back-secret-2")}
@@ -269,6 +271,35 @@ async def test_wrong_passwords_and_anonymous_logins_are_refused_and_logged(
     assert "'cam-front'" in caplog.text and "'intruder'" in caplog.text
     assert "anonymous login" in caplog.text
     assert "guess-123" not in caplog.text and "front-secret-1" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "problem"),
+    [
+        ("anonymous", "pw-12345", "anonymous FTP users are not allowed"),
+        ("FTP", "pw-12345", "anonymous FTP users are not allowed"),
+        ("", "pw-12345", "anonymous FTP users are not allowed"),
+        ("cam-front", "", "the FTP password is empty"),
+    ],
+    ids=["anonymous", "ftp", "empty-user", "empty-password"],
+)
+def test_an_anonymous_user_or_an_empty_password_is_refused_in_the_config(
+    tmp_path: Path,
+    port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    user: str,
+    password: str,
+    problem: str,
+) -> None:
+    # Given env vars that would open the server to anyone
+    monkeypatch.setenv("FTP_USER_FRONT_DOOR", user)
+    monkeypatch.setenv("FTP_PASSWORD_FRONT_DOOR", password)
+
+    # When the source's config is validated
+    # Then it is refused before any server starts, naming the env var, not the value
+    with pytest.raises(ValidationError, match=problem) as refused:
+        validate_plugin_config(PluginType.SOURCE, "ftp", _config(tmp_path, port, "front_door"))
+    assert "_FRONT_DOOR" in str(refused.value.errors()[0]["msg"])
 
 
 async def test_two_cameras_in_two_folders_map_to_their_camera_names(
