@@ -8,6 +8,7 @@ initialized once per session and copied per test, which keeps each one well unde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -141,6 +142,14 @@ def _postgres_template() -> Iterator[Path]:
     """One initdb per session; each throwaway server starts from a copy of it."""
     root = _private_dir("homesec-pg-template-")
     data_dir = root / "data"
+    _initdb(data_dir)
+    try:
+        yield data_dir
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _initdb(data_dir: Path) -> None:
     initdb = _as_postgres(
         _bin_dir() / "initdb", "-D", data_dir, "-U", PG_USER, "-A", "trust", "-E", "UTF8"
     )
@@ -148,10 +157,6 @@ def _postgres_template() -> Iterator[Path]:
     with (data_dir / "postgresql.conf").open("a") as conf:
         # A test server: durability is not what is under test, speed is welcome.
         conf.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-    try:
-        yield data_dir
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -159,6 +164,20 @@ def throwaway_postgres(_postgres_template: Path) -> Iterator[ThrowawayPostgres]:
     """A running private Postgres server on a free port; always stopped and deleted."""
     root = _private_dir("homesec-pg-")
     subprocess.run(["cp", "-a", str(_postgres_template), str(root / "data")], check=True)
+    server = ThrowawayPostgres(root, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.ensure_stopped()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serve_throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A fresh private server outside pytest (benchmarks, the soak campaign); deleted after."""
+    root = _private_dir("homesec-pg-")
+    _initdb(root / "data")
     server = ThrowawayPostgres(root, free_port())
     try:
         server.start()

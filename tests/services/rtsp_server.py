@@ -158,7 +158,11 @@ def still_footage(rtsp_footage_dir: Path, empty_scene_clip: Path) -> Path:
 @pytest.fixture(scope="session")
 def walk_in_footage(rtsp_footage_dir: Path, media_dir: Path) -> Path:
     """4 s of a frozen frame, 4 s of people walking (vtest from 10 s), 4 s frozen again."""
-    path = rtsp_footage_dir / "walk_in.mp4"
+    return make_walk_in_footage(media_dir, rtsp_footage_dir / "walk_in.mp4")
+
+
+def make_walk_in_footage(media_dir: Path, path: Path) -> Path:
+    """Write the walk-in footage (see `walk_in_footage`) to `path`."""
     source = ["-ss", "10", "-t", "4", "-i", str(media_dir / "vtest_h264.mp4")]
     frozen_ends = "tpad=start_duration=4:stop_duration=4:start_mode=clone:stop_mode=clone"
     _ffmpeg(*source, "-vf", f"{frozen_ends},scale=640:-2", *_ENCODE, str(path))
