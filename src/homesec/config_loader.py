@@ -45,7 +45,11 @@ def source_config(camera: CameraConfig) -> dict[str, Any]:
 
 def notifier_config(ref: PluginRef, config: Config) -> dict[str, Any]:
     """A notifier's config with the fields HomeSec fills in."""
-    return {**ref.config, "camera_names": [camera.name for camera in config.cameras]}
+    return {
+        **ref.config,
+        "camera_names": [camera.name for camera in config.cameras],
+        "work_dir": config.pipeline.work_dir,
+    }
 
 
 def analyzer_config(vlm: VLMSection) -> dict[str, Any]:

@@ -36,10 +36,14 @@ class SourceConfig(PluginConfig):
 
 
 class NotifierConfig(PluginConfig):
-    """Base of notifier configs; the loader fills `camera_names` from `cameras`."""
+    """Base of notifier configs; the loader fills `camera_names` and `work_dir` in."""
 
     camera_names: list[str] = Field(
         default_factory=list, description="Set by HomeSec: the configured camera names"
+    )
+    work_dir: Path | None = Field(
+        default=None,
+        description="Set by HomeSec from `pipeline.work_dir`: where a notifier may keep state",
     )
 
 

@@ -182,6 +182,53 @@ async def test_process_killed_mid_clip_finishes_it_after_restart(
     assert json.dumps(postgres_dsn) not in log
 
 
+async def test_an_alert_queued_during_a_broker_outage_survives_sigkill(
+    tmp_path: Path, person_clip: Path, postgres_dsn: str, throwaway_broker: ThrowawayBroker
+) -> None:
+    # Given `homesec run` as a real process whose broker is down, and a subscriber session
+    async with MQTTSubscriber(throwaway_broker, "homecam/alerts/#", session="e2e-crash"):
+        pass
+    throwaway_broker.stop()
+    mqtt = {
+        "backend": "mqtt",
+        "config": {
+            "host": throwaway_broker.host,
+            "port": throwaway_broker.port,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 0.3,
+        },
+    }
+    raw = config_dict(tmp_path, state_store={"dsn_env": "HOMESEC_TEST_DSN"}, notifiers=[mqtt])
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "HOMESEC_TEST_DSN": postgres_dsn}
+    clip_id = "front_door_1700000040.mp4"
+    process = _homesec(config_path, env)
+    try:
+        # When a clip is alerted during the outage and the process is killed before the
+        # broker is back
+        drop_clip(person_clip, _watch_dir(tmp_path), clip_id)
+        await wait_for_state(postgres_dsn, clip_id, ClipStatus.DONE, timeout=30)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+        # And the broker comes back and the process is started again
+        throwaway_broker.start()
+        async with MQTTSubscriber(
+            throwaway_broker, "homecam/alerts/#", session="e2e-crash"
+        ) as subscriber:
+            process = _homesec(config_path, env)
+            message = await subscriber.next(timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    # Then the alert raised before the crash is delivered after the restart
+    alert = Alert.model_validate_json(message.payload)  # type: ignore[arg-type]
+    assert alert.clip_id == clip_id
+    assert "go out first" in (tmp_path / "homesec.log").read_text()
+
+
 async def test_a_camera_down_for_too_long_raises_a_system_alert_and_another_when_back(
     tmp_path: Path,
 ) -> None:

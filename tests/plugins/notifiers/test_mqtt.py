@@ -9,6 +9,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -507,3 +508,34 @@ async def test_tls_insecure_accepts_a_certificate_for_another_host(
 
     # Then it connects
     await wait_for_ping(notifier, True)
+
+
+async def test_a_restart_resends_only_what_the_broker_never_acknowledged(
+    throwaway_broker: ThrowawayBroker,
+    mqtt_topic_prefix: str,
+    make_notifier: MakeNotifier,
+    tmp_path: Path,
+) -> None:
+    # Given a notifier with a work folder: one alert delivered, then the broker goes down and
+    # a second alert is queued, and the notifier is closed without delivering it
+    config = {**broker_config(throwaway_broker, mqtt_topic_prefix), "work_dir": str(tmp_path)}
+    first = await make_notifier(**config)
+    async with MQTTSubscriber(throwaway_broker, f"{mqtt_topic_prefix}/#") as subscriber:
+        await first.send(make_alert(1))
+        assert clip_ids([await subscriber.next()]) == ["front_door_1700000001.mp4"]
+    session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
+    throwaway_broker.stop()
+    await first.send(make_alert(2))
+    await first.close()
+
+    # When the broker is back and a new notifier starts on the same work folder
+    throwaway_broker.start()
+    async with MQTTSubscriber(
+        throwaway_broker, f"{mqtt_topic_prefix}/#", session=session
+    ) as subscriber:
+        await make_notifier(**config)
+        messages = [await subscriber.next(timeout=10)]
+        await subscriber.expect_silence(within=1.0)
+
+    # Then only the undelivered alert goes out, once
+    assert clip_ids(messages) == ["front_door_1700000002.mp4"]

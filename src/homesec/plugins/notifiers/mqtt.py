@@ -3,12 +3,14 @@
 Clip alerts go to `homecam/alerts/{camera_name}` as the JSON of `Alert`, QoS 1, not retained;
 system alerts go to `homecam/system/errors` as the JSON of `SystemAlert` (SPEC.md section 3).
 
-`send()` never waits on the broker: it puts the message in a bounded in-memory outbox and
-returns. One background connection task publishes the outbox in order, waiting for the broker's
-ack of each message, and reconnects forever with exponential backoff and jitter. A broker outage
-therefore delays alerts instead of losing them; beyond `max_pending` queued messages the oldest
-are dropped (counted in `dropped`, logged at ERROR). Delivery is at least once: a message whose
-ack was lost is published again after the reconnect.
+`send()` never waits on the broker: it puts the message in a bounded outbox and returns. One
+background connection task publishes the outbox in order, waiting for the broker's ack of each
+message, and reconnects forever with exponential backoff and jitter. A broker outage therefore
+delays alerts instead of losing them; beyond `max_pending` queued messages the oldest are
+dropped (counted in `dropped`, logged at ERROR). Delivery is at least once: a message whose
+ack was lost is published again after the reconnect. Alerts, detection events and system
+alerts are also written to a journal under HomeSec's work folder (`mqtt_journal.py`) before
+`send()` returns, so the ones still waiting when the process dies go out after the restart.
 
 With `discovery: true` it also speaks Home Assistant's MQTT discovery (`ha_discovery.py` says
 what is published): the announcement and `online` on every connect, `offline` as the last will
@@ -22,13 +24,16 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import ssl
 import string
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -44,6 +49,7 @@ from homesec.plugins.notifiers.ha_discovery import (
     HomeAssistantDiscovery,
     HomeAssistantOptions,
 )
+from homesec.plugins.notifiers.mqtt_journal import JournalEntry, OutboxJournal
 from homesec.plugins.registry import plugin
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,10 @@ EVENT_UNAVAILABLE = "mqtt_unavailable"
 EVENT_MESSAGE_DROPPED = "mqtt_message_dropped"
 EVENT_UNDELIVERED_ON_CLOSE = "mqtt_undelivered_on_close"
 EVENT_UNEXPECTED_ERROR = "mqtt_unexpected_error"
+EVENT_RESUMED = "mqtt_resumed_from_journal"
+EVENT_JOURNAL_FAILED = "mqtt_journal_failed"
+
+T = TypeVar("T")
 
 _TEMPLATE_FIELD = "camera_name"
 # A graceful DISCONNECT to a live broker takes milliseconds; a silent one is not waited for.
@@ -176,6 +186,7 @@ class _Outgoing:
     retain: bool = False
     # A latest value (HA entity state): a newer message on the same topic replaces it.
     supersedable: bool = False
+    journal_id: int | None = None
 
 
 @plugin(PluginType.NOTIFIER, "mqtt", config=MQTTNotifierConfig)
@@ -202,6 +213,8 @@ class MQTTNotifier:
             if config.discovery
             else None
         )
+        self._journal: OutboxJournal | None = None
+        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix=f"mqtt-journal:{self.name}")
 
     @classmethod
     def create(cls, config: MQTTNotifierConfig) -> MQTTNotifier:
@@ -234,6 +247,7 @@ class MQTTNotifier:
             case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
                 raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
         self._lifecycle = _Lifecycle.RUNNING
+        await self._resume_from_journal()
         if self._home_assistant is not None:
             for message in self._home_assistant.initial_states():
                 self._enqueue_ha(message)
@@ -244,7 +258,9 @@ class MQTTNotifier:
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
         payload = alert.model_dump_json()
         retain = self._config.retain
-        self._enqueue(_Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain))
+        await self._enqueue_durable(
+            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain)
+        )
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
                 self._enqueue_ha(message, alert)
@@ -253,13 +269,17 @@ class MQTTNotifier:
         """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
         topic = self._config.detection_topic_template.format(camera_name=event.camera_name)
         payload = event.model_dump_json()
-        self._enqueue(_Outgoing(topic, payload, event.clip_id, event.camera_name, False))
+        await self._enqueue_durable(
+            _Outgoing(topic, payload, event.clip_id, event.camera_name, False)
+        )
 
     async def send_system(self, alert: SystemAlert) -> None:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""
         topic, retain = self._config.system_topic, self._config.retain
         payload = alert.model_dump_json()
-        self._enqueue(_Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain))
+        await self._enqueue_durable(
+            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain)
+        )
         if self._home_assistant is not None:
             for message in self._home_assistant.system_alert_messages(alert):
                 self._enqueue_ha(message)
@@ -287,9 +307,13 @@ class MQTTNotifier:
                 await asyncio.wait_for(self._drained.wait(), self._config.close_timeout_s)
         await self._stop_task()
         self._lifecycle = _Lifecycle.CLOSED
+        if self._journal is not None:
+            await self._in_journal(self._journal.close)
+        self._journal_thread.shutdown(wait=True)
         if self._outbox:
             logger.warning(
-                "MQTT notifier %s closed with %d undelivered messages",
+                "MQTT notifier %s closed with %d undelivered messages (journaled ones go out"
+                " after the next start)",
                 self.name,
                 len(self._outbox),
                 extra=self._extra(EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
@@ -311,14 +335,88 @@ class MQTTNotifier:
             stale = [m for m in self._outbox if m.supersedable and m.topic == message.topic]
             for old in stale:
                 self._outbox.remove(old)
+                self._forget(old)
         if len(self._outbox) >= self._config.max_pending:
             self._drop_oldest()
         self._outbox.append(message)
         self._drained.clear()
         self._has_mail.set()
 
+    async def _enqueue_durable(self, message: _Outgoing) -> None:
+        """Queue a message that must survive a crash: journal it first."""
+        journal = self._journal
+        if journal is not None:
+            payload = message.payload
+            data = payload.encode() if isinstance(payload, str) else payload
+            try:
+                entry_id = await self._in_journal(
+                    lambda: journal.add(
+                        message.topic,
+                        data,
+                        retain=message.retain,
+                        clip_id=message.clip_id,
+                        camera_name=message.camera_name,
+                    )
+                )
+            except sqlite3.Error as exc:
+                # Delivery comes first: the message still goes out unless the process dies.
+                logger.error(
+                    "MQTT notifier %s cannot journal a message (%s): kept in memory only",
+                    self.name,
+                    exc,
+                    extra=self._extra(EVENT_JOURNAL_FAILED, clip_id=message.clip_id),
+                )
+            else:
+                message = replace(message, journal_id=entry_id)
+        self._enqueue(message)
+
+    async def _resume_from_journal(self) -> None:
+        path = self._journal_path()
+        if path is None:
+            return
+        try:
+            self._journal = journal = await self._in_journal(lambda: OutboxJournal(path))
+            entries = await self._in_journal(journal.pending)
+        except sqlite3.Error as exc:
+            logger.error(
+                "MQTT notifier %s: journal %s unusable (%s); alerts queued in memory only",
+                self.name,
+                path,
+                exc,
+                extra=self._extra(EVENT_JOURNAL_FAILED),
+            )
+            self._journal = None
+            return
+        if entries:
+            logger.warning(
+                "MQTT notifier %s: %d messages from before the last stop go out first",
+                self.name,
+                len(entries),
+                extra=self._extra(EVENT_RESUMED, pending=len(entries)),
+            )
+        for entry in entries:
+            self._enqueue(_from_journal(entry))
+
+    def _journal_path(self) -> Path | None:
+        work_dir = self._config.work_dir
+        if work_dir is None:
+            return None
+        # One journal per broker and sink: a second sink must not publish the first's alerts.
+        key = f"{self.name}-{self._config.host}-{self._config.port}"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+        return work_dir / "mqtt" / f"{safe}.sqlite3"
+
+    async def _in_journal(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._journal_thread, call)
+
+    def _forget(self, message: _Outgoing) -> None:
+        """Take a message out of the journal (in order, on the journal thread; not awaited)."""
+        if self._journal is not None and message.journal_id is not None:
+            self._journal_thread.submit(self._journal.remove, message.journal_id)
+
     def _drop_oldest(self) -> None:
         oldest = self._outbox.popleft()
+        self._forget(oldest)
         self._dropped += 1
         logger.error(
             "MQTT notifier %s: outbox full (%d), dropped the oldest message on %s (%d dropped)",
@@ -402,6 +500,7 @@ class MQTTNotifier:
             # The head may have been dropped (or superseded) while we waited for the ack.
             if self._outbox and self._outbox[0] is head:
                 self._outbox.popleft()
+                self._forget(head)
             self._delivered += 1
 
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
@@ -490,3 +589,14 @@ def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:
     if config.tls_insecure:
         context.check_hostname = False
     return context
+
+
+def _from_journal(entry: JournalEntry) -> _Outgoing:
+    return _Outgoing(
+        entry.topic,
+        entry.payload,
+        entry.clip_id,
+        entry.camera_name,
+        entry.retain,
+        journal_id=entry.id,
+    )
