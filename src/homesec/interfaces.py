@@ -15,12 +15,13 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
-from homesec.models.clip import Clip
+from homesec.models.clip import Clip, LiveSegment
 from homesec.models.config import VLMPreprocessConfig
 from homesec.models.health import HealthReport
 from homesec.models.results import AnalysisResult, FilterOverrides, FilterResult, UploadOutcome
 
 ClipCallback = Callable[[Clip], None]
+LiveSegmentCallback = Callable[[LiveSegment], None]
 
 
 class PluginConfig(BaseModel):
@@ -82,6 +83,18 @@ class ClipSource(Protocol):
 
     def spooled_clips(self) -> list[Clip]:
         """The finished clips in this source's local spool (for recovery and retention)."""
+
+
+@runtime_checkable
+class LiveClipSource(Protocol):
+    """Optional for sources: the pieces of a clip while it is still being recorded, so that
+    the detector can look before the clip is finalized.
+
+    Each finished piece of a clip being recorded is handed to the callback, on the event
+    loop's thread; the clip handed on later carries the same clip_id.
+    """
+
+    def register_live_callback(self, callback: LiveSegmentCallback) -> None: ...
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +29,25 @@ class Clip(BaseModel):
     end_ts: datetime
     duration_s: float
     source_backend: str
+
+
+class LiveSegment(BaseModel):
+    """A finished piece of a clip that is still being recorded: a small video file of its own.
+
+    It may vanish once the clip is finalized (its pieces are joined, then removed).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    camera_name: str
+    clip_path: Path
+    """Where the clip will be written: its name, the clip_id, is fixed when recording starts."""
+    path: Path
+    start_ts: datetime
+
+    @property
+    def clip_id(self) -> str:
+        return self.clip_path.name
 
 
 class ClipName(BaseModel):
@@ -67,12 +87,21 @@ def parse_clip_id(clip_id: str, camera_name: str | None = None) -> ClipName | No
     )
 
 
-def free_clip_path(directory: Path, camera_name: str, unix_seconds: int, extension: str) -> Path:
-    """The first clip path in `directory` not taken yet: `_2`, `_3`... on collision."""
+def free_clip_path(
+    directory: Path,
+    camera_name: str,
+    unix_seconds: int,
+    extension: str,
+    reserved: Collection[str] = (),
+) -> Path:
+    """The first clip path in `directory` not taken yet: `_2`, `_3`... on collision.
+
+    A name in `reserved` counts as taken (promised to a clip not written yet).
+    """
     n = 1
     while True:
         candidate = directory / clip_id_for(camera_name, unix_seconds, n, extension)
-        if not candidate.exists():
+        if candidate.name not in reserved and not candidate.exists():
             return candidate
         n += 1
 

@@ -6,7 +6,7 @@ with its index up front (faststart: it plays while it downloads). The copy runs 
 with PyAV: starting an ffmpeg per clip would cost more CPU than the copy itself. The file is
 written under a hidden `.part` name and renamed once it probes as a readable video, so a
 clip name never points at half a file. Should the MP4 fail, the joined MPEG-TS itself
-becomes the clip: a clip is never lost to a remux problem.
+becomes the clip (same name, `.ts`): a clip is never lost to a remux problem.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import av
 
-from homesec.models.clip import free_clip_path
+from homesec.models.clip import free_clip_path, parse_clip_id
 from homesec.video.clip import VideoReadError, probe_clip
 
 logger = logging.getLogger(__name__)
@@ -33,12 +33,9 @@ class ClipFile:
     duration_s: float | None
 
 
-def assemble_clip(
-    segments: list[Path], directory: Path, camera_name: str, start_s: float
-) -> ClipFile:
-    """Join `segments` into `directory`, named by the clip_id rule for `start_s`."""
-    target = free_clip_path(directory, camera_name, int(start_s), ".mp4")
-    part = directory / f".{target.name}.part"
+def assemble_clip(segments: list[Path], target: Path, camera_name: str) -> ClipFile:
+    """Join `segments` into the MP4 `target` (a free name that follows the clip_id rule)."""
+    part = target.with_name(f".{target.name}.part")
     try:
         _remux(segments, part)
         info = probe_clip(part)
@@ -50,7 +47,7 @@ def assemble_clip(
             exc,
             extra={"camera_name": camera_name, "clip_id": target.name},
         )
-        return _joined_ts(segments, directory, camera_name, start_s)
+        return _joined_ts(segments, _raw_path(target))
     part.replace(target)
     return ClipFile(target, info.duration_s)
 
@@ -77,9 +74,16 @@ def _remux(segments: list[Path], target: Path) -> None:
             clip.mux(packet)
 
 
-def _joined_ts(segments: list[Path], directory: Path, camera_name: str, start_s: float) -> ClipFile:
-    target = free_clip_path(directory, camera_name, int(start_s), ".ts")
-    part = directory / f".{target.name}.part"
+def _raw_path(target: Path) -> Path:
+    raw = target.with_suffix(".ts")
+    name = parse_clip_id(target.name)
+    if not raw.exists() or name is None:
+        return raw
+    return free_clip_path(target.parent, name.camera_name, name.unix_seconds, ".ts")
+
+
+def _joined_ts(segments: list[Path], target: Path) -> ClipFile:
+    part = target.with_name(f".{target.name}.part")
     with part.open("wb") as joined:
         for segment in segments:
             with segment.open("rb") as piece:

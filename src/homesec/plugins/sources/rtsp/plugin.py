@@ -5,7 +5,8 @@ ffmpeg) open forever: when ffmpeg ends, or no frame came for `frame_timeout_s` (
 camera keeps its socket open), the connection is stopped and reaped, the clip being recorded
 is finished and handed on, and a new connection is made after an exponential backoff with
 jitter. Motion detection runs in the connection's frame thread; clips are finished on the
-recorder's thread; the callback runs on the event loop's thread.
+recorder's thread; the callbacks (finished clips, and the segments of clips still being
+recorded for whoever registered a live callback) run on the event loop's thread.
 
 Camera URLs carry credentials: only redacted forms are logged, and the password is
 registered with telemetry so that no log line can show it.
@@ -18,10 +19,12 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from homesec.interfaces import ClipCallback
-from homesec.models.clip import Clip, parse_clip_id
+from homesec.interfaces import ClipCallback, LiveSegmentCallback
+from homesec.models.clip import Clip, LiveSegment, parse_clip_id
 from homesec.models.config import read_env
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
@@ -35,6 +38,8 @@ from homesec.telemetry import redact, register_secret
 from homesec.video.ffmpeg import FfmpegError
 
 logger = logging.getLogger(__name__)
+
+ItemT = TypeVar("ItemT")
 
 # Health is judged from frames; this is how often the supervisor looks.
 _WATCH_INTERVAL_S = 0.5
@@ -69,8 +74,10 @@ class RTSPSource:
             segments_dir=self._segments_dir,
             pre_roll_s=config.pre_roll_s,
             hand_on=self._hand_on_threadsafe,
+            on_live=self._live_threadsafe,
         )
         self._callbacks: list[ClipCallback] = []
+        self._live_callbacks: list[LiveSegmentCallback] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -88,6 +95,9 @@ class RTSPSource:
 
     def register_callback(self, callback: ClipCallback) -> None:
         self._callbacks.append(callback)
+
+    def register_live_callback(self, callback: LiveSegmentCallback) -> None:
+        self._live_callbacks.append(callback)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -239,15 +249,30 @@ class RTSPSource:
             log_extra=self._log_extra,
         )
 
-    def _hand_on_threadsafe(self, clip: Clip) -> None:
+    def _on_loop(self, call: Callable[[ItemT], None], item: ItemT) -> bool:
+        """Have the event loop's thread run `call(item)`; False when the loop is gone."""
         loop = self._loop
         try:
             if loop is None:
                 raise RuntimeError("no event loop")
-            loop.call_soon_threadsafe(self._hand_on, clip)
+            loop.call_soon_threadsafe(call, item)
         except RuntimeError:
+            return False
+        return True
+
+    def _hand_on_threadsafe(self, clip: Clip) -> None:
+        if not self._on_loop(self._hand_on, clip):
             # The loop is gone (shutdown): the clip stays in the spool for recovery.
             logger.warning("Clip %s left for recovery", clip.clip_id, extra=self._log_extra)
+
+    def _live_threadsafe(self, segment: LiveSegment) -> None:
+        # Nobody watching, or shutting down: the finalized clip is checked as a whole anyway.
+        if self._live_callbacks:
+            self._on_loop(self._hand_on_live, segment)
+
+    def _hand_on_live(self, segment: LiveSegment) -> None:
+        for callback in self._live_callbacks:
+            callback(segment)
 
     def _hand_on(self, clip: Clip) -> None:
         logger.info(

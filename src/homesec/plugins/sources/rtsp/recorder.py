@@ -7,6 +7,10 @@ before the motion, then every new segment until it ends. Each segment belongs to
 at most. A clip's segments move into the clip's own folder as they arrive, so a clip cut
 short by a crash is found and finished at the next start.
 
+A clip's name (its clip_id) is reserved when its recording starts, and its folder's name
+says which: whoever watches the segments as they arrive (`on_live`) knows the clip_id the
+finished clip will have, also when a crash leaves the clip to be finished at the next start.
+
 Finishing a clip (join, remux, probe) runs on one worker thread per camera: detection and
 recording never wait on it, and it never waits on upload or analysis.
 """
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from homesec.models.clip import Clip
+from homesec.models.clip import Clip, LiveSegment, clip_id_for, free_clip_path, parse_clip_id
 from homesec.plugins.sources.rtsp.clipfile import assemble_clip
 
 logger = logging.getLogger(__name__)
@@ -34,7 +38,9 @@ SEGMENT_SUFFIX = ".ts"
 # Segments older than the pre-roll are kept this much longer: motion is reported a little
 # after it happened (consecutive frames needed, decoding latency).
 _BUFFER_SLACK_S = 5.0
-_CLIP_FOLDER_RE = re.compile(r"^clip_(?P<ms>\d+)_\d+$")
+CLIP_EXTENSION = ".mp4"
+# clip_{start in unix ms}_{n}: the clip's reserved name is clip_id_for(camera, start s, n).
+_CLIP_FOLDER_RE = re.compile(r"^clip_(?P<ms>\d+)_(?P<n>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Segment:
 @dataclass
 class _Recording:
     folder: Path
+    clip_path: Path  # reserved when the recording starts
     segments: list[Segment] = field(default_factory=list)
     end_after: float | None = None  # finish once a segment ends at or after this time
 
@@ -64,17 +71,19 @@ class ClipRecorder:
         segments_dir: Path,
         pre_roll_s: float,
         hand_on: Callable[[Clip], None],
+        on_live: Callable[[LiveSegment], None] | None = None,
     ) -> None:
         self._camera_name = camera_name
         self._recordings_dir = recordings_dir
         self._segments_dir = segments_dir
         self._pre_roll_s = pre_roll_s
         self._hand_on = hand_on
+        self._on_live = on_live
         self._lock = threading.Lock()
         self._buffer: list[Segment] = []
         self._current: _Recording | None = None
         self._closing: list[_Recording] = []
-        self._folders = 0
+        self._reserved: set[str] = set()  # names of clips not written yet
         self._finisher: ThreadPoolExecutor | None = None
 
     @property
@@ -98,7 +107,9 @@ class ClipRecorder:
                 )
                 start = int(name["ms"]) / 1000
                 segments = [Segment(path, start, start) for path in sorted(entry.iterdir())]
-                self._finish(_Recording(entry, segments))
+                with self._lock:
+                    clip_path = self._reserve(int(start), int(name["n"]))
+                    self._finish(_Recording(entry, clip_path, segments))
             elif entry.is_file() and entry.suffix == SEGMENT_SUFFIX:
                 entry.unlink()  # an old pre-roll buffer: no clip asked for it
 
@@ -165,15 +176,43 @@ class ClipRecorder:
             self._prune(float("inf"))
 
     def _new_recording(self, start: float) -> _Recording:
-        self._folders += 1
-        folder = self._segments_dir / f"clip_{int(start * 1000)}_{self._folders}"
+        clip_path = self._reserve(int(start))
+        name = parse_clip_id(clip_path.name)
+        if name is None:
+            raise AssertionError(f"{clip_path.name} breaks the clip_id rule")
+        folder = self._segments_dir / f"clip_{int(start * 1000)}_{name.n}"
         folder.mkdir(parents=True, exist_ok=True)
-        return _Recording(folder)
+        return _Recording(folder, clip_path)
+
+    def _reserve(self, unix_seconds: int, n: int = 1) -> Path:
+        """The clip's name from now on: the n-th of its second when free, else the next free."""
+        wanted = self._recordings_dir / clip_id_for(
+            self._camera_name, unix_seconds, n, CLIP_EXTENSION
+        )
+        if wanted.name in self._reserved or wanted.exists():
+            wanted = free_clip_path(
+                self._recordings_dir,
+                self._camera_name,
+                unix_seconds,
+                CLIP_EXTENSION,
+                self._reserved,
+            )
+        self._reserved.add(wanted.name)
+        return wanted
 
     def _take(self, recording: _Recording, segment: Segment) -> None:
         moved = recording.folder / segment.path.name
         segment.path.replace(moved)
         recording.segments.append(Segment(moved, segment.start, segment.end))
+        if self._on_live is not None:
+            self._on_live(
+                LiveSegment(
+                    camera_name=self._camera_name,
+                    clip_path=recording.clip_path,
+                    path=moved,
+                    start_ts=datetime.fromtimestamp(segment.start, UTC),
+                )
+            )
 
     def _prune(self, before: float) -> None:
         kept = []
@@ -200,12 +239,14 @@ class ClipRecorder:
         length = sum(segment.end - segment.start for segment in recording.segments)
         paths = [segment.path for segment in recording.segments]
         try:
-            written = assemble_clip(paths, self._recordings_dir, self._camera_name, end - length)
+            written = assemble_clip(paths, recording.clip_path, self._camera_name)
         except Exception:
             # A worker thread's error would vanish in its future. The segments stay in their
-            # folder, so the next start tries again.
+            # folder (and the name reserved), so the next start tries again.
             logger.exception("Cannot write a clip", extra=self._log_extra)
             return
+        with self._lock:
+            self._reserved.discard(recording.clip_path.name)
         shutil.rmtree(recording.folder, ignore_errors=True)
         duration = length if written.duration_s is None else written.duration_s
         self._hand_on(clip_record(written.path, self._camera_name, end - length, duration))
