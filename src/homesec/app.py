@@ -3,6 +3,8 @@
 Start order: database, notifiers, HTTP API, recovery of unfinished clips, sources.
 Stop order: sources first (no new clips), in-flight clips get `shutdown_timeout_s`, then the
 server and every plugin release their pools, sessions and connections.
+Sources that hand on the segments of the clips they are recording (`LiveClipSource`) feed
+early detection, so a detection event can go out before the clip is finalized.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from homesec.errors import ConfigError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
     AlertPolicy,
+    LiveClipSource,
     Notifier,
     ObjectFilter,
     StorageBackend,
@@ -29,6 +32,7 @@ from homesec.models.clip import Clip
 from homesec.models.config import Config, read_env
 from homesec.models.enums import RunMode
 from homesec.pipeline.core import ClipPipeline
+from homesec.pipeline.early import EarlyDetection
 from homesec.pipeline.notify import NotificationFanout, Sink
 from homesec.pipeline.recovery import recover_unfinished
 from homesec.pipeline.retention import RetentionPruner
@@ -125,6 +129,11 @@ class HomeSecApp:
             load_source(camera.source.backend, source_config(camera)) for camera in config.cameras
         ]
         self.server: ApiServer | None = None
+        self._early = EarlyDetection(
+            self.components.object_filter,
+            self.components.pipeline.detections,
+            self.components.repository,
+        )
         max_bytes = config.retention.max_local_size_bytes
         self._retention = (
             RetentionPruner(max_bytes, self.sources, self.components.repository)
@@ -169,6 +178,7 @@ class HomeSecApp:
             await self._shutdown()
 
     def _on_clip(self, clip: Clip) -> None:
+        self._early.clip_finalized(clip)
         self.components.pipeline.submit(clip)
         if self._retention is not None:
             self._retention.trigger("clip_arrived")
@@ -193,6 +203,8 @@ class HomeSecApp:
     async def _start_sources(self) -> None:
         for source in self.sources:
             source.register_callback(self._on_clip)
+            if isinstance(source, LiveClipSource):
+                source.register_live_callback(self._early.on_segment)
             await source.start()
 
     async def _shutdown(self) -> None:
@@ -202,6 +214,7 @@ class HomeSecApp:
                 await source.stop()
             except Exception:
                 logger.exception("Source %s did not stop cleanly", source.camera_name)
+        await self._early.close()
         await self.components.pipeline.drain(self._config.pipeline.shutdown_timeout_s)
         if self._retention is not None:
             await self._retention.wait()

@@ -12,8 +12,23 @@ import pytest
 import tests.fakes.plugins  # noqa: F401  (registers the fakes)
 from homesec.app import Components, build_components
 from tests.fakes.builders import make_config
+from tests.services.mosquitto import BrokerAddress
 
 BuildPipeline = Callable[..., Any]
+
+
+def mqtt_sink(broker: BrokerAddress, prefix: str) -> dict[str, Any]:
+    """The MQTT notifier's config entry, taking detection events too, on topics under `prefix`."""
+    return {
+        "backend": "mqtt",
+        "on_detection": True,
+        "config": {
+            "host": broker.host,
+            "port": broker.port,
+            "topic_template": prefix + "/alerts/{camera_name}",
+            "detection_topic_template": prefix + "/detections/{camera_name}",
+        },
+    }
 
 
 @pytest.fixture

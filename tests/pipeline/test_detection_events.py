@@ -8,22 +8,9 @@ from pathlib import Path
 import tests.fakes.plugins  # noqa: F401
 from homesec.models.alert import Alert, DetectionEvent
 from tests.fakes.builders import clip_from
-from tests.pipeline.conftest import BuildPipeline
+from tests.pipeline.conftest import BuildPipeline, mqtt_sink
 from tests.services.mosquitto import BrokerAddress, MQTTSubscriber
 from tests.services.smtp_server import SMTPServer
-
-
-def _mqtt(broker: BrokerAddress, prefix: str) -> dict[str, object]:
-    return {
-        "backend": "mqtt",
-        "on_detection": True,
-        "config": {
-            "host": broker.host,
-            "port": broker.port,
-            "topic_template": prefix + "/alerts/{camera_name}",
-            "detection_topic_template": prefix + "/detections/{camera_name}",
-        },
-    }
 
 
 async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe_key(
@@ -39,7 +26,7 @@ async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe
         build_pipeline(
             filter={"backend": "fake_filter", "config": {"box": [800, 300, 1000, 800]}},
             vlm={"backend": "fake_vlm", "run_mode": "trigger_only", "config": {"delay_s": 0.5}},
-            notifiers=[_mqtt(mqtt_broker, mqtt_topic_prefix)],
+            notifiers=[mqtt_sink(mqtt_broker, mqtt_topic_prefix)],
         ) as components,
     ):
         # When a clip is processed
@@ -80,7 +67,7 @@ async def test_a_clip_without_a_trigger_class_sends_neither(
         MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber,
         build_pipeline(
             filter={"backend": "fake_filter", "config": {"classes": ["car"]}},
-            notifiers=[_mqtt(mqtt_broker, mqtt_topic_prefix)],
+            notifiers=[mqtt_sink(mqtt_broker, mqtt_topic_prefix)],
         ) as components,
     ):
         # When a clip is processed

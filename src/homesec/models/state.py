@@ -53,6 +53,10 @@ class ClipStateData(BaseModel):
     filter_result: FilterResult | None = None
     analysis_result: AnalysisResult | None = None
     alert_decision: AlertDecision | None = None
+    detection_sent_at: datetime | None = Field(
+        default=None,
+        description="When the detection event went out (once per clip, maybe while recording)",
+    )
     notifications: dict[str, StageLog] = Field(
         default_factory=dict, description="Delivery journal of each notification sink"
     )
@@ -67,6 +71,12 @@ class ClipStateData(BaseModel):
 
     def is_stage_ok(self, name: StageName) -> bool:
         return self.stage(name).status == StageStatus.OK
+
+    def has_started(self) -> bool:
+        """Whether any stage was tried: the pipeline had the finished clip before."""
+        return any(
+            log.status != StageStatus.PENDING or log.attempts for log in self.stages.values()
+        )
 
     @classmethod
     def from_stored(cls, clip_id: str, raw: dict[str, Any]) -> ClipStateData:

@@ -2,6 +2,7 @@
 
     upload ─┐ (in parallel, each retried with backoff)
     filter ─┴─> snapshot -> VLM (per run_mode) -> alert policy -> notifiers (after the upload)
+                        └─> detection event (unless it went out while the clip was recorded)
 
 Stages return their result or a PipelineError (errors as values). A filter error stops the
 clip; upload, VLM and notify errors do not. An upload that still fails after its inline
@@ -27,17 +28,18 @@ from homesec.interfaces import (
     StorageBackend,
     VLMAnalyzer,
 )
-from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
+from homesec.models.alert import Alert, AlertDecision, SystemAlert
 from homesec.models.clip import Clip, analysis_name, snapshot_name
 from homesec.models.config import Config
-from homesec.models.enums import EventType, RunMode, StageName, StageStatus
+from homesec.models.enums import EventType, StageName, StageStatus
 from homesec.models.events import utc_now
 from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
 from homesec.models.state import ClipStateData
+from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
 from homesec.pipeline.journal import ClipJournal
 from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.retry import retrying
-from homesec.pipeline.snapshot import best_detection, write_snapshot
+from homesec.pipeline.snapshot import snapshot_of
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,9 @@ class ClipPipeline:
         self._analyzer = analyzer
         self._policy = alert_policy
         self._fanout = fanout
+        self.detections = DetectionAnnouncer(
+            config.vlm, fanout, analyzer_configured=analyzer is not None
+        )
         limits = config.concurrency
         self._clip_slots = asyncio.Semaphore(limits.max_clips_in_flight)
         self._stage_slots = {
@@ -172,7 +177,8 @@ class ClipPipeline:
             self._retry_upload_in_background(clip, journal)
         if filter_result is None:
             return
-        snapshot = await self._snapshot(clip, filter_result)
+        target = clip.local_path.with_name(snapshot_name(clip.clip_id))
+        snapshot = await snapshot_of(clip.local_path, filter_result, target, _extra(clip, None))
         detection = asyncio.create_task(
             self._detection_event(clip, journal, filter_result, snapshot),
             name=f"detection:{clip.clip_id}",
@@ -275,20 +281,6 @@ class ClipPipeline:
                 journal.stage_ok(StageName.FILTER, filter_result=detections)
                 return detections
 
-    async def _snapshot(self, clip: Clip, filter_result: FilterResult) -> Path | None:
-        """The best detection's frame as a JPEG next to the clip (None when nothing to show)."""
-        detection = best_detection(filter_result)
-        if detection is None:
-            return None
-        target = clip.local_path.with_name(snapshot_name(clip.clip_id))
-        try:
-            if not await asyncio.to_thread(target.exists):
-                await asyncio.to_thread(write_snapshot, clip.local_path, detection, target)
-        except Exception as exc:
-            logger.warning("No snapshot for %s: %s", clip.clip_id, exc, extra=_extra(clip, None))
-            return None
-        return target
-
     async def _detection_event(
         self,
         clip: Clip,
@@ -296,24 +288,19 @@ class ClipPipeline:
         filter_result: FilterResult,
         snapshot: Path | None,
     ) -> None:
-        """The first signal, sent as soon as the detector found a trigger class."""
-        triggers = set(filter_result.detected_classes) & set(self._config.vlm.trigger_classes)
-        if not triggers or journal.is_ok(StageName.VLM):
-            return  # nothing to announce, or announced before a restart
-        event = DetectionEvent(
-            clip_id=clip.clip_id,
-            camera_name=clip.camera_name,
-            detected_classes=filter_result.detected_classes,
-            confidence=filter_result.confidence,
-            ts=utc_now(),
-            snapshot=str(snapshot) if snapshot else None,
-            analysis_pending=self._analyzer is not None
-            and self._vlm_skip_reason(filter_result) is None,
-            dedupe_key=clip.clip_id,
-        )
-        delivered = await self._fanout.deliver_detection(event, snapshot)
-        if delivered:
-            journal.record(EventType.DETECTION_SENT, ", ".join(delivered))
+        """The first signal, as soon as the detector found a trigger class: sent now unless
+        it went out while the clip was recorded, or before a restart."""
+        if journal.state.detection_sent_at is None and not journal.is_ok(StageName.VLM):
+            announcement = await self.detections.announce(
+                clip.clip_id, clip.camera_name, filter_result, snapshot, live=False
+            )
+            if announcement is not None:
+                journal.record(
+                    EventType.DETECTION_SENT,
+                    announcement.describe(),
+                    detection_sent_at=announcement.sent_at,
+                )
+        self.detections.forget(clip.clip_id)
 
     async def _vlm(
         self, clip: Clip, journal: ClipJournal, filter_result: FilterResult
@@ -321,7 +308,7 @@ class ClipPipeline:
         if journal.is_ok(StageName.VLM) and journal.state.analysis_result is not None:
             return journal.state.analysis_result
         analyzer = self._analyzer
-        skip_reason = self._vlm_skip_reason(filter_result)
+        skip_reason = vlm_skip_reason(self._config.vlm, filter_result.detected_classes)
         if analyzer is None or skip_reason is not None:
             journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
             return None
@@ -346,18 +333,6 @@ class ClipPipeline:
             case AnalysisResult() as analysis:
                 journal.stage_ok(StageName.VLM, analysis_result=analysis)
                 return analysis
-
-    def _vlm_skip_reason(self, filter_result: FilterResult) -> str | None:
-        vlm = self._config.vlm
-        match vlm.run_mode:
-            case RunMode.NEVER:
-                return "run_mode=never"
-            case RunMode.ALWAYS:
-                return None
-            case RunMode.TRIGGER_ONLY:
-                if set(filter_result.detected_classes) & set(vlm.trigger_classes):
-                    return None
-                return f"no trigger class ({', '.join(vlm.trigger_classes)}) detected"
 
     def _decide(
         self, camera_name: str, filter_result: FilterResult, analysis: AnalysisResult | None

@@ -33,13 +33,15 @@ class ClipJournal:
     async def open(cls, clip: Clip, repository: ClipRepository) -> ClipJournal:
         """Resume the stored state of a clip (recovery) or start a new one."""
         stored = await repository.get(clip.clip_id)
-        if stored is None:
+        if stored is None or not stored.has_started():
+            # New to the pipeline; its detection event may have gone out while it recorded.
             state = ClipStateData(
                 clip_id=clip.clip_id,
                 camera_name=clip.camera_name,
                 source_backend=clip.source_backend,
                 local_path=str(clip.local_path),
                 start_ts=clip.start_ts,
+                detection_sent_at=stored.detection_sent_at if stored else None,
             )
             event = EventType.CLIP_RECEIVED
         else:

@@ -84,19 +84,17 @@ class NotificationFanout:
         results = await asyncio.gather(*(self._send(s, alert, snapshot, journal) for s in pending))
         return [error for error in results if error is not None]
 
+    def takes_detections(self, camera_name: str) -> bool:
+        """Whether any sink takes this camera's early detection events."""
+        return bool(self._detection_sinks(camera_name))
+
     async def deliver_detection(self, event: DetectionEvent, snapshot: Path | None) -> list[str]:
         """Best effort, fast: the sinks that opted in get the early detection event.
 
         Returns the names of the sinks that have it. Retries would only make it late, and
         the final alert follows anyway.
         """
-        sinks = [
-            sink
-            for sink in self._sinks
-            if sink.route.on_detection
-            and isinstance(sink.notifier, DetectionSink)
-            and (sink.route.cameras is None or event.camera_name in sink.route.cameras)
-        ]
+        sinks = self._detection_sinks(event.camera_name)
         results = await asyncio.gather(
             *(cast(DetectionSink, s.notifier).send_detection(event, snapshot) for s in sinks),
             return_exceptions=True,
@@ -118,6 +116,15 @@ class NotificationFanout:
         for sink, result in zip(sinks, results, strict=True):
             if isinstance(result, Exception):
                 logger.error("Sink %s could not send a system alert: %s", sink.name, result)
+
+    def _detection_sinks(self, camera_name: str) -> list[Sink]:
+        return [
+            sink
+            for sink in self._sinks
+            if sink.route.on_detection
+            and isinstance(sink.notifier, DetectionSink)
+            and (sink.route.cameras is None or camera_name in sink.route.cameras)
+        ]
 
     async def _send(
         self, sink: Sink, alert: Alert, snapshot: Path | None, journal: ClipJournal

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -12,6 +15,8 @@ import numpy as np
 from homesec.models.results import Detection, FilterResult
 from homesec.video.sampler import sample_frames
 
+logger = logging.getLogger(__name__)
+
 _MAX_SIDE = 1280
 _JPEG_QUALITY = 85
 _BOX_COLOUR = (0, 200, 255)  # BGR amber: visible on day and night footage
@@ -19,6 +24,23 @@ _BOX_COLOUR = (0, 200, 255)  # BGR amber: visible on day and night footage
 
 def best_detection(result: FilterResult) -> Detection | None:
     return max(result.detections, key=lambda d: d.confidence, default=None)
+
+
+async def snapshot_of(
+    video: Path, result: FilterResult, target: Path, log_extra: Mapping[str, str]
+) -> Path | None:
+    """The best detection's snapshot at `target`, written off the event loop unless it is
+    there already; None when there is nothing to show or it cannot be made (logged)."""
+    detection = best_detection(result)
+    if detection is None:
+        return None
+    try:
+        if not await asyncio.to_thread(target.exists):
+            await asyncio.to_thread(write_snapshot, video, detection, target)
+    except Exception as exc:
+        logger.warning("No snapshot %s: %s", target.name, exc, extra=log_extra)
+        return None
+    return target
 
 
 def write_snapshot(video: Path, detection: Detection, target: Path) -> Path:

@@ -1,0 +1,161 @@
+"""Early detection for live sources: the detector looks at a clip while it is being recorded.
+
+A source that can (`LiveClipSource`) hands on each finished segment of a clip it is
+recording. Per camera, the object filter checks one segment at a time; when it falls behind,
+a segment still waiting is replaced by the newer one (the newest is the likeliest to show
+what set the motion off). The first segment with a trigger class settles the clip: its
+snapshot is written from that segment, next to where the clip will be, and the detection
+event goes out through the pipeline's `DetectionAnnouncer` with the clip's future clip_id,
+so the finalized clip does not send it again. That is stored as the clip's state through
+the repository, so a restart knows it too. Later segments of a settled clip, and those of a
+clip already finalized, are not looked at; the finalized clip is filtered as a whole, as
+always, so a segment that vanished or could not be read is only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from homesec.interfaces import ObjectFilter
+from homesec.models.clip import Clip, LiveSegment, snapshot_name
+from homesec.models.enums import EventType
+from homesec.models.events import ClipEvent
+from homesec.models.results import FilterResult
+from homesec.models.state import ClipStateData
+from homesec.pipeline.detection import Announcement, DetectionAnnouncer
+from homesec.pipeline.snapshot import snapshot_of
+from homesec.repository.clip_repository import ClipRepository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Lane:
+    """One camera's early detection: the clip it follows and the segment waiting."""
+
+    clip_id: str | None = None
+    announced: bool = False
+    finalized: bool = False
+    waiting: LiveSegment | None = None
+    worker: asyncio.Task[None] | None = None
+
+    def follow(self, clip_id: str) -> None:
+        if clip_id != self.clip_id:
+            self.clip_id, self.announced, self.finalized = clip_id, False, False
+
+    def recording(self, clip_id: str) -> bool:
+        return self.clip_id == clip_id and not self.finalized
+
+    def looks_at(self, clip_id: str) -> bool:
+        """Segments of this clip are still worth a look."""
+        return self.recording(clip_id) and not self.announced
+
+
+class EarlyDetection:
+    """Runs the object filter on the live segments of clips being recorded."""
+
+    def __init__(
+        self,
+        object_filter: ObjectFilter,
+        detections: DetectionAnnouncer,
+        repository: ClipRepository,
+    ) -> None:
+        self._filter = object_filter
+        self._detections = detections
+        self._repository = repository
+        self._lanes: dict[str, _Lane] = {}
+
+    def on_segment(self, segment: LiveSegment) -> None:
+        """Live callback (event loop's thread): check the segment when the filter is free."""
+        if not self._detections.wanted(segment.camera_name):
+            return  # nobody takes detection events: the work would be wasted
+        lane = self._lanes.setdefault(segment.camera_name, _Lane())
+        lane.follow(segment.clip_id)
+        if not lane.looks_at(segment.clip_id):
+            return
+        lane.waiting = segment
+        if lane.worker is None or lane.worker.done():
+            lane.worker = asyncio.create_task(
+                self._work(lane), name=f"early-detection:{segment.camera_name}"
+            )
+
+    def clip_finalized(self, clip: Clip) -> None:
+        """The clip is handed on to the pipeline, which filters it as a whole."""
+        lane = self._lanes.get(clip.camera_name)
+        if lane is not None and lane.clip_id == clip.clip_id:
+            lane.finalized, lane.waiting = True, None
+
+    async def close(self) -> None:
+        """Stop looking (at shutdown, once the sources are stopped)."""
+        workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _work(self, lane: _Lane) -> None:
+        while (segment := lane.waiting) is not None:
+            lane.waiting = None
+            result = await self._check(segment)
+            # The clip may have been finalized (or another begun) while the filter looked.
+            if result is None or not lane.looks_at(segment.clip_id):
+                continue
+            if not self._detections.triggers(result):
+                continue
+            lane.announced, lane.waiting = True, None
+            announcement = await self._announce(segment, result)
+            # Once finalized, the clip's own journal records the event instead.
+            if announcement is not None and lane.recording(segment.clip_id):
+                await self._store(segment, announcement)
+
+    async def _check(self, segment: LiveSegment) -> FilterResult | None:
+        try:
+            return await self._filter.detect(segment.path)
+        except Exception as exc:
+            logger.info(
+                "Live segment %s not checked (the finalized clip will be): %s",
+                segment.path.name,
+                exc,
+                extra=_extra(segment),
+            )
+            return None
+
+    async def _announce(self, segment: LiveSegment, result: FilterResult) -> Announcement | None:
+        target = segment.clip_path.with_name(snapshot_name(segment.clip_id))
+        snapshot = await snapshot_of(segment.path, result, target, _extra(segment))
+        announcement = await self._detections.announce(
+            segment.clip_id, segment.camera_name, result, snapshot, live=True
+        )
+        if announcement is not None:
+            logger.info(
+                "Detection event for %s sent while it is recorded: %s",
+                segment.clip_id,
+                ", ".join(result.detected_classes),
+                extra={**_extra(segment), "event_type": EventType.DETECTION_SENT},
+            )
+        return announcement
+
+    async def _store(self, segment: LiveSegment, announcement: Announcement) -> None:
+        # Still recording, so the pipeline has no state of this clip yet: it starts from this
+        # one when the clip is finalized (see ClipJournal.open).
+        state = ClipStateData(
+            clip_id=segment.clip_id,
+            camera_name=segment.camera_name,
+            local_path=str(segment.clip_path),
+            detection_sent_at=announcement.sent_at,
+        )
+        event = ClipEvent(
+            clip_id=segment.clip_id,
+            event_type=EventType.DETECTION_SENT,
+            camera_name=segment.camera_name,
+            message=announcement.describe(),
+        )
+        await self._repository.save(state, event)
+
+
+def _extra(segment: LiveSegment) -> dict[str, str]:
+    return {"clip_id": segment.clip_id, "camera_name": segment.camera_name}
