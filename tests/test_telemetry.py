@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from homesec.telemetry import JsonFormatter, TextFormatter, redact, register_secret
 
 
@@ -45,3 +47,22 @@ def test_json_lines_carry_the_structured_extras() -> None:
     assert payload["clip_id"] == "front_door_1700000000.mp4"
     assert "another-secret-value" not in payload["message"]
     assert "event_type=vlm_usage" in text and "another-secret-value" not in text
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['pa"ss-word-1', "back\\slash-2", "pässwörd-3", "tab\tand\nnewline-4"],
+    ids=["quote", "backslash", "non-ascii", "control"],
+)
+def test_json_lines_redact_secrets_that_json_would_escape(secret: str) -> None:
+    # Given a registered secret holding a character JSON escapes, in a message and an extra
+    register_secret(secret)
+    record = _record(f"token is {secret}", clip_id="x", detail={"password": secret})
+
+    # When the record is formatted as a JSON line
+    line = JsonFormatter().format(record)
+
+    # Then the secret appears in no form: neither as written nor as JSON escaped it
+    payload = json.loads(line)
+    assert secret not in line and json.dumps(secret)[1:-1] not in line
+    assert payload["message"] == "token is ***" and payload["detail"] == {"password": "***"}

@@ -37,6 +37,26 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_json(value: Any) -> str:
+    """`value` as JSON text, each string redacted before it is encoded.
+
+    Redacting the encoded text would miss a secret holding a quote, a backslash or a
+    non-ASCII character: JSON escapes those, so the secret no longer appears as written.
+    """
+    return json.dumps(_redacted(value), default=lambda other: redact(str(other)))
+
+
+def _redacted(value: Any) -> Any:
+    match value:
+        case str():
+            return redact(value)
+        case dict():
+            return {key: _redacted(item) for key, item in value.items()}
+        case list() | tuple():
+            return [_redacted(item) for item in value]
+    return value
+
+
 def structured_extras(record: logging.LogRecord) -> dict[str, Any]:
     """The `extra={...}` fields of a record."""
     return {
@@ -69,7 +89,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
-        return redact(json.dumps(payload, default=str))
+        return redact_json(payload)
 
 
 def configure_logging(level: str, log_format: LogFormat) -> None:

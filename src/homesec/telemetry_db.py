@@ -29,7 +29,7 @@ from homesec.models.config import StateStoreConfig
 from homesec.state.log_records import insert_records, prune_records
 from homesec.state.store import StateStore, database_url
 from homesec.state.tables import POSTGRES
-from homesec.telemetry import redact, structured_extras
+from homesec.telemetry import redact, redact_json, structured_extras
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def _row(record: logging.LogRecord) -> Row:
 
 def _json_safe(extras: dict[str, Any]) -> Any:
     # Through JSON text once: any value becomes JSON-safe, and secrets are redacted.
-    text = redact(json.dumps(extras, default=str))
+    text = redact_json(extras)
     try:
         return json.loads(text)
     except ValueError:
