@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from homesec.interfaces import Notifier
-from homesec.models.alert import Alert, SystemAlert
+from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.plugins.notifiers.apprise import AppriseNotifier, AppriseNotifierConfig
 from homesec.plugins.registry import load_notifier, validate_plugin_config
@@ -228,3 +228,39 @@ def test_bad_config_is_rejected_at_load(
     # Then the error names the problem, never a URL from an env var
     assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
     assert "secret-token-xyz" not in str(caught.value)
+
+
+async def test_home_assistant_replaces_the_detection_message_with_the_alert(
+    http_receiver: HTTPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a notifier whose service is Home Assistant (persistent notifications), served by a
+    # local receiver, and the detection event and final alert of one clip, then another clip
+    url = f"hassio://127.0.0.1:{http_receiver.port}/ha-token-123"
+    notifier = make_notifier(monkeypatch, url)
+    alert = make_alert()
+    detection = DetectionEvent(
+        clip_id=alert.clip_id,
+        camera_name=alert.camera_name,
+        detected_classes=["person"],
+        confidence=0.9,
+        ts=alert.ts,
+        snapshot=None,
+        analysis_pending=True,
+        dedupe_key=alert.dedupe_key,
+    )
+    other = make_alert(clip_id="front_door_1700000099.mp4", dedupe_key="front_door_1700000099.mp4")
+
+    # When the detection event, its alert and the other clip's alert are sent
+    await notifier.send_detection(detection)
+    await notifier.send(alert)
+    await notifier.send(other)
+
+    # Then the clip's two messages carry the same notification id (the alert replaces the
+    # detection message in Home Assistant), and the other clip's message its own
+    requests = await http_receiver.wait_for(3)
+    assert {r.path for r in requests} == {"/api/services/persistent_notification/create"}
+    ids = [r.json()["notification_id"] for r in requests]
+    assert ids[0] == ids[1] == "front_door_1700000000_mp4"
+    assert ids[2] == "front_door_1700000099_mp4"
+    assert "person" in requests[0].json()["title"] + requests[0].json()["message"]
+    assert requests[1].json()["message"] != requests[0].json()["message"]

@@ -13,6 +13,11 @@ snapshot is attached when the service takes attachments. Each URL is one service
 parallel through Apprise's async API within `timeout_s`. `send` raises when any service fails,
 so the pipeline retries; the retry skips the services that already have that alert, so a
 flaky one does not make the others notify twice.
+
+The early detection message and the final alert of a clip share its `dedupe_key`. Services
+that can replace a message by an id of the sender's choosing get it as that id, so the alert
+takes the detection message's place: today Apprise's Home Assistant service (`hassio://`,
+its `nid`, a persistent notification's id). Other services show both messages.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apprise
 from apprise.attachment.memory import AttachMemory
@@ -52,6 +58,10 @@ from homesec.telemetry import register_secret
 _PARTIAL_MEMORY = 256
 # Apprise bounds each call by `timeout`; this is only a backstop for a service that ignores it.
 _BACKSTOP_S = 2.0
+# The URL argument of services that take the sender's message id (Home Assistant's `nid`),
+# and what such an id may not contain.
+_MESSAGE_ID_ARG = "nid"
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _NOTIFY_TYPES: dict[RiskLevel | None, apprise.NotifyType] = {
     None: apprise.NotifyType.INFO,
     RiskLevel.LOW: apprise.NotifyType.INFO,
@@ -152,6 +162,19 @@ class _Service:
         # Not Apprise's privacy-masked URL: it keeps json:// paths and Telegram's bot token
         # sits where a host would be. Where it was configured, and the kind of service.
         self.label = f"{where} ({self.notifier[0].service_name})"
+        self._url = url
+        self._replaceable = _MESSAGE_ID_ARG in type(self.notifier[0]).template_args
+
+    def notifier_for(self, message_id: str | None) -> apprise.Apprise:
+        """The instance to notify with: one that names the message where the service can."""
+        if message_id is None or not self._replaceable:
+            return self.notifier
+        parts = urlsplit(self._url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != _MESSAGE_ID_ARG]
+        query.append((_MESSAGE_ID_ARG, _ID_UNSAFE.sub("_", message_id)))
+        notifier = apprise.Apprise()
+        notifier.add(urlunsplit(parts._replace(query=urlencode(query))))
+        return notifier
 
 
 @plugin(PluginType.NOTIFIER, "apprise", config=AppriseNotifierConfig)
@@ -190,6 +213,7 @@ class AppriseNotifier:
         context = alert_context(alert)
         await self._notify(
             alert.dedupe_key,
+            alert.dedupe_key,
             one_line(self._templates.title.render(context)),
             self._templates.body.render(context),
             _NOTIFY_TYPES[alert.risk_level],
@@ -201,13 +225,13 @@ class AppriseNotifier:
         image = await read_snapshot(snapshot, event) if self._config.attach_snapshot else None
         title, body = detection_summary(event)
         attachment = (image, snapshot_filename(event)) if image is not None else None
-        await self._notify(None, title, body, apprise.NotifyType.INFO, attachment)
+        await self._notify(None, event.dedupe_key, title, body, apprise.NotifyType.INFO, attachment)
 
     async def send_system(self, alert: SystemAlert) -> None:
         context = system_context(alert)
         title = one_line(self._templates.system_title.render(context))
         body = self._templates.system_body.render(context)
-        await self._notify(None, title, body, apprise.NotifyType.FAILURE, None)
+        await self._notify(None, None, title, body, apprise.NotifyType.FAILURE, None)
 
     async def ping(self) -> bool:
         """False after a failed delivery, until one succeeds."""
@@ -219,6 +243,7 @@ class AppriseNotifier:
     async def _notify(
         self,
         key: str | None,
+        message_id: str | None,
         title: str,
         body: str,
         notify_type: apprise.NotifyType,
@@ -227,7 +252,12 @@ class AppriseNotifier:
         done = self._delivered_to.pop(key, set()) if key else set()
         pending = [i for i in range(len(self._services)) if i not in done]
         problems = await asyncio.gather(
-            *(self._notify_one(self._services[i], title, body, notify_type, image) for i in pending)
+            *(
+                self._notify_one(
+                    self._services[i].notifier_for(message_id), title, body, notify_type, image
+                )
+                for i in pending
+            )
         )
         failed = [(i, problem) for i, problem in zip(pending, problems, strict=True) if problem]
         self._last_delivery_ok = not failed
@@ -241,7 +271,7 @@ class AppriseNotifier:
 
     async def _notify_one(
         self,
-        service: _Service,
+        notifier: apprise.Apprise,
         title: str,
         body: str,
         notify_type: apprise.NotifyType,
@@ -260,7 +290,7 @@ class AppriseNotifier:
         timeout = self._config.timeout_s
         try:
             async with asyncio.timeout(timeout + _BACKSTOP_S):
-                result = await service.notifier.async_notify(
+                result = await notifier.async_notify(
                     body=body,
                     title=title,
                     notify_type=notify_type,
