@@ -110,12 +110,42 @@ async def test_writes_resume_when_postgres_comes_back(
     after = analyzed_state("driveway_1700000003.mp4")
     saved = await repository.save(after)
 
-    # Then writes resume with no restart; only the write made during the outage is lost
+    # Then writes resume with no restart, and the state dropped during the outage is written
+    # again (once) as soon as the database answered
     try:
         assert saved is True
+        await repository.unsaved_states.wait()
         assert repository.dropped_writes == 1
+        assert len(repository.unsaved_states) == 0
         stored = await repository.get_many([before.clip_id, during.clip_id, after.clip_id])
-        assert stored == {before.clip_id: before, after.clip_id: after}
+        assert stored == {before.clip_id: before, during.clip_id: during, after.clip_id: after}
+    finally:
+        await repository.close()
+
+
+async def test_a_clip_finished_during_an_outage_is_stored_done_once_a_ping_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_postgres: ThrowawayPostgres
+) -> None:
+    # Given a clip whose every write, the last one included, came while Postgres was down
+    monkeypatch.setenv(DSN_ENV, throwaway_postgres.dsn)
+    repository = ClipRepository.from_config(state_store_config(tmp_path))
+    await repository.start()
+    throwaway_postgres.stop()
+    state = new_state("driveway_1700000004.mp4")
+    assert await repository.save(state) is False
+    finished = analyzed_state("driveway_1700000004.mp4")
+    assert await repository.save(finished) is False
+
+    # When the database is back and the health check pings it (no other clip arrives)
+    throwaway_postgres.start()
+    pinged = await repository.ping()
+    await repository.unsaved_states.wait()
+
+    # Then the clip's latest state is stored, and nothing waits any more
+    try:
+        assert pinged is True
+        assert await repository.get(finished.clip_id) == finished
+        assert len(repository.unsaved_states) == 0
     finally:
         await repository.close()
 

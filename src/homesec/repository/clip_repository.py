@@ -28,6 +28,7 @@ from homesec.models.config import StateStoreConfig
 from homesec.models.enums import EventType
 from homesec.models.events import ClipEvent
 from homesec.models.state import ClipStateData
+from homesec.repository.unsaved import UnsavedStates
 from homesec.state import queries
 from homesec.state.queries import CameraActivity, ClipFilter, ClipRow, ClipStats, PageKey
 from homesec.state.store import StateStore
@@ -65,6 +66,7 @@ class ClipRepository:
         self._locks = _ClipLocks()
         self._dropped_writes = 0
         self._parsed = _ParsedStates(_PARSED_STATES_KEPT)
+        self._unsaved = UnsavedStates(self.save)
 
     @classmethod
     def from_config(cls, config: StateStoreConfig) -> ClipRepository:
@@ -93,7 +95,13 @@ class ClipRepository:
                 _describe(exc),
             )
 
+    @property
+    def unsaved_states(self) -> UnsavedStates:
+        """Clips whose latest state is not in the database yet (written again when it is)."""
+        return self._unsaved
+
     async def close(self) -> None:
+        await self._unsaved.close()
         try:
             await self._store.close()
         except Exception as exc:
@@ -105,6 +113,7 @@ class ClipRepository:
         except Exception as exc:
             logger.debug("State store ping failed: %s", _describe(exc))
             return False
+        self._unsaved.replay_soon()
         return True
 
     async def save(self, state: ClipStateData, *events: ClipEvent) -> bool:
@@ -117,7 +126,10 @@ class ClipRepository:
                 await self._store.save_state(state.clip_id, document, events)
         except Exception as exc:
             self._drop_write(state.clip_id, exc)
+            self._unsaved.remember(state)
             return False
+        self._unsaved.forget(state.clip_id)
+        self._unsaved.replay_soon()
         return True
 
     async def append_event(self, event: ClipEvent) -> bool:
