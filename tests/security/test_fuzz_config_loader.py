@@ -14,22 +14,16 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from homesec.config_loader import load_config
 from homesec.errors import ConfigError
 from homesec.models.config import Config
+from tests.security.fuzzing import FUZZ
 
 REPO = Path(__file__).parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "config" / "example.yaml").read_text())
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 Path_ = tuple[str | int, ...]
 

@@ -8,22 +8,16 @@ import math
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from homesec.models.results import AnalysisResult
 from homesec.plugins.analyzers.prompt import correction_messages
 from homesec.plugins.analyzers.reply import ReplyError, parse_reply
+from tests.security.fuzzing import FUZZ
 from tests.services.openai_server import VALID_ANALYSIS
 
 TYPES = ["delivery", "person_at_door", "unknown"]
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 _json_values = st.recursive(
     st.none()
@@ -97,7 +91,7 @@ def _is_storable(result: AnalysisResult) -> bool:
     return all(math.isfinite(number) for number in numbers)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=300)  # cheap examples: more of them
 @given(reply=_replies)
 @example(reply='{"a":' * 5000 + "1" + "}" * 5000)
 @example(reply=_dump({**VALID_ANALYSIS, "confidence": 0}).replace(": 0}", ": " + "1" * 5000 + "}"))
