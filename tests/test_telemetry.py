@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
+from homesec.app import register_config_secrets
 from homesec.telemetry import JsonFormatter, TextFormatter, redact, register_secret
+from tests.fakes.builders import make_config
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
@@ -66,3 +69,27 @@ def test_json_lines_redact_secrets_that_json_would_escape(secret: str) -> None:
     payload = json.loads(line)
     assert secret not in line and json.dumps(secret)[1:-1] not in line
     assert payload["message"] == "token is ***" and payload["detail"] == {"password": "***"}
+
+
+def test_config_secrets_are_registered_but_user_names_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a config whose MQTT sink names a user and a password env var
+    monkeypatch.setenv("TEST_TELEMETRY_MQTT_USER", "homesec-telemetry-user")
+    monkeypatch.setenv("TEST_TELEMETRY_MQTT_PASSWORD", "pw-telemetry-0451")
+    mqtt = {
+        "backend": "mqtt",
+        "config": {
+            "host": "127.0.0.1",
+            "username_env": "TEST_TELEMETRY_MQTT_USER",
+            "password_env": "TEST_TELEMETRY_MQTT_PASSWORD",
+        },
+    }
+    config = make_config(tmp_path, notifiers=[mqtt])
+
+    # When its secrets are registered and a line naming both is redacted
+    register_config_secrets(config)
+    clean = redact("login homesec-telemetry-user with pw-telemetry-0451")
+
+    # Then the password is hidden and the user name, not a secret, stays readable
+    assert clean == "login homesec-telemetry-user with ***"

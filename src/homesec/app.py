@@ -224,10 +224,17 @@ class HomeSecApp:
         logger.info("Shutdown complete")
 
 
+# Env vars named by these keys hold names, not secrets: a user called "homesec" registered as
+# a secret would blank out every logger name in the logs.
+_NOT_SECRET_ENV_KEYS = frozenset({"username_env"})
+
+
 def _env_names(node: Any) -> Iterator[str]:
     match node:
         case dict():
             for key, value in node.items():
+                if key in _NOT_SECRET_ENV_KEYS:
+                    continue
                 if str(key).endswith("_env") and isinstance(value, str):
                     yield value
                 elif str(key).endswith("_env") and isinstance(value, list):
