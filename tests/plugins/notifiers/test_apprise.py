@@ -207,6 +207,8 @@ async def test_system_alert_is_sent_with_its_own_title_and_body(
     [
         ({}, "no Apprise URL"),
         ({"urls": ["json://user:hunter2@127.0.0.1/x"]}, "must hold no secret"),
+        ({"urls": ["tgram://123456789:AAHabcdefghijklmnopqrstuvwxyz0123/42"]}, "no secret"),
+        ({"urls": ["hassio://127.0.0.1:8123/long-lived-token"]}, "must hold no secret"),
         ({"urls": ["nonsense://host"]}, "urls[0] 'nonsense://host' is not a URL Apprise"),
         ({"urls_env": ["TEST_APPRISE_BAD"]}, "entry 2 of TEST_APPRISE_BAD is not a URL Apprise"),
         ({"urls_env": ["HOMESEC_TEST_UNSET_VAR"]}, "is not set"),

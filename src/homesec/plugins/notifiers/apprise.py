@@ -119,9 +119,12 @@ class AppriseNotifierConfig(NotifierConfig):
 
     @model_validator(mode="after")
     def _usable(self) -> AppriseNotifierConfig:
-        for url in self.urls:
-            if urlsplit(url).password:
-                raise ValueError("urls must hold no secret: name an env var in urls_env instead")
+        for number, url in enumerate(self.urls):
+            if _holds_secret(url):
+                raise ValueError(
+                    f"urls[{number}] must hold no secret (a password, token or key): put the URL"
+                    " in an env var named in urls_env instead"
+                )
         found = list(self.all_urls())
         if not found:
             raise ValueError("no Apprise URL: set urls_env (or urls)")
@@ -130,6 +133,22 @@ class AppriseNotifierConfig(NotifierConfig):
                 raise ValueError(f"{where} is not a URL Apprise understands")
         _Templates(self)
         return self
+
+
+def _holds_secret(url: str) -> bool:
+    """Whether the URL carries something its service treats as private.
+
+    Apprise knows, per service, which parts of a URL are secret (Telegram's bot token,
+    Pushover's keys, a password): its privacy-masked form differs from the plain one.
+    """
+    if urlsplit(url).password:
+        return True
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        return False  # not a URL Apprise understands: reported as such
+    service = notifier[0]
+    masked = service.url(privacy=True)  # type: ignore[no-untyped-call]  # unannotated in apprise
+    return bool(masked != service.url(privacy=False))  # type: ignore[no-untyped-call]
 
 
 def _split_urls(value: str) -> list[str]:
