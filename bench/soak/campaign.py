@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tests.security.secret_scan import SecretScanner
-from tests.services.mosquitto import ThrowawayBroker
-from tests.services.openai_server import OpenAIServer, ScriptedReply, serve_openai
-from tests.services.postgres import ThrowawayPostgres, free_port, serve_throwaway_postgres
-from tests.services.rtsp_server import RTSPCamera, make_walk_in_footage
-from tests.services.s3_server import S3Server, serve_s3
+from tests.services.postgres import free_port
 
 from bench._support import MEDIA, MODELS
 from bench.soak.api_probe import ApiProbe
-from bench.soak.faults import Action, Fault, FaultKind, FaultLog, run_schedule, slot_seconds
+from bench.soak.faults import FaultLog, run_schedule, slot_seconds
 from bench.soak.homesec_process import HomesecProcess, processes_mentioning
 from bench.soak.load import (
     Camera,
@@ -34,8 +29,14 @@ from bench.soak.load import (
     produce,
 )
 from bench.soak.observers import AlertCollector, SpoolFolder, SpoolWatcher
-from bench.soak.soak_config import VLM_TIMEOUT_S, Endpoints, SoakSecrets, build_config, secret_env
-from bench.soak.storage_proxy import ProxyMode, StorageProxy, serve_storage_proxy
+from bench.soak.services import Services, make_faults, running_services
+from bench.soak.soak_config import (
+    RETENTION_CAP_BYTES,
+    Endpoints,
+    SoakSecrets,
+    build_config,
+    secret_env,
+)
 from bench.soak.verify import Outcome, judge, read_states, resource_growth, stored_clip_keys
 
 FOLDER_CAMERAS = ["yard_a", "yard_b"]
@@ -75,53 +76,16 @@ class CampaignResult:
         )  # fmt: skip
 
 
-@dataclass
-class _Services:
-    postgres: ThrowawayPostgres
-    broker: ThrowawayBroker
-    s3: S3Server
-    proxy: StorageProxy
-    vlm: OpenAIServer
-    cameras: list[RTSPCamera]
-
-
-@contextlib.contextmanager
-def _services(work: Path, rtsp_cameras: int, values: SoakSecrets) -> Iterator[_Services]:
-    with contextlib.ExitStack() as stack:
-        postgres = stack.enter_context(serve_throwaway_postgres())
-        broker = ThrowawayBroker(work / "broker")
-        broker.start()
-        stack.callback(broker.stop)
-        s3 = stack.enter_context(serve_s3())
-        proxy = stack.enter_context(serve_storage_proxy(s3.endpoint_url))
-        vlm = stack.enter_context(serve_openai())
-        vlm.api_key = values.vlm_key
-        vlm.default_reply = _HEALTHY_VLM
-        footage = make_walk_in_footage(MEDIA, work / "walk_in.mp4")
-        cameras = []
-        for _ in range(rtsp_cameras):
-            camera = RTSPCamera(footage, user="soak", password=values.rtsp_password)
-            camera.start()
-            stack.callback(camera.close)
-            cameras.append(camera)
-        yield _Services(postgres, broker, s3, proxy, vlm, cameras)
-
-
-_HEALTHY_VLM = ScriptedReply.analysis(risk_level="high", activity_type="person_at_door")
-_SLOW_VLM = ScriptedReply.analysis(delay_s=VLM_TIMEOUT_S * 3)
-_GARBAGE_VLM = ScriptedReply.completion("Sure! Here is the analysis: {risk: maybe")
-
-
 async def run_campaign(settings: CampaignSettings) -> CampaignResult:
     work = settings.work_dir
     work.mkdir(parents=True, exist_ok=True)
     values = SoakSecrets.fresh()
-    with _services(work, settings.rtsp_cameras, values) as services:
+    with running_services(work, settings.rtsp_cameras, values) as services:
         return await _run(settings, services, values)
 
 
 async def _run(
-    settings: CampaignSettings, services: _Services, values: SoakSecrets
+    settings: CampaignSettings, services: Services, values: SoakSecrets
 ) -> CampaignResult:
     work = settings.work_dir
     rtsp_names = [f"street_{i + 1}" for i in range(len(services.cameras))]
@@ -169,7 +133,7 @@ async def _run(
                 camera.watch_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         until = started + settings.duration_s
-        faults = _faults(services, process)
+        faults = make_faults(services, process)
         hold, gap = slot_seconds(settings.duration_s, settings.warmup_s, len(faults))
         await asyncio.gather(
             produce(cameras, media, ledger, settings.clip_every_s, until),
@@ -206,13 +170,16 @@ async def _run(
         drain_s=drain_s,
         notes=[f"storage re-PUTs of one key: {sum(n - 1 for n in services.proxy.puts.values())}",
                f"storage requests refused: {services.proxy.refused}",
-               f"API responses scanned: {len(probe.responses)}"],
+               f"API responses scanned: {len(probe.responses)}",
+               f"clips alerted more than once: {sum(n > 1 for n in alerts.alerts.values())}",
+               f"spool at the end: {watcher.bytes_on_disk() / 1e6:.1f} MB "
+               f"(retention cap {RETENTION_CAP_BYTES / 1e6:.1f} MB)"],
     )  # fmt: skip
 
 
 async def _drain(
     settings: CampaignSettings,
-    services: _Services,
+    services: Services,
     bucket: str,
     ledger: Ledger,
     watcher: SpoolWatcher,
@@ -257,43 +224,3 @@ def _in_storage(s3: Any, bucket: str) -> Callable[[str, str], bool]:
         return True
 
     return check
-
-
-def _faults(services: _Services, process: HomesecProcess) -> list[Fault]:
-    proxy, vlm, pg, broker = services.proxy, services.vlm, services.postgres, services.broker
-
-    def mode(value: ProxyMode) -> Action:
-        async def set_mode() -> None:
-            proxy.mode = value
-
-        return set_mode
-
-    def reply(value: ScriptedReply) -> Action:
-        async def set_reply() -> None:
-            vlm.default_reply = value
-
-        return set_reply
-
-    def thread(call: Callable[[], object]) -> Action:
-        async def run() -> None:
-            await asyncio.to_thread(call)
-
-        return run
-
-    # The restart comes first: recovery at start-up would otherwise mend what a later fault
-    # broke, and hide it.
-    faults = [
-        Fault(FaultKind.HOMESEC_SIGKILL, thread(process.kill), process.start),
-        Fault(FaultKind.POSTGRES_DOWN, thread(pg.stop), thread(pg.start)),
-        Fault(FaultKind.STORAGE_FAILING, mode(ProxyMode.FAIL), mode(ProxyMode.PASS)),
-        Fault(FaultKind.VLM_TIMEOUT, reply(_SLOW_VLM), reply(_HEALTHY_VLM)),
-        Fault(FaultKind.BROKER_DOWN, thread(broker.stop), thread(broker.start)),
-        Fault(FaultKind.STORAGE_SLOW, mode(ProxyMode.SLOW), mode(ProxyMode.PASS)),
-        Fault(FaultKind.VLM_GARBAGE, reply(_GARBAGE_VLM), reply(_HEALTHY_VLM)),
-    ]
-    # One camera vanishes (power cut) and comes back on the same port.
-    faults += [
-        Fault(FaultKind.RTSP_VANISH, thread(camera.vanish), thread(camera.start))
-        for camera in services.cameras[:1]
-    ]
-    return faults

@@ -93,6 +93,15 @@ class SpoolWatcher:
             present = now
             await asyncio.sleep(every_s)
 
+    def bytes_on_disk(self) -> int:
+        """What the spooled clips weigh now (retention keeps this near its cap)."""
+        return sum(
+            path.stat().st_size
+            for folder in self.folders
+            if folder.path.is_dir()
+            for path in folder.path.glob(f"{folder.camera}_*.mp4")
+        )
+
     def _scan(self) -> dict[str, str]:
         found: dict[str, str] = {}
         for folder in self.folders:
