@@ -81,8 +81,8 @@ def test_growth_is_judged_within_the_longest_process_lifetime() -> None:
     # Given a short first lifetime (killed) and a long second one whose RSS climbs steadily
     killed = _lifetime(100, [400.0] * 20)
     leaking = _lifetime(200, [300.0 + 2.5 * i for i in range(120)])
-    # And a long lifetime that only wobbles, holding more files for a while
-    wobbling = _lifetime(300, [350.0 + (i % 7) * 8 for i in range(120)], fds=35)
+    # And a long lifetime whose RSS only wobbles
+    wobbling = _lifetime(300, [350.0 + (i % 7) * 8 for i in range(120)])
 
     # When growth is judged
     leak_found = resource_growth(killed + leaking)
