@@ -4,6 +4,7 @@
 trust auth, started if it is down) and drops it afterwards. `throwaway_postgres` runs a
 private server on a free port, for tests that stop and restart the database: the cluster is
 initialized once per session and copied per test, which keeps each one well under a second.
+`serve_throwaway_postgres()` is such a server outside pytest (the soak campaign).
 """
 
 from __future__ import annotations
@@ -164,13 +165,8 @@ def throwaway_postgres(_postgres_template: Path) -> Iterator[ThrowawayPostgres]:
     """A running private Postgres server on a free port; always stopped and deleted."""
     root = _private_dir("homesec-pg-")
     subprocess.run(["cp", "-a", str(_postgres_template), str(root / "data")], check=True)
-    server = ThrowawayPostgres(root, free_port())
-    try:
-        server.start()
+    with _running(root) as server:
         yield server
-    finally:
-        server.ensure_stopped()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -178,6 +174,13 @@ def serve_throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     """A fresh private server outside pytest (benchmarks, the soak campaign); deleted after."""
     root = _private_dir("homesec-pg-")
     _initdb(root / "data")
+    with _running(root) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _running(root: Path) -> Iterator[ThrowawayPostgres]:
+    """The server of the cluster in `root/data`, started; stopped and deleted afterwards."""
     server = ThrowawayPostgres(root, free_port())
     try:
         server.start()
