@@ -253,3 +253,16 @@ def test_a_clip_whose_stream_starts_late_is_timed_from_its_first_frame(
     # Then times count from the first frame
     assert keyframes == pytest.approx([0.0, 2.0, 4.0])
     assert [frame.time_s for frame in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=0.07)
+
+
+def test_a_recording_segment_without_an_index_gives_the_frame_inside_its_first_gop(
+    tmp_path: Path, person_clip: Path
+) -> None:
+    # Given a camera's MPEG-TS segment: stamped from 10 s, one keyframe, no index to seek by
+    segment = remux_shifted(person_clip, tmp_path / "segment.ts", shift_s=10.0, end_s=1.9)
+
+    # When the frame half a second in is asked for (as the snapshot of a detection there)
+    frames = list(sample_frames(segment, fps=1.0, max_frames=1, start_s=0.5, fit=(64, 64)))
+
+    # Then it is the first frame at or after 0.5 s (15 fps), decoded from the keyframe
+    assert [frame.time_s for frame in frames] == pytest.approx([8 / 15])

@@ -190,10 +190,11 @@ def _sampled(
         return
     time_base = stream.time_base
     origin = stream_start_s(stream)
+    packets = _demux(container, stream, path)
     if schedule.next_s > 0 and time_base is not None:
-        container.seek(int((schedule.next_s + origin) / time_base), stream=stream, backward=True)
+        packets = _seek(container, stream, int((schedule.next_s + origin) / time_base), path)
     last_packet_s: float | None = None  # None: the packets carry no timestamps
-    for packet in _demux(container, stream, path):
+    for packet in packets:
         stats.packets_read += 1
         packet_s = None
         if packet.pts is not None and time_base is not None:
@@ -208,6 +209,24 @@ def _sampled(
         if (sampled := picture.keep(frame, origin, schedule, stats)) is not None:
             yield sampled
     _check_complete(stats, schedule, last_packet_s, path)
+
+
+def _seek(
+    container: InputContainer, stream: VideoStream, pts: int, path: Path
+) -> Iterator[Packet[VideoStream]]:
+    """The packets from the keyframe at or before `pts` on.
+
+    A demuxer without an index (MPEG-TS: a camera's recording) may land past that keyframe,
+    in a group of pictures that cannot be decoded from there; the packets then come from the
+    start instead (the reader skips those it does not need).
+    """
+    container.seek(pts, stream=stream, backward=True)
+    packets = _demux(container, stream, path)
+    first = next(packets, None)
+    if first is None or first.is_keyframe:
+        return itertools.chain([first] if first else [], packets)
+    container.seek(0)
+    return _demux(container, stream, path)
 
 
 def _demux(
