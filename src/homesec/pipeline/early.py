@@ -109,7 +109,7 @@ class EarlyDetection:
             lane.announced, lane.waiting = True, None
             announcement = await self._announce(segment, result)
             # Once finalized, the clip's own journal records the event instead.
-            if announcement is not None and lane.recording(segment.clip_id):
+            if announcement is not None and announcement.live and lane.recording(segment.clip_id):
                 await self._store(segment, announcement)
 
     async def _check(self, segment: LiveSegment) -> FilterResult | None:
