@@ -8,7 +8,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -58,11 +58,15 @@ class MQTTStopwatch:
 
     async def wait_for(self, kind: str, clip_id: str, within_s: float = 60.0) -> float:
         """perf_counter time of the arrival of that message."""
+        await self.wait_until(lambda: (kind, clip_id) in self.arrivals, within_s)
+        return self.arrivals[(kind, clip_id)]
+
+    async def wait_until(self, done: Callable[[], bool], within_s: float) -> None:
+        """Wait, message by message, until `done()` holds."""
         async with asyncio.timeout(within_s):
-            while (kind, clip_id) not in self.arrivals:
+            while not done():
                 self._arrived.clear()
                 await self._arrived.wait()
-        return self.arrivals[(kind, clip_id)]
 
     async def _read(self) -> None:
         async for message in self._client.messages:
