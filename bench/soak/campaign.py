@@ -31,6 +31,7 @@ from bench.soak.load import (
 from bench.soak.observers import AlertCollector, SpoolFolder, SpoolWatcher
 from bench.soak.services import Services, make_faults, running_services
 from bench.soak.soak_config import (
+    FTP_USER,
     RETENTION_CAP_BYTES,
     Endpoints,
     SoakSecrets,
@@ -84,6 +85,23 @@ async def run_campaign(settings: CampaignSettings) -> CampaignResult:
         return await _run(settings, services, values)
 
 
+@dataclass(frozen=True)
+class _Observers:
+    """What watches HomeSec from the outside for the whole run."""
+
+    watcher: SpoolWatcher
+    alerts: AlertCollector
+    probe: ApiProbe
+
+    def tasks(self, process: HomesecProcess) -> list[asyncio.Task[None]]:
+        return [
+            asyncio.create_task(self.alerts.run(), name="alerts"),
+            asyncio.create_task(self.watcher.run(), name="spool-watcher"),
+            asyncio.create_task(process.sample_forever(), name="resources"),
+            asyncio.create_task(self.probe.run(), name="api-probe"),
+        ]
+
+
 async def _run(
     settings: CampaignSettings, services: Services, values: SoakSecrets
 ) -> CampaignResult:
@@ -94,43 +112,19 @@ async def _run(
         vlm=services.vlm.base_url, broker=(services.broker.host, services.broker.port),
         ftp_port=free_port(), api_port=free_port(), topic_prefix=f"soak-{secrets.token_hex(4)}",
     )  # fmt: skip
-    config = build_config(
-        work, MODELS / "yolox_nano.onnx", ends, FOLDER_CAMERAS, FTP_CAMERA, rtsp_names
+    process = _homesec(settings.work_dir, services, values, ends, rtsp_names)
+    in_storage = _in_storage(services.s3.client(), ends.bucket)
+    observers = _Observers(
+        SpoolWatcher(_spool_folders(work, rtsp_names), in_storage),
+        AlertCollector(*ends.broker, ends.topic_prefix, session=f"{ends.topic_prefix}-harness"),
+        ApiProbe(f"http://127.0.0.1:{ends.api_port}", values.api_key),
     )
-    config_file = work / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    rtsp_urls = [c.url_with("soak", values.rtsp_password) for c in services.cameras]
-    env = {**os.environ, **secret_env(values, services.postgres.dsn, rtsp_urls)}
-    base = f"http://127.0.0.1:{ends.api_port}"
-    process = HomesecProcess(config_file, env, f"{base}/health")
-
-    s3 = services.s3.client()
-    folders = [SpoolFolder(name, work / "inbox" / name) for name in FOLDER_CAMERAS]
-    folders.append(SpoolFolder(FTP_CAMERA, work / "ftp" / "clips" / FTP_CAMERA))
-    folders += [SpoolFolder(name, work / "rtsp" / name) for name in rtsp_names]
-    watcher = SpoolWatcher(folders, _in_storage(s3, ends.bucket))
-    alerts = AlertCollector(*ends.broker, ends.topic_prefix, session=f"{ends.topic_prefix}-harness")
-    probe = ApiProbe(base, values.api_key)
-    ledger = Ledger()
-    fault_log = FaultLog()
-
+    ledger, fault_log = Ledger(), FaultLog()
     await process.start()
-    background = [
-        asyncio.create_task(alerts.run(), name="alerts"),
-        asyncio.create_task(watcher.run(), name="spool-watcher"),
-        asyncio.create_task(process.sample_forever(), name="resources"),
-        asyncio.create_task(probe.run(), name="api-probe"),
-    ]
+    background = observers.tasks(process)
     try:
+        cameras = _load_cameras(work, ends, values)
         media = prepare_media(MEDIA, work / "media")
-        account = FtpAccount("127.0.0.1", ends.ftp_port, "gatecam", values.ftp_password, FTP_CAMERA)
-        cameras = [
-            Camera(n, SourceKind.FOLDER, watch_dir=work / "inbox" / n) for n in FOLDER_CAMERAS
-        ]
-        cameras.append(Camera(FTP_CAMERA, SourceKind.FTP, ftp=account))
-        for camera in cameras:
-            if camera.watch_dir is not None:
-                camera.watch_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         until = started + settings.duration_s
         faults = make_faults(services, process)
@@ -142,39 +136,78 @@ async def _run(
         for rtsp_camera in services.cameras:  # no more RTSP clips: what was recorded must drain
             rtsp_camera.close()
         drain_started = time.monotonic()
-        outcome = await _drain(settings, services, ends.bucket, ledger, watcher, alerts, rtsp_names)
+        outcome = await _drain(settings, services, ends.bucket, ledger, observers, rtsp_names)
         drain_s = time.monotonic() - drain_started
-        await probe.fetch_all()
+        await observers.probe.fetch_all()
         exit_code = await process.stop()
     finally:
         process.ensure_stopped()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-    leftovers = processes_mentioning(str(work / "rtsp"))
-    texts = {
-        "homesec log": process.log_file.read_text(errors="replace"),
-        "API responses": "\n".join(probe.responses),
-        "MQTT messages": b"\n".join(alerts.payloads).decode(errors="replace"),
-    }
     return CampaignResult(
         outcome=outcome,
         growth=resource_growth(process.samples),
-        leaks=[str(leak) for leak in _scan(SecretScanner(values.named()), texts)],
-        leftover_processes=leftovers,
-        deleted_early=watcher.deleted_early,
+        leaks=_leaks(values, process, observers),
+        leftover_processes=processes_mentioning(str(work / "rtsp")),
+        deleted_early=observers.watcher.deleted_early,
         faults=fault_log,
         exit_code=exit_code,
         process=process,
-        pruned=watcher.pruned,
+        pruned=observers.watcher.pruned,
         drain_s=drain_s,
-        notes=[f"storage re-PUTs of one key: {sum(n - 1 for n in services.proxy.puts.values())}",
-               f"storage requests refused: {services.proxy.refused}",
-               f"API responses scanned: {len(probe.responses)}",
-               f"clips alerted more than once: {sum(n > 1 for n in alerts.alerts.values())}",
-               f"spool at the end: {watcher.bytes_on_disk() / 1e6:.1f} MB "
-               f"(retention cap {RETENTION_CAP_BYTES / 1e6:.1f} MB)"],
-    )  # fmt: skip
+        notes=_notes(services, observers),
+    )
+
+
+def _homesec(
+    work: Path, services: Services, values: SoakSecrets, ends: Endpoints, rtsp_names: list[str]
+) -> HomesecProcess:
+    config = build_config(
+        work, MODELS / "yolox_nano.onnx", ends, FOLDER_CAMERAS, FTP_CAMERA, rtsp_names
+    )
+    config_file = work / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    rtsp_urls = [c.url_with("soak", values.rtsp_password) for c in services.cameras]
+    env = {**os.environ, **secret_env(values, services.postgres.dsn, rtsp_urls)}
+    return HomesecProcess(config_file, env, f"http://127.0.0.1:{ends.api_port}/health")
+
+
+def _spool_folders(work: Path, rtsp_names: list[str]) -> list[SpoolFolder]:
+    folders = [SpoolFolder(name, work / "inbox" / name) for name in FOLDER_CAMERAS]
+    folders.append(SpoolFolder(FTP_CAMERA, work / "ftp" / "clips" / FTP_CAMERA))
+    return folders + [SpoolFolder(name, work / "rtsp" / name) for name in rtsp_names]
+
+
+def _load_cameras(work: Path, ends: Endpoints, values: SoakSecrets) -> list[Camera]:
+    cameras = []
+    for name in FOLDER_CAMERAS:
+        (work / "inbox" / name).mkdir(parents=True, exist_ok=True)
+        cameras.append(Camera(name, SourceKind.FOLDER, watch_dir=work / "inbox" / name))
+    account = FtpAccount("127.0.0.1", ends.ftp_port, FTP_USER, values.ftp_password, FTP_CAMERA)
+    return [*cameras, Camera(FTP_CAMERA, SourceKind.FTP, ftp=account)]
+
+
+def _leaks(values: SoakSecrets, process: HomesecProcess, observers: _Observers) -> list[str]:
+    texts = {
+        "homesec log": process.log_file.read_text(errors="replace"),
+        "API responses": "\n".join(observers.probe.responses),
+        "MQTT messages": b"\n".join(observers.alerts.payloads).decode(errors="replace"),
+    }
+    scanner = SecretScanner(values.named())
+    return [str(leak) for where, text in texts.items() for leak in scanner.scan_text(text, where)]
+
+
+def _notes(services: Services, observers: _Observers) -> list[str]:
+    alerts, watcher = observers.alerts.alerts, observers.watcher
+    return [
+        f"storage re-PUTs of one key: {sum(n - 1 for n in services.proxy.puts.values())}",
+        f"storage requests refused: {services.proxy.refused}",
+        f"API responses scanned: {len(observers.probe.responses)}",
+        f"clips alerted more than once: {sum(n > 1 for n in alerts.values())}",
+        f"spool at the end: {watcher.bytes_on_disk() / 1e6:.1f} MB "
+        f"(retention cap {RETENTION_CAP_BYTES / 1e6:.1f} MB)",
+    ]
 
 
 async def _drain(
@@ -182,8 +215,7 @@ async def _drain(
     services: Services,
     bucket: str,
     ledger: Ledger,
-    watcher: SpoolWatcher,
-    alerts: AlertCollector,
+    observers: _Observers,
     rtsp_names: list[str],
 ) -> Outcome:
     """Wait until every produced clip is proven (or the drain time is up); the last verdict."""
@@ -191,9 +223,9 @@ async def _drain(
     s3 = services.s3.client()
     while True:
         states = await read_states(services.postgres.dsn)
-        _add_rtsp_clips(ledger, watcher, states, rtsp_names)
+        _add_rtsp_clips(ledger, observers.watcher, states, rtsp_names)
         keys = await asyncio.to_thread(stored_clip_keys, s3, bucket)
-        outcome = judge(ledger, states, keys, alerts.alerts)
+        outcome = judge(ledger, states, keys, observers.alerts.alerts)
         if outcome.lost == 0 or time.monotonic() > deadline:
             return outcome
         await asyncio.sleep(_DRAIN_POLL_S)
@@ -209,10 +241,6 @@ def _add_rtsp_clips(
     for clip_id, camera in seen.items():
         if camera in rtsp_names:
             ledger.add(ProducedClip(clip_id, camera, SourceKind.RTSP, None, time.monotonic()))
-
-
-def _scan(scanner: SecretScanner, texts: dict[str, str]) -> list[object]:
-    return [leak for where, text in texts.items() for leak in scanner.scan_text(text, where)]
 
 
 def _in_storage(s3: Any, bucket: str) -> Callable[[str, str], bool]:

@@ -10,6 +10,7 @@ from typing import Any
 # A small cap, so retention must keep deleting uploaded clips (the "disk filling" fault).
 RETENTION_CAP_BYTES = 6_000_000
 VLM_TIMEOUT_S = 4.0
+FTP_USER = "gatecam"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def secret_env(values: SoakSecrets, dsn: str, rtsp_urls: list[str]) -> dict[str,
         ENV["s3_key_id"]: values.s3_key_id,
         ENV["s3_secret"]: values.s3_secret,
         ENV["vlm_key"]: values.vlm_key,
-        ENV["ftp_user"]: "gatecam",
+        ENV["ftp_user"]: FTP_USER,
         ENV["ftp_password"]: values.ftp_password,
         ENV["api_key"]: values.api_key,
     }
