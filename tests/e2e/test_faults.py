@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -89,18 +90,7 @@ async def test_alerts_raised_while_the_broker_is_down_arrive_when_it_is_back(
     tmp_path: Path, person_clip: Path, throwaway_broker: ThrowawayBroker
 ) -> None:
     # Given a subscriber with a persistent session, then the broker goes down
-    async with MQTTSubscriber(throwaway_broker, "homecam/alerts/#", session="e2e-outage"):
-        pass
-    throwaway_broker.stop()
-    mqtt = {
-        "backend": "mqtt",
-        "config": {
-            "host": throwaway_broker.host,
-            "port": throwaway_broker.port,
-            "reconnect_min_s": 0.1,
-            "reconnect_max_s": 0.3,
-        },
-    }
+    mqtt = await _broker_gone_with_session(throwaway_broker, "e2e-outage")
     config = make_config(tmp_path, notifiers=[mqtt])
     async with running_app(config) as app:
         # When a clip is processed during the outage
@@ -122,6 +112,22 @@ async def test_alerts_raised_while_the_broker_is_down_arrive_when_it_is_back(
 
     alert = Alert.model_validate_json(message.payload)  # type: ignore[arg-type]
     assert alert.clip_id == "front_door_1700000020.mp4"
+
+
+async def _broker_gone_with_session(broker: ThrowawayBroker, session: str) -> dict[str, Any]:
+    """Register a persistent alert subscriber `session`, stop the broker; its mqtt sink."""
+    async with MQTTSubscriber(broker, "homecam/alerts/#", session=session):
+        pass
+    broker.stop()
+    return {
+        "backend": "mqtt",
+        "config": {
+            "host": broker.host,
+            "port": broker.port,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 0.3,
+        },
+    }
 
 
 def _homesec(config_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -187,18 +193,7 @@ async def test_an_alert_queued_during_a_broker_outage_survives_sigkill(
     tmp_path: Path, person_clip: Path, postgres_dsn: str, throwaway_broker: ThrowawayBroker
 ) -> None:
     # Given `homesec run` as a real process whose broker is down, and a subscriber session
-    async with MQTTSubscriber(throwaway_broker, "homecam/alerts/#", session="e2e-crash"):
-        pass
-    throwaway_broker.stop()
-    mqtt = {
-        "backend": "mqtt",
-        "config": {
-            "host": throwaway_broker.host,
-            "port": throwaway_broker.port,
-            "reconnect_min_s": 0.1,
-            "reconnect_max_s": 0.3,
-        },
-    }
+    mqtt = await _broker_gone_with_session(throwaway_broker, "e2e-crash")
     raw = config_dict(tmp_path, state_store={"dsn_env": "HOMESEC_TEST_DSN"}, notifiers=[mqtt])
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw))
