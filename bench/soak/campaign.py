@@ -43,6 +43,7 @@ from bench.soak.verify import Outcome, judge, read_states, resource_growth, stor
 FOLDER_CAMERAS = ["yard_a", "yard_b"]
 FTP_CAMERA = "gate"
 _DRAIN_POLL_S = 3.0
+_DRAIN_STALL_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -218,15 +219,21 @@ async def _drain(
     observers: _Observers,
     rtsp_names: list[str],
 ) -> Outcome:
-    """Wait until every produced clip is proven (or the drain time is up); the last verdict."""
+    """Wait until every produced clip is proven, the drain time is up, or nothing has moved
+    for `_DRAIN_STALL_S` (background upload retries are seconds apart); the last verdict."""
     deadline = time.monotonic() + settings.drain_timeout_s
     s3 = services.s3.client()
+    last_change, last_problems = time.monotonic(), None
     while True:
         states = await read_states(services.postgres.dsn)
         _add_rtsp_clips(ledger, observers.watcher, states, rtsp_names)
         keys = await asyncio.to_thread(stored_clip_keys, s3, bucket)
         outcome = judge(ledger, states, keys, observers.alerts.alerts)
-        if outcome.lost == 0 or time.monotonic() > deadline:
+        problems = [(v.clip.clip_id, v.problems) for v in outcome.unfinished()]
+        if problems != last_problems:
+            last_change, last_problems = time.monotonic(), problems
+        stalled = time.monotonic() - last_change > _DRAIN_STALL_S
+        if outcome.lost == 0 or stalled or time.monotonic() > deadline:
             return outcome
         await asyncio.sleep(_DRAIN_POLL_S)
 
