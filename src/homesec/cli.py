@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -25,7 +29,7 @@ from homesec.evaluation import (
     load_labels,
     load_vlm_setting,
 )
-from homesec.models.clip import Clip, clip_id_for, parse_clip_id
+from homesec.models.clip import Clip, analysis_name, clip_id_for, parse_clip_id, snapshot_name
 from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
 from homesec.plugins.registry import load_filter
@@ -84,7 +88,8 @@ def process(
         _fail(f"--camera {camera!r} is not a configured camera ({', '.join(sorted(cameras))})")
     to_process = [_clip_for_file(path, cameras, camera or loaded.cameras[0].name) for path in clips]
     try:
-        asyncio.run(_process_clips(loaded, to_process))
+        with _staged(to_process, loaded.pipeline.work_dir / "process") as staged:
+            asyncio.run(_process_clips(loaded, staged))
     except (PluginError, StartupError) as exc:
         _fail(str(exc))
     except ConfigError as exc:
@@ -189,6 +194,31 @@ async def _process_clips(config: Config, clips: list[Clip]) -> None:
 
 def _print_state(state: ClipStateData) -> None:
     typer.echo(state.model_dump_json())
+
+
+@contextlib.contextmanager
+def _staged(clips: list[Clip], folder: Path) -> Iterator[list[Clip]]:
+    """The clips as links (else copies) in HomeSec's work folder, removed afterwards.
+
+    The pipeline writes a snapshot and the analysis next to a clip; the user's files and
+    folders are only read (they may be an NVR export, or read-only).
+    """
+    staged = []
+    try:
+        for clip in clips:
+            target = folder / clip.clip_id
+            folder.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            try:
+                os.link(clip.local_path, target)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(clip.local_path, target)
+            staged.append(clip.model_copy(update={"local_path": target}))
+        yield staged
+    finally:
+        for clip in staged:
+            for name in (clip.clip_id, snapshot_name(clip.clip_id), analysis_name(clip.clip_id)):
+                (folder / name).unlink(missing_ok=True)
 
 
 def _clip_for_file(path: Path, cameras: set[str], default_camera: str) -> Clip:

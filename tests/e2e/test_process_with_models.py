@@ -84,6 +84,7 @@ async def test_people_clip_alerts_with_the_vlm_analysis_and_empty_scene_stays_qu
         risk_level="high", activity_type="loitering", summary="Two people linger at the door."
     )
     config = _config(tmp_path, models_dir, openai_server.base_url, mqtt_broker, mqtt_topic_prefix)
+    media_before = sorted(person_clip.parent.iterdir())
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         # When a clip with people and an empty-lawn clip are processed
         result = await _process(config, person_clip, empty_scene_clip)
@@ -98,6 +99,10 @@ async def test_people_clip_alerts_with_the_vlm_analysis_and_empty_scene_stays_qu
     assert (alert.risk_level, alert.activity_type) == (RiskLevel.HIGH, "loitering")
     assert alert.summary == "Two people linger at the door."
     assert alert.view_url is not None and not alert.upload_failed
+    # And the input files' folder got nothing written next to them (snapshot, analysis)
+    assert sorted(person_clip.parent.iterdir()) == media_before
+    people_uri = _states(result)[person_clip.name].snapshot_uri
+    assert people_uri is not None and people_uri.endswith(".snapshot.jpg")
     # And the detector's findings and the VLM call are on record
     states = _states(result)
     people = states[person_clip.name]
