@@ -159,6 +159,10 @@ class HomeSecApp:
         )
         heartbeat = asyncio.create_task(monitor.beat_forever(), name="heartbeat")
         camera_watch = asyncio.create_task(watch.watch_forever(), name="camera-watch")
+        background = [heartbeat, camera_watch]
+        if self._retention is not None:
+            sweep = self._retention.sweep_forever(self._config.retention.sweep_interval_s)
+            background.append(asyncio.create_task(sweep, name="retention-sweep"))
         try:
             await self._start_server(monitor)
             await recover_unfinished(
@@ -173,8 +177,8 @@ class HomeSecApp:
             await monitor.publish()
             await stop.wait()
         finally:
-            heartbeat.cancel()
-            camera_watch.cancel()
+            for task in background:
+                task.cancel()
             await self._shutdown()
 
     def _on_clip(self, clip: Clip) -> None:

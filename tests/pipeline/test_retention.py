@@ -105,3 +105,29 @@ async def test_a_trigger_during_a_pass_is_dropped(
 
         # Then the trigger during the pass was dropped
         assert (first, second, third) == (True, False, True)
+
+
+async def test_the_periodic_sweep_prunes_without_a_new_clip(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given two done clips over a cap that fits one, and no clip arriving any more
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(2)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    async with build_pipeline() as components:
+        for clip in clips:
+            await components.pipeline.process(clip)
+        size = person_clip.stat().st_size
+        pruner = RetentionPruner(size + 10, [source], components.repository)  # type: ignore[list-item]
+
+        # When the periodic sweep runs for a while
+        sweep = asyncio.create_task(pruner.sweep_forever(0.05))
+        try:
+            async with asyncio.timeout(10):
+                while len(list((tmp_path / "spool").glob("*.mp4"))) > 1:
+                    await asyncio.sleep(0.05)
+        finally:
+            sweep.cancel()
+        await pruner.wait()
+
+    # Then the older clip was pruned and the newer one kept
+    assert [p.name for p in (tmp_path / "spool").glob("*.mp4")] == [names[1]]

@@ -144,6 +144,9 @@ class RetentionConfig(_Section):
         ge=0,
         description="Cap on local clip bytes; oldest uploaded+done clips are pruned (null: off)",
     )
+    sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="Also check the cap this often, not only on a new clip"
+    )
 
 
 class ConcurrencyConfig(_Section):

@@ -1,8 +1,9 @@
 """Local retention: keep the spooled clips under `retention.max_local_size_bytes`.
 
-Only clips that are uploaded and `done` may go, oldest first. It runs when a clip arrives,
-one pass at a time (a trigger during a pass is dropped), and never writes to the storage
-backend or the database.
+Only clips that are uploaded and `done` may go, oldest first. It runs when a clip arrives and
+every `retention.sweep_interval_s` (clips finish, and the database comes back, while no new
+clip arrives), one pass at a time (a trigger during a pass is dropped), and never writes to
+the storage backend or the database.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class RetentionPruner:
             return False
         self._running = asyncio.create_task(self.prune(reason), name="retention")
         return True
+
+    async def sweep_forever(self, interval_s: float) -> None:
+        """Trigger a pass every `interval_s` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.trigger("periodic")
 
     async def wait(self) -> None:
         if self._running is not None:
