@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from homesec.models.enums import ClipStatus, EventType, RiskLevel, StageName, StageStatus
 from homesec.models.state import ClipStateData
@@ -335,3 +338,24 @@ async def test_the_analysis_is_stored_next_to_the_clip(
     stored = tmp_path / "storage" / "front_door" / "front_door_1700000000.analysis.json"
     assert state.analysis_uri == stored.as_uri()
     assert json.loads(stored.read_text())["risk_level"] == "high"
+
+
+async def test_a_finished_clip_is_one_readable_log_line(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a pipeline whose filter sees a person and whose VLM reports high risk
+    caplog.set_level(logging.INFO, logger="homesec.pipeline.core")
+    async with build_pipeline(notifiers=[RECORDER]) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When the clip is processed
+        await components.pipeline.process(clip)
+
+    # Then one INFO line says what was found and decided, tagged clip_done
+    [record] = [r for r in caplog.records if getattr(r, "event_type", None) == EventType.CLIP_DONE]
+    line = record.getMessage()
+    assert line.startswith(f"Clip {clip.clip_id} done: detected person; risk high; alert sent")
+    assert record.__dict__["camera_name"] == "front_door"

@@ -124,6 +124,13 @@ class ClipPipeline:
             finally:
                 await journal.flush()
             metrics.clip_finished(clip.camera_name, journal.state.status)
+            logger.info(
+                "Clip %s %s: %s",
+                clip.clip_id,
+                journal.state.status,
+                _outcome(journal.state),
+                extra=_extra(clip, EventType.CLIP_DONE),
+            )
             return journal.state
         finally:
             self._clip_slots.release()
@@ -469,6 +476,18 @@ def _alert_for(
         dedupe_key=clip.clip_id,
         upload_failed=outcome is None,
     )
+
+
+def _outcome(state: ClipStateData) -> str:
+    """What a person following the log wants to know of a finished clip, in one line."""
+    found = state.filter_result.detected_classes if state.filter_result else []
+    parts = [f"detected {', '.join(found)}" if found else "nothing detected"]
+    if state.analysis_result is not None:
+        parts.append(f"risk {state.analysis_result.risk_level.label}")
+    decision = state.alert_decision
+    if decision is not None:
+        parts.append(f"alert sent ({decision.notify_reason})" if decision.notify else "no alert")
+    return "; ".join(parts)
 
 
 def _extra(clip: Clip, event_type: EventType | None) -> dict[str, str]:
