@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 import tests.fakes.plugins  # noqa: F401  (registers the fakes)
 from homesec.api.app import create_api
+from homesec.api.auth import WrongKeyThrottle
 from homesec.api.signing import Signer
 from homesec.app import HomeSecApp
 from homesec.health import HealthMonitor
@@ -46,7 +47,11 @@ ServeApi = Callable[..., AbstractAsyncContextManager[ApiHarness]]
 
 @asynccontextmanager
 async def _serve(
-    config: Config, spool: Path, api_key: str | None, signer: Signer | None
+    config: Config,
+    spool: Path,
+    api_key: str | None,
+    signer: Signer | None,
+    throttle: WrongKeyThrottle | None = None,
 ) -> AsyncIterator[ApiHarness]:
     app = HomeSecApp(config)
     components = app.components
@@ -66,6 +71,7 @@ async def _serve(
         sources=app.sources,
         media_cache_dir=config.pipeline.work_dir / "api-media",
         signer=signer,
+        throttle=throttle,
     )
     transport = httpx.ASGITransport(app=api)
     try:
@@ -111,11 +117,13 @@ async def api(api_config: Config, tmp_path: Path) -> AsyncIterator[ApiHarness]:
 
 @pytest.fixture
 def serve_sqlite_api(sqlite_config: Config, tmp_path: Path) -> ServeApi:
-    """Serve on SQLite with a chosen key (None: auth off) and signer."""
+    """Serve on SQLite with a chosen key (None: auth off), signer and wrong-key throttle."""
 
     def serve(
-        api_key: str | None = API_KEY, signer: Signer | None = None
+        api_key: str | None = API_KEY,
+        signer: Signer | None = None,
+        throttle: WrongKeyThrottle | None = None,
     ) -> AbstractAsyncContextManager[ApiHarness]:
-        return _serve(sqlite_config, tmp_path / "spool", api_key, signer)
+        return _serve(sqlite_config, tmp_path / "spool", api_key, signer, throttle)
 
     return serve

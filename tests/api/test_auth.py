@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
+from homesec.api.auth import WRONG_KEY_LIMIT, WrongKeyThrottle
 from homesec.api.signing import Signer, signed_media_links
 from tests.api.conftest import API_KEY, ApiHarness, ServeApi
 from tests.api.seeding import clip_state
@@ -91,8 +92,8 @@ async def test_the_route_table_holds_the_public_routes_and_every_kind_of_surface
 async def test_every_route_but_the_public_ones_refuses_a_missing_or_wrong_key(
     serve_sqlite_api: ServeApi, headers: dict[str, str]
 ) -> None:
-    # Given the API with auth on
-    async with serve_sqlite_api() as api:
+    # Given the API with auth on, tolerant of wrong keys (the walk presents one per route)
+    async with serve_sqlite_api(throttle=WrongKeyThrottle(limit=1000)) as api:
         # When every route of its table that is not public is called without the right key
         answers = {
             (method, path): await api.client.request(method, path, headers=headers)
@@ -278,3 +279,28 @@ async def test_a_forged_session_cookie_is_refused(serve_sqlite_api: ServeApi) ->
 
     # Then neither opens
     assert clips.status_code == 401 and page.status_code == 303
+
+
+async def test_an_address_that_keeps_guessing_is_locked_out_for_a_minute(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given the API with auth on, and a clock we control for the wrong-key window
+    clock = FrozenClock(5_000.0)
+    async with serve_sqlite_api(throttle=WrongKeyThrottle(clock=clock)) as api:
+        # When one address presents the limit of wrong keys, then the right one, to the API
+        # and to the login form
+        wrong = [
+            await api.client.get("/api/v1/clips", headers={"X-API-Key": f"guess-{n}"})
+            for n in range(WRONG_KEY_LIMIT)
+        ]
+        locked = await api.client.get("/api/v1/clips", headers={"X-API-Key": API_KEY})
+        login = await api.client.post("/ui/login", data={"api_key": API_KEY, "next": "/ui/"})
+        # And again once the minute has passed
+        clock.now += 61
+        later = await api.client.get("/api/v1/clips", headers={"X-API-Key": API_KEY})
+
+    # Then the guesses are refused, then even the right key until the window has passed
+    assert [r.status_code for r in wrong] == [401] * WRONG_KEY_LIMIT
+    assert locked.status_code == 429 and 1 <= int(locked.headers["retry-after"]) <= 60
+    assert login.status_code == 429 and "Too many wrong keys" in login.text
+    assert later.status_code == 200

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from homesec import __version__
-from homesec.api.auth import Authenticator, require_key
+from homesec.api.auth import Authenticator, WrongKeyThrottle, require_key
 from homesec.api.context import ApiContext
 from homesec.api.media_files import MediaFiles
 from homesec.api.routes import cameras, clips, docs, health, media, metrics, stats, ui
@@ -36,11 +36,13 @@ def create_api(
     sources: Sequence[ClipSource],
     media_cache_dir: Path,
     signer: Signer | None = None,
+    throttle: WrongKeyThrottle | None = None,
 ) -> FastAPI:
     """The whole HTTP surface; `api_key` None means auth is off.
 
     `media_cache_dir` receives clips fetched back from storage for playback (emptied on
-    shutdown); `signer` defaults to one keyed from the API key (`Signer.for_api_key`).
+    shutdown); `signer` defaults to one keyed from the API key (`Signer.for_api_key`),
+    `throttle` to the default limit on wrong keys per client address.
     """
     signer = signer or Signer.for_api_key(api_key)
     media_files = MediaFiles(storage, media_cache_dir)
@@ -65,7 +67,7 @@ def create_api(
         lifespan=lifespan,
     )
     api.state.health = monitor
-    api.state.auth = Authenticator(api_key, signer)
+    api.state.auth = Authenticator(api_key, signer, throttle)
     links = MediaLinker(signer)
     api.state.context = ApiContext(monitor, repository, media_files, sources, links)
     api.include_router(health.public)

@@ -7,12 +7,19 @@ With `server.auth_enabled` a request is let in by any of:
   browser (JavaScript cannot read the cookie, and it is only sent to this origin);
 - for media only, a signed URL (`exp` + `sig`, see `signing.py`), so a `<video>` tag or a
   notification can fetch one clip's video and snapshot for a short time.
-No credentials at all answers 401; an expired or tampered signature answers 403.
+No credentials at all answers 401; an expired or tampered signature answers 403. A client
+address that presented `WRONG_KEY_LIMIT` wrong keys within `WRONG_KEY_WINDOW_S` answers 429
+until the window has passed, so a short key cannot be guessed at network speed (behind a
+reverse proxy every client shares the proxy's address: a guesser locks everyone out for a
+minute, never in).
 """
 
 from __future__ import annotations
 
 import hmac
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 
 from fastapi import HTTPException, Request, status
 
@@ -22,29 +29,84 @@ API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "homesec_session"
 SESSION_TTL_S = 7 * 24 * 3600
 _SESSION_MESSAGE = "ui-session"
+WRONG_KEY_LIMIT = 10
+WRONG_KEY_WINDOW_S = 60.0
+_CLIENTS_TRACKED = 10_000
+
+
+class WrongKeyThrottle:
+    """Counts wrong keys per client address over a sliding window."""
+
+    def __init__(
+        self,
+        limit: int = WRONG_KEY_LIMIT,
+        window_s: float = WRONG_KEY_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limit = limit
+        self._window_s = window_s
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after_s(self, client: str) -> float | None:
+        """Seconds until `client` may try again; None when it may now."""
+        failures = self._recent(client)
+        if len(failures) < self._limit:
+            return None
+        return max(0.0, failures[0] + self._window_s - self._clock())
+
+    def failed(self, client: str) -> None:
+        self._recent(client).append(self._clock())
+        self._failures.move_to_end(client)
+        while len(self._failures) > _CLIENTS_TRACKED:
+            self._failures.popitem(last=False)
+
+    def _recent(self, client: str) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= self._clock() - self._window_s:
+            failures.popleft()
+        return failures
 
 
 class Authenticator:
-    def __init__(self, api_key: str | None, signer: Signer) -> None:
+    def __init__(
+        self, api_key: str | None, signer: Signer, throttle: WrongKeyThrottle | None = None
+    ) -> None:
         self._api_key = api_key
         self._signer = signer
+        self._throttle = throttle or WrongKeyThrottle()
 
     @property
     def enabled(self) -> bool:
         return self._api_key is not None
 
-    def key_matches(self, presented: str) -> bool:
+    def key_matches(self, presented: str, client: str) -> bool:
+        """Whether `presented` is the key; a wrong one counts against `client`'s address."""
         if self._api_key is None:
             return True
-        return hmac.compare_digest(presented.encode(), self._api_key.encode())
+        matches = hmac.compare_digest(presented.encode(), self._api_key.encode())
+        if not matches:
+            self._throttle.failed(client)
+        return matches
+
+    def retry_after_s(self, client: str) -> float | None:
+        """Seconds the client must wait after too many wrong keys; None when it may try."""
+        return self._throttle.retry_after_s(client)
 
     def is_authenticated(self, request: Request) -> bool:
-        """Auth off, or the request carries the key or a valid session cookie."""
+        """Auth off, or the request carries the key or a valid session cookie.
+
+        Raises the 429 HTTPException while the client is locked out for wrong keys.
+        """
         if not self.enabled:
             return True
         presented = request.headers.get(API_KEY_HEADER) or _bearer(request)
         if presented is not None:
-            return self.key_matches(presented)
+            client = client_address(request)
+            wait_s = self.retry_after_s(client)
+            if wait_s is not None:
+                raise too_many_wrong_keys(wait_s)
+            return self.key_matches(presented, client)
         session = request.cookies.get(SESSION_COOKIE)
         return session is not None and self._session_verdict(session) == Verdict.VALID
 
@@ -89,6 +151,18 @@ async def require_media_access(request: Request) -> None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "signed URL expired")
         case Verdict.INVALID:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid signature")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def too_many_wrong_keys(wait_s: float) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        detail="too many wrong API keys from this address; try again later",
+        headers={"Retry-After": str(max(1, round(wait_s)))},
+    )
 
 
 def _unauthorized() -> HTTPException:

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from homesec.api import service
-from homesec.api.auth import SESSION_COOKIE, SESSION_TTL_S, authenticator
+from homesec.api.auth import SESSION_COOKIE, SESSION_TTL_S, authenticator, client_address
 from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
 from homesec.models.enums import ClipStatus, RiskLevel
@@ -57,12 +57,16 @@ async def login_form(request: Request, next: str = "/ui/") -> Response:
 async def login(request: Request) -> Response:
     auth = authenticator(request)
     fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    next_page = _local(fields.get("next", "/ui/"))
+    client = client_address(request)
+    if auth.retry_after_s(client) is not None:
+        error = "Too many wrong keys: wait a minute"
+        return _render(request, "login.html", 429, next=next_page, error=error)
     try:
         form = LoginForm.model_validate(fields)
     except ValidationError:
         form = None
-    if form is None or not auth.key_matches(form.api_key):
-        next_page = _local(fields.get("next", "/ui/"))
+    if form is None or not auth.key_matches(form.api_key, client):
         return _render(request, "login.html", 401, next=next_page, error="Wrong API key")
     response = RedirectResponse(_local(form.next), status.HTTP_303_SEE_OTHER)
     response.set_cookie(
