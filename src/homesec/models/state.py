@@ -91,20 +91,21 @@ class ClipStateData(BaseModel):
 
 def derive_status(stages: dict[StageName, StageLog]) -> ClipStatus:
     """The summary status: any error wins; done when every stage finished; else progress."""
-    statuses = {
-        name: stages[name].status if name in stages else StageStatus.PENDING for name in StageName
-    }
-    if StageStatus.ERROR in statuses.values():
+    # Hot: the clips API derives it for every listed clip. A missing stage is pending.
+    statuses = [log.status for log in stages.values()]
+    if StageStatus.ERROR in statuses:
         return ClipStatus.ERROR
-    if all(status in _FINISHED for status in statuses.values()):
+    if len(stages) == _STAGE_COUNT and all(status in _FINISHED for status in statuses):
         return ClipStatus.DONE
     for stage, status in _PROGRESS:
-        if statuses[stage] == StageStatus.OK:
+        log = stages.get(stage)
+        if log is not None and log.status == StageStatus.OK:
             return status
     return ClipStatus.QUEUED_LOCAL
 
 
 _FINISHED = frozenset({StageStatus.OK, StageStatus.SKIPPED})
+_STAGE_COUNT = len(StageName)
 _PROGRESS = (
     (StageName.VLM, ClipStatus.ANALYZED),
     (StageName.FILTER, ClipStatus.FILTERED),
