@@ -8,7 +8,8 @@
     │   └── NotifyError          a notifier failed (the others go on)
     ├── ConfigError              the config file is unusable; lists every problem
     ├── PluginError              a backend is unknown or its dependency is missing
-    └── StartupError             a component cannot start (port taken, folder unwritable)
+    ├── StartupError             a component cannot start (port taken, folder unwritable)
+    └── RetriesSpent             raised by a plugin that retries on its own, once it gave up
 
 Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survive.
 """
@@ -16,6 +17,12 @@ Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survi
 from __future__ import annotations
 
 from homesec.models.enums import StageName
+
+
+class RetriesSpent(Exception):
+    """A plugin's own retries are spent (or trying again cannot help): the stage is not
+    tried again. Without it, the pipeline's stage retries multiply the plugin's: a VLM that
+    times out would hold a clip's alert back for attempts x retries x timeout."""
 
 
 class PipelineError(Exception):

@@ -14,6 +14,7 @@ from homesec.models.state import ClipStateData
 from tests.fakes.builders import clip_from
 from tests.fakes.plugins import FailingStorage, FakeFilter, FakeVLM, RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
+from tests.services.openai_server import OpenAIServer, ScriptedReply
 
 RECORDER = {"backend": "fake_recorder", "config": {}}
 
@@ -359,3 +360,39 @@ async def test_a_finished_clip_is_one_readable_log_line(
     line = record.getMessage()
     assert line.startswith(f"Clip {clip.clip_id} done: detected person; risk high; alert sent")
     assert record.__dict__["camera_name"] == "front_door"
+
+
+async def test_a_vlm_that_retries_on_its_own_is_not_retried_again_by_the_stage(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    openai_server: OpenAIServer,
+) -> None:
+    # Given the openai analyzer (one HTTP retry of its own) against a server failing with
+    # 500 forever, and three stage attempts
+    openai_server.default_reply = ScriptedReply.error(500)
+    vlm_config = {
+        "base_url": openai_server.base_url,
+        "model": "test-vlm",
+        "max_retries": 1,
+        "retry_backoff_s": 0.01,
+        "preprocessing": {"max_frames": 2, "max_size": 64},
+    }
+    async with build_pipeline(
+        vlm={"backend": "openai", "run_mode": "always", "config": vlm_config},
+        retry={"max_attempts": 3, "backoff_s": 0.01, "max_backoff_s": 0.05},
+        notifiers=[RECORDER],
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+    # Then the VLM stage was tried once (two requests: the plugin's own retry), the system
+    # alert says so at once, and the clip went on to the alert policy
+    assert len(openai_server.requests) == 2
+    assert state.stage(StageName.VLM).attempts == 1
+    assert state.stage(StageName.VLM).status == StageStatus.ERROR
+    notifier = components.notifiers[0]
+    assert isinstance(notifier, RecordingNotifier)
+    [system_alert] = notifier.system_alerts
+    assert system_alert.message.startswith("vlm gave up after 1 attempt(s)")
+    assert state.alert_decision is not None

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from homesec import metrics
-from homesec.errors import FilterError, NotifyError, PipelineError, UploadError, VLMError
+from homesec.errors import (
+    FilterError,
+    NotifyError,
+    PipelineError,
+    RetriesSpent,
+    UploadError,
+    VLMError,
+)
 from homesec.interfaces import (
     AlertPolicy,
     AnalysisContext,
@@ -429,7 +436,8 @@ class ClipPipeline:
                             result = await call()
                     except Exception as exc:
                         metrics.stage_observed(stage, time.perf_counter() - started, ok=False)
-                        then = exhausted if number >= max_attempts else None
+                        final = number >= max_attempts or isinstance(exc, RetriesSpent)
+                        then = exhausted if final else None
                         if then is None:
                             metrics.retry(stage)
                         journal.attempt_failed(wrap(exc), then=then)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
 from tenacity.wait import wait_exponential_jitter
 
+from homesec.errors import RetriesSpent
 from homesec.models.config import RetryConfig
 
 
 def retrying(config: RetryConfig) -> AsyncRetrying:
-    """A fresh retry controller for one stage of one clip; re-raises the last error."""
+    """A fresh retry controller for one stage of one clip; re-raises the last error.
+
+    Any error is tried again, except `RetriesSpent`: the plugin already did its retrying.
+    """
     return AsyncRetrying(
         stop=stop_after_attempt(config.max_attempts),
         wait=wait_exponential_jitter(
             multiplier=config.backoff_s, max=config.max_backoff_s, jitter=config.backoff_s / 2
         ),
-        retry=retry_if_exception_type(Exception),
+        # Exception only: a cancelled clip (CancelledError) must stop at once.
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(RetriesSpent),
         reraise=True,
     )

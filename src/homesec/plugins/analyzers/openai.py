@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from homesec.errors import RetriesSpent
 from homesec.interfaces import AnalysisContext, AnalyzerConfig
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
@@ -179,8 +180,12 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
         return self
 
 
-class OpenAIAnalyzerError(Exception):
-    """A clip could not be analysed; `cause` (also `__cause__`) says why."""
+class OpenAIAnalyzerError(RetriesSpent):
+    """A clip could not be analysed; `cause` (also `__cause__`) says why.
+
+    Raised after the HTTP retries and the corrected-reply retry, or for an unreadable clip:
+    the pipeline does not try the stage again.
+    """
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)
