@@ -37,4 +37,6 @@ bench: setup-test
 	$(UV) run python -m bench.vlm
 	$(UV) run python -m bench.upload
 	$(UV) run python -m bench.latency
+	$(UV) run python -m bench.latency --source rtsp
 	$(UV) run python -m bench.motion
+	$(UV) run python -m bench.api
