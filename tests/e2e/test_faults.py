@@ -130,6 +130,13 @@ async def _broker_gone_with_session(broker: ThrowawayBroker, session: str) -> di
     }
 
 
+def _write_config(tmp_path: Path, raw: dict[str, Any], dsn: str) -> tuple[Path, dict[str, str]]:
+    """The config file of a `homesec run` process, and its environment (the DSN)."""
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    return config_path, {**os.environ, "HOMESEC_TEST_DSN": dsn}
+
+
 def _homesec(config_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.run_homesec", "run", "--config", str(config_path)],
@@ -151,9 +158,7 @@ async def test_process_killed_mid_clip_finishes_it_after_restart(
         filter={"backend": "fake_filter", "config": {"delay_s": 3.0}},
         notifiers=[{"backend": "fake_recorder", "config": {"log_file": str(alerts)}}],
     )
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "HOMESEC_TEST_DSN": postgres_dsn}
+    config_path, env = _write_config(tmp_path, raw, postgres_dsn)
     clip_id = "front_door_1700000030.mp4"
     process = _homesec(config_path, env)
     try:
@@ -195,9 +200,7 @@ async def test_an_alert_queued_during_a_broker_outage_survives_sigkill(
     # Given `homesec run` as a real process whose broker is down, and a subscriber session
     mqtt = await _broker_gone_with_session(throwaway_broker, "e2e-crash")
     raw = config_dict(tmp_path, state_store={"dsn_env": "HOMESEC_TEST_DSN"}, notifiers=[mqtt])
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "HOMESEC_TEST_DSN": postgres_dsn}
+    config_path, env = _write_config(tmp_path, raw, postgres_dsn)
     clip_id = "front_door_1700000040.mp4"
     process = _homesec(config_path, env)
     try:
