@@ -135,16 +135,17 @@ async def test_unusable_hardware_decoding_falls_back_to_software(
     still_footage: Path,
     start_rtsp_source: StartSource,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a machine without a VA-API device
-    if any(Path("/dev/dri").glob("renderD*")):
-        pytest.skip("this machine has a VA-API device")
+    # Given an accelerator this ffmpeg was built with that cannot work here: VDPAU needs an
+    # X display, and ffmpeg is started without one (on any machine, GPU or not)
+    monkeypatch.delenv("DISPLAY", raising=False)
     caplog.set_level(logging.INFO, logger="homesec")
     camera = make_rtsp_camera(still_footage)
 
-    # When a source is told to decode with VA-API
-    running = await start_rtsp_source(camera.url, hwaccel="vaapi")
+    # When a source is told to decode with VDPAU
+    running = await start_rtsp_source(camera.url, hwaccel="vdpau")
 
     # Then it decodes in software instead, and says so
     await wait_until(running.source.is_healthy, timeout=20, what="frames")
-    assert any("vaapi" in record.getMessage() for record in caplog.records)
+    assert any("vdpau" in record.getMessage() for record in caplog.records)
