@@ -7,9 +7,10 @@
     │   ├── VLMError             VLM analysis failed (the clip goes on)
     │   └── NotifyError          a notifier failed (the others go on)
     ├── ConfigError              the config file is unusable; lists every problem
-    ├── PluginError              a backend is unknown or its dependency is missing
-    ├── StartupError             a component cannot start (port taken, folder unwritable)
-    └── RetriesSpent             raised by a plugin that retries on its own, once it gave up
+    └── CausedError              a message and its cause (also plugins' own errors)
+        ├── PluginError          a backend is unknown or its dependency is missing
+        ├── StartupError         a component cannot start (port taken, folder unwritable)
+        └── RetriesSpent         raised by a plugin that retries on its own, once it gave up
 
 Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survive.
 """
@@ -19,7 +20,16 @@ from __future__ import annotations
 from homesec.models.enums import StageName
 
 
-class RetriesSpent(Exception):
+class CausedError(Exception):
+    """A message and what caused it (`cause`, also `__cause__`); the base of plugins' errors."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.__cause__ = cause
+
+
+class RetriesSpent(CausedError):
     """A plugin's own retries are spent (or trying again cannot help): the stage is not
     tried again. Without it, the pipeline's stage retries multiply the plugin's: a VLM that
     times out would hold a clip's alert back for attempts x retries x timeout."""
@@ -89,17 +99,9 @@ class ConfigError(Exception):
         self.__cause__ = cause
 
 
-class PluginError(Exception):
+class PluginError(CausedError):
     """A plugin cannot be loaded: unknown backend, or an optional dependency is missing."""
 
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.__cause__ = cause
 
-
-class StartupError(Exception):
+class StartupError(CausedError):
     """A component cannot start; the message says which and why."""
-
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.__cause__ = cause

@@ -187,11 +187,6 @@ class OpenAIAnalyzerError(RetriesSpent):
     the pipeline does not try the stage again.
     """
 
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.__cause__ = cause
-
 
 @plugin(PluginType.ANALYZER, "openai", config=OpenAIAnalyzerConfig)
 class OpenAIAnalyzer:

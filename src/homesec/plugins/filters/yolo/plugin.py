@@ -20,6 +20,7 @@ from typing import Literal
 import onnxruntime as ort
 from pydantic import Field, field_validator
 
+from homesec.errors import CausedError
 from homesec.interfaces import PluginConfig
 from homesec.models.enums import PluginType
 from homesec.models.results import FilterOverrides, FilterResult
@@ -134,13 +135,8 @@ class YoloFilterConfig(PluginConfig):
         return list(dict.fromkeys(classes))
 
 
-class YoloFilterError(Exception):
+class YoloFilterError(CausedError):
     """A clip could not be checked; `cause` (also `__cause__`) says why."""
-
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.__cause__ = cause
 
 
 @plugin(PluginType.FILTER, "yolo", config=YoloFilterConfig)
