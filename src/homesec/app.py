@@ -132,12 +132,20 @@ class HomeSecApp:
         self._early = EarlyDetection(
             self.components.object_filter,
             self.components.pipeline.detections,
-            self.components.repository,
+            self.components.pipeline.journals,
         )
-        max_bytes = config.retention.max_local_size_bytes
+        retention = config.retention
+        pipeline = self.components.pipeline
         self._retention = (
-            RetentionPruner(max_bytes, self.sources, self.components.repository)
-            if max_bytes is not None
+            RetentionPruner(
+                retention,
+                self.sources,
+                self.components.repository,
+                busy=pipeline.busy,
+                system_alert=pipeline.system_alert,
+                work_dir=config.pipeline.work_dir,
+            )
+            if retention.max_local_size_bytes is not None or retention.min_free_bytes > 0
             else None
         )
 
@@ -151,6 +159,7 @@ class HomeSecApp:
             components.storage,
             self.sources,
             components.notifiers,
+            self._retention,
         )
         watch = CameraWatch(
             self.sources,

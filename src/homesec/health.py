@@ -4,8 +4,9 @@ A camera unhealthy for `pipeline.camera_unhealthy_alert_s` raises a system alert
 another when it is back.
 
 Unhealthy (HTTP 503) when the pipeline has stalled, the storage backend is unreachable or a
-camera's source is down; degraded (still 200) when only the database is down, since state
-writes are best effort and clips keep flowing.
+camera's source is down; degraded (still 200) when clips keep flowing but something needs a
+look: the database is down (state writes are best effort), a stage gave up on its last clip
+(the VLM is down, say) or the spool cannot be held under its limits.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from homesec.models.enums import HealthStatus
 from homesec.models.events import utc_now
 from homesec.models.health import CameraHealth, ComponentHealth, Diagnostics, HealthReport
 from homesec.pipeline.core import ClipPipeline
+from homesec.pipeline.retention import RetentionPruner
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ class HealthMonitor:
         storage: StorageBackend,
         sources: list[ClipSource],
         notifiers: list[Notifier],
+        retention: RetentionPruner | None = None,
     ) -> None:
+        self._retention = retention
         self._pipeline = pipeline
         self._repository = repository
         self._storage = storage
@@ -85,6 +89,15 @@ class HealthMonitor:
             ComponentHealth(name="database", ok=database_ok, detail=self._repository.backend_name),
             ComponentHealth(name="storage", ok=storage_ok),
         ]
+        # Clips keep flowing, but a person should look: shown as degraded.
+        warnings = [
+            ComponentHealth(name=str(stage), ok=False, detail=f"gave up on the last clip: {why}")
+            for stage, why in self._pipeline.failing_stages.items()
+        ]
+        if self._retention is not None:
+            problem = self._retention.problem
+            warnings.append(ComponentHealth(name="spool", ok=problem is None, detail=problem))
+        components += warnings
         cameras = [
             CameraHealth(
                 name=source.camera_name,
@@ -94,7 +107,9 @@ class HealthMonitor:
             for source in self._sources
         ]
         return HealthReport(
-            status=_overall(pipeline_ok, database_ok, storage_ok, cameras),
+            status=_overall(
+                pipeline_ok, storage_ok, cameras, database_ok and all(w.ok for w in warnings)
+            ),
             version=__version__,
             uptime_s=round(time.monotonic() - self._started, 1),
             components=components,
@@ -116,11 +131,11 @@ class HealthMonitor:
 
 
 def _overall(
-    pipeline_ok: bool, database_ok: bool, storage_ok: bool, cameras: list[CameraHealth]
+    pipeline_ok: bool, storage_ok: bool, cameras: list[CameraHealth], nothing_to_see: bool
 ) -> HealthStatus:
     if not (pipeline_ok and storage_ok and all(camera.healthy for camera in cameras)):
         return HealthStatus.UNHEALTHY
-    return HealthStatus.HEALTHY if database_ok else HealthStatus.DEGRADED
+    return HealthStatus.HEALTHY if nothing_to_see else HealthStatus.DEGRADED
 
 
 async def _bounded(check: Awaitable[bool]) -> bool:

@@ -18,7 +18,13 @@ from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAle
 from homesec.models.clip import Clip, LiveSegment
 from homesec.models.config import VLMPreprocessConfig
 from homesec.models.health import HealthReport
-from homesec.models.results import AnalysisResult, FilterOverrides, FilterResult, UploadOutcome
+from homesec.models.results import (
+    AnalysisResult,
+    AnalysisUnavailable,
+    FilterOverrides,
+    FilterResult,
+    UploadOutcome,
+)
 
 ClipCallback = Callable[[Clip], None]
 LiveSegmentCallback = Callable[[LiveSegment], None]
@@ -146,13 +152,17 @@ class VLMAnalyzer(Protocol):
 
 @runtime_checkable
 class AlertPolicy(Protocol):
-    """Decides whether a clip is worth telling the user about. Pure and fast."""
+    """Decides whether a clip is worth telling the user about. Pure and fast.
+
+    `analysis` is the VLM's result, `AnalysisUnavailable` when the VLM should have looked
+    but failed, or None when it was skipped.
+    """
 
     def decide(
         self,
         camera_name: str,
         filter_result: FilterResult | None,
-        analysis: AnalysisResult | None,
+        analysis: AnalysisResult | AnalysisUnavailable | None,
     ) -> AlertDecision: ...
 
 

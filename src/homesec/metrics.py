@@ -10,6 +10,7 @@ names and labels stay in one place:
     set_in_flight(n)                   clips being processed now
     set_queue_depth(n)                 clips waiting for a processing slot
     set_source_health(camera, ok)      a camera's source can receive clips
+    set_spool(bytes, over_limit)       local clip bytes, and whether retention can hold its limits
     log_records_dropped(n)             the Postgres log sink dropped records
 
 Labels are bounded: camera names come from the config, stages and outcomes from enums.
@@ -37,6 +38,12 @@ _IN_FLIGHT = Gauge("homesec_clips_in_flight", "Clips being processed")
 _QUEUE_DEPTH = Gauge("homesec_queue_depth", "Clips waiting for a processing slot")
 _SOURCE_HEALTHY = Gauge(
     "homesec_source_healthy", "1 when the camera's source can receive clips", ["camera"]
+)
+_SPOOL_BYTES = Gauge("homesec_spool_bytes", "Bytes of clips kept on local disk")
+_SPOOL_OVER_LIMIT = Gauge(
+    "homesec_spool_over_limit",
+    "1 when retention cannot hold the spool's size cap or free-space floor (clips not yet in "
+    "storage are kept)",
 )
 _LOG_RECORDS_DROPPED = Counter(
     "homesec_log_records_dropped", "Log records the Postgres log sink could not write"
@@ -69,6 +76,11 @@ def set_queue_depth(count: int) -> None:
 
 def set_source_health(camera: str, healthy: bool) -> None:
     _SOURCE_HEALTHY.labels(camera=camera).set(1 if healthy else 0)
+
+
+def set_spool(size_bytes: int, *, over_limit: bool) -> None:
+    _SPOOL_BYTES.set(size_bytes)
+    _SPOOL_OVER_LIMIT.set(1 if over_limit else 0)
 
 
 def log_records_dropped(count: int = 1) -> None:

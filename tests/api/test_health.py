@@ -34,6 +34,7 @@ async def test_health_probe_is_public_and_healthy(tmp_path: Path) -> None:
         "pipeline": True,
         "database": True,
         "storage": True,
+        "spool": True,
     }
     assert body["cameras"][0]["name"] == "front_door" and body["cameras"][0]["healthy"]
 

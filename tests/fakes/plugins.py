@@ -89,6 +89,7 @@ class FakeVLMConfig(AnalyzerConfig):
     summary: str = "A person walks to the door."
     delay_s: float = 0.0
     fail: bool = False
+    fail_while: Path | None = Field(default=None, description="Fails while this file exists")
 
 
 @plugin(PluginType.ANALYZER, "fake_vlm", config=FakeVLMConfig)
@@ -106,7 +107,8 @@ class FakeVLM:
     ) -> AnalysisResult:
         self.calls.append(context.clip_id)
         await asyncio.sleep(self.config.delay_s)
-        if self.config.fail:
+        down = self.config.fail_while is not None and self.config.fail_while.exists()
+        if self.config.fail or down:
             raise TimeoutError("VLM endpoint timed out")
         return AnalysisResult(
             risk_level=self.config.risk_level,

@@ -208,7 +208,9 @@ async def test_a_clip_announced_while_recorded_does_not_announce_again_after_a_r
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         async with build_pipeline(**pipeline_config) as components:
             early = EarlyDetection(
-                components.object_filter, components.pipeline.detections, components.repository
+                components.object_filter,
+                components.pipeline.detections,
+                components.pipeline.journals,
             )
             early.on_segment(live)
             detection = await subscriber.next(timeout=10)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 import tests.fakes.plugins  # noqa: F401
+from homesec.app import Components
 from homesec.models.clip import Clip
+from homesec.models.config import RetentionConfig
 from homesec.models.enums import StageName, StageStatus
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import load_source
@@ -38,6 +40,18 @@ async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object
     return source, sorted(clips, key=lambda clip: clip.clip_id)
 
 
+def _pruner(cap: int, source: object, components: Components) -> RetentionPruner:
+    """A pruner with the cap only (no free-space floor) over one source's spool."""
+    return RetentionPruner(
+        RetentionConfig(max_local_size_bytes=cap, min_free_bytes=0),
+        [source],  # type: ignore[list-item]
+        components.repository,
+        busy=components.pipeline.busy,
+        system_alert=components.pipeline.system_alert,
+        work_dir=Path(),
+    )
+
+
 async def test_oldest_done_clips_are_pruned_until_under_the_cap(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -54,7 +68,7 @@ async def test_oldest_done_clips_are_pruned_until_under_the_cap(
 
         # When retention runs with room for two clips
         size = person_clip.stat().st_size
-        pruner = RetentionPruner(2 * size + 10, [source], components.repository)  # type: ignore[list-item]
+        pruner = _pruner(2 * size + 10, source, components)
         pruned = await pruner.prune("clip_arrived")
 
         # Then the two oldest done clips went; the unfinished one and the newest stay
@@ -80,7 +94,7 @@ async def test_nothing_is_pruned_when_the_database_cannot_say_what_is_done(
             await components.pipeline.process(clip)
 
         # When retention runs with no room at all
-        pruner = RetentionPruner(0, [source], components.repository)  # type: ignore[list-item]
+        pruner = _pruner(0, source, components)
         pruned = await pruner.prune("clip_arrived")
 
         # Then nothing is deleted: eligibility is unknown
@@ -94,7 +108,7 @@ async def test_a_trigger_during_a_pass_is_dropped(
     # Given a pruner over an empty spool
     source, _ = await _spool(tmp_path / "spool", person_clip, [])
     async with build_pipeline() as components:
-        pruner = RetentionPruner(0, [source], components.repository)  # type: ignore[list-item]
+        pruner = _pruner(0, source, components)
 
         # When it is triggered twice in a row, then again after the pass
         first = pruner.trigger("clip_arrived")
@@ -117,7 +131,7 @@ async def test_the_periodic_sweep_prunes_without_a_new_clip(
         for clip in clips:
             await components.pipeline.process(clip)
         size = person_clip.stat().st_size
-        pruner = RetentionPruner(size + 10, [source], components.repository)  # type: ignore[list-item]
+        pruner = _pruner(size + 10, source, components)
 
         # When the periodic sweep runs for a while
         sweep = asyncio.create_task(pruner.sweep_forever(0.05))

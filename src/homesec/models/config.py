@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from homesec.models.clip import is_valid_camera_name
-from homesec.models.enums import LogFormat, RiskLevel, RunMode
+from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -142,7 +142,14 @@ class RetentionConfig(_Section):
     max_local_size_bytes: int | None = Field(
         default=1_000_000_000,
         ge=0,
-        description="Cap on local clip bytes; oldest uploaded+done clips are pruned (null: off)",
+        description="Cap on local clip bytes; the oldest clips that are in storage and done "
+        "(or ended in error) are pruned (null: off)",
+    )
+    min_free_bytes: int = Field(
+        default=500_000_000,
+        ge=0,
+        description="Also prune (the same clips) while the spool's disk has less free space "
+        "than this, so recording never stops on a full disk (0: off)",
     )
     sweep_interval_s: float = Field(
         default=60.0, gt=0, description="Also check the cap this often, not only on a new clip"
@@ -165,6 +172,27 @@ class RetryConfig(_Section):
         default=300.0,
         gt=0,
         description="A failed upload is retried in the background forever, at most this far apart",
+    )
+    on_exhausted: OnExhausted = Field(
+        default=OnExhausted.ALERT_AND_CONTINUE,
+        description="A stage out of tries: alert_and_continue (a system alert, once per clip, "
+        "and the clip goes on) or fail (the clip stops there until its next round; no system "
+        "alert)",
+    )
+    rerun_initial_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A clip that ended in error is processed again in the background after "
+        "this long, the wait doubling each round",
+    )
+    rerun_max_backoff_s: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two rounds of a clip in error"
+    )
+    rerun_max_rounds: int = Field(
+        default=8,
+        ge=0,
+        description="Background rounds of a clip in error; after them it stays in error "
+        "until the next start (0: only at start)",
     )
 
 

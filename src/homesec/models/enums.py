@@ -54,6 +54,7 @@ class EventType(StrEnum):
     ARTIFACT_STORED = "artifact_stored"
     VLM_USAGE = "vlm_usage"
     CLIP_DONE = "clip_done"
+    CLIP_FAILED = "clip_failed"
     LOCAL_FILE_PRUNED = "local_file_pruned"
     STATE_WRITE_DROPPED = "state_write_dropped"
     SYSTEM_ALERT = "system_alert"
@@ -65,6 +66,20 @@ class RunMode(StrEnum):
     NEVER = "never"
     ALWAYS = "always"
     TRIGGER_ONLY = "trigger_only"
+
+
+class OnExhausted(StrEnum):
+    """What a stage that gave up after its retries does to its clip."""
+
+    ALERT_AND_CONTINUE = "alert_and_continue"
+    FAIL = "fail"
+
+
+class OnVLMFailure(StrEnum):
+    """Whether a clip whose VLM analysis failed still alerts when a trigger class was found."""
+
+    ALERT = "alert"
+    SKIP = "skip"
 
 
 class PluginType(StrEnum):

@@ -72,3 +72,14 @@ class AnalysisResult(BaseModel):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     model: str | None = None
     usage: VLMUsage | None = None
+
+
+class AnalysisUnavailable(BaseModel):
+    """The VLM should have looked at the clip but failed: why, and what the detector saw."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(description="Why, in a few words (the analyzer's own error)")
+    trigger_classes: list[str] = Field(
+        default_factory=list, description="Trigger classes the detector found in the clip"
+    )

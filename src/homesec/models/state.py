@@ -60,6 +60,13 @@ class ClipStateData(BaseModel):
     notifications: dict[str, StageLog] = Field(
         default_factory=dict, description="Delivery journal of each notification sink"
     )
+    system_alerted: list[StageName] = Field(
+        default_factory=list,
+        description="Stages whose giving up was reported by a system alert (once per clip)",
+    )
+    done_at: datetime | None = Field(
+        default=None, description="When the clip first became done (clip_done is recorded once)"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -71,6 +78,27 @@ class ClipStateData(BaseModel):
 
     def is_stage_ok(self, name: StageName) -> bool:
         return self.stage(name).status == StageStatus.OK
+
+    @property
+    def is_uploaded(self) -> bool:
+        """The clip is safe in storage: its local copy may go, recovery can download it."""
+        return self.is_stage_ok(StageName.UPLOAD) and self.storage_uri is not None
+
+    @property
+    def upload_failed(self) -> bool:
+        """An upload was tried and failed; it is retried in the background until it works."""
+        upload = self.stage(StageName.UPLOAD)
+        return upload.status != StageStatus.OK and upload.last_error is not None
+
+    @property
+    def is_settled(self) -> bool:
+        """No stage is waiting or running: the clip is done, or ended in error."""
+        return self.status in (ClipStatus.DONE, ClipStatus.ERROR)
+
+    @property
+    def alerted_sinks(self) -> list[str]:
+        """The notification sinks that took the clip's alert."""
+        return [name for name, log in self.notifications.items() if log.status == StageStatus.OK]
 
     def has_started(self) -> bool:
         """Whether any stage was tried: the pipeline had the finished clip before."""

@@ -5,9 +5,11 @@
                         └─> detection event (unless it went out while the clip was recorded)
 
 Stages return their result or a PipelineError (errors as values). A filter error stops the
-clip; upload, VLM and notify errors do not. An upload that still fails after its inline
-retries stays `pending` and is retried in the background until it succeeds. Stages already
-`ok` in the stored journal are not run again, which is what makes recovery cheap.
+clip; upload, VLM and notify errors do not (unless `retry.on_exhausted: fail`). A VLM that
+failed on a clip with a trigger class leaves the alert policy an `AnalysisUnavailable`, so a
+person is still an alert when the AI is down. Stages already `ok` in the journal are not run
+again, which is what makes recovery and the background rounds (`reruns.py`) cheap: a clip
+that is not done after its round (upload failed, a stage in error) is processed again later.
 """
 
 from __future__ import annotations
@@ -15,19 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 from homesec import metrics
-from homesec.errors import (
-    FilterError,
-    NotifyError,
-    PipelineError,
-    RetriesSpent,
-    UploadError,
-    VLMError,
-)
+from homesec.errors import FilterError, NotifyError, UploadError, VLMError
 from homesec.interfaces import (
     AlertPolicy,
     AnalysisContext,
@@ -40,19 +33,26 @@ from homesec.models.clip import Clip, analysis_name, snapshot_name
 from homesec.models.config import Config
 from homesec.models.enums import EventType, StageName, StageStatus
 from homesec.models.events import utc_now
-from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
+from homesec.models.results import (
+    AnalysisResult,
+    AnalysisUnavailable,
+    FilterResult,
+    UploadOutcome,
+)
 from homesec.models.state import ClipStateData
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
-from homesec.pipeline.journal import ClipJournal
+from homesec.pipeline.fetch import fetch_from_storage, remove_when_done
+from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
-from homesec.pipeline.retry import retrying
+from homesec.pipeline.reruns import Reruns
 from homesec.pipeline.snapshot import snapshot_of
+from homesec.pipeline.stages import StageRunner, log_extra
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
 
-ResultT = TypeVar("ResultT")
-ErrorT = TypeVar("ErrorT", bound=PipelineError)
+Analysis = AnalysisResult | AnalysisUnavailable | None
+"""What the VLM stage leaves the alert policy: a result, why there is none, or skipped."""
 
 
 class ClipPipeline:
@@ -68,26 +68,30 @@ class ClipPipeline:
         fanout: NotificationFanout,
     ) -> None:
         self._config = config
-        self._repository = repository
         self._storage = storage
         self._filter = object_filter
         self._analyzer = analyzer
         self._policy = alert_policy
         self._fanout = fanout
+        self.journals = ClipJournals(repository)
         self.detections = DetectionAnnouncer(
             config.vlm, fanout, analyzer_configured=analyzer is not None
         )
         limits = config.concurrency
         self._clip_slots = asyncio.Semaphore(limits.max_clips_in_flight)
-        self._stage_slots = {
-            StageName.UPLOAD: asyncio.Semaphore(limits.upload_workers),
-            StageName.FILTER: asyncio.Semaphore(limits.filter_workers),
-            StageName.VLM: asyncio.Semaphore(limits.vlm_workers),
-            StageName.NOTIFY: asyncio.Semaphore(limits.notify_workers),
-        }
+        self._stages = StageRunner(
+            config.retry,
+            {
+                StageName.UPLOAD: asyncio.Semaphore(limits.upload_workers),
+                StageName.FILTER: asyncio.Semaphore(limits.filter_workers),
+                StageName.VLM: asyncio.Semaphore(limits.vlm_workers),
+                StageName.NOTIFY: asyncio.Semaphore(limits.notify_workers),
+            },
+            self.system_alert,
+        )
+        self._reruns = Reruns(config.retry, self._rerun)
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
-        self._upload_retries: dict[str, asyncio.Task[None]] = {}
         self.last_heartbeat = time.time()
 
     @property
@@ -95,14 +99,23 @@ class ClipPipeline:
         return len(self._tasks)
 
     @property
-    def uploads_pending(self) -> int:
-        return len(self._upload_retries)
+    def failing_stages(self) -> dict[StageName, str]:
+        """Stages whose last outcome was giving up, with why (until they next succeed)."""
+        return self._stages.failing.current()
+
+    def busy(self, clip_id: str) -> bool:
+        """Whether the clip is being processed now (its local file must stay)."""
+        return clip_id in self._tasks
 
     def submit(self, clip: Clip) -> asyncio.Task[ClipStateData | None] | None:
-        """Source callback: process the clip in the background (None if already in hand)."""
-        if clip.clip_id in self._tasks or clip.clip_id in self._upload_retries:
+        """Source callback: process the clip in the background (None if already in hand).
+
+        Its later rounds, if it needs any, are scheduled when this one ends.
+        """
+        if clip.clip_id in self._tasks:
             logger.debug("Clip %s already in hand", clip.clip_id)
             return None
+        self._reruns.forget(clip.clip_id)
         task = asyncio.create_task(self._process_guarded(clip), name=f"clip:{clip.clip_id}")
         self._tasks[clip.clip_id] = task
         metrics.set_in_flight(len(self._tasks))
@@ -114,7 +127,7 @@ class ClipPipeline:
         metrics.set_in_flight(len(self._tasks))
 
     async def process(self, clip: Clip) -> ClipStateData:
-        """Run one clip through every stage it still needs; returns its state at the end."""
+        """Run one round of the clip through every stage it still needs; returns its state."""
         self._waiting += 1
         metrics.set_queue_depth(self._waiting)
         try:
@@ -124,28 +137,28 @@ class ClipPipeline:
             metrics.set_queue_depth(self._waiting)
         try:
             self.last_heartbeat = time.time()
-            journal = await ClipJournal.open(clip, self._repository)
-            try:
+            async with self.journals.hold(
+                clip.clip_id, clip.camera_name, clip.local_path
+            ) as journal:
+                journal.received(clip)
                 await self._run(clip, journal)
                 journal.finish()
-            finally:
-                await journal.flush()
-            metrics.clip_finished(clip.camera_name, journal.state.status)
+            state = journal.state
+            metrics.clip_finished(clip.camera_name, state.status)
             logger.info(
                 "Clip %s %s: %s",
                 clip.clip_id,
-                journal.state.status,
-                _outcome(journal.state),
-                extra=_extra(clip, EventType.CLIP_DONE),
+                state.status,
+                _outcome(state),
+                extra=log_extra(clip.clip_id, clip.camera_name, EventType.CLIP_DONE),
             )
-            return journal.state
+            return state
         finally:
             self._clip_slots.release()
 
     async def drain(self, timeout_s: float) -> None:
         """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
-        for retry in self._upload_retries.values():
-            retry.cancel()  # their clips are unfinished, so recovery picks them up
+        await self._reruns.close()  # their clips are unfinished: recovery picks them up
         pending = list(self._tasks.values())
         still_running: set[asyncio.Task[ClipStateData | None]] = set()
         if pending:
@@ -154,8 +167,8 @@ class ClipPipeline:
             task.cancel()
         if still_running:
             logger.warning("Cancelled %d unfinished clips at shutdown", len(still_running))
-        leftovers = [*still_running, *self._upload_retries.values()]
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        await asyncio.gather(*still_running, return_exceptions=True)
+        await self._reruns.close()  # rounds scheduled by the clips that just ended
 
     async def system_alert(self, alert: SystemAlert) -> None:
         """Log a system alert and send it to the sinks that take them."""
@@ -173,12 +186,30 @@ class ClipPipeline:
     async def _process_guarded(self, clip: Clip) -> ClipStateData | None:
         # The top of a clip's flow: nothing may escape and kill the process.
         try:
-            return await self.process(clip)
+            state = await self.process(clip)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("Unexpected error processing %s", clip.clip_id)
             return None
+        self._reruns.after_round(clip, state)
+        return state
+
+    async def _rerun(self, clip: Clip, state: ClipStateData) -> None:
+        """The clip's next round; from storage when its local copy was pruned meanwhile."""
+        if not await asyncio.to_thread(clip.local_path.exists):
+            fetched = await fetch_from_storage(state, self._storage, self._config.pipeline.work_dir)
+            if fetched is None:
+                logger.error(
+                    "%s cannot run again: its local file is gone and it is not in storage",
+                    clip.clip_id,
+                    extra=log_extra(clip.clip_id, clip.camera_name, None),
+                )
+                return
+            clip = fetched
+        task = self.submit(clip)
+        if task is not None:
+            task.add_done_callback(remove_when_done(clip))
 
     async def _run(self, clip: Clip, journal: ClipJournal) -> None:
         upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")
@@ -187,12 +218,13 @@ class ClipPipeline:
         finally:
             # Uploading is P0: it finishes even when the filter fails.
             upload_result = await upload
-        if isinstance(upload_result, UploadError):
-            self._retry_upload_in_background(clip, journal)
         if filter_result is None:
             return
+        if isinstance(upload_result, UploadError) and self._stages.stops_clip:
+            return
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
-        snapshot = await snapshot_of(clip.local_path, filter_result, target, _extra(clip, None))
+        extra = log_extra(clip.clip_id, clip.camera_name, None)
+        snapshot = await snapshot_of(clip.local_path, filter_result, target, extra)
         detection = asyncio.create_task(
             self._detection_event(clip, journal, filter_result, snapshot),
             name=f"detection:{clip.clip_id}",
@@ -201,8 +233,9 @@ class ClipPipeline:
             analysis = await self._vlm(clip, journal, filter_result)
         finally:
             await detection
-        decision = self._decide(clip.camera_name, filter_result, analysis)
-        journal.record(EventType.ALERT_DECIDED, decision.notify_reason, alert_decision=decision)
+        if isinstance(analysis, AnalysisUnavailable) and self._stages.stops_clip:
+            return
+        decision = self._decision(clip.camera_name, journal, filter_result, analysis)
         await asyncio.gather(
             self._notify(clip, journal, decision, upload_result, analysis, snapshot),
             self._store_artifacts(clip, journal, upload_result, snapshot),
@@ -213,7 +246,7 @@ class ClipPipeline:
         if journal.is_ok(StageName.UPLOAD) and state.storage_uri:
             return UploadOutcome(storage_uri=state.storage_uri, view_url=state.view_url)
         backend = self._config.storage.backend
-        result = await self._stage(
+        result = await self._stages.run(
             journal,
             StageName.UPLOAD,
             lambda: self._storage.put(clip.local_path, f"{clip.camera_name}/{clip.clip_id}"),
@@ -222,62 +255,23 @@ class ClipPipeline:
         )
         match result:
             case UploadOutcome() as outcome:
-                journal.stage_ok(
-                    StageName.UPLOAD, storage_uri=outcome.storage_uri, view_url=outcome.view_url
-                )
+                journal.upload_ok(outcome)
             case UploadError() as error:
                 logger.error(
                     "Upload failed; continuing without a storage URI, retrying in the "
                     "background: %s",
                     error.describe(),
-                    extra=_extra(clip, EventType.STAGE_FAILED),
+                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
                 )
         return result
-
-    def _retry_upload_in_background(self, clip: Clip, journal: ClipJournal) -> None:
-        task = asyncio.create_task(
-            self._upload_until_done(clip, journal), name=f"upload-retry:{clip.clip_id}"
-        )
-        self._upload_retries[clip.clip_id] = task
-        task.add_done_callback(lambda _: self._upload_retries.pop(clip.clip_id, None))
-
-    async def _upload_until_done(self, clip: Clip, journal: ClipJournal) -> None:
-        """Retry the upload with growing waits until it succeeds; the clip is kept meanwhile."""
-        retry = self._config.retry
-        delay = max(retry.backoff_s, 0.01)
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, retry.upload_retry_max_backoff_s)
-            journal.attempt_started(StageName.UPLOAD)
-            try:
-                async with self._stage_slots[StageName.UPLOAD]:
-                    outcome = await self._storage.put(
-                        clip.local_path, f"{clip.camera_name}/{clip.clip_id}"
-                    )
-            except Exception as exc:
-                error = UploadError(clip.clip_id, self._config.storage.backend, exc)
-                journal.attempt_failed(error, then=StageStatus.PENDING)
-                continue
-            journal.stage_ok(
-                StageName.UPLOAD, storage_uri=outcome.storage_uri, view_url=outcome.view_url
-            )
-            logger.info(
-                "Upload of %s succeeded after %d attempts",
-                clip.clip_id,
-                journal.state.stage(StageName.UPLOAD).attempts,
-                extra=_extra(clip, EventType.STAGE_COMPLETED),
-            )
-            snapshot = clip.local_path.with_name(snapshot_name(clip.clip_id))
-            await self._store_artifacts(clip, journal, outcome, snapshot)
-            journal.finish()
-            await journal.flush()
-            return
 
     async def _filter_stage(self, clip: Clip, journal: ClipJournal) -> FilterResult | None:
         if journal.is_ok(StageName.FILTER) and journal.state.filter_result is not None:
             return journal.state.filter_result
+        if not self._may_retry(journal, StageName.FILTER):
+            return None
         backend = self._config.filter.backend
-        result = await self._stage(
+        result = await self._stages.run(
             journal,
             StageName.FILTER,
             lambda: self._filter.detect(clip.local_path),
@@ -288,11 +282,11 @@ class ClipPipeline:
                 logger.error(
                     "Filter failed; no alert can be decided: %s",
                     error.describe(),
-                    extra=_extra(clip, EventType.STAGE_FAILED),
+                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
                 )
                 return None
             case FilterResult() as detections:
-                journal.stage_ok(StageName.FILTER, filter_result=detections)
+                journal.filter_ok(detections)
                 return detections
 
     async def _detection_event(
@@ -309,28 +303,25 @@ class ClipPipeline:
                 clip.clip_id, clip.camera_name, filter_result, snapshot, live=False
             )
             if announcement is not None:
-                journal.record(
-                    EventType.DETECTION_SENT,
-                    announcement.describe(),
-                    detection_sent_at=announcement.sent_at,
-                )
+                journal.detection_sent(announcement.sent_at, announcement.describe())
         self.detections.forget(clip.clip_id)
 
-    async def _vlm(
-        self, clip: Clip, journal: ClipJournal, filter_result: FilterResult
-    ) -> AnalysisResult | None:
-        if journal.is_ok(StageName.VLM) and journal.state.analysis_result is not None:
-            return journal.state.analysis_result
+    async def _vlm(self, clip: Clip, journal: ClipJournal, filter_result: FilterResult) -> Analysis:
+        state = journal.state
+        if journal.is_ok(StageName.VLM) and state.analysis_result is not None:
+            return state.analysis_result
         analyzer = self._analyzer
         skip_reason = vlm_skip_reason(self._config.vlm, filter_result.detected_classes)
         if analyzer is None or skip_reason is not None:
             journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
             return None
+        if not self._may_retry(journal, StageName.VLM):
+            return self._unavailable(filter_result, state.stage(StageName.VLM).last_error)
         context = AnalysisContext(
             clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
         )
         backend = self._config.vlm.backend or ""
-        result = await self._stage(
+        result = await self._stages.run(
             journal,
             StageName.VLM,
             lambda: analyzer.analyze(clip.local_path, filter_result, context),
@@ -341,19 +332,39 @@ class ClipPipeline:
                 logger.error(
                     "VLM failed; deciding without analysis: %s",
                     error.describe(),
-                    extra=_extra(clip, EventType.STAGE_FAILED),
+                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
                 )
-                return None
+                return self._unavailable(filter_result, _short_reason(error))
             case AnalysisResult() as analysis:
-                journal.stage_ok(StageName.VLM, analysis_result=analysis)
+                journal.vlm_ok(analysis)
                 return analysis
 
-    def _decide(
-        self, camera_name: str, filter_result: FilterResult, analysis: AnalysisResult | None
+    def _unavailable(self, filter_result: FilterResult, reason: str | None) -> AnalysisUnavailable:
+        found = [c for c in filter_result.detected_classes if c in self._config.vlm.trigger_classes]
+        return AnalysisUnavailable(reason=reason or "unknown error", trigger_classes=found)
+
+    def _may_retry(self, journal: ClipJournal, stage: StageName) -> bool:
+        """A stage in error is tried again only within the clip's error rounds."""
+        failed = journal.state.stage(stage).status == StageStatus.ERROR
+        return not failed or self._reruns.retries_errors(journal.clip_id)
+
+    def _decision(
+        self,
+        camera_name: str,
+        journal: ClipJournal,
+        filter_result: FilterResult,
+        analysis: Analysis,
     ) -> AlertDecision:
+        """The alert policy's decision; kept as it was once the alert went out."""
+        stored = journal.state.alert_decision
+        if journal.is_ok(StageName.NOTIFY) and stored is not None:
+            return stored
         if self._policy is None:
-            return AlertDecision(notify=False, notify_reason="alert policy disabled")
-        return self._policy.decide(camera_name, filter_result, analysis)
+            decision = AlertDecision(notify=False, notify_reason="alert policy disabled")
+        else:
+            decision = self._policy.decide(camera_name, filter_result, analysis)
+        journal.alert_decided(decision)
+        return decision
 
     async def _notify(
         self,
@@ -361,7 +372,7 @@ class ClipPipeline:
         journal: ClipJournal,
         decision: AlertDecision,
         upload: UploadOutcome | UploadError,
-        analysis: AnalysisResult | None,
+        analysis: Analysis,
         snapshot: Path | None,
     ) -> None:
         if journal.is_ok(StageName.NOTIFY):
@@ -372,21 +383,29 @@ class ClipPipeline:
         if not self._fanout.notifiers:
             journal.stage_skipped(StageName.NOTIFY, "no notifiers configured")
             return
-        alert = _alert_for(clip, decision, upload, analysis)
+        if not self._may_retry(journal, StageName.NOTIFY):
+            return
+        result = analysis if isinstance(analysis, AnalysisResult) else None
+        alert = _alert_for(clip, decision, upload, result)
         journal.attempt_started(StageName.NOTIFY)
         started = time.perf_counter()
-        async with self._stage_slots[StageName.NOTIFY]:
+        async with self._stages.slot(StageName.NOTIFY):
             failures = await self._fanout.deliver(alert, snapshot, journal)
         metrics.stage_observed(StageName.NOTIFY, time.perf_counter() - started, ok=not failures)
         if not failures:
-            journal.stage_ok(StageName.NOTIFY)
+            journal.notify_ok()
+            self._stages.failing.succeeded(StageName.NOTIFY)
             return
         for failure in failures:
-            logger.error("Notify failed: %s", failure.describe(), extra=_extra(clip, None))
+            logger.error(
+                "Notify failed: %s",
+                failure.describe(),
+                extra=log_extra(clip.clip_id, clip.camera_name, None),
+            )
         sinks = ", ".join(failure.notifier_name for failure in failures)
         error = NotifyError(clip.clip_id, sinks, failures[0].cause)
         journal.attempt_failed(error, then=StageStatus.ERROR)
-        await self._stage_gave_up(journal.state, error)
+        await self._stages.gave_up(journal, error)
 
     async def _store_artifacts(
         self,
@@ -397,14 +416,14 @@ class ClipPipeline:
     ) -> None:
         """Keep the analysis and the snapshot next to the clip in storage (best effort)."""
         if isinstance(upload, UploadError):
-            return  # stored once the background upload succeeds
+            return  # stored in the round after the upload succeeds
         state = journal.state
         analysis = state.analysis_result
         try:
             if analysis is not None and state.analysis_uri is None:
                 key = f"{clip.camera_name}/{analysis_name(clip.clip_id)}"
                 stored = await self._storage.put_json(analysis.model_dump(mode="json"), key)
-                journal.record(EventType.ARTIFACT_STORED, key, analysis_uri=stored.storage_uri)
+                journal.analysis_stored(key, stored.storage_uri)
             if (
                 snapshot is not None
                 and state.snapshot_uri is None
@@ -412,56 +431,19 @@ class ClipPipeline:
             ):
                 key = f"{clip.camera_name}/{snapshot.name}"
                 stored = await self._storage.put(snapshot, key)
-                journal.record(EventType.ARTIFACT_STORED, key, snapshot_uri=stored.storage_uri)
+                journal.snapshot_stored(key, stored.storage_uri)
         except Exception as exc:
             logger.warning("Could not store the artifacts of %s: %s", clip.clip_id, exc)
 
-    async def _stage(
-        self,
-        journal: ClipJournal,
-        stage: StageName,
-        call: Callable[[], Awaitable[ResultT]],
-        wrap: Callable[[Exception], ErrorT],
-        exhausted: StageStatus = StageStatus.ERROR,
-    ) -> ResultT | ErrorT:
-        """Run one stage with retries, journaling every attempt; errors come back as values."""
-        max_attempts = self._config.retry.max_attempts
-        try:
-            async for attempt in retrying(self._config.retry):
-                with attempt:
-                    number = journal.attempt_started(stage)
-                    started = time.perf_counter()
-                    try:
-                        async with self._stage_slots[stage]:
-                            result = await call()
-                    except Exception as exc:
-                        metrics.stage_observed(stage, time.perf_counter() - started, ok=False)
-                        final = number >= max_attempts or isinstance(exc, RetriesSpent)
-                        then = exhausted if final else None
-                        if then is None:
-                            metrics.retry(stage)
-                        journal.attempt_failed(wrap(exc), then=then)
-                        raise
-                    metrics.stage_observed(stage, time.perf_counter() - started, ok=True)
-                    return result
-        except Exception as exc:
-            error = wrap(exc)
-            await self._stage_gave_up(journal.state, error)
-            return error
-        raise AssertionError("retrying() ended without a result or an error")
 
-    async def _stage_gave_up(self, state: ClipStateData, error: PipelineError) -> None:
-        await self.system_alert(
-            SystemAlert(
-                kind="stage_retries_exhausted",
-                message=f"{error.stage} gave up after {state.stage(error.stage).attempts} "
-                f"attempt(s): {error.describe()}",
-                ts=utc_now(),
-                clip_id=state.clip_id,
-                camera_name=state.camera_name,
-                stage=error.stage,
-            )
-        )
+def _short_reason(error: VLMError) -> str:
+    """The analyzer's own words for what went wrong, short enough for an alert."""
+    cause = error.cause
+    reason = (str(cause) or type(cause).__name__) if cause is not None else str(error)
+    return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 1] + "…"
+
+
+_REASON_CHARS = 160
 
 
 def _alert_for(
@@ -493,13 +475,13 @@ def _outcome(state: ClipStateData) -> str:
     if state.analysis_result is not None:
         parts.append(f"risk {state.analysis_result.risk_level.label}")
     decision = state.alert_decision
-    if decision is not None:
-        parts.append(f"alert sent ({decision.notify_reason})" if decision.notify else "no alert")
+    reason = f" ({decision.notify_reason})" if decision is not None else ""
+    if state.alerted_sinks:
+        parts.append(f"alert sent to {', '.join(state.alerted_sinks)}{reason}")
+    elif decision is not None and decision.notify:
+        parts.append(f"alert decided but no sink took it{reason}")
+    elif decision is not None:
+        parts.append("no alert")
+    if state.upload_failed:
+        parts.append("upload failed, retried in the background")
     return "; ".join(parts)
-
-
-def _extra(clip: Clip, event_type: EventType | None) -> dict[str, str]:
-    extra = {"clip_id": clip.clip_id, "camera_name": clip.camera_name}
-    if event_type is not None:
-        extra["event_type"] = event_type
-    return extra

@@ -6,10 +6,11 @@ a segment still waiting is replaced by the newer one (the newest is the likelies
 what set the motion off). The first segment with a trigger class settles the clip: its
 snapshot is written from that segment, next to where the clip will be, and the detection
 event goes out through the pipeline's `DetectionAnnouncer` with the clip's future clip_id,
-so the finalized clip does not send it again. That is stored as the clip's state through
-the repository, so a restart knows it too. Later segments of a settled clip, and those of a
-clip already finalized, are not looked at; the finalized clip is filtered as a whole, as
-always, so a segment that vanished or could not be read is only logged.
+so the finalized clip does not send it again. That is recorded in the clip's journal (the
+one the pipeline uses too: one writer per clip), so a restart knows it too. Later segments
+of a settled clip, and those of a clip already finalized, are not looked at; the finalized
+clip is filtered as a whole, as always, so a segment that vanished or could not be read is
+only logged.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from dataclasses import dataclass
 from homesec.interfaces import ObjectFilter
 from homesec.models.clip import Clip, LiveSegment, snapshot_name
 from homesec.models.enums import EventType
-from homesec.models.events import ClipEvent
 from homesec.models.results import FilterResult
-from homesec.models.state import ClipStateData
 from homesec.pipeline.detection import Announcement, DetectionAnnouncer
+from homesec.pipeline.journal import ClipJournals
 from homesec.pipeline.snapshot import snapshot_of
-from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +60,11 @@ class EarlyDetection:
         self,
         object_filter: ObjectFilter,
         detections: DetectionAnnouncer,
-        repository: ClipRepository,
+        journals: ClipJournals,
     ) -> None:
         self._filter = object_filter
         self._detections = detections
-        self._repository = repository
+        self._journals = journals
         self._lanes: dict[str, _Lane] = {}
 
     def on_segment(self, segment: LiveSegment) -> None:
@@ -140,21 +139,11 @@ class EarlyDetection:
         return announcement
 
     async def _store(self, segment: LiveSegment, announcement: Announcement) -> None:
-        # Still recording, so the pipeline has no state of this clip yet: it starts from this
-        # one when the clip is finalized (see ClipJournal.open).
-        state = ClipStateData(
-            clip_id=segment.clip_id,
-            camera_name=segment.camera_name,
-            local_path=str(segment.clip_path),
-            detection_sent_at=announcement.sent_at,
-        )
-        event = ClipEvent(
-            clip_id=segment.clip_id,
-            event_type=EventType.DETECTION_SENT,
-            camera_name=segment.camera_name,
-            message=announcement.describe(),
-        )
-        await self._repository.save(state, event)
+        # Still recording: the pipeline takes this journal over when the clip is finalized.
+        async with self._journals.hold(
+            segment.clip_id, segment.camera_name, segment.clip_path
+        ) as journal:
+            journal.detection_sent(announcement.sent_at, announcement.describe())
 
 
 def _extra(segment: LiveSegment) -> dict[str, str]:

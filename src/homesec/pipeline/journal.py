@@ -1,23 +1,34 @@
 """One clip's state as it moves through the stages, persisted through ClipRepository.
 
 The in-memory `ClipStateData` is the truth while the clip is processed (the database may be
-down); every change is saved with the lifecycle event that explains it. Saves are written
-behind the clip's flow by one writer per clip: changes made while a write is in flight are
-coalesced into the next one (latest snapshot, every event in order), so the database is
-never on a clip's critical path. `flush()` waits until everything is written.
+down). Every change is a typed transition (`upload_ok(outcome)`, `filter_ok(result)`, ...)
+saved with the lifecycle event that explains it. Saves are written behind the clip's flow:
+changes made while a write is in flight are coalesced into the next one (latest snapshot,
+every event in order), so the database is never on a clip's critical path. `flush()` waits
+until everything is written.
+
+A clip has one journal at a time, handed out by `ClipJournals` to whoever changes the clip:
+early detection while it is recorded, the pipeline once it is finalized. So each clip has
+one writer, and nobody overwrites a newer state with an older one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from pydantic import JsonValue
 
 from homesec.errors import PipelineError
+from homesec.models.alert import AlertDecision
 from homesec.models.clip import Clip
-from homesec.models.enums import EventType, StageName, StageStatus
+from homesec.models.enums import ClipStatus, EventType, StageName, StageStatus
 from homesec.models.events import ClipEvent, utc_now
+from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
 from homesec.models.state import ClipStateData, StageLog
 from homesec.repository.clip_repository import ClipRepository
 
@@ -29,34 +40,24 @@ class ClipJournal:
         self._unsaved: list[ClipEvent] = []
         self._writer: asyncio.Task[None] | None = None
 
-    @classmethod
-    async def open(cls, clip: Clip, repository: ClipRepository) -> ClipJournal:
-        """Resume the stored state of a clip (recovery) or start a new one."""
-        stored = await repository.get(clip.clip_id)
-        if stored is None or not stored.has_started():
-            # New to the pipeline; its detection event may have gone out while it recorded.
-            state = ClipStateData(
-                clip_id=clip.clip_id,
-                camera_name=clip.camera_name,
-                source_backend=clip.source_backend,
-                local_path=str(clip.local_path),
-                start_ts=clip.start_ts,
-                detection_sent_at=stored.detection_sent_at if stored else None,
-            )
-            event = EventType.CLIP_RECEIVED
-        else:
-            state = stored.model_copy(update={"local_path": str(clip.local_path)}, deep=True)
-            event = EventType.CLIP_RECOVERED
-        journal = cls(state, repository)
-        journal._save(event, message=str(clip.local_path))
-        return journal
-
     @property
     def clip_id(self) -> str:
         return self.state.clip_id
 
     def is_ok(self, stage: StageName) -> bool:
         return self.state.is_stage_ok(stage)
+
+    def received(self, clip: Clip) -> None:
+        """The finalized clip is in the pipeline's hands: new, or back after a restart."""
+        state = self.state
+        state.local_path = str(clip.local_path)
+        if state.has_started():
+            self._save(EventType.CLIP_RECOVERED, message=str(clip.local_path))
+            return
+        # New to the pipeline; its detection event may have gone out while it recorded.
+        state.source_backend = clip.source_backend
+        state.start_ts = clip.start_ts
+        self._save(EventType.CLIP_RECEIVED, message=str(clip.local_path))
 
     def attempt_started(self, stage: StageName) -> int:
         log = self._log(stage)
@@ -80,20 +81,49 @@ class ClipJournal:
         event = EventType.STAGE_RETRY if then is None else EventType.STAGE_FAILED
         self._save(event, stage=error.stage, attempt=log.attempts, message=log.last_error)
 
-    def stage_ok(self, stage: StageName, **results: Any) -> None:
-        log = self._log(stage)
-        log.status = StageStatus.OK
-        log.finished_at = utc_now()
-        log.last_error = None
-        for field, value in results.items():
-            setattr(self.state, field, value)
-        self._save(EventType.STAGE_COMPLETED, stage=stage, attempt=log.attempts)
+    def upload_ok(self, outcome: UploadOutcome) -> None:
+        self.state.storage_uri = outcome.storage_uri
+        self.state.view_url = outcome.view_url
+        self._stage_ok(StageName.UPLOAD)
+
+    def filter_ok(self, result: FilterResult) -> None:
+        self.state.filter_result = result
+        self._stage_ok(StageName.FILTER)
+
+    def vlm_ok(self, analysis: AnalysisResult) -> None:
+        self.state.analysis_result = analysis
+        self._stage_ok(StageName.VLM)
+
+    def notify_ok(self) -> None:
+        self._stage_ok(StageName.NOTIFY)
 
     def stage_skipped(self, stage: StageName, reason: str) -> None:
         log = self._log(stage)
         log.status = StageStatus.SKIPPED
         log.finished_at = utc_now()
         self._save(EventType.STAGE_SKIPPED, stage=stage, message=reason)
+
+    def alert_decided(self, decision: AlertDecision) -> None:
+        self.state.alert_decision = decision
+        self._save(EventType.ALERT_DECIDED, message=decision.notify_reason)
+
+    def analysis_stored(self, key: str, uri: str) -> None:
+        self.state.analysis_uri = uri
+        self._save(EventType.ARTIFACT_STORED, message=key)
+
+    def snapshot_stored(self, key: str, uri: str) -> None:
+        self.state.snapshot_uri = uri
+        self._save(EventType.ARTIFACT_STORED, message=key)
+
+    def detection_sent(self, sent_at: datetime, sinks: str) -> None:
+        self.state.detection_sent_at = sent_at
+        self._save(EventType.DETECTION_SENT, message=sinks)
+
+    def system_alerted(self, stage: StageName, message: str) -> None:
+        """A system alert told of this stage giving up: it is not told again for this clip."""
+        if stage not in self.state.system_alerted:
+            self.state.system_alerted.append(stage)
+        self._save(EventType.SYSTEM_ALERT, stage=stage, message=message)
 
     def sink_status(self, sink: str) -> StageStatus | None:
         log = self.state.notifications.get(sink)
@@ -114,19 +144,29 @@ class ClipJournal:
             detail={"sink": sink},
         )
 
-    def record(self, event_type: EventType, message: str, **fields: Any) -> None:
-        """Store results that belong to no single stage (the alert decision), with an event."""
-        for field, value in fields.items():
-            setattr(self.state, field, value)
-        self._save(event_type, message=message)
-
     def finish(self) -> None:
-        self._save(EventType.CLIP_DONE, message=str(self.state.status))
+        """The end of a processing round: `clip_done` the first time the clip is done,
+        `clip_failed` for a round that ends in error."""
+        state = self.state
+        match state.status:
+            case ClipStatus.DONE if state.done_at is None:
+                state.done_at = utc_now()
+                self._save(EventType.CLIP_DONE, message=ClipStatus.DONE)
+            case ClipStatus.ERROR:
+                failed = [str(stage) for stage, log in state.stages.items() if log.last_error]
+                self._save(EventType.CLIP_FAILED, message=", ".join(failed))
 
     async def flush(self) -> None:
         """Wait until every change so far is written (or dropped by the repository)."""
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
+
+    def _stage_ok(self, stage: StageName) -> None:
+        log = self._log(stage)
+        log.status = StageStatus.OK
+        log.finished_at = utc_now()
+        log.last_error = None
+        self._save(EventType.STAGE_COMPLETED, stage=stage, attempt=log.attempts)
 
     def _log(self, stage: StageName) -> StageLog:
         return self.state.stages.setdefault(stage, StageLog())
@@ -164,3 +204,61 @@ _SINK_EVENTS = {
     StageStatus.ERROR: EventType.STAGE_FAILED,
     StageStatus.SKIPPED: EventType.STAGE_SKIPPED,
 }
+
+
+@dataclass
+class _Held:
+    journal: ClipJournal
+    users: int = 0
+
+
+class ClipJournals:
+    """The journal of each clip someone is changing: one per clip, shared while held."""
+
+    def __init__(self, repository: ClipRepository) -> None:
+        self._repository = repository
+        self._held: dict[str, _Held] = {}
+        self._loading: dict[str, asyncio.Task[ClipStateData | None]] = {}
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self._held
+
+    @asynccontextmanager
+    async def hold(
+        self, clip_id: str, camera_name: str, local_path: Path
+    ) -> AsyncIterator[ClipJournal]:
+        """The clip's journal: the one held by someone else, else its stored state, else new.
+
+        Released (and written) when the last holder is done.
+        """
+        held = await self._acquire(clip_id, camera_name, local_path)
+        held.users += 1
+        try:
+            yield held.journal
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                await held.journal.flush()
+                if held.users == 0 and self._held.get(clip_id) is held:
+                    del self._held[clip_id]
+
+    async def _acquire(self, clip_id: str, camera_name: str, local_path: Path) -> _Held:
+        if (held := self._held.get(clip_id)) is not None:
+            return held
+        loading = self._loading.get(clip_id)
+        if loading is None:
+            loading = asyncio.create_task(self._repository.get(clip_id), name=f"load:{clip_id}")
+            self._loading[clip_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(clip_id, None))
+        stored = await asyncio.shield(loading)
+        if (held := self._held.get(clip_id)) is not None:
+            return held  # another caller loaded it while this one waited
+        if stored is not None:
+            state = stored.model_copy(deep=True)
+        else:
+            state = ClipStateData(
+                clip_id=clip_id, camera_name=camera_name, local_path=str(local_path)
+            )
+        held = _Held(ClipJournal(state, self._repository))
+        self._held[clip_id] = held
+        return held

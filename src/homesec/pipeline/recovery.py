@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from homesec.interfaces import ClipSource, StorageBackend
@@ -17,11 +16,10 @@ from homesec.models.clip import Clip
 from homesec.models.enums import ClipStatus, EventType
 from homesec.models.state import ClipStateData
 from homesec.pipeline.core import ClipPipeline
+from homesec.pipeline.fetch import fetch_from_storage, remove_when_done
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
-
-_RECOVERED_BACKEND = "recovery"
 
 
 async def recover_unfinished(
@@ -51,17 +49,9 @@ async def recover_unfinished(
             },
         )
         task = pipeline.submit(clip)
-        if task is not None and clip.source_backend == _RECOVERED_BACKEND:
-            task.add_done_callback(_remove_copy(clip.local_path))
+        if task is not None:
+            task.add_done_callback(remove_when_done(clip))
     return len(clips)
-
-
-def _remove_copy(path: Path) -> Callable[[object], None]:
-    # The downloaded copy is scratch: the clip already lives in storage.
-    def remove(_: object) -> None:
-        path.unlink(missing_ok=True)
-
-    return remove
 
 
 def _is_done(state: ClipStateData | None) -> bool:
@@ -86,32 +76,7 @@ async def _downloaded_clips(
             continue
         if await asyncio.to_thread(Path(state.local_path).exists):
             continue
-        clip = await _download(state, storage, work_dir)
+        clip = await fetch_from_storage(state, storage, work_dir)
         if clip is not None:
             clips.append(clip)
     return clips
-
-
-async def _download(state: ClipStateData, storage: StorageBackend, work_dir: Path) -> Clip | None:
-    assert state.storage_uri is not None
-    target = work_dir / state.clip_id
-    try:
-        await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-        await storage.get(state.storage_uri, target)
-    except Exception:
-        logger.exception(
-            "Cannot download %s for recovery", state.clip_id, extra={"clip_id": state.clip_id}
-        )
-        return None
-    start = state.start_ts or (await asyncio.to_thread(target.stat)).st_mtime
-    return Clip.model_validate(
-        {
-            "clip_id": state.clip_id,
-            "camera_name": state.camera_name,
-            "local_path": target,
-            "start_ts": start,
-            "end_ts": start,
-            "duration_s": 0.0,
-            "source_backend": _RECOVERED_BACKEND,
-        }
-    )

@@ -117,16 +117,18 @@ class ClipRepository:
         return True
 
     async def save(self, state: ClipStateData, *events: ClipEvent) -> bool:
-        """Upsert the clip's state and append `events` atomically; False when dropped."""
+        """Upsert the clip's state and append `events` atomically (after any of the clip's
+        events dropped earlier); False when dropped (written again once the database is back)."""
         try:
             async with asyncio.timeout(self._timeout_s), self._locks.hold(state.clip_id):
                 # Serialized under the lock, so of two saves of one (shared, mutable) state
                 # the later write always carries the newer snapshot.
                 document = state.model_dump(mode="json")
-                await self._store.save_state(state.clip_id, document, events)
+                batch = [*self._unsaved.events_of(state.clip_id), *events]
+                await self._store.save_state(state.clip_id, document, batch)
         except Exception as exc:
             self._drop_write(state.clip_id, exc)
-            self._unsaved.remember(state)
+            self._unsaved.remember(state, events)
             return False
         self._unsaved.forget(state.clip_id)
         self._unsaved.replay_soon()

@@ -1,4 +1,5 @@
-"""`default` alert policy: risk threshold, activity types, motion; per-camera overrides."""
+"""`default` alert policy: risk threshold, activity types, motion, VLM failures; per-camera
+overrides."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homesec.interfaces import PluginConfig
 from homesec.models.alert import AlertDecision
-from homesec.models.enums import PluginType, RiskLevel
-from homesec.models.results import AnalysisResult, FilterResult
+from homesec.models.enums import OnVLMFailure, PluginType, RiskLevel
+from homesec.models.results import AnalysisResult, AnalysisUnavailable, FilterResult
 from homesec.plugins.registry import plugin
 
 _T = TypeVar("_T")
@@ -27,6 +28,9 @@ class CameraAlertOverride(BaseModel):
     notify_on_motion: bool | None = Field(
         default=None, description="Alert on every clip, even when the VLM was skipped"
     )
+    on_vlm_failure: OnVLMFailure | None = Field(
+        default=None, description="alert or skip a clip with a trigger class the VLM failed on"
+    )
 
 
 class DefaultAlertPolicyConfig(PluginConfig):
@@ -38,6 +42,12 @@ class DefaultAlertPolicyConfig(PluginConfig):
     )
     notify_on_motion: bool = Field(
         default=False, description="Alert on every clip, even when the VLM was skipped"
+    )
+    on_vlm_failure: OnVLMFailure = Field(
+        default=OnVLMFailure.ALERT,
+        description="When the detector found a trigger class and the VLM failed: alert "
+        "anyway, saying the analysis is unavailable and why, or skip (no alert unless "
+        "notify_on_motion)",
     )
     overrides: dict[str, CameraAlertOverride] = Field(
         default_factory=dict, description="Per-camera overrides, keyed by camera name"
@@ -57,7 +67,7 @@ class DefaultAlertPolicy:
         self,
         camera_name: str,
         filter_result: FilterResult | None,
-        analysis: AnalysisResult | None,
+        analysis: AnalysisResult | AnalysisUnavailable | None,
     ) -> AlertDecision:
         override = self._config.overrides.get(camera_name, CameraAlertOverride())
         scope = " (per-camera)" if camera_name in self._config.overrides else ""
@@ -66,20 +76,31 @@ class DefaultAlertPolicy:
             override.notify_on_activity_types, self._config.notify_on_activity_types
         )
         on_motion = _pick(override.notify_on_motion, self._config.notify_on_motion)
+        on_failure = _pick(override.on_vlm_failure, self._config.on_vlm_failure)
 
-        if analysis is not None and analysis.risk_level >= min_risk:
-            return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
-        if analysis is not None and analysis.activity_type in activity_types:
-            return _notify(f"activity_type={analysis.activity_type}{scope}")
+        match analysis:
+            case AnalysisResult() if analysis.risk_level >= min_risk:
+                return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
+            case AnalysisResult() if analysis.activity_type in activity_types:
+                return _notify(f"activity_type={analysis.activity_type}{scope}")
+            case AnalysisUnavailable(trigger_classes=[_, *_]) if on_failure == OnVLMFailure.ALERT:
+                found = ", ".join(analysis.trigger_classes)
+                return _notify(f"{found} detected; analysis unavailable ({analysis.reason})")
         if on_motion:
             return _notify(f"notify_on_motion{scope}")
-        if analysis is None:
-            return AlertDecision(notify=False, notify_reason="VLM skipped and notify_on_motion off")
-        return AlertDecision(
-            notify=False,
-            notify_reason=f"risk_level={analysis.risk_level} < {min_risk}, "
-            f"activity_type={analysis.activity_type} not alerting{scope}",
-        )
+        match analysis:
+            case None:
+                return _no_alert("VLM skipped and notify_on_motion off")
+            case AnalysisUnavailable():
+                return _no_alert(
+                    f"analysis unavailable ({analysis.reason}), on_vlm_failure "
+                    f"{on_failure} and notify_on_motion off"
+                )
+            case AnalysisResult():
+                return _no_alert(
+                    f"risk_level={analysis.risk_level} < {min_risk}, "
+                    f"activity_type={analysis.activity_type} not alerting{scope}"
+                )
 
 
 def _pick(override: _T | None, default: _T) -> _T:
@@ -88,3 +109,7 @@ def _pick(override: _T | None, default: _T) -> _T:
 
 def _notify(reason: str) -> AlertDecision:
     return AlertDecision(notify=True, notify_reason=reason)
+
+
+def _no_alert(reason: str) -> AlertDecision:
+    return AlertDecision(notify=False, notify_reason=reason)

@@ -1,0 +1,139 @@
+"""Running one stage of one clip: its tries with backoff, journal and metrics, and giving up.
+
+A stage that gives up (`retry.on_exhausted`):
+- `alert_and_continue`: a system alert, once per clip and stage (not again in a later round
+  or after a restart), and the clip goes on without that stage's result;
+- `fail`: logged, no system alert, and the clip stops there until its next round.
+Either way the stage counts as failing (health) until it next succeeds for some clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from homesec import metrics
+from homesec.errors import PipelineError, RetriesSpent
+from homesec.models.alert import SystemAlert
+from homesec.models.config import RetryConfig
+from homesec.models.enums import EventType, OnExhausted, StageName, StageStatus
+from homesec.models.events import utc_now
+from homesec.pipeline.journal import ClipJournal
+from homesec.pipeline.retry import retrying
+
+logger = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
+ErrorT = TypeVar("ErrorT", bound=PipelineError)
+
+
+class FailingStages:
+    """The stages whose last outcome was giving up, with why: the service's health shows them."""
+
+    def __init__(self) -> None:
+        self._reasons: dict[StageName, str] = {}
+
+    def gave_up(self, stage: StageName, reason: str) -> None:
+        self._reasons[stage] = reason
+
+    def succeeded(self, stage: StageName) -> None:
+        self._reasons.pop(stage, None)
+
+    def current(self) -> dict[StageName, str]:
+        return dict(self._reasons)
+
+
+class StageRunner:
+    def __init__(
+        self,
+        retry: RetryConfig,
+        slots: dict[StageName, asyncio.Semaphore],
+        system_alert: Callable[[SystemAlert], Awaitable[None]],
+    ) -> None:
+        self._retry = retry
+        self._slots = slots
+        self._system_alert = system_alert
+        self.failing = FailingStages()
+
+    @property
+    def stops_clip(self) -> bool:
+        """Whether a stage that gave up stops its clip (`retry.on_exhausted: fail`)."""
+        return self._retry.on_exhausted == OnExhausted.FAIL
+
+    async def run(
+        self,
+        journal: ClipJournal,
+        stage: StageName,
+        call: Callable[[], Awaitable[ResultT]],
+        wrap: Callable[[Exception], ErrorT],
+        exhausted: StageStatus = StageStatus.ERROR,
+    ) -> ResultT | ErrorT:
+        """Run one stage with retries, journaling every attempt; errors come back as values."""
+        max_attempts = self._retry.max_attempts
+        first = journal.state.stage(stage).attempts
+        try:
+            async for attempt in retrying(self._retry):
+                with attempt:
+                    number = journal.attempt_started(stage)
+                    started = time.perf_counter()
+                    try:
+                        async with self._slots[stage]:
+                            result = await call()
+                    except Exception as exc:
+                        metrics.stage_observed(stage, time.perf_counter() - started, ok=False)
+                        final = number - first >= max_attempts or isinstance(exc, RetriesSpent)
+                        then = exhausted if final else None
+                        if then is None:
+                            metrics.retry(stage)
+                        journal.attempt_failed(wrap(exc), then=then)
+                        raise
+                    metrics.stage_observed(stage, time.perf_counter() - started, ok=True)
+                    self.failing.succeeded(stage)
+                    return result
+        except Exception as exc:
+            error = wrap(exc)
+            await self.gave_up(journal, error)
+            return error
+        raise AssertionError("retrying() ended without a result or an error")
+
+    def slot(self, stage: StageName) -> asyncio.Semaphore:
+        """The stage's concurrency limit, for stages that retry per part (notify)."""
+        return self._slots[stage]
+
+    async def gave_up(self, journal: ClipJournal, error: PipelineError) -> None:
+        """A stage of the clip is out of tries: the health shows it; a system alert tells a
+        person once per clip and stage (unless `on_exhausted: fail`)."""
+        state = journal.state
+        self.failing.gave_up(error.stage, error.describe())
+        message = (
+            f"{error.stage} gave up after {state.stage(error.stage).attempts} attempt(s): "
+            f"{error.describe()}"
+        )
+        extra = {"clip_id": state.clip_id, "camera_name": state.camera_name}
+        if self.stops_clip or error.stage in state.system_alerted:
+            logger.error("%s (no system alert: %s)", message, self._why_silent(), extra=extra)
+            return
+        journal.system_alerted(error.stage, message)
+        await self._system_alert(
+            SystemAlert(
+                kind="stage_retries_exhausted",
+                message=message,
+                ts=utc_now(),
+                clip_id=state.clip_id,
+                camera_name=state.camera_name,
+                stage=error.stage,
+            )
+        )
+
+    def _why_silent(self) -> str:
+        return "retry.on_exhausted is fail" if self.stops_clip else "already sent for this clip"
+
+
+def log_extra(clip_id: str, camera_name: str, event_type: EventType | None) -> dict[str, str]:
+    extra = {"clip_id": clip_id, "camera_name": camera_name}
+    if event_type is not None:
+        extra["event_type"] = event_type
+    return extra

@@ -1,0 +1,200 @@
+"""Clips that are not done after their round are processed again in the background; what was
+already sent (an alert, a system alert, `clip_done`) is never sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homesec.app import Components
+from homesec.models.enums import ClipStatus, EventType, StageName, StageStatus
+from homesec.models.state import ClipStateData
+from tests.fakes.builders import clip_from
+from tests.fakes.plugins import FakeVLM, RecordingNotifier
+from tests.pipeline.conftest import BuildPipeline
+
+RECORDER = {"backend": "fake_recorder", "config": {}}
+FAST_RERUNS = {
+    "max_attempts": 2,
+    "backoff_s": 0.01,
+    "max_backoff_s": 0.02,
+    "rerun_initial_s": 0.05,
+    "rerun_max_backoff_s": 0.1,
+}
+
+
+def _vlm_down_while(flag: Path) -> dict[str, Any]:
+    return {"backend": "fake_vlm", "run_mode": "trigger_only", "config": {"fail_while": str(flag)}}
+
+
+def _recorder(components: Components) -> RecordingNotifier:
+    notifier = components.notifiers[0]
+    assert isinstance(notifier, RecordingNotifier)
+    return notifier
+
+
+async def _until(condition: Callable[[], Any], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not await condition():
+            await asyncio.sleep(0.05)
+
+
+async def _stored(components: Components, clip_id: str) -> ClipStateData:
+    state = await components.repository.get(clip_id)
+    assert state is not None
+    return state
+
+
+async def test_a_clip_in_error_is_processed_again_until_the_vlm_answers(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that is down, and fast background rounds
+    down = tmp_path / "vlm-down"
+    down.touch()
+    async with build_pipeline(
+        vlm=_vlm_down_while(down), retry=FAST_RERUNS, notifiers=[RECORDER]
+    ) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When a clip is handed on, ends in error, and the VLM comes back afterwards
+        task = components.pipeline.submit(clip)
+        assert task is not None
+        first = await task
+        assert first is not None and first.status == ClipStatus.ERROR
+        down.unlink()
+
+        # Then a background round completes the analysis without a restart
+        async def analysed() -> bool:
+            state = await _stored(components, clip.clip_id)
+            return state.status == ClipStatus.DONE
+
+        await _until(analysed)
+        state = await _stored(components, clip.clip_id)
+        assert state.analysis_result is not None
+        # And the person was alerted once, while the VLM was down (not again afterwards)
+        [alert] = _recorder(components).alerts
+        assert "analysis unavailable" in alert.notify_reason
+
+
+async def test_background_rounds_of_a_clip_in_error_are_bounded(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that never answers and two background rounds at most
+    down = tmp_path / "vlm-down"
+    down.touch()
+    async with build_pipeline(
+        vlm=_vlm_down_while(down),
+        retry={**FAST_RERUNS, "rerun_max_rounds": 2},
+        notifiers=[RECORDER],
+    ) as components:
+        # When a clip is handed on and the rounds have had time to run
+        task = components.pipeline.submit(clip_from(person_clip, tmp_path / "spool"))
+        assert task is not None
+        await task
+        vlm = components.analyzer
+        assert isinstance(vlm, FakeVLM)
+
+        async def three_rounds() -> bool:
+            return len(vlm.calls) >= 6
+
+        await _until(three_rounds)
+        await asyncio.sleep(0.5)
+
+        # Then the VLM was tried in the first round and two more, no further; one system alert
+        assert len(vlm.calls) == 6
+        assert len(_recorder(components).system_alerts) == 1
+
+
+async def test_nothing_is_alerted_again_after_a_restart(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that stays down across a restart
+    down = tmp_path / "vlm-down"
+    down.touch()
+    clip = clip_from(person_clip, tmp_path / "spool")
+    sent: list[RecordingNotifier] = []
+    for _ in range(2):
+        async with build_pipeline(vlm=_vlm_down_while(down), notifiers=[RECORDER]) as components:
+            # When the clip is processed, then processed again after the restart (recovery)
+            await components.pipeline.process(clip)
+            sent.append(_recorder(components))
+
+    # Then the person alert and the VLM's system alert went out once, in the first run
+    assert [len(r.alerts) for r in sent] == [1, 0]
+    assert [len(r.system_alerts) for r in sent] == [1, 0]
+
+
+async def test_clip_done_is_recorded_once_when_the_upload_succeeds_later(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given storage that is down when the clip arrives
+    down = tmp_path / "storage-down"
+    down.touch()
+    storage = {
+        "backend": "fake_switchable_storage",
+        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
+    }
+    async with build_pipeline(storage=storage, retry=FAST_RERUNS) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When the clip's first round ends without the upload, and storage comes back
+        task = components.pipeline.submit(clip)
+        assert task is not None
+        first = await task
+        assert first is not None and first.upload_failed
+        down.unlink()
+
+        async def done() -> bool:
+            return (await _stored(components, clip.clip_id)).status == ClipStatus.DONE
+
+        await _until(done)
+        await components.pipeline.drain(5)
+
+        # Then the lifecycle says clip_done exactly once, and the upload failure is over
+        events = await components.repository.list_events(clip.clip_id)
+        assert [e.event_type for e in events].count(EventType.CLIP_DONE) == 1
+        assert not (await _stored(components, clip.clip_id)).upload_failed
+
+
+async def test_a_failed_upload_is_reported_as_failed(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given storage that is down
+    async with build_pipeline(
+        storage={"backend": "fake_failing_storage", "config": {}}, notifiers=[RECORDER]
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+
+    # Then its state says the upload failed (it stays pending: retried in the background)
+    assert state.stage(StageName.UPLOAD).status == StageStatus.PENDING
+    assert state.upload_failed
+    assert not state.is_uploaded
+
+
+async def test_the_log_says_when_no_sink_took_the_alert(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a policy that alerts on medium risk and the only sink taking high risk only
+    caplog.set_level(logging.INFO, logger="homesec.pipeline.core")
+    async with build_pipeline(
+        vlm={"backend": "fake_vlm", "config": {"risk_level": "medium"}},
+        notifiers=[{**RECORDER, "min_risk_level": "high"}],
+    ) as components:
+        # When a clip is processed
+        state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+        assert _recorder(components).alerts == []
+
+    # Then the clip's line does not claim an alert was sent
+    [record] = [r for r in caplog.records if getattr(r, "event_type", None) == EventType.CLIP_DONE]
+    assert "alert sent" not in record.getMessage()
+    assert "no sink took it" in record.getMessage()
+    assert state.alerted_sinks == []
