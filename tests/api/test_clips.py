@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from homesec.models.enums import EventType
+from homesec.models.enums import EventType, StageName, StageStatus
 from homesec.models.events import ClipEvent
+from homesec.models.state import StageLog
 from tests.api.conftest import DSN_ENV, ApiHarness, ServeApi
 from tests.api.seeding import T0, clip_state, insert_states, spread, varied_clips
 
@@ -205,3 +206,20 @@ async def test_the_openapi_schema_describes_the_versioned_api(api: ApiHarness) -
     )
     list_params = {p["name"] for p in schema["paths"]["/api/v1/clips"]["get"]["parameters"]}
     assert {"camera", "risk_level", "detected_class", "since", "cursor", "limit"} <= list_params
+
+
+async def test_a_clip_whose_upload_failed_says_so(api: ApiHarness) -> None:
+    # Given a clip as the pipeline records a failed upload: pending, retried in the background
+    state = clip_state("front_door", 1_700_000_100)
+    state.stages[StageName.UPLOAD] = StageLog(
+        status=StageStatus.PENDING, attempts=3, last_error="upload to s3 failed: timed out"
+    )
+    await insert_states(api.config.state_store, spread([state]))
+
+    # When the clip is listed and read
+    listed = (await api.client.get("/api/v1/clips")).json()["items"]
+    one = (await api.client.get(f"/api/v1/clips/{state.clip_id}")).json()
+
+    # Then both say its upload failed (the UI shows the badge from this)
+    assert [item["upload_failed"] for item in listed] == [True]
+    assert one["clip"]["upload_failed"] is True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,6 +70,42 @@ async def test_database_down_is_degraded_not_unhealthy(
 
     # Then the service still serves (clips keep flowing) but says it is degraded
     assert probe.status_code == 200 and probe.json() == {"status": "degraded"}
+
+
+async def test_a_vlm_that_gave_up_makes_the_service_degraded_until_it_answers(
+    tmp_path: Path, person_clip: Path
+) -> None:
+    # Given a running service whose VLM is down
+    down = tmp_path / "vlm-down"
+    down.touch()
+    vlm = {"backend": "fake_vlm", "config": {"fail_while": str(down)}}
+    retry = {"max_attempts": 1, "backoff_s": 0.01, "rerun_initial_s": 0.1}
+    config = make_config(tmp_path, server=SERVER, vlm=vlm, retry=retry)
+    async with running_app(config) as app:
+        assert app.server is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.server.port}") as client:
+
+            async def health() -> dict[str, Any]:
+                answer: dict[str, Any] = (await client.get("/api/v1/health")).json()
+                return answer
+
+            # When a clip with a person arrives and its analysis fails
+            shutil.copyfile(person_clip, tmp_path / "inbox" / "front_door" / "visitor.mp4")
+            async with asyncio.timeout(10):
+                while (during := await health())["status"] == "healthy":
+                    await asyncio.sleep(0.05)
+
+            # And then the VLM answers again (the clip's next round succeeds)
+            down.unlink()
+            async with asyncio.timeout(10):
+                while (after := await health())["status"] != "healthy":
+                    await asyncio.sleep(0.05)
+
+    # Then the service was degraded (not unhealthy: clips flow) naming the VLM, then healthy
+    assert during["status"] == "degraded"
+    [vlm_health] = [c for c in during["components"] if c["name"] == "vlm"]
+    assert not vlm_health["ok"] and "VLM endpoint timed out" in vlm_health["detail"]
+    assert "vlm" not in {c["name"] for c in after["components"]}
 
 
 @pytest.mark.parametrize(

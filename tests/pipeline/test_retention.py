@@ -7,15 +7,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 import tests.fakes.plugins  # noqa: F401
 from homesec.app import Components
 from homesec.models.clip import Clip
 from homesec.models.config import RetentionConfig
-from homesec.models.enums import StageName, StageStatus
+from homesec.models.enums import ClipStatus, StageName, StageStatus
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import load_source
+from tests.fakes.plugins import RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
+
+RECORDER = {"backend": "fake_recorder", "config": {}}
 
 
 async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object, list[Clip]]:
@@ -40,10 +44,12 @@ async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object
     return source, sorted(clips, key=lambda clip: clip.clip_id)
 
 
-def _pruner(cap: int, source: object, components: Components) -> RetentionPruner:
-    """A pruner with the cap only (no free-space floor) over one source's spool."""
+def _pruner(
+    cap: int | None, source: object, components: Components, min_free: int = 0
+) -> RetentionPruner:
+    """A pruner with the cap (and no free-space floor, unless given) over one source's spool."""
     return RetentionPruner(
-        RetentionConfig(max_local_size_bytes=cap, min_free_bytes=0),
+        RetentionConfig(max_local_size_bytes=cap, min_free_bytes=min_free),
         [source],  # type: ignore[list-item]
         components.repository,
         busy=components.pipeline.busy,
@@ -145,3 +151,75 @@ async def test_the_periodic_sweep_prunes_without_a_new_clip(
 
     # Then the older clip was pruned and the newer one kept
     assert [p.name for p in (tmp_path / "spool").glob("*.mp4")] == [names[1]]
+
+
+async def test_uploaded_clips_that_ended_in_error_are_pruned(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given three uploaded clips that ended in error (the VLM is down), over a cap of one clip
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(3)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    vlm = {"backend": "fake_vlm", "config": {"fail": True}}
+    async with build_pipeline(vlm=vlm) as components:
+        for clip in clips:
+            state = await components.pipeline.process(clip)
+            assert state.status == ClipStatus.ERROR and state.is_uploaded
+
+        # When retention runs
+        size = person_clip.stat().st_size
+        pruned = await _pruner(size + 10, source, components).prune("clip_arrived")
+
+    # Then the two oldest went (recovery can download them again); storage keeps all three
+    assert pruned == names[:2]
+    assert len(list((tmp_path / "storage" / "front_door").glob("*.mp4"))) == 3
+
+
+async def test_clips_not_in_storage_are_kept_and_the_overflow_is_reported_once(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given two clips whose upload failed (storage down), over a cap of zero
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(2)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    down = tmp_path / "storage-down"
+    down.touch()
+    storage = {
+        "backend": "fake_switchable_storage",
+        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
+    }
+    async with build_pipeline(storage=storage, notifiers=[RECORDER]) as components:
+        for clip in clips:
+            await components.pipeline.process(clip)
+        pruner = _pruner(0, source, components)
+
+        # When retention runs twice
+        first = await pruner.prune("clip_arrived")
+        second = await pruner.prune("periodic")
+        notifier = components.notifiers[0]
+        assert isinstance(notifier, RecordingNotifier)
+
+        # Then nothing is deleted, and a person is told once why the spool is over its cap
+        assert first == second == []
+        assert len(list((tmp_path / "spool").glob("*.mp4"))) == 2
+        assert pruner.problem is not None and "over the 0 cap" in pruner.problem
+        [report] = [a for a in notifier.system_alerts if a.kind == "spool_over_limit"]
+        assert "only clips already in storage may go" in report.message
+        assert REGISTRY.get_sample_value("homesec_spool_over_limit") == 1.0
+
+
+async def test_a_disk_short_of_free_space_is_pruned_below_the_cap(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given two done clips, no size cap, and a free-space floor larger than any disk
+    names = [f"front_door_{1700000000 + i}.mp4" for i in range(2)]
+    source, clips = await _spool(tmp_path / "spool", person_clip, names)
+    async with build_pipeline() as components:
+        for clip in clips:
+            await components.pipeline.process(clip)
+
+        # When retention runs
+        pruner = _pruner(None, source, components, min_free=10**18)
+        pruned = await pruner.prune("periodic")
+
+    # Then every clip that is safe in storage made room, and the shortage is still reported
+    assert pruned == names
+    assert pruner.problem is not None and "free on the spool's disk" in pruner.problem

@@ -150,6 +150,66 @@ async def test_a_clip_finished_during_an_outage_is_stored_done_once_a_ping_succe
         await repository.close()
 
 
+async def test_events_dropped_during_an_outage_are_written_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_postgres: ThrowawayPostgres
+) -> None:
+    # Given a clip whose first events were stored, and whose next ones came during an outage
+    monkeypatch.setenv(DSN_ENV, throwaway_postgres.dsn)
+    repository = ClipRepository.from_config(state_store_config(tmp_path))
+    await repository.start()
+    state = new_state("driveway_1700000005.mp4")
+    clip_id = state.clip_id
+    assert await repository.save(state, event(clip_id, EventType.CLIP_RECEIVED))
+    throwaway_postgres.stop()
+    during = [
+        event(clip_id, EventType.STAGE_STARTED, "upload"),
+        event(clip_id, EventType.STAGE_COMPLETED, "upload"),
+    ]
+    assert await repository.save(state, *during) is False
+
+    # When the database is back and the clip's next change is written
+    throwaway_postgres.start()
+    saved = await repository.save(state, event(clip_id, EventType.CLIP_DONE))
+
+    # Then the clip's history has no hole: every event, in the order it happened
+    try:
+        assert saved is True
+        stored = await repository.list_events(clip_id)
+        assert [(e.event_type, e.message) for e in stored] == [
+            (EventType.CLIP_RECEIVED, None),
+            (EventType.STAGE_STARTED, "upload"),
+            (EventType.STAGE_COMPLETED, "upload"),
+            (EventType.CLIP_DONE, None),
+        ]
+        assert len(repository.unsaved_states) == 0
+    finally:
+        await repository.close()
+
+
+async def test_events_of_a_clip_that_changes_no_more_are_replayed_on_a_ping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_postgres: ThrowawayPostgres
+) -> None:
+    # Given a clip whose last events were dropped during an outage
+    monkeypatch.setenv(DSN_ENV, throwaway_postgres.dsn)
+    repository = ClipRepository.from_config(state_store_config(tmp_path))
+    await repository.start()
+    throwaway_postgres.stop()
+    state = analyzed_state("driveway_1700000006.mp4")
+    assert await repository.save(state, event(state.clip_id, EventType.CLIP_DONE)) is False
+
+    # When the database is back and the health check pings it
+    throwaway_postgres.start()
+    assert await repository.ping()
+    await repository.unsaved_states.wait()
+
+    # Then the dropped event is stored with the state
+    try:
+        stored = await repository.list_events(state.clip_id)
+        assert [e.event_type for e in stored] == [EventType.CLIP_DONE]
+    finally:
+        await repository.close()
+
+
 async def test_schema_is_applied_once_the_database_comes_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_postgres: ThrowawayPostgres
 ) -> None:

@@ -23,7 +23,6 @@ from homesec.api.schemas import (
     SystemStatus,
 )
 from homesec.api.signing import MediaLinker
-from homesec.models.enums import StageName, StageStatus
 from homesec.repository.clip_repository import ClipListing
 from homesec.state.queries import ClipStats, PageKey
 
@@ -140,7 +139,7 @@ def clip_summary(listing: ClipListing, media_links: MediaLinker) -> ClipSummary:
         detected_classes=detections.detected_classes if detections else [],
         alerted=decision.notify if decision else None,
         notify_reason=decision.notify_reason if decision else None,
-        upload_failed=state.stage(StageName.UPLOAD).status == StageStatus.ERROR,
+        upload_failed=state.upload_failed,
         view_url=state.view_url,
         video_url=links.video,
         snapshot_url=links.snapshot,
