@@ -246,8 +246,11 @@ async def test_login_never_redirects_off_site(serve_sqlite_api: ServeApi, target
 
 
 async def test_a_forged_session_cookie_is_refused(serve_sqlite_api: ServeApi) -> None:
-    # Given a session cookie signed with another secret
-    forged = Signer(b"not the server's").token("ui-session", 3600)
+    # Given a well-formed session cookie signed with another secret (by a service whose key
+    # is another one)
+    async with serve_sqlite_api(api_key="another-key") as other:
+        login = await other.client.post("/ui/login", data={"api_key": "another-key"})
+        forged = login.cookies["homesec_session"]
     async with serve_sqlite_api() as api:
         api.client.cookies.set("homesec_session", forged)
 

@@ -57,14 +57,14 @@ class UiSessions:
 
     async def load(self) -> None:
         try:
-            text = await asyncio.to_thread(self._file.read_text)
+            content = await asyncio.to_thread(self._file.read_bytes)
         except FileNotFoundError:
             return
         except OSError as exc:
             await self._end_all(f"cannot read it ({exc})")
             return
         try:
-            self._revocations = _Revocations.model_validate_json(text)
+            self._revocations = _Revocations.model_validate_json(content)
         except ValidationError:
             await self._end_all("it is not a valid list of revoked sessions")
             return
