@@ -208,6 +208,7 @@ class HomeSecApp:
             storage=self.components.storage,
             sources=self.sources,
             media_cache_dir=self._config.pipeline.work_dir / "api-media",
+            revoked_sessions_file=self._config.pipeline.work_dir / "revoked-sessions.json",
         )
         self.server = ApiServer(api, server_config.host, server_config.port)
         await self.server.start()

@@ -18,13 +18,13 @@ from fastapi import FastAPI
 
 import tests.fakes.plugins  # noqa: F401  (registers the fakes)
 from homesec.api.app import create_api
-from homesec.api.auth import WrongKeyThrottle
 from homesec.api.signing import Signer
 from homesec.app import HomeSecApp
 from homesec.health import HealthMonitor
 from homesec.interfaces import StorageBackend
 from homesec.models.config import Config
 from homesec.repository.clip_repository import ClipRepository
+from homesec.throttle import GuessThrottle
 from tests.fakes.builders import make_config
 
 DSN_ENV = "HOMESEC_TEST_API_DSN"
@@ -51,7 +51,7 @@ async def _serve(
     spool: Path,
     api_key: str | None,
     signer: Signer | None,
-    throttle: WrongKeyThrottle | None = None,
+    throttle: GuessThrottle | None = None,
 ) -> AsyncIterator[ApiHarness]:
     app = HomeSecApp(config)
     components = app.components
@@ -70,6 +70,7 @@ async def _serve(
         storage=components.storage,
         sources=app.sources,
         media_cache_dir=config.pipeline.work_dir / "api-media",
+        revoked_sessions_file=revoked_sessions_file(config),
         signer=signer,
         throttle=throttle,
     )
@@ -82,6 +83,11 @@ async def _serve(
             yield ApiHarness(client, components.repository, components.storage, config, spool, api)
     finally:
         await components.close()
+
+
+def revoked_sessions_file(config: Config) -> Path:
+    """Where the service keeps the UI sessions ended by a logout (as `homesec.app` does)."""
+    return config.pipeline.work_dir / "revoked-sessions.json"
 
 
 def _config(tmp_path: Path) -> Config:
@@ -122,7 +128,7 @@ def serve_sqlite_api(sqlite_config: Config, tmp_path: Path) -> ServeApi:
     def serve(
         api_key: str | None = API_KEY,
         signer: Signer | None = None,
-        throttle: WrongKeyThrottle | None = None,
+        throttle: GuessThrottle | None = None,
     ) -> AbstractAsyncContextManager[ApiHarness]:
         return _serve(sqlite_config, tmp_path / "spool", api_key, signer, throttle)
 

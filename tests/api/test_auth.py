@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
-from starlette.routing import Mount
 
-from homesec.api.auth import WRONG_KEY_LIMIT, WrongKeyThrottle
 from homesec.api.signing import Signer, signed_media_links
-from tests.api.conftest import API_KEY, ApiHarness, ServeApi
+from homesec.models.config import Config
+from homesec.throttle import WRONG_GUESS_LIMIT, GuessThrottle
+from tests.api.conftest import API_KEY, ApiHarness, ServeApi, revoked_sessions_file
+from tests.api.route_table import CLIP_ID, STATIC, app_routes, with_clip
 from tests.api.seeding import clip_state
 
-CLIP_ID = "front_door_1700000000.mp4"
 # The only routes open without the key, each for a reason.
 PUBLIC = {
     ("GET", "/health"): "the liveness probe",
@@ -23,25 +21,12 @@ PUBLIC = {
     ("GET", "/"): "a redirect to the UI",
     ("GET", "/ui/login"): "the login form",
     ("POST", "/ui/login"): "the login itself (checks the key)",
-    ("POST", "/ui/logout"): "only clears the session cookie",
+    ("POST", "/ui/logout"): "ends the session it is sent with, if any",
 }
-STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
-
-
-def _routes(api: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every route of the app, path parameters filled in."""
-    found: list[tuple[str, str]] = []
-    for route in iter_route_contexts(api.routes):
-        if isinstance(route.original_route, Mount):
-            assert route.path == STATIC, f"unexpected mount {route.path}"
-            continue
-        path = (route.path or "").replace("{clip_id}", CLIP_ID)
-        found += [(method, path) for method in sorted(route.methods or ())]
-    return found
 
 
 def _protected(api: FastAPI) -> list[tuple[str, str]]:
-    return [route for route in _routes(api) if route not in PUBLIC]
+    return [route for route in app_routes(api) if route not in PUBLIC]
 
 
 class FrozenClock:
@@ -52,20 +37,13 @@ class FrozenClock:
         return self.now
 
 
-async def _with_clip(api: ApiHarness, media: Path) -> None:
-    api.spool.mkdir(parents=True, exist_ok=True)
-    local = api.spool / CLIP_ID
-    shutil.copyfile(media, local)
-    await api.repository.save(clip_state("front_door", 1_700_000_000, local_path=str(local)))
-
-
 async def test_the_route_table_holds_the_public_routes_and_every_kind_of_surface(
     serve_sqlite_api: ServeApi,
 ) -> None:
     # Given the API with auth on
     async with serve_sqlite_api() as api:
         # When its route table is read
-        routes = set(_routes(api.app))
+        routes = set(app_routes(api.app))
 
     # Then every public route exists (the list is not stale), and the protected ones include
     # the JSON API, media, metrics, the schema and the UI pages
@@ -93,7 +71,7 @@ async def test_every_route_but_the_public_ones_refuses_a_missing_or_wrong_key(
     serve_sqlite_api: ServeApi, headers: dict[str, str]
 ) -> None:
     # Given the API with auth on, tolerant of wrong keys (the walk presents one per route)
-    async with serve_sqlite_api(throttle=WrongKeyThrottle(limit=1000)) as api:
+    async with serve_sqlite_api(throttle=GuessThrottle("API key", limit=1000)) as api:
         # When every route of its table that is not public is called without the right key
         answers = {
             (method, path): await api.client.request(method, path, headers=headers)
@@ -144,7 +122,7 @@ async def test_the_right_key_opens_every_route(
 ) -> None:
     # Given the API with auth on and one clip with a snapshot
     async with serve_sqlite_api() as api:
-        await _with_clip(api, person_clip)
+        await with_clip(api, person_clip)
         (api.spool / "front_door_1700000000.snapshot.jpg").write_bytes(b"\xff\xd8\xff\xd9")
 
         # When every protected route of the table is called with the key
@@ -164,7 +142,7 @@ async def test_a_signed_media_url_works_without_the_key_until_it_expires(
     clock = FrozenClock(1_000_000.0)
     signer = Signer(b"k" * 32, clock)
     async with serve_sqlite_api(signer=signer) as api:
-        await _with_clip(api, person_clip)
+        await with_clip(api, person_clip)
         links = signed_media_links(signer, CLIP_ID, ttl_s=60)
         url = links.video
 
@@ -197,7 +175,7 @@ async def test_a_tampered_signed_url_is_forbidden(
     # Given a valid signed video URL
     signer = Signer(b"k" * 32)
     async with serve_sqlite_api(signer=signer) as api:
-        await _with_clip(api, person_clip)
+        await with_clip(api, person_clip)
         await api.repository.save(clip_state("front_door", 1_700_000_001))
         assert callable(tamper)
         url = tamper(signed_media_links(signer, CLIP_ID).video)
@@ -216,7 +194,7 @@ async def test_a_signature_does_not_open_the_json_api(
     # Given a valid signed URL's query string
     signer = Signer(b"k" * 32)
     async with serve_sqlite_api(signer=signer) as api:
-        await _with_clip(api, person_clip)
+        await with_clip(api, person_clip)
         query = signed_media_links(signer, CLIP_ID).video.split("?", 1)[1]
 
         # When it is attached to a JSON route
@@ -268,8 +246,11 @@ async def test_login_never_redirects_off_site(serve_sqlite_api: ServeApi, target
 
 
 async def test_a_forged_session_cookie_is_refused(serve_sqlite_api: ServeApi) -> None:
-    # Given a session cookie signed with another secret
-    forged = Signer(b"not the server's").token("ui-session", 3600)
+    # Given a well-formed session cookie signed with another secret (by a service whose key
+    # is another one)
+    async with serve_sqlite_api(api_key="another-key") as other:
+        login = await other.client.post("/ui/login", data={"api_key": "another-key"})
+        forged = login.cookies["homesec_session"]
     async with serve_sqlite_api() as api:
         api.client.cookies.set("homesec_session", forged)
 
@@ -286,12 +267,12 @@ async def test_an_address_that_keeps_guessing_is_locked_out_for_a_minute(
 ) -> None:
     # Given the API with auth on, and a clock we control for the wrong-key window
     clock = FrozenClock(5_000.0)
-    async with serve_sqlite_api(throttle=WrongKeyThrottle(clock=clock)) as api:
+    async with serve_sqlite_api(throttle=GuessThrottle("API key", clock=clock)) as api:
         # When one address presents the limit of wrong keys, then the right one, to the API
         # and to the login form
         wrong = [
             await api.client.get("/api/v1/clips", headers={"X-API-Key": f"guess-{n}"})
-            for n in range(WRONG_KEY_LIMIT)
+            for n in range(WRONG_GUESS_LIMIT)
         ]
         locked = await api.client.get("/api/v1/clips", headers={"X-API-Key": API_KEY})
         login = await api.client.post("/ui/login", data={"api_key": API_KEY, "next": "/ui/"})
@@ -300,7 +281,78 @@ async def test_an_address_that_keeps_guessing_is_locked_out_for_a_minute(
         later = await api.client.get("/api/v1/clips", headers={"X-API-Key": API_KEY})
 
     # Then the guesses are refused, then even the right key until the window has passed
-    assert [r.status_code for r in wrong] == [401] * WRONG_KEY_LIMIT
+    assert [r.status_code for r in wrong] == [401] * WRONG_GUESS_LIMIT
     assert locked.status_code == 429 and 1 <= int(locked.headers["retry-after"]) <= 60
     assert login.status_code == 429 and "Too many wrong keys" in login.text
     assert later.status_code == 200
+
+
+async def _log_in(api: ApiHarness) -> str:
+    """A new UI session from the login form: the value of its cookie."""
+    response = await api.client.post("/ui/login", data={"api_key": API_KEY, "next": "/ui/"})
+    api.client.cookies.clear()  # each request below presents the cookie it means to
+    return response.cookies["homesec_session"]
+
+
+def _cookie(session: str) -> dict[str, str]:
+    return {"Cookie": f"homesec_session={session}"}
+
+
+async def test_a_copy_of_the_session_cookie_is_refused_after_logout(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    async with serve_sqlite_api() as api:
+        # Given a logged-in browser, and a copy of its session cookie
+        session = await _log_in(api)
+        before = await api.client.get("/api/v1/clips", headers=_cookie(session))
+
+        # When the browser logs out, and the copy is presented afterwards
+        logout = await api.client.post("/ui/logout", headers=_cookie(session))
+        clips = await api.client.get("/api/v1/clips", headers=_cookie(session))
+        page = await api.client.get("/ui/system", headers=_cookie(session))
+
+    # Then the copy opened the API before the logout, and after it the API answers 401 and a
+    # page sends to the login form
+    assert before.status_code == 200
+    assert logout.status_code == 303 and logout.headers["location"] == "/ui/login"
+    assert clips.status_code == 401
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login?")
+
+
+async def test_a_logout_holds_across_a_restart_and_ends_only_its_own_session(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given two browsers logged in, one of which logged out
+    async with serve_sqlite_api() as api:
+        ended, kept = await _log_in(api), await _log_in(api)
+        await api.client.post("/ui/logout", headers=_cookie(ended))
+
+    # When the service is restarted and both session cookies are presented
+    async with serve_sqlite_api() as api:
+        ended_answer = await api.client.get("/api/v1/clips", headers=_cookie(ended))
+        kept_answer = await api.client.get("/api/v1/clips", headers=_cookie(kept))
+
+    # Then the logged-out session stays refused, and the other one still works
+    assert ended_answer.status_code == 401
+    assert kept_answer.status_code == 200
+
+
+async def test_an_unreadable_list_of_ended_sessions_ends_every_session(
+    serve_sqlite_api: ServeApi, sqlite_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a session, and the file of ended sessions damaged while the service was down
+    async with serve_sqlite_api() as api:
+        old = await _log_in(api)
+    damaged = revoked_sessions_file(sqlite_config)
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_text('{"revoked": {"half-written')
+
+    # When the service starts again, and the old session and a new login are used
+    async with serve_sqlite_api() as api:
+        old_answer = await api.client.get("/api/v1/clips", headers=_cookie(old))
+        new_answer = await api.client.get("/api/v1/clips", headers=_cookie(await _log_in(api)))
+
+    # Then it fails closed: the old session is ended (and that is logged), a new login works
+    assert old_answer.status_code == 401
+    assert new_answer.status_code == 200
+    assert "Ending every UI session" in caplog.text

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, Response, StorageState
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, StorageState
 
 from tests.browser.conftest import API_KEY, ARTIFACTS, Service
 
@@ -186,3 +186,62 @@ async def test_the_event_list_fits_a_phone_screen(browser: Browser, service: Ser
     # Then nothing scrolls sideways
     assert list_width <= PHONE["width"]
     assert clip_width <= PHONE["width"]
+
+
+async def test_every_page_works_under_the_content_security_policy(page: Page) -> None:
+    # Given a logged-in browser, recording what the page's policy refuses
+    refusals: list[str] = []
+
+    def record(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            refusals.append(message.text)
+
+    page.on("console", record)
+
+    # When the event list, a clip, the system page and the login form are opened
+    policies = {}
+    for path in ("/ui/", "/ui/clips/front_door_1700000000.mp4", "/ui/login", "/ui/system"):
+        response = await page.goto(path)
+        assert response is not None
+        await page.wait_for_load_state("networkidle")
+        policies[path] = response.headers.get("content-security-policy", "")
+    await page.screenshot(path=ARTIFACTS / "system-bars.png", full_page=True)
+    bar_widths = await page.locator(".bars .bar rect").evaluate_all(
+        "rects => rects.map(rect => rect.getBoundingClientRect().width)"
+    )
+    local_times = await page.locator("time[title]").count()
+
+    # Then every page came with a policy that allows no inline code and refused nothing; the
+    # script ran (times shown in local time) and the day bars are drawn without inline styles
+    assert all("script-src 'self'" in policy for policy in policies.values()), policies
+    assert refusals == []
+    assert local_times > 0
+    assert bar_widths and max(bar_widths) > 100
+
+
+async def test_logging_out_ends_the_session_for_a_copy_of_the_cookie_too(
+    browser: Browser, service: Service
+) -> None:
+    # Given a browser that logged in, and a second one holding a copy of its cookie
+    first = await browser.new_context(base_url=service.base_url)
+    tab = await first.new_page()
+    await _log_in(tab)
+    copy = await browser.new_context(
+        base_url=service.base_url, storage_state=await first.storage_state()
+    )
+    copy_tab = await copy.new_page()
+    await copy_tab.goto("/ui/system")
+    opened_before = copy_tab.url
+
+    # When the first browser logs out, and the copy opens a page again
+    await tab.click("nav >> text=Log out")
+    await tab.wait_for_url("**/ui/login")
+    await copy_tab.goto("/ui/system")
+    await copy_tab.screenshot(path=ARTIFACTS / "after-logout.png")
+    opened_after = copy_tab.url
+    await first.close()
+    await copy.close()
+
+    # Then the copy worked before the logout and is sent to the login form after it
+    assert opened_before.endswith("/ui/system")
+    assert "/ui/login?next=" in opened_after

@@ -1,7 +1,8 @@
 """Builds the FastAPI application and serves it with uvicorn inside the app's event loop.
 
 One process serves the probes, the versioned JSON API (`/api/v1`, schema at
-`/api/v1/openapi.json`), media with range requests, `/metrics` and the web UI (`/ui/`).
+`/api/v1/openapi.json`), media with range requests, `/metrics` and the web UI (`/ui/`);
+every answer carries the security headers (`security_headers.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,27 @@ from pathlib import Path
 import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from homesec import __version__
-from homesec.api.auth import Authenticator, WrongKeyThrottle, require_key
+from homesec.api.auth import Authenticator, require_key
 from homesec.api.context import ApiContext
 from homesec.api.media_files import MediaFiles
 from homesec.api.routes import cameras, clips, docs, health, media, metrics, stats, ui
+from homesec.api.security_headers import SecurityHeaders
+from homesec.api.sessions import UiSessions
 from homesec.api.signing import MediaLinker, Signer
 from homesec.errors import StartupError
 from homesec.health import HealthMonitor
 from homesec.interfaces import ClipSource, StorageBackend
 from homesec.repository.clip_repository import ClipRepository
+from homesec.throttle import GuessThrottle
+
+
+class _HomeSecApi(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware, so that even a 500 carries the headers.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_api(
@@ -35,26 +46,30 @@ def create_api(
     storage: StorageBackend,
     sources: Sequence[ClipSource],
     media_cache_dir: Path,
+    revoked_sessions_file: Path,
     signer: Signer | None = None,
-    throttle: WrongKeyThrottle | None = None,
+    throttle: GuessThrottle | None = None,
 ) -> FastAPI:
     """The whole HTTP surface; `api_key` None means auth is off.
 
     `media_cache_dir` receives clips fetched back from storage for playback (emptied on
-    shutdown); `signer` defaults to one keyed from the API key (`Signer.for_api_key`),
-    `throttle` to the default limit on wrong keys per client address.
+    shutdown); `revoked_sessions_file` keeps the UI sessions ended by a logout;
+    `signer` defaults to one keyed from the API key (`Signer.for_api_key`), `throttle` to
+    the default limit on wrong keys per client address.
     """
     signer = signer or Signer.for_api_key(api_key)
     media_files = MediaFiles(storage, media_cache_dir)
+    sessions = UiSessions(signer, revoked_sessions_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await sessions.load()
         try:
             yield
         finally:
             media_files.close()
 
-    api = FastAPI(
+    api = _HomeSecApi(
         title="HomeSec",
         version=__version__,
         openapi_url=None,  # served by routes.docs, behind the key
@@ -67,7 +82,7 @@ def create_api(
         lifespan=lifespan,
     )
     api.state.health = monitor
-    api.state.auth = Authenticator(api_key, signer, throttle)
+    api.state.auth = Authenticator(api_key, signer, sessions, throttle)
     links = MediaLinker(signer)
     api.state.context = ApiContext(monitor, repository, media_files, sources, links)
     api.include_router(health.public)

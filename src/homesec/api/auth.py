@@ -4,77 +4,41 @@ With `server.auth_enabled` a request is let in by any of:
 - the API key, as `X-API-Key: KEY` or `Authorization: Bearer KEY` (constant-time comparison);
 - the web UI's session cookie: the login form checks the key once and sets an HttpOnly
   cookie holding a signed, expiring session token, so the key itself never sits in the
-  browser (JavaScript cannot read the cookie, and it is only sent to this origin);
+  browser (JavaScript cannot read the cookie, and it is only sent to this origin); logging
+  out ends that session for good (`sessions.py`);
 - for media only, a signed URL (`exp` + `sig`, see `signing.py`), so a `<video>` tag or a
   notification can fetch one clip's video and snapshot for a short time.
 No credentials at all answers 401; an expired or tampered signature answers 403. A client
-address that presented `WRONG_KEY_LIMIT` wrong keys within `WRONG_KEY_WINDOW_S` answers 429
-until the window has passed, so a short key cannot be guessed at network speed (behind a
-reverse proxy every client shares the proxy's address: a guesser locks everyone out for a
-minute, never in).
+address that presented too many wrong keys answers 429 until its window has passed
+(`homesec.throttle`, shared with the FTP server's passwords).
 """
 
 from __future__ import annotations
 
 import hmac
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 
 from fastapi import HTTPException, Request, status
 
+from homesec.api.sessions import UiSessions
 from homesec.api.signing import Signer, Verdict, media_message
+from homesec.throttle import GuessThrottle
 
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "homesec_session"
-SESSION_TTL_S = 7 * 24 * 3600
-_SESSION_MESSAGE = "ui-session"
-WRONG_KEY_LIMIT = 10
-WRONG_KEY_WINDOW_S = 60.0
-_CLIENTS_TRACKED = 10_000
-
-
-class WrongKeyThrottle:
-    """Counts wrong keys per client address over a sliding window."""
-
-    def __init__(
-        self,
-        limit: int = WRONG_KEY_LIMIT,
-        window_s: float = WRONG_KEY_WINDOW_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._limit = limit
-        self._window_s = window_s
-        self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def retry_after_s(self, client: str) -> float | None:
-        """Seconds until `client` may try again; None when it may now."""
-        failures = self._recent(client)
-        if len(failures) < self._limit:
-            return None
-        return max(0.0, failures[0] + self._window_s - self._clock())
-
-    def failed(self, client: str) -> None:
-        self._recent(client).append(self._clock())
-        self._failures.move_to_end(client)
-        while len(self._failures) > _CLIENTS_TRACKED:
-            self._failures.popitem(last=False)
-
-    def _recent(self, client: str) -> deque[float]:
-        failures = self._failures.setdefault(client, deque())
-        while failures and failures[0] <= self._clock() - self._window_s:
-            failures.popleft()
-        return failures
 
 
 class Authenticator:
     def __init__(
-        self, api_key: str | None, signer: Signer, throttle: WrongKeyThrottle | None = None
+        self,
+        api_key: str | None,
+        signer: Signer,
+        sessions: UiSessions,
+        throttle: GuessThrottle | None = None,
     ) -> None:
         self._api_key = api_key
         self._signer = signer
-        self._throttle = throttle or WrongKeyThrottle()
+        self.sessions = sessions
+        self._throttle = throttle or GuessThrottle("API key")
 
     @property
     def enabled(self) -> bool:
@@ -108,10 +72,7 @@ class Authenticator:
                 raise too_many_wrong_keys(wait_s)
             return self.key_matches(presented, client)
         session = request.cookies.get(SESSION_COOKIE)
-        return session is not None and self._session_verdict(session) == Verdict.VALID
-
-    def new_session(self) -> str:
-        return self._signer.token(_SESSION_MESSAGE, SESSION_TTL_S)
+        return session is not None and self.sessions.is_valid(session)
 
     def media_verdict(self, request: Request, clip_id: str) -> Verdict | None:
         """The verdict on the URL's media signature; None when the URL carries none."""
@@ -121,9 +82,6 @@ class Authenticator:
         if not expires.isdigit():
             return Verdict.INVALID
         return self._signer.verify(media_message(clip_id), int(expires), sig)
-
-    def _session_verdict(self, token: str) -> Verdict:
-        return self._signer.verify_token(_SESSION_MESSAGE, token)
 
 
 def authenticator(request: Request) -> Authenticator:

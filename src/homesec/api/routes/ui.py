@@ -20,9 +20,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from homesec.api import service
-from homesec.api.auth import SESSION_COOKIE, SESSION_TTL_S, authenticator, client_address
+from homesec.api.auth import SESSION_COOKIE, authenticator, client_address
 from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
+from homesec.api.sessions import SESSION_TTL_S
 from homesec.models.enums import ClipStatus, RiskLevel
 
 _UI_DIR = Path(__file__).parents[1] / "ui"
@@ -71,7 +72,7 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_local(form.next), status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
-        auth.new_session(),
+        auth.sessions.new(),
         max_age=SESSION_TTL_S,
         httponly=True,
         samesite="lax",
@@ -81,7 +82,11 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/ui/logout")
-async def logout() -> RedirectResponse:
+async def logout(request: Request) -> RedirectResponse:
+    session = request.cookies.get(SESSION_COOKIE)
+    if session is not None:
+        # Ended on the server too: a copy of the cookie must not outlive the logout.
+        await authenticator(request).sessions.end(session)
     response = RedirectResponse("/ui/login", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE)
     return response

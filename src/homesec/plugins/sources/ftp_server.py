@@ -6,6 +6,8 @@ may create folders and store files inside the folders of the cameras that name t
 nothing else: no reads, deletes, renames, appends or resumed uploads. Every path is checked
 before pyftpdlib acts on it; traversal (`..`), backslashes, control characters, odd names,
 non-video files and paths outside the user's camera folders are refused (550) and logged.
+An address that gives too many wrong passwords is refused, even the right one, for the rest
+of a minute (`homesec.throttle`, the same rule as the API's keys).
 A completed upload goes to its camera's `on_upload`; an aborted, reset or oversized one is
 deleted. Callbacks run on the server thread and must not block.
 """
@@ -19,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
 
 from homesec.errors import StartupError
 from homesec.models.clip import VIDEO_EXTENSIONS
+from homesec.throttle import GuessThrottle
 
 logger = logging.getLogger(__name__)
 # pyftpdlib installs its own stderr handler (bypassing our redacting formatter) when its logger
@@ -45,6 +49,14 @@ _PATH_COMMANDS = frozenset(
 )
 # A resumed or appended upload would stitch onto a part already deleted as incomplete.
 _REFUSED_COMMANDS = frozenset({"APPE", "STOU", "REST"})
+
+
+class LoginRefusal(StrEnum):
+    """Why a login was refused; the value is the FTP client's 530 reply."""
+
+    THROTTLED = "Too many wrong passwords from this address; try again later."
+    ANONYMOUS = "Anonymous logins are not allowed."
+    BAD_CREDENTIALS = "Authentication failed."
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,9 @@ class CameraRoute:
 class FtpServer:
     """One listening FTP server and the cameras it serves."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, throttle: GuessThrottle | None = None) -> None:
         self.settings = settings
+        self._throttle = throttle or GuessThrottle("FTP password")
         self.incoming = settings.root_dir / "incoming"
         self._routes: dict[str, CameraRoute] = {}
         self._lock = threading.Lock()
@@ -160,9 +173,20 @@ class FtpServer:
 
     # --- decisions (server thread)
 
-    def authenticate(self, username: str, password: str) -> bool:
+    def login_refusal(self, username: str, password: str, client: str) -> LoginRefusal | None:
+        """Why this login from `client` is refused, or None; a wrong one counts against it."""
+        if self._throttle.retry_after_s(client) is not None:
+            return LoginRefusal.THROTTLED
         if username.lower() in ANONYMOUS_USERS:
-            return False
+            refusal = LoginRefusal.ANONYMOUS
+        elif self._authenticate(username, password):
+            return None
+        else:
+            refusal = LoginRefusal.BAD_CREDENTIALS
+        self._throttle.failed(client)
+        return refusal
+
+    def _authenticate(self, username: str, password: str) -> bool:
         with self._lock:
             routes = [r for r in self._routes.values() if r.username == username]
         return any(_same(route.password, password) for route in routes)
@@ -241,9 +265,13 @@ class _Authorizer:
     def __init__(self, hub: FtpServer) -> None:
         self._hub = hub
 
-    def validate_authentication(self, username: str, password: str, handler: object) -> None:
-        if not self._hub.authenticate(username, password):
-            raise AuthenticationFailed("Authentication failed.")
+    def validate_authentication(
+        self, username: str, password: str, handler: _CameraHandler
+    ) -> None:
+        refusal = self._hub.login_refusal(username, password, handler.remote_ip)
+        handler.login_refusal = refusal
+        if refusal is not None:
+            raise AuthenticationFailed(refusal.value)
 
     def get_home_dir(self, username: str) -> str:
         return str(self._hub.incoming)
@@ -309,6 +337,7 @@ class _CameraHandler(FTPHandler):  # type: ignore[misc]
     dtp_handler = _UploadDTP
     upload_limit: int | None = None
     oversized = False
+    login_refusal: LoginRefusal | None = None
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         refusal = self._refusal(cmd, arg) if self.authenticated else None
@@ -347,7 +376,13 @@ class _CameraHandler(FTPHandler):  # type: ignore[misc]
         super().log(msg, logfun=logging.getLogger("pyftpdlib").debug)
 
     def on_login_failed(self, username: str, password: str) -> None:
-        reason = "anonymous login" if username.lower() in ANONYMOUS_USERS else "bad credentials"
+        match self.login_refusal:
+            case LoginRefusal.THROTTLED:
+                return  # the throttle logs the lockout once per window, not every attempt
+            case LoginRefusal.ANONYMOUS:
+                reason = "anonymous login"
+            case _:
+                reason = "bad credentials"
         logger.warning(
             "FTP login refused for user %r from %s: %s",
             username,

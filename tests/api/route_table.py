@@ -1,0 +1,36 @@
+"""The app's route table, walked by the tests that must hold for every route (auth, headers)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
+
+from tests.api.conftest import ApiHarness
+from tests.api.seeding import clip_state
+
+CLIP_ID = "front_door_1700000000.mp4"
+STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
+
+
+def app_routes(api: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, path parameters filled in."""
+    found: list[tuple[str, str]] = []
+    for route in iter_route_contexts(api.routes):
+        if isinstance(route.original_route, Mount):
+            assert route.path == STATIC, f"unexpected mount {route.path}"
+            continue
+        path = (route.path or "").replace("{clip_id}", CLIP_ID)
+        found += [(method, path) for method in sorted(route.methods or ())]
+    return found
+
+
+async def with_clip(api: ApiHarness, media: Path) -> None:
+    """`CLIP_ID` in the spool and in the state store."""
+    api.spool.mkdir(parents=True, exist_ok=True)
+    local = api.spool / CLIP_ID
+    shutil.copyfile(media, local)
+    await api.repository.save(clip_state("front_door", 1_700_000_000, local_path=str(local)))
