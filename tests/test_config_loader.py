@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,62 @@ def test_the_database_file_in_a_file_or_naming_a_folder_is_refused(tmp_path: Pat
     assert on_folder.value.problems == [
         f"state_store.sqlite_path: {tmp_path} is a folder, not a file"
     ]
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A "billion laughs": each level a list of `width` aliases of the level before."""
+    lines = ['l0: &l0 ["lol"]']
+    for level in range(1, levels):
+        aliases = ", ".join([f"*l{level - 1}"] * width)
+        lines.append(f"l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    # Given a config whose aliases expand to 9^8 values
+    path = _write(tmp_path, _alias_bomb())
+
+    # When it is validated
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+    elapsed = time.monotonic() - started
+
+    # Then it is refused with a reason, without expanding it (a guard, not a benchmark)
+    assert result.exit_code == 2, result.output
+    assert "too large once YAML aliases are expanded (over 100,000 values)" in result.output
+    assert elapsed < 5
+
+
+def test_a_config_with_a_few_aliases_still_validates(tmp_path: Path) -> None:
+    # Given a valid config where two cameras share their source settings through an anchor
+    base = config_dict(tmp_path)
+    text = yaml.safe_dump({key: value for key, value in base.items() if key != "cameras"})
+    text += (
+        "cameras:\n"
+        "  - name: front_door\n"
+        "    source: {backend: local_folder, config: &watch {watch_dir: "
+        f"'{tmp_path / 'inbox'}', poll_interval_s: 0.1}}}}\n"
+        "  - name: garage\n"
+        "    source: {backend: local_folder, config: *watch}\n"
+    )
+
+    # When it is loaded
+    config = load_config(_write(tmp_path, text))
+
+    # Then both cameras have the shared settings
+    assert [camera.source.config for camera in config.cameras] == [
+        {"watch_dir": str(tmp_path / "inbox"), "poll_interval_s": 0.1}
+    ] * 2
+
+
+def test_a_config_file_of_megabytes_is_refused_unread(tmp_path: Path) -> None:
+    # Given a config file of 5 MB
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"# padding\n" * 500_000)
+
+    # When it is validated
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+
+    # Then it is refused for its size
+    assert result.exit_code == 2
+    assert "too large for a config file (over 4,194,304 bytes)" in result.output
