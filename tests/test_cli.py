@@ -107,3 +107,40 @@ def test_run_exits_with_a_reason_when_the_api_port_is_taken(tmp_path: Path) -> N
     # Then it stops at once with a one-line reason
     assert result.exit_code == 2
     assert f"HTTP API cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_run_refuses_a_watch_folder_that_is_a_file_before_starting(tmp_path: Path) -> None:
+    # Given a camera watching a path that is a file
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    raw = config_dict(tmp_path)
+    raw["cameras"][0]["source"]["config"]["watch_dir"] = str(a_file)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+
+    # When the service is started
+    result = CliRunner().invoke(app, ["run", "--config", str(path)])
+
+    # Then it stops at once with the key path and the reason, not a traceback
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: cameras[0].source.config.watch_dir: {a_file} is a file, not a folder\n"
+    )
+
+
+def test_run_ends_with_one_line_when_a_folder_cannot_be_created(tmp_path: Path) -> None:
+    # Given a watch folder nobody may create, not even root: sysfs refuses new entries
+    folder = Path("/sys/homesec-test-watch")
+    raw = config_dict(tmp_path)
+    raw["cameras"][0]["source"]["config"]["watch_dir"] = str(folder)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+
+    # When the service is started
+    result = CliRunner().invoke(app, ["run", "--config", str(path)])
+
+    # Then it stops with a one-line reason naming the folder, not a traceback
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: cannot start: {folder}: ")
+    assert "Traceback" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,140 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     # Then the reason is given without a traceback
     assert result.exit_code == 2
     assert "cannot read config file" in result.output
+
+
+def _folder_keys(tmp_path: Path, bad: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every folder-valued key, set to `bad`, as (key path, config)."""
+    base = config_dict(tmp_path)
+    camera = base["cameras"][0]
+    ftp = {"root_dir": bad, "username_env": "HOMESEC_TEST_FTP", "password_env": "HOMESEC_TEST_FTP"}
+    rtsp = {"rtsp_url_env": "HOMESEC_TEST_FTP", "recordings_dir": str(tmp_path / "rec")}
+
+    def with_source(backend: str, config: dict[str, Any]) -> dict[str, Any]:
+        return {**base, "cameras": [{**camera, "source": {"backend": backend, "config": config}}]}
+
+    return [
+        (
+            "cameras[0].source.config.watch_dir",
+            with_source("local_folder", {"watch_dir": bad}),
+        ),
+        ("cameras[0].source.config.root_dir", with_source("ftp", ftp)),
+        (
+            "cameras[0].source.config.recordings_dir",
+            with_source("rtsp", rtsp | {"recordings_dir": bad}),
+        ),
+        (
+            "cameras[0].source.config.segments_dir",
+            with_source("rtsp", rtsp | {"segments_dir": bad}),
+        ),
+        ("storage.config.root", {**base, "storage": {"backend": "local", "config": {"root": bad}}}),
+        (
+            "filter.config.cache_dir",
+            {**base, "filter": {"backend": "yolo", "config": {"cache_dir": bad}}},
+        ),
+        ("pipeline.work_dir", {**base, "pipeline": {"work_dir": bad}}),
+    ]
+
+
+@pytest.mark.parametrize("key", range(7))
+@pytest.mark.parametrize("under_the_file", [False, True])
+def test_a_folder_key_naming_a_file_is_refused_with_its_key_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: int, under_the_file: bool
+) -> None:
+    # Given a folder-valued key set to a file, or to a path inside a file
+    monkeypatch.setenv("HOMESEC_TEST_FTP", "camera")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    bad = a_file / "clips" if under_the_file else a_file
+    key_path, raw = _folder_keys(tmp_path, str(bad))[key]
+
+    # When it is validated from the command line
+    result = CliRunner().invoke(app, ["validate", "--config", str(_write(tmp_path, raw))])
+
+    # Then it exits 2 with the key path and the file named, on one line
+    assert result.exit_code == 2, result.output
+    reason = (
+        f"cannot be created: {a_file} is a file" if under_the_file else "is a file, not a folder"
+    )
+    assert f"error: {key_path}: {bad} {reason}" in result.output.splitlines()
+
+
+def test_the_database_file_in_a_file_or_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    # Given a SQLite path inside a file, and one naming a folder
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    inside_a_file = config_dict(tmp_path, state_store={"sqlite_path": str(a_file / "homesec.db")})
+    a_folder = config_dict(tmp_path, state_store={"sqlite_path": str(tmp_path)})
+
+    # When each is loaded
+    with pytest.raises(ConfigError) as in_file:
+        load_config(_write(tmp_path, inside_a_file))
+    with pytest.raises(ConfigError) as on_folder:
+        load_config(_write(tmp_path, a_folder))
+
+    # Then both are refused at state_store.sqlite_path
+    assert in_file.value.problems == [
+        f"state_store.sqlite_path: {a_file / 'homesec.db'} cannot be created: {a_file} is a file"
+    ]
+    assert on_folder.value.problems == [
+        f"state_store.sqlite_path: {tmp_path} is a folder, not a file"
+    ]
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A "billion laughs": each level a list of `width` aliases of the level before."""
+    lines = ['l0: &l0 ["lol"]']
+    for level in range(1, levels):
+        aliases = ", ".join([f"*l{level - 1}"] * width)
+        lines.append(f"l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    # Given a config whose aliases expand to 9^8 values
+    path = _write(tmp_path, _alias_bomb())
+
+    # When it is validated
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+    elapsed = time.monotonic() - started
+
+    # Then it is refused with a reason, without expanding it (a guard, not a benchmark)
+    assert result.exit_code == 2, result.output
+    assert "too large once YAML aliases are expanded (over 100,000 values)" in result.output
+    assert elapsed < 5
+
+
+def test_a_config_with_a_few_aliases_still_validates(tmp_path: Path) -> None:
+    # Given a valid config where two cameras share their source settings through an anchor
+    base = config_dict(tmp_path)
+    text = yaml.safe_dump({key: value for key, value in base.items() if key != "cameras"})
+    text += (
+        "cameras:\n"
+        "  - name: front_door\n"
+        "    source: {backend: local_folder, config: &watch {watch_dir: "
+        f"'{tmp_path / 'inbox'}', poll_interval_s: 0.1}}}}\n"
+        "  - name: garage\n"
+        "    source: {backend: local_folder, config: *watch}\n"
+    )
+
+    # When it is loaded
+    config = load_config(_write(tmp_path, text))
+
+    # Then both cameras have the shared settings
+    assert [camera.source.config for camera in config.cameras] == [
+        {"watch_dir": str(tmp_path / "inbox"), "poll_interval_s": 0.1}
+    ] * 2
+
+
+def test_a_config_file_of_megabytes_is_refused_unread(tmp_path: Path) -> None:
+    # Given a config file of 5 MB
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"# padding\n" * 500_000)
+
+    # When it is validated
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+
+    # Then it is refused for its size
+    assert result.exit_code == 2
+    assert "too large for a config file (over 4,194,304 bytes)" in result.output

@@ -10,6 +10,7 @@ early detection, so a detection event can go out before the clip is finalized.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 from homesec.api.app import ApiServer, create_api
 from homesec.config_loader import analyzer_config, notifier_config, source_config
-from homesec.errors import ConfigError
+from homesec.errors import ConfigError, StartupError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
     AlertPolicy,
@@ -87,6 +88,17 @@ def register_config_secrets(config: Config) -> None:
             register_secret(value)
 
 
+@contextlib.contextmanager
+def startup_errors() -> Iterator[None]:
+    """An OSError while starting (a folder that cannot be created, a file that cannot be
+    opened) is a StartupError: one line for the user, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        raise StartupError(f"cannot start: {where}{exc.strerror or exc}", exc) from exc
+
+
 def build_components(config: Config) -> Components:
     repository = ClipRepository.from_config(config.state_store)
     storage = load_storage(config.storage.backend, config.storage.config)
@@ -124,10 +136,12 @@ class HomeSecApp:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self.components = build_components(config)
-        self.sources = [
-            load_source(camera.source.backend, source_config(camera)) for camera in config.cameras
-        ]
+        with startup_errors():
+            self.components = build_components(config)
+            self.sources = [
+                load_source(camera.source.backend, source_config(camera))
+                for camera in config.cameras
+            ]
         self.server: ApiServer | None = None
         self._early = EarlyDetection(
             self.components.object_filter,
@@ -152,7 +166,8 @@ class HomeSecApp:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down gracefully."""
         components = self.components
-        await components.start()
+        with startup_errors():
+            await components.start()
         monitor = HealthMonitor(
             components.pipeline,
             components.repository,
@@ -173,15 +188,16 @@ class HomeSecApp:
             sweep = self._retention.sweep_forever(self._config.retention.sweep_interval_s)
             background.append(asyncio.create_task(sweep, name="retention-sweep"))
         try:
-            await self._start_server(monitor)
-            await recover_unfinished(
-                components.pipeline,
-                self.sources,
-                components.repository,
-                components.storage,
-                self._config.pipeline.work_dir,
-            )
-            await self._start_sources()
+            with startup_errors():
+                await self._start_server(monitor)
+                await recover_unfinished(
+                    components.pipeline,
+                    self.sources,
+                    components.repository,
+                    components.storage,
+                    self._config.pipeline.work_dir,
+                )
+                await self._start_sources()
             logger.info("HomeSec running with %d camera(s)", len(self.sources))
             await monitor.publish()
             await stop.wait()

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from homesec.app import HomeSecApp, build_components, register_config_secrets
+from homesec.app import HomeSecApp, build_components, register_config_secrets, startup_errors
 from homesec.config_loader import load_config
 from homesec.errors import ConfigError, PluginError, StartupError
 from homesec.evaluation import (
@@ -176,8 +176,9 @@ async def _run_service(config: Config) -> None:
 
 
 async def _process_clips(config: Config, clips: list[Clip]) -> None:
-    components = build_components(config)
-    await components.start()
+    with startup_errors():
+        components = build_components(config)
+        await components.start()
     try:
         with Progress(console=_stderr, disable=not sys.stderr.isatty(), transient=True) as bar:
             progress = bar.add_task("Processing clips", total=len(clips))
@@ -207,7 +208,8 @@ def _staged(clips: list[Clip], folder: Path) -> Iterator[list[Clip]]:
     try:
         for clip in clips:
             target = folder / clip.clip_id
-            folder.mkdir(parents=True, exist_ok=True)
+            with startup_errors():
+                folder.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)
             try:
                 os.link(clip.local_path, target)

@@ -23,6 +23,11 @@ from homesec.plugins.registry import validate_plugin_config
 # Keys that would hold a secret's value; the config must name an env var instead.
 _SECRET_KEYS = frozenset({"password", "token", "secret", "api_key", "dsn", "refresh_token"})
 
+# A real config is a few kilobytes and a few hundred values; these bounds are generous, and
+# keep a huge file or a "billion laughs" of nested YAML aliases from running for minutes.
+_MAX_FILE_BYTES = 4 * 1024 * 1024
+_MAX_VALUES = 100_000
+
 
 def load_config(path: Path) -> Config:
     """Parse and validate the whole config file, or raise ConfigError listing every problem."""
@@ -59,14 +64,19 @@ def analyzer_config(vlm: VLMSection) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(_MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"], exc) from exc
+    if len(data) > _MAX_FILE_BYTES:
+        raise ConfigError([f"{path}: too large for a config file (over {_MAX_FILE_BYTES:,} bytes)"])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         reason = f"not UTF-8 text (byte {exc.start})"
         raise ConfigError([f"{path}: {reason}"], exc) from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_bounded(text, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -81,6 +91,61 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: the config must be a mapping of sections"])
     return raw
+
+
+def _parse_bounded(text: str, path: Path) -> Any:
+    """`yaml.safe_load`, once the composed node graph passed `_check_aliases`."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_aliases(root: yaml.Node, path: Path) -> None:
+    """Refuse an alias inside its own anchor (an endless structure) and a document over
+    `_MAX_VALUES` values once aliases are expanded (a "billion laughs"), before expanding.
+
+    An alias is the very node it names: each node's expanded size is computed once.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            mark = node.start_mark
+            raise ConfigError(
+                [
+                    f"{path}: refers to itself through a YAML alias (the anchor at line "
+                    f"{mark.line + 1}, column {mark.column + 1})"
+                ]
+            )
+        open_nodes.add(key)
+        match node:
+            case yaml.SequenceNode():
+                children: list[yaml.Node] = node.value
+            case yaml.MappingNode():
+                children = [part for pair in node.value for part in pair]
+            case _:
+                children = []
+        total = 1
+        for child in children:
+            total = min(total + size(child), _MAX_VALUES + 1)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    if size(root) > _MAX_VALUES:
+        raise ConfigError(
+            [f"{path}: too large once YAML aliases are expanded (over {_MAX_VALUES:,} values)"]
+        )
 
 
 def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dict[str, Any]]]:
@@ -121,14 +186,7 @@ def _plugin_problems(config: Config) -> list[str]:
     return problems
 
 
-def _secret_value_problems(
-    node: object, path: str, ancestors: frozenset[int] = frozenset()
-) -> Iterator[str]:
-    if isinstance(node, dict | list) and id(node) in ancestors:
-        # A YAML alias inside its own anchor (`a: &x [*x]`) builds an endless structure.
-        yield f"{path}: refers to itself through a YAML alias"
-        return
-    ancestors |= {id(node)}
+def _secret_value_problems(node: object, path: str) -> Iterator[str]:
     match node:
         case dict():
             for key, value in node.items():
@@ -139,10 +197,10 @@ def _secret_value_problems(
                         f"put the value in an environment variable and set {key}_env"
                     )
                 else:
-                    yield from _secret_value_problems(value, child, ancestors)
+                    yield from _secret_value_problems(value, child)
         case list():
             for index, item in enumerate(node):
-                yield from _secret_value_problems(item, f"{path}[{index}]", ancestors)
+                yield from _secret_value_problems(item, f"{path}[{index}]")
         case str() if _has_url_password(node):
             yield (
                 f"{path}: a URL with a password is never written in the config; "

@@ -139,6 +139,12 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(content=b"retry: {max_attempts: " + b"9" * 5000 + b"}\n")
 @example(content=b"pipeline: {work_dir: 2024-13-45}\n")
 @example(content=b"a: &x [*x]\n")
+@example(
+    content=b"l0: &l0 [lol]\n"
+    + b"".join(
+        b"l%d: &l%d [%s]\n" % (i, i, b", ".join([b"*l%d" % (i - 1)] * 9)) for i in range(1, 9)
+    )
+)
 @example(content=b"? '\n\n'")
 @example(
     content=_dump({**EXAMPLE, "vlm": {**EXAMPLE["vlm"], "config": "x"}}).replace(

@@ -39,6 +39,62 @@ OptionalEnvVarName = Annotated[str, AfterValidator(_check_env_name)]
 """The name of an environment variable that may be unset (the feature then stays off)."""
 
 
+def _shown(path: Path) -> str:
+    # Problems are printed one per line: a path with a newline in it is shown quoted.
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _expanded(path: Path) -> Path:
+    if "\0" in str(path):
+        raise ValueError("a path cannot contain a NUL character")
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:  # `~` with no home folder
+        raise ValueError(f"{_shown(path)} cannot be used ({exc})") from exc
+
+
+def _nearest_existing(path: Path) -> Path:
+    """The path itself or its nearest parent that exists (`/` at worst)."""
+    try:
+        return next(p for p in (path, *path.absolute().parents) if p.exists())
+    except OSError as exc:  # a parent not searchable, a name too long...
+        raise ValueError(f"{_shown(path)} cannot be used ({exc.strerror or exc})") from exc
+
+
+def _kind(path: Path) -> str:
+    return "a file" if path.is_file() else "a special file"
+
+
+def _check_folder(path: Path) -> Path:
+    folder = _expanded(path)
+    existing = _nearest_existing(folder)
+    if existing.is_dir():
+        return folder
+    if existing == folder:
+        raise ValueError(f"{_shown(folder)} is {_kind(folder)}, not a folder")
+    raise ValueError(f"{_shown(folder)} cannot be created: {_shown(existing)} is {_kind(existing)}")
+
+
+def _check_file_in_folder(path: Path) -> Path:
+    file = _expanded(path)
+    existing = _nearest_existing(file)
+    if existing == file and file.is_dir():
+        raise ValueError(f"{_shown(file)} is a folder, not a file")
+    if existing != file and not existing.is_dir():
+        raise ValueError(
+            f"{_shown(file)} cannot be created: {_shown(existing)} is {_kind(existing)}"
+        )
+    return file
+
+
+FolderPath = Annotated[Path, AfterValidator(_check_folder)]
+"""A folder HomeSec creates when missing; refused when it, or a parent, is a file."""
+
+FileInFolderPath = Annotated[Path, AfterValidator(_check_file_in_folder)]
+"""A file HomeSec creates when missing, in a folder it creates when missing."""
+
+
 def read_env(name: str) -> str:
     """The value of a secret named in the config (checked to exist at load time)."""
     value = os.environ.get(name)
@@ -102,7 +158,7 @@ class StateStoreConfig(_Section):
         default="DB_DSN",
         description="Env var holding the Postgres DSN; when unset, SQLite at sqlite_path is used",
     )
-    sqlite_path: Path = Field(
+    sqlite_path: FileInFolderPath = Field(
         default=Path("var/homesec.db"), description="Embedded database file used without a DSN"
     )
     write_timeout_s: float = Field(
@@ -221,7 +277,7 @@ class PipelineSection(_Section):
     shutdown_timeout_s: float = Field(
         default=30.0, ge=0, description="Time in-flight clips get to finish on shutdown"
     )
-    work_dir: Path = Field(
+    work_dir: FolderPath = Field(
         default=Path("var/work"), description="Scratch space (clips re-downloaded by recovery)"
     )
     camera_unhealthy_alert_s: float = Field(

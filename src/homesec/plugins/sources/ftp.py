@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from homesec.interfaces import ClipCallback, SourceConfig
 from homesec.models.clip import Clip, free_clip_path, is_valid_camera_name, parse_clip_id
-from homesec.models.config import EnvVarName, read_env
+from homesec.models.config import EnvVarName, FolderPath, read_env
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.ftp_server import (
@@ -51,7 +51,7 @@ class FtpSourceConfig(SourceConfig):
         description="Listen address; cameras with the same host and port share one server",
     )
     port: int = Field(default=2121, ge=1, le=65535, description="FTP control port")
-    root_dir: Path = Field(
+    root_dir: FolderPath = Field(
         default=Path("var/ftp"),
         description="Server data folder: uploads land in incoming/{ftp_subdir}, finished clips "
         "are kept in clips/{camera_name}; the same for every camera sharing the server",

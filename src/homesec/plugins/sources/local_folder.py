@@ -23,6 +23,7 @@ from pydantic import Field
 
 from homesec.interfaces import ClipCallback, SourceConfig
 from homesec.models.clip import VIDEO_EXTENSIONS, Clip, free_clip_path, parse_clip_id
+from homesec.models.config import FolderPath
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
 
@@ -33,7 +34,7 @@ BACKEND = "local_folder"
 
 
 class LocalFolderConfig(SourceConfig):
-    watch_dir: Path = Field(description="Folder watched for new clips, created when missing")
+    watch_dir: FolderPath = Field(description="Folder watched for new clips, created when missing")
     poll_interval_s: float = Field(default=1.0, gt=0, description="Seconds between scans")
     settle_s: float = Field(
         default=1.0, ge=0, description="A file unchanged this long is considered finished"

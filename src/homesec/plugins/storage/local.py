@@ -14,13 +14,14 @@ from urllib.parse import unquote, urlparse
 from pydantic import Field, JsonValue
 
 from homesec.interfaces import PluginConfig
+from homesec.models.config import FolderPath
 from homesec.models.enums import PluginType
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
 
 
 class LocalStorageConfig(PluginConfig):
-    root: Path = Field(description="Folder that receives the clips, created when missing")
+    root: FolderPath = Field(description="Folder that receives the clips, created when missing")
     view_url_prefix: str | None = Field(
         default=None,
         description="Prefix of the link sent in alerts (key appended); default: a file:// URL",

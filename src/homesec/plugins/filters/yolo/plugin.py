@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from homesec.errors import CausedError
 from homesec.interfaces import PluginConfig
+from homesec.models.config import FolderPath
 from homesec.models.enums import PluginType
 from homesec.models.results import FilterOverrides, FilterResult
 from homesec.plugins.filters.yolo import worker
@@ -111,7 +112,7 @@ class YoloFilterConfig(PluginConfig):
         description="ONNX Runtime execution providers by preference (cpu, cuda, openvino, "
         "coreml); one not installed is skipped with a warning, cpu is always the last resort",
     )
-    cache_dir: Path = Field(
+    cache_dir: FolderPath = Field(
         default=DEFAULT_CACHE_DIR, description="Where downloaded models are kept"
     )
     release_url: str = Field(

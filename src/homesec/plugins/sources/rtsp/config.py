@@ -6,13 +6,12 @@ holding them, credentials included (`rtsp://user:password@host/path`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from homesec.interfaces import SourceConfig
-from homesec.models.config import EnvVarName
+from homesec.models.config import EnvVarName, FolderPath
 from homesec.plugins.sources.rtsp.hardware import HWACCEL_AUTO
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -99,10 +98,10 @@ class RTSPSourceConfig(SourceConfig):
     rtsp_transport: Literal["tcp", "udp"] = Field(
         default="tcp", description="RTSP transport; TCP loses no packets on busy networks"
     )
-    recordings_dir: Path = Field(
+    recordings_dir: FolderPath = Field(
         description="Folder of this camera's finished clips, created when missing"
     )
-    segments_dir: Path | None = Field(
+    segments_dir: FolderPath | None = Field(
         default=None,
         description="Folder of the rolling buffer of short segments the pre-roll comes from, "
         "in a sub-folder per camera (default: `.buffer` inside recordings_dir; a tmpfs "
