@@ -37,6 +37,7 @@ from tests.services.shared_files import MEDIA_DIR
 import homesec.plugins.sources.rtsp  # noqa: F401  (imported before the memory baseline)
 from homesec.interfaces import ClipSource
 from homesec.models.clip import Clip
+from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source
 from homesec.video.ffmpeg import FfmpegProcess
 
@@ -104,6 +105,7 @@ async def _measure_sources(args: argparse.Namespace, work: Path) -> None:
                 },
             )
             source.register_callback(clips.append)
+            source.use_namer(ClipNames())
             await source.start()
             sources.append(source)
         await _until_healthy(sources)

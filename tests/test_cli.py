@@ -70,6 +70,54 @@ def test_files_off_the_naming_rule_get_a_clip_id_for_the_given_camera(
     assert state.camera_name == "front_door"
 
 
+def test_two_files_of_one_second_are_two_clips(
+    tmp_path: Path, person_clip: Path, empty_scene_clip: Path
+) -> None:
+    # Given two different files off the naming rule with the same modification second
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    shutil.copyfile(person_clip, first)
+    shutil.copyfile(empty_scene_clip, second)
+    for path in (first, second):
+        os.utime(path, (1700000900.2, 1700000900.7))
+
+    # When both are processed in one run
+    config = _config_file(tmp_path)
+    result = CliRunner().invoke(app, ["process", "--config", str(config), str(first), str(second)])
+
+    # Then each is a clip of its own, analysed and stored with its own bytes
+    assert result.exit_code == 0, result.output
+    states = _states(result.stdout)
+    assert sorted(state.clip_id for state in states) == [
+        "front_door_1700000900.mp4",
+        "front_door_1700000900_2.mp4",
+    ]
+    assert all(state.status == ClipStatus.DONE for state in states)
+    stored = {p.name: p.read_bytes() for p in (tmp_path / "storage" / "front_door").glob("*.mp4")}
+    assert sorted(stored.values()) == sorted(
+        [person_clip.read_bytes(), empty_scene_clip.read_bytes()]
+    )
+
+
+def test_a_file_under_a_name_used_before_is_a_new_clip(tmp_path: Path, person_clip: Path) -> None:
+    # Given a clip processed once under its clip_id
+    clip = tmp_path / "front_door_1700000000.mp4"
+    shutil.copyfile(person_clip, clip)
+    config = _config_file(tmp_path)
+    first = CliRunner().invoke(app, ["process", "--config", str(config), str(clip)])
+    assert first.exit_code == 0, first.output
+
+    # When a file of the same name is processed again (a camera clock that went back)
+    again = CliRunner().invoke(app, ["process", "--config", str(config), str(clip)])
+
+    # Then it is a new clip with the next free name, processed in full, not the old one's repeat
+    assert again.exit_code == 0, again.output
+    [state] = _states(again.stdout)
+    assert state.clip_id == "front_door_1700000000_2.mp4"
+    assert state.status == ClipStatus.DONE
+    assert state.stage(StageName.FILTER).attempts == 1
+    assert (tmp_path / "storage" / "front_door" / "front_door_1700000000_2.mp4").is_file()
+
+
 def test_process_cannot_run_without_its_inputs(tmp_path: Path) -> None:
     # Given a missing clip, an unknown camera and a broken config
     config = _config_file(tmp_path)

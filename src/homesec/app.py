@@ -34,6 +34,7 @@ from homesec.models.config import Config, read_env
 from homesec.models.enums import RunMode
 from homesec.pipeline.core import ClipPipeline
 from homesec.pipeline.early import EarlyDetection
+from homesec.pipeline.naming import ClipNames
 from homesec.pipeline.notify import NotificationFanout, Sink
 from homesec.pipeline.recovery import recover_unfinished
 from homesec.pipeline.retention import RetentionPruner
@@ -62,6 +63,7 @@ class Components:
     alert_policy: AlertPolicy | None
     notifiers: list[Notifier]
     pipeline: ClipPipeline
+    names: ClipNames
 
     async def start(self) -> None:
         await self.repository.start()
@@ -128,7 +130,10 @@ def build_components(config: Config) -> Components:
         alert_policy=policy,
         fanout=NotificationFanout(sinks, config.retry),
     )
-    return Components(repository, storage, object_filter, analyzer, policy, notifiers, pipeline)
+    clip_names = ClipNames(repository, storage)
+    return Components(
+        repository, storage, object_filter, analyzer, policy, notifiers, pipeline, clip_names
+    )
 
 
 class HomeSecApp:
@@ -233,6 +238,7 @@ class HomeSecApp:
     async def _start_sources(self) -> None:
         for source in self.sources:
             source.register_callback(self._on_clip)
+            source.use_namer(self.components.names)
             if isinstance(source, LiveClipSource):
                 source.register_live_callback(self._early.on_segment)
             await source.start()

@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -19,7 +19,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from homesec.app import HomeSecApp, build_components, register_config_secrets, startup_errors
+from homesec.app import (
+    Components,
+    HomeSecApp,
+    build_components,
+    register_config_secrets,
+    startup_errors,
+)
 from homesec.config_loader import load_config
 from homesec.errors import ConfigError, PluginError, StartupError
 from homesec.evaluation import (
@@ -29,7 +35,8 @@ from homesec.evaluation import (
     load_labels,
     load_vlm_setting,
 )
-from homesec.models.clip import Clip, analysis_name, clip_id_for, parse_clip_id, snapshot_name
+from homesec.interfaces import ClipNamer
+from homesec.models.clip import Clip, analysis_name, parse_clip_id, snapshot_name
 from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
 from homesec.plugins.registry import load_filter
@@ -86,10 +93,9 @@ def process(
     cameras = {entry.name for entry in loaded.cameras}
     if camera is not None and camera not in cameras:
         _fail(f"--camera {camera!r} is not a configured camera ({', '.join(sorted(cameras))})")
-    to_process = [_clip_for_file(path, cameras, camera or loaded.cameras[0].name) for path in clips]
+    files = [path.resolve() for path in clips]
     try:
-        with _staged(to_process, loaded.pipeline.work_dir / "process") as staged:
-            asyncio.run(_process_clips(loaded, staged))
+        asyncio.run(_process_files(loaded, files, camera or loaded.cameras[0].name))
     except (PluginError, StartupError) as exc:
         _fail(str(exc))
     except ConfigError as exc:
@@ -175,47 +181,52 @@ async def _run_service(config: Config) -> None:
             await asyncio.to_thread(log_sink.close)
 
 
-async def _process_clips(config: Config, clips: list[Clip]) -> None:
+async def _process_files(config: Config, files: list[Path], default_camera: str) -> None:
     with startup_errors():
         components = build_components(config)
         await components.start()
     try:
-        with Progress(console=_stderr, disable=not sys.stderr.isatty(), transient=True) as bar:
-            progress = bar.add_task("Processing clips", total=len(clips))
-
-            async def one(clip: Clip) -> None:
-                state = await components.pipeline.process(clip)
-                _print_state(state)
-                bar.advance(progress)
-
-            await asyncio.gather(*(one(clip) for clip in clips))
+        folder = config.pipeline.work_dir / "process"
+        cameras = {entry.name for entry in config.cameras}
+        async with _staged(files, folder, components.names, cameras, default_camera) as clips:
+            await _process_clips(components, clips)
     finally:
         await components.close()
+
+
+async def _process_clips(components: Components, clips: list[Clip]) -> None:
+    with Progress(console=_stderr, disable=not sys.stderr.isatty(), transient=True) as bar:
+        progress = bar.add_task("Processing clips", total=len(clips))
+
+        async def one(clip: Clip) -> None:
+            state = await components.pipeline.process(clip)
+            _print_state(state)
+            bar.advance(progress)
+
+        await asyncio.gather(*(one(clip) for clip in clips))
 
 
 def _print_state(state: ClipStateData) -> None:
     typer.echo(state.model_dump_json())
 
 
-@contextlib.contextmanager
-def _staged(clips: list[Clip], folder: Path) -> Iterator[list[Clip]]:
-    """The clips as links (else copies) in HomeSec's work folder, removed afterwards.
+@contextlib.asynccontextmanager
+async def _staged(
+    files: list[Path], folder: Path, names: ClipNamer, cameras: set[str], default_camera: str
+) -> AsyncIterator[list[Clip]]:
+    """Each file as a new clip (its own clip_id), linked (else copied) into HomeSec's work
+    folder, removed afterwards.
 
     The pipeline writes a snapshot and the analysis next to a clip; the user's files and
     folders are only read (they may be an NVR export, or read-only).
     """
-    staged = []
+    staged: list[Clip] = []
     try:
-        for clip in clips:
-            target = folder / clip.clip_id
-            with startup_errors():
-                folder.mkdir(parents=True, exist_ok=True)
-            target.unlink(missing_ok=True)
-            try:
-                os.link(clip.local_path, target)
-            except OSError:  # another file system, or links not allowed
-                shutil.copyfile(clip.local_path, target)
-            staged.append(clip.model_copy(update={"local_path": target}))
+        with startup_errors():
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        for path in files:
+            clip = await _stage(path, folder, names, cameras, default_camera)
+            staged.append(clip)
         yield staged
     finally:
         for clip in staged:
@@ -223,24 +234,34 @@ def _staged(clips: list[Clip], folder: Path) -> Iterator[list[Clip]]:
                 (folder / name).unlink(missing_ok=True)
 
 
-def _clip_for_file(path: Path, cameras: set[str], default_camera: str) -> Clip:
-    path = path.resolve()
+async def _stage(
+    path: Path, folder: Path, names: ClipNamer, cameras: set[str], default_camera: str
+) -> Clip:
     parsed = parse_clip_id(path.name)
-    mtime = path.stat().st_mtime
-    if parsed is not None and parsed.camera_name in cameras:
-        camera, start, clip_id = parsed.camera_name, float(parsed.unix_seconds), path.name
-    else:
-        camera, start = default_camera, mtime
-        clip_id = clip_id_for(camera, int(mtime), extension=path.suffix or ".mp4")
+    mtime = (await asyncio.to_thread(path.stat)).st_mtime
+    named = parsed is not None and parsed.camera_name in cameras
+    camera = parsed.camera_name if parsed is not None and named else default_camera
+    start = float(parsed.unix_seconds) if parsed is not None and named else mtime
+    target = await names.claim(
+        camera, int(start), path.suffix or ".mp4", folder, wanted=path.name if named else None
+    )
+    await asyncio.to_thread(_link_or_copy, path, target)
     return Clip(
-        clip_id=clip_id,
+        clip_id=target.name,
         camera_name=camera,
-        local_path=path,
+        local_path=target,
         start_ts=datetime.fromtimestamp(start, UTC),
         end_ts=datetime.fromtimestamp(max(start, mtime), UTC),
         duration_s=max(0.0, mtime - start),
         source_backend="cli",
     )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
 
 
 def _load(path: Path) -> Config:

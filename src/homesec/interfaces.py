@@ -64,9 +64,28 @@ class AnalyzerConfig(PluginConfig):
 
 
 @runtime_checkable
+class ClipNamer(Protocol):
+    """Names new clips: each gets a clip_id no other clip has or had (SPEC section 3)."""
+
+    async def claim(
+        self,
+        camera_name: str,
+        unix_seconds: int,
+        extension: str,
+        folder: Path,
+        *,
+        wanted: str | None = None,
+        in_place: bool = False,
+    ) -> Path:
+        """The path in `folder` for a new clip: `wanted` (a clip_id) when it is free, else
+        the first free name of its second. `in_place`: the file is at `folder / wanted`."""
+
+
+@runtime_checkable
 class ClipSource(Protocol):
     """Produces finalized clips on local disk and hands each one to the callback.
 
+    Every new clip is named through the `ClipNamer` given to `use_namer` (before `start`).
     The callback is called on the event loop's thread.
     """
 
@@ -74,6 +93,8 @@ class ClipSource(Protocol):
     def camera_name(self) -> str: ...
 
     def register_callback(self, callback: ClipCallback) -> None: ...
+
+    def use_namer(self, namer: ClipNamer) -> None: ...
 
     async def start(self) -> None:
         """Start producing clips in the background and return."""
@@ -111,7 +132,8 @@ class StorageBackend(Protocol):
 
     async def get(self, storage_uri: str, local_path: Path) -> None: ...
 
-    async def exists(self, storage_uri: str) -> bool: ...
+    async def exists(self, dest_key: str) -> bool:
+        """Whether an object is stored under the key (the one `put` takes)."""
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome: ...
 

@@ -143,7 +143,7 @@ class FailingStorage:
     async def get(self, storage_uri: str, local_path: Path) -> None:
         raise ConnectionError(self._message)
 
-    async def exists(self, storage_uri: str) -> bool:
+    async def exists(self, dest_key: str) -> bool:
         raise ConnectionError(self._message)
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
@@ -189,9 +189,9 @@ class SwitchableStorage:
         self._check()
         await self._local.get(storage_uri, local_path)
 
-    async def exists(self, storage_uri: str) -> bool:
+    async def exists(self, dest_key: str) -> bool:
         self._check()
-        return await self._local.exists(storage_uri)
+        return await self._local.exists(dest_key)
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         self._check()

@@ -14,6 +14,7 @@ from homesec.app import Components
 from homesec.models.clip import Clip
 from homesec.models.config import RetentionConfig
 from homesec.models.enums import ClipStatus, StageName, StageStatus
+from homesec.pipeline.naming import ClipNames
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import load_source
 from tests.fakes.plugins import RecordingNotifier
@@ -37,6 +38,7 @@ async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object
     )
     clips: list[Clip] = []
     source.register_callback(clips.append)
+    source.use_namer(ClipNames())
     await source.start()
     while len(clips) < len(names):
         await asyncio.sleep(0.05)

@@ -151,6 +151,15 @@ class ClipRepository:
             return None
         return None if document is None else _to_state(clip_id, document)
 
+    async def has_clip(self, clip_id: str) -> bool | None:
+        """Whether a clip by this id is stored; None when the database cannot say."""
+        try:
+            document = await self._bounded(self._store.fetch_state(clip_id))
+        except Exception as exc:
+            _log_read_failed("has_clip", exc, clip_id)
+            return None
+        return document is not None
+
     async def get_many(self, clip_ids: Sequence[str]) -> dict[str, ClipStateData] | None:
         """States by clip_id (missing clips left out); None when the database is unreachable."""
         if not clip_ids:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import ftplib
+import io
 import logging
 import socket
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +21,12 @@ from pydantic import ValidationError
 from homesec.errors import StartupError
 from homesec.interfaces import ClipSource
 from homesec.models.clip import Clip
+from homesec.models.config import StateStoreConfig
 from homesec.models.enums import PluginType
+from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source, validate_plugin_config
+from homesec.repository.clip_repository import ClipRepository
+from tests.repository.builders import done_state
 from tests.services.postgres import free_port
 
 USERS = {"front_door": ("cam-front", "front-secret-1"), "backyard": ("cam-back", "back-secret-2")}
@@ -53,7 +59,9 @@ def _config(root: Path, port: int, camera: str, **extra: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _running(*configs: dict[str, Any]) -> AsyncIterator[dict[str, list[Clip]]]:
+async def _running(
+    *configs: dict[str, Any], namer: ClipNames | None = None
+) -> AsyncIterator[dict[str, list[Clip]]]:
     """Start one source per config; yield the clips each hands on, by camera name."""
     sources: list[ClipSource] = []
     received: dict[str, list[Clip]] = {}
@@ -62,6 +70,7 @@ async def _running(*configs: dict[str, Any]) -> AsyncIterator[dict[str, list[Cli
             source = load_source("ftp", config)
             received[source.camera_name] = []
             source.register_callback(received[source.camera_name].append)
+            source.use_namer(namer or ClipNames())
             await source.start()
             sources.append(source)
         yield received
@@ -152,6 +161,70 @@ async def test_a_clip_id_name_is_kept_and_a_repeat_gets_a_suffix(
         "front_door_1700000000_2.mp4",
     )
     assert first.start_ts.timestamp() == 1700000000
+
+
+async def test_three_uploads_of_one_name_at_once_are_three_clips(
+    tmp_path: Path, port: int, person_clip: Path
+) -> None:
+    # Given three different files, and a source
+    contents = [person_clip.read_bytes() + bytes([n]) * 1000 for n in range(3)]
+    start_together = threading.Barrier(3)
+
+    def slow_upload(content: bytes) -> None:
+        with _client(port) as ftp:
+            start_together.wait(timeout=5)
+            ftp.storbinary(
+                "STOR front_door/front_door_1700000000.mp4",
+                io.BytesIO(content),
+                blocksize=64 * 1024,
+                callback=lambda _: time.sleep(0.01),  # so the three transfers overlap
+            )
+
+    async with _running(_config(tmp_path, port, "front_door")) as received:
+        # When they are uploaded under one name at the same time
+        await asyncio.gather(*(asyncio.to_thread(slow_upload, c) for c in contents))
+        await _wait_for(lambda: len(received["front_door"]) == 3)
+
+    # Then each upload is a clip of its own, with its own bytes, none spliced
+    clips = received["front_door"]
+    assert sorted(clip.clip_id for clip in clips) == [
+        "front_door_1700000000.mp4",
+        "front_door_1700000000_2.mp4",
+        "front_door_1700000000_3.mp4",
+    ]
+    assert sorted(clip.local_path.read_bytes() for clip in clips) == sorted(contents)
+    assert _files_under(tmp_path / "incoming") == []
+
+
+async def test_an_upload_under_a_name_used_before_is_a_new_clip(
+    tmp_path: Path, port: int, empty_scene_clip: Path
+) -> None:
+    # Given a clip_id the state database knows (done, its local copy pruned long ago)
+    repository = ClipRepository.from_config(
+        StateStoreConfig(dsn_env="HOMESEC_TEST_NO_DSN", sqlite_path=tmp_path / "state.db")
+    )
+    await repository.start()
+    await repository.save(done_state("front_door_1700000000.mp4"))
+    try:
+        async with _running(
+            _config(tmp_path, port, "front_door"), namer=ClipNames(repository)
+        ) as received:
+            # When the camera (its clock reset) uploads a new clip under that name
+            await asyncio.to_thread(
+                _upload,
+                port,
+                "front_door",
+                "front_door/front_door_1700000000.mp4",
+                empty_scene_clip,
+            )
+            await _wait_for(lambda: len(received["front_door"]) == 1)
+    finally:
+        await repository.close()
+
+    # Then it is a new clip with the next free name
+    [clip] = received["front_door"]
+    assert clip.clip_id == "front_door_1700000000_2.mp4"
+    assert clip.local_path.read_bytes() == empty_scene_clip.read_bytes()
 
 
 def _abort_with_abor(ftp: ftplib.FTP, data: socket.socket) -> None:
@@ -347,6 +420,7 @@ async def test_health_follows_the_server_and_checks_renew_the_heartbeat(
 ) -> None:
     # Given a started FTP source with a fast connection check
     source = load_source("ftp", _config(tmp_path, port, "front_door"))
+    source.use_namer(ClipNames())
     await source.start()
     try:
         first = source.last_heartbeat()
@@ -383,6 +457,7 @@ async def test_cameras_sharing_a_port_must_share_its_settings(tmp_path: Path, po
     async with _running(_config(tmp_path, port, "front_door")):
         # When a second camera on that port names another root folder
         other = load_source("ftp", _config(tmp_path / "elsewhere", port, "backyard"))
+        other.use_namer(ClipNames())
 
         # Then it cannot start
         with pytest.raises(StartupError, match="shares the FTP server"):

@@ -153,8 +153,8 @@ async def test_get_exists_and_put_json_round_trip(
     # When they are looked up and read back
     copy = tmp_path / "restored" / "clip.mp4"
     await storage.get(clip.storage_uri, copy)
-    present = await storage.exists(clip.storage_uri)
-    absent = await storage.exists("dropbox:/homecam/front_door/missing.mp4")
+    present = await storage.exists(KEY)
+    absent = await storage.exists("front_door/missing.mp4")
     with pytest.raises(DropboxStorageError, match="no such file"):
         await storage.get("dropbox:/homecam/front_door/missing.mp4", tmp_path / "x.mp4")
     await storage.close()

@@ -22,7 +22,8 @@ async def test_put_get_exists_and_put_json(tmp_path: Path, person_clip: Path) ->
 
     # Then the put is idempotent, readable back, and the artifact is JSON
     assert first == second
-    assert await storage.exists(first.storage_uri)
+    assert await storage.exists("front_door/front_door_1700000000.mp4")
+    assert not await storage.exists("front_door/missing.mp4")
     assert copy.read_bytes() == person_clip.read_bytes()
     assert Path(artifact.storage_uri.removeprefix("file://")).read_text().strip().startswith("{")
     assert await storage.ping()

@@ -35,8 +35,8 @@ async def test_a_clip_is_uploaded_found_and_read_back(
     second = await storage.put(person_clip, KEY)
     copy = tmp_path / "restored" / "clip.mp4"
     await storage.get(first.storage_uri, copy)
-    present = await storage.exists(first.storage_uri)
-    absent = await storage.exists(f"s3://{s3_bucket}/homecam/front_door/missing.mp4")
+    present = await storage.exists(KEY)
+    absent = await storage.exists("front_door/missing.mp4")
     await storage.close()
 
     # Then it lives once under the prefix, as a video, with the same bytes

@@ -3,9 +3,12 @@
 Each camera has its own sub-folder (`ftp_subdir`) and user; cameras configured with the same
 listen address (host, port) share one server (see `ftp_server`), so one port can serve a whole
 house of cameras, each confined to its own folder. A clip is handed on only once its upload has
-completed; partial, aborted and oversized uploads are deleted, never processed. Finished clips
-are moved out of FTP reach into `{root_dir}/clips/{camera_name}/` (the spool), renamed to the
-clip_id rule with the upload time when the camera's own name lacks it.
+completed; partial, aborted and oversized uploads are deleted, never processed. Each finished
+upload is moved out of FTP reach at once, into `{root_dir}/clips/{camera_name}/.arrivals/`
+(kept across a crash), then named by the service's `ClipNamer` (the camera's name when it
+follows the clip_id rule and is free, else the next free one; the upload time when the name
+lacks the rule) and moved into `{root_dir}/clips/{camera_name}/` (the spool): every upload is
+a clip of its own, also two uploads of one name at once, or a name used before.
 
 Health: the server thread is alive and a periodic connection check gets the FTP greeting; each
 successful check is the source's heartbeat.
@@ -23,8 +26,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from homesec.interfaces import ClipCallback, SourceConfig
-from homesec.models.clip import Clip, free_clip_path, is_valid_camera_name, parse_clip_id
+from homesec.interfaces import ClipCallback, ClipNamer, SourceConfig
+from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
 from homesec.models.config import EnvVarName, FolderPath, read_env
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
@@ -111,9 +114,12 @@ class FtpSource:
         self._config = config
         self._root = config.root_dir.expanduser().resolve()
         self._spool = self._root / "clips" / config.camera_name
+        self._arrivals = self._spool / ".arrivals"
         self._password = read_env(config.password_env)
         register_secret(self._password)
         self._callbacks: list[ClipCallback] = []
+        self._namer: ClipNamer | None = None
+        self._spooling: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: FtpServer | None = None
         self._route: CameraRoute | None = None
@@ -132,7 +138,12 @@ class FtpSource:
     def register_callback(self, callback: ClipCallback) -> None:
         self._callbacks.append(callback)
 
+    def use_namer(self, namer: ClipNamer) -> None:
+        self._namer = namer
+
     async def start(self) -> None:
+        if self._namer is None:
+            raise RuntimeError("use_namer() must be called before start()")
         self._loop = asyncio.get_running_loop()
         config = self._config
         settings = ServerSettings(
@@ -151,7 +162,10 @@ class FtpSource:
             max_file_size_bytes=config.max_file_size_bytes,
             on_upload=self._on_upload,
         )
-        await asyncio.to_thread(self._spool.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._arrivals.mkdir, parents=True, exist_ok=True)
+        # Uploads that completed just before the last run ended are clips too.
+        for staged in await asyncio.to_thread(sorted, self._arrivals.iterdir()):
+            self._spool_soon(staged)
         self._server = await asyncio.to_thread(acquire, settings, self._route)
         await self._check()
         self._health_task = asyncio.create_task(
@@ -166,8 +180,10 @@ class FtpSource:
             self._health_task = None
         if self._server is not None and self._route is not None:
             await asyncio.to_thread(release, self._server, self._route)
-            # Clips the server finished before it stopped are queued on the loop: hand them on.
+            # Uploads the server finished before it stopped are queued on the loop: hand
+            # them on (a spooled upload is never lost: the next start finishes it).
             await asyncio.sleep(0)
+            await asyncio.gather(*self._spooling, return_exceptions=True)
         self._server = None
         self._check_ok = False
 
@@ -189,43 +205,72 @@ class FtpSource:
             if parse_clip_id(name, self.camera_name) is not None
         ]
 
-    def _on_upload(self, upload: Path, remote: str) -> None:
-        """Server thread: spool a completed upload under its clip_id, then hand it on."""
-        size = upload.stat().st_size
+    def _on_upload(self, part: Path, sent_name: str, remote: str) -> None:
+        """Server thread: move a completed upload out of FTP reach, then name it on the loop."""
+        size = part.stat().st_size
         if size == 0:
-            upload.unlink()
-            logger.warning("Discarded the empty upload %s from %s", upload.name, remote)
+            part.unlink()
+            logger.warning(
+                "Discarded the empty upload %s from %s",
+                sent_name,
+                remote,
+                extra={"camera_name": self.camera_name},
+            )
             return
-        target = self._spool_target(upload)
-        upload.rename(target)
+        # The part's random token keeps two uploads of one name apart here too.
+        token = part.name[1:].split(".", 1)[0]
+        staged = self._arrivals / f"{token}.{sent_name}"
+        part.rename(staged)
         logger.info(
-            "Received %s (%d bytes) from %s as %s",
-            upload.name,
+            "Received %s (%d bytes) from %s",
+            sent_name,
             size,
             remote,
-            target.name,
+            extra={"camera_name": self.camera_name},
+        )
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("no event loop")
+            loop.call_soon_threadsafe(self._spool_soon, staged)
+        except RuntimeError:
+            logger.error("No event loop for %s; the next start takes it", sent_name)
+
+    def _spool_soon(self, staged: Path) -> None:
+        task = asyncio.create_task(self._spool_arrival(staged), name=f"ftp-spool:{staged.name}")
+        self._spooling.add(task)
+        task.add_done_callback(self._spooling.discard)
+
+    async def _spool_arrival(self, staged: Path) -> None:
+        """Name the upload as a new clip, move it into the spool and hand it on."""
+        assert self._namer is not None
+        sent_name = staged.name.split(".", 1)[-1]
+        try:
+            arrived = (await asyncio.to_thread(staged.stat)).st_mtime
+            # A name without the clip_id rule gets the upload's completion time.
+            target = await self._namer.claim(
+                self.camera_name, int(arrived), staged.suffix, self._spool, wanted=sent_name
+            )
+            await asyncio.to_thread(staged.rename, target)
+            clip = await asyncio.to_thread(self._clip_for, target)
+        except OSError:
+            logger.exception(
+                "Cannot spool the upload %s; the next start tries again",
+                sent_name,
+                extra={"camera_name": self.camera_name},
+            )
+            return
+        logger.info(
+            "Spooled %s as %s",
+            sent_name,
+            clip.clip_id,
             extra={
                 "event_type": EventType.CLIP_RECEIVED,
                 "camera_name": self.camera_name,
-                "clip_id": target.name,
+                "clip_id": clip.clip_id,
             },
         )
-        clip = self._clip_for(target)
-        if self._loop is None or self._loop.is_closed():
-            logger.error("No event loop for %s; recovery will pick it up", clip.clip_id)
-            return
-        self._loop.call_soon_threadsafe(self._hand_on, clip)
-
-    def _spool_target(self, upload: Path) -> Path:
-        named = parse_clip_id(upload.name, self.camera_name)
-        if named is not None and not (self._spool / upload.name).exists():
-            return self._spool / upload.name
-        if named is not None:
-            return free_clip_path(
-                self._spool, self.camera_name, named.unix_seconds, named.extension
-            )
-        # The camera's own name lacks the clip_id rule: the upload's completion time stands in.
-        return free_clip_path(self._spool, self.camera_name, int(time.time()), upload.suffix)
+        self._hand_on(clip)
 
     def _hand_on(self, clip: Clip) -> None:
         for callback in self._callbacks:

@@ -8,8 +8,9 @@ before pyftpdlib acts on it; traversal (`..`), backslashes, control characters, 
 non-video files and paths outside the user's camera folders are refused (550) and logged.
 An address that gives too many wrong passwords is refused, even the right one, for the rest
 of a minute (`homesec.throttle`, the same rule as the API's keys).
-A completed upload goes to its camera's `on_upload`; an aborted, reset or oversized one is
-deleted. Callbacks run on the server thread and must not block.
+Each upload writes a part file of its own (two uploads of one name at once never mix); a
+completed one goes to its camera's `on_upload` with the name it was sent under; an aborted,
+reset or oversized one is deleted. Callbacks run on the server thread and must not block.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hmac
 import logging
 import os
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ _PATH_COMMANDS = frozenset(
     {"APPE", "CWD", "XCWD", "DELE", "LIST", "NLST", "MDTM", "MFMT", "MKD", "XMKD", "MLSD"}
     | {"MLST", "RETR", "RMD", "XRMD", "RNFR", "RNTO", "SIZE", "STAT", "STOR", "STOU", "SITE"}
 )
+_PART_SUFFIX = ".part"
 # A resumed or appended upload would stitch onto a part already deleted as incomplete.
 _REFUSED_COMMANDS = frozenset({"APPE", "STOU", "REST"})
 
@@ -80,8 +83,9 @@ class CameraRoute:
     username: str
     password: str
     max_file_size_bytes: int
-    on_upload: Callable[[Path, str], None]
-    """Called on the server thread with a completed upload and the uploader's address."""
+    on_upload: Callable[[Path, str, str], None]
+    """Called on the server thread with a completed upload (its part file), the name it was
+    sent under and the uploader's address."""
 
 
 class FtpServer:
@@ -224,7 +228,7 @@ class FtpServer:
         if route is None:
             self.discard_upload(fs_path, remote, "its camera has stopped")
             return
-        route.on_upload(path, remote)
+        route.on_upload(path, sent_name(path), remote)
 
     def discard_upload(self, fs_path: str, remote: str, why: str) -> None:
         path = Path(fs_path)
@@ -232,7 +236,7 @@ class FtpServer:
         path.unlink(missing_ok=True)
         logger.warning(
             "Discarded the upload of %s from %s: %s",
-            path.name,
+            sent_name(path),
             remote,
             why,
             extra={"camera_name": route.camera_name if route else None},
@@ -249,6 +253,20 @@ class FtpServer:
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def part_for(fs_path: str) -> str:
+    """The file an upload to `fs_path` writes: hidden, and its own (a random token)."""
+    path = Path(fs_path)
+    return str(path.with_name(f".{secrets.token_hex(8)}.{path.name}{_PART_SUFFIX}"))
+
+
+def sent_name(part: Path) -> str:
+    """The name an upload was sent under, from its part file."""
+    name = part.name
+    if not (name.startswith(".") and name.endswith(_PART_SUFFIX)):
+        return name
+    return name[1:].removesuffix(_PART_SUFFIX).split(".", 1)[-1]
 
 
 def _discard_leftovers(incoming: Path) -> None:
@@ -389,6 +407,10 @@ class _CameraHandler(FTPHandler):  # type: ignore[misc]
             self.remote_ip,
             reason,
         )
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+        # Each upload writes a part file of its own: uploads of one name at once never mix.
+        return super().ftp_STOR(part_for(file), mode)
 
     def on_file_received(self, file: str) -> None:
         try:

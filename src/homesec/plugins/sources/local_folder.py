@@ -3,8 +3,10 @@
 A file counts as finished when its size and mtime stay unchanged for `settle_s`, so a file
 still being written is never picked up. Files handed on are listed in a local manifest
 (`.homesec_state.json`), so this source keeps its own truth even when the database is down.
-A file whose name does not follow the clip_id rule is renamed to it (upload time, `_2` on
-collision).
+Every new file is named by the service's `ClipNamer`: it keeps its name when that follows
+the clip_id rule and no other clip has it, else it is renamed (its second from the name, or
+the file's mtime; `_2`, `_3`... when taken). An empty file, or one over
+`max_file_size_bytes`, is not taken: it is reported once (until it changes) and left alone.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
 
-from homesec.interfaces import ClipCallback, SourceConfig
-from homesec.models.clip import VIDEO_EXTENSIONS, Clip, free_clip_path, parse_clip_id
+from homesec.interfaces import ClipCallback, ClipNamer, SourceConfig
+from homesec.models.clip import VIDEO_EXTENSIONS, Clip, parse_clip_id
 from homesec.models.config import FolderPath
 from homesec.models.enums import EventType, PluginType
 from homesec.plugins.registry import plugin
@@ -39,6 +42,20 @@ class LocalFolderConfig(SourceConfig):
     settle_s: float = Field(
         default=1.0, ge=0, description="A file unchanged this long is considered finished"
     )
+    max_file_size_bytes: int = Field(
+        default=1_073_741_824,
+        gt=0,
+        description="Larger files are not taken (reported once): a stray huge file must not "
+        "push every other clip out of the spool",
+    )
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A file that stopped changing: a clip to name and hand on."""
+
+    path: Path
+    mtime: float
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=LocalFolderConfig)
@@ -48,7 +65,9 @@ class LocalFolderSource:
         self._dir = config.watch_dir.expanduser().resolve()
         self._manifest = _Manifest(self._dir / MANIFEST_NAME)
         self._callbacks: list[ClipCallback] = []
-        self._seen: dict[str, tuple[int, int]] = {}
+        self._namer: ClipNamer | None = None
+        self._seen: dict[str, Signature] = {}
+        self._refused: dict[str, Signature] = {}  # name -> signature, reported once
         self._task: asyncio.Task[None] | None = None
         self._last_scan = 0.0
         self._scan_failed = False
@@ -64,7 +83,12 @@ class LocalFolderSource:
     def register_callback(self, callback: ClipCallback) -> None:
         self._callbacks.append(callback)
 
+    def use_namer(self, namer: ClipNamer) -> None:
+        self._namer = namer
+
     async def start(self) -> None:
+        if self._namer is None:
+            raise RuntimeError("use_namer() must be called before start()")
         await asyncio.to_thread(self._prepare)
         self._last_scan = time.time()  # the folder is there and readable: a sign of life
         self._task = asyncio.create_task(self._watch(), name=f"local_folder:{self.camera_name}")
@@ -102,57 +126,91 @@ class LocalFolderSource:
         while True:
             try:
                 finished = await asyncio.to_thread(self._scan)
+                for file in finished:
+                    self._hand_on(await self._admit(file))
                 self._scan_failed = False
-            except OSError:
+            except OSError:  # the folder, or a file being taken (left for the next scan)
                 logger.exception(
                     "Cannot scan %s", self._dir, extra={"camera_name": self.camera_name}
                 )
-                finished, self._scan_failed = [], True
+                self._scan_failed = True
             self._last_scan = time.time()
-            for clip in finished:
-                self._hand_on(clip)
             await asyncio.sleep(self._config.poll_interval_s)
 
-    def _scan(self) -> list[Clip]:
-        finished: list[Clip] = []
+    def _scan(self) -> list[_Finished]:
+        finished: list[_Finished] = []
         present: set[str] = set()
         now = time.time()
         with os.scandir(self._dir) as entries:
             for entry in entries:
                 if not self._is_candidate(entry):
                     continue
-                present.add(entry.name)
                 stat = entry.stat(follow_symlinks=False)
                 signature = (stat.st_size, stat.st_mtime_ns)
+                if self._manifest.contains(entry.name, signature):
+                    continue  # handed on already
+                present.add(entry.name)
                 settled = self._seen.get(entry.name) == signature
                 self._seen[entry.name] = signature
-                if settled and stat.st_size > 0 and now - stat.st_mtime >= self._config.settle_s:
-                    finished.append(self._finish(Path(entry.path), stat.st_mtime))
+                if not settled or now - stat.st_mtime < self._config.settle_s:
+                    continue
+                if self._refusal(entry.name, signature) is None:
+                    finished.append(_Finished(Path(entry.path), stat.st_mtime))
         self._seen = {name: sig for name, sig in self._seen.items() if name in present}
+        self._refused = {name: sig for name, sig in self._refused.items() if name in present}
         return finished
+
+    def _refusal(self, name: str, signature: Signature) -> str | None:
+        """Why a finished file is not taken (logged once while it stays as it is), or None."""
+        size = signature[0]
+        if size == 0:
+            why = "it is empty"
+        elif size > self._config.max_file_size_bytes:
+            why = f"{size} bytes is over max_file_size_bytes ({self._config.max_file_size_bytes})"
+        else:
+            return None
+        if self._refused.get(name) != signature:
+            self._refused[name] = signature
+            logger.warning(
+                "Not taking %r from %s: %s",
+                name,
+                self._dir,
+                why,
+                extra={"camera_name": self.camera_name},
+            )
+        return why
 
     def _is_candidate(self, entry: os.DirEntry[str]) -> bool:
         return (
             not entry.name.startswith(".")
             and entry.is_file(follow_symlinks=False)
             and Path(entry.name).suffix.lower() in VIDEO_EXTENSIONS
-            and not self._manifest.contains(entry.name)
         )
 
-    def _finish(self, path: Path, mtime: float) -> Clip:
-        if parse_clip_id(path.name, self.camera_name) is None:
-            target = free_clip_path(self._dir, self.camera_name, int(mtime), path.suffix)
-            path.rename(target)
+    async def _admit(self, file: _Finished) -> Clip:
+        """Name the finished file as a new clip (renamed when its name is not free)."""
+        assert self._namer is not None
+        path = file.path
+        target = await self._namer.claim(
+            self.camera_name,
+            int(file.mtime),
+            path.suffix,
+            self._dir,
+            wanted=path.name,
+            in_place=True,
+        )
+        if target != path:
+            await asyncio.to_thread(path.rename, target)
             logger.info(
-                "Renamed %r to %s (clip_id rule)",
+                "Renamed %r to %s (a new clip gets a clip_id of its own)",
                 path.name,
                 target.name,
                 extra={"camera_name": self.camera_name, "clip_id": target.name},
             )
-            path = target
         self._seen.pop(path.name, None)
-        self._manifest.add(path.name)
-        return self._clip_for(path)
+        stat = await asyncio.to_thread(target.stat)
+        await asyncio.to_thread(self._manifest.add, target.name, (stat.st_size, stat.st_mtime_ns))
+        return await asyncio.to_thread(self._clip_for, target)
 
     def _clip_for(self, path: Path) -> Clip:
         name = parse_clip_id(path.name, self.camera_name)
@@ -182,13 +240,21 @@ class LocalFolderSource:
             callback(clip)
 
 
+Signature = tuple[int, int]
+"""A file's size and mtime (ns): a new file under a name handed on before differs."""
+
+
 class _Manifest:
-    """The names of files already handed on, persisted atomically next to the clips."""
+    """The files already handed on (name and signature), persisted atomically next to them.
+
+    A name with another signature is a new file: a clip whose local copy was pruned may be
+    followed by a new clip under the same name (a camera whose clock went back).
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._loaded = False
-        self._names: set[str] = set()
+        self._files: dict[str, Signature | None] = {}
         # Scans run in a worker thread while recovery and retention read the names.
         self._lock = threading.Lock()
 
@@ -200,34 +266,56 @@ class _Manifest:
         self._loaded = True
         self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            raw = json.loads(self._path.read_text(encoding="utf-8"))
-            names = raw.get("processed", []) if isinstance(raw, dict) else []
-            self._names = {name for name in names if isinstance(name, str)}
+            self._files = _parse_manifest(json.loads(self._path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            self._names = set()
+            self._files = {}
         except (OSError, ValueError):
             logger.exception("Unreadable manifest %s; starting a new one", self._path)
-            self._names = set()
+            self._files = {}
         # Forget files that are gone (pruned by retention or removed by the user).
-        self._names = {name for name in self._names if (self._path.parent / name).exists()}
+        folder = self._path.parent
+        self._files = {name: sig for name, sig in self._files.items() if (folder / name).exists()}
         self._save()
 
-    def contains(self, name: str) -> bool:
+    def contains(self, name: str, signature: Signature) -> bool:
+        """Whether this very file (not only its name) was handed on."""
         with self._lock:
-            return name in self._names
+            if name not in self._files:
+                return False
+            recorded = self._files[name]
+            return recorded is None or recorded == signature
 
     def names(self) -> list[str]:
         with self._lock:
-            return sorted(self._names)
+            return sorted(self._files)
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, signature: Signature) -> None:
         with self._lock:
-            self._names.add(name)
+            self._files[name] = signature
         self._save()
 
     def _save(self) -> None:
         with self._lock:
-            payload = json.dumps({"processed": sorted(self._names)})
+            payload = json.dumps(
+                {
+                    "processed": sorted(self._files),
+                    "signatures": {n: sig for n, sig in self._files.items() if sig is not None},
+                }
+            )
             tmp = self._path.with_name(self._path.name + ".tmp")
             tmp.write_text(payload, encoding="utf-8")
             tmp.replace(self._path)
+
+
+def _parse_manifest(raw: object) -> dict[str, Signature | None]:
+    if not isinstance(raw, dict):
+        return {}
+    names = [name for name in raw.get("processed", []) if isinstance(name, str)]
+    signatures = raw.get("signatures", {})
+    files: dict[str, Signature | None] = dict.fromkeys(names)
+    if isinstance(signatures, dict):
+        for name, sig in signatures.items():
+            match sig:
+                case [int(size), int(mtime_ns)] if name in files:
+                    files[name] = (size, mtime_ns)
+    return files

@@ -145,8 +145,8 @@ class DropboxStorage:
     async def get(self, storage_uri: str, local_path: Path) -> None:
         await self._run("download", self._download, _path_of(storage_uri), local_path)
 
-    async def exists(self, storage_uri: str) -> bool:
-        return await self._run("lookup", self._exists, _path_of(storage_uri))
+    async def exists(self, dest_key: str) -> bool:
+        return await self._run("lookup", self._exists, self._path(dest_key))
 
     async def ping(self) -> bool:
         try:

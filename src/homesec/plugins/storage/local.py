@@ -49,8 +49,8 @@ class LocalStorage:
         source = self._path_of(storage_uri)
         await asyncio.to_thread(_copy_atomically, source, local_path)
 
-    async def exists(self, storage_uri: str) -> bool:
-        return await asyncio.to_thread(self._path_of(storage_uri).is_file)
+    async def exists(self, dest_key: str) -> bool:
+        return await asyncio.to_thread(self._target(dest_key).is_file)
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         target = self._target(dest_key)

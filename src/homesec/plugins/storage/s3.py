@@ -176,8 +176,8 @@ class S3Storage:
     async def get(self, storage_uri: str, local_path: Path) -> None:
         await self._run("download", self._download, self._key_of(storage_uri), local_path)
 
-    async def exists(self, storage_uri: str) -> bool:
-        return await self._run("lookup", self._exists, self._key_of(storage_uri))
+    async def exists(self, dest_key: str) -> bool:
+        return await self._run("lookup", self._exists, self._key(dest_key))
 
     async def ping(self) -> bool:
         try:

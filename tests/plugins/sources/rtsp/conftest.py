@@ -18,6 +18,7 @@ import pytest
 
 from homesec.interfaces import ClipSource
 from homesec.models.clip import Clip
+from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source
 from homesec.video.sampler import sample_frames
 from tests.services.rtsp_server import ffmpeg_children
@@ -79,6 +80,7 @@ async def start_rtsp_source(
         }
         started = RunningSource(load_source("rtsp", raw), recordings_dir)
         started.source.register_callback(started.clips.append)
+        started.source.use_namer(ClipNames())
         await started.source.start()
         running.append(started)
         return started

@@ -1,17 +1,22 @@
-"""rtsp recorder, clip names: a clip's name is reserved when its recording starts, every live
-segment of it says so, and the finished clip gets that name, even after a crash."""
+"""rtsp recorder, clip names: a clip's name is claimed from the service's ClipNames when its
+recording starts, every live segment of it says so, and the finished clip gets that name,
+even after a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from homesec.models.clip import Clip, LiveSegment, clip_id_for
+from homesec.pipeline.naming import ClipNames
 from homesec.plugins.sources.rtsp.recorder import ClipRecorder, Segment
 
 SEGMENT_S = 2.0  # the shared clip has a keyframe every 2 s
@@ -41,6 +46,43 @@ class Recorded:
         return self.clips
 
 
+class NamerOnLoop:
+    """ClipNames on an event loop of its own thread, asked from the recorder's threads as the
+    rtsp source asks it; a new one is a new process (it remembers no earlier claim)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._names = ClipNames()
+        self._claims: list[Future[Path]] = []
+
+    def claim(self, unix_seconds: int) -> Future[Path]:
+        claim = self._names.claim("cam", unix_seconds, ".mp4", self._folder)
+        future = asyncio.run_coroutine_threadsafe(claim, self._loop)
+        self._claims.append(future)
+        return future
+
+    def wait(self) -> None:
+        """Until every name asked for so far is given (and handed to the recorder)."""
+        for future in self._claims:
+            future.result(timeout=10)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop).result(timeout=10)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+@pytest.fixture
+def names(tmp_path: Path) -> Iterator[NamerOnLoop]:
+    namer = NamerOnLoop(tmp_path / "clips")
+    yield namer
+    namer.close()
+
+
 @pytest.fixture(scope="module")
 def segment_files(tmp_path_factory: pytest.TempPathFactory, person_clip: Path) -> list[Path]:
     """Three MPEG-TS pieces of the person clip, cut at its keyframes as the stream's are."""
@@ -51,12 +93,13 @@ def segment_files(tmp_path_factory: pytest.TempPathFactory, person_clip: Path) -
     return sorted(folder.glob("piece_*.ts"))[:3]
 
 
-def _recorder(root: Path, recorded: Recorded) -> ClipRecorder:
+def _recorder(root: Path, recorded: Recorded, names: NamerOnLoop) -> ClipRecorder:
     return ClipRecorder(
         camera_name="cam",
         recordings_dir=root / "clips",
         segments_dir=root / "buffer",
         pre_roll_s=3.0,
+        claim_name=names.claim,
         hand_on=recorded.hand_on,
         on_live=recorded.on_live,
     )
@@ -74,18 +117,20 @@ def _segments(files: list[Path], root: Path, start: float) -> list[Segment]:
 
 
 def test_live_segments_carry_the_name_the_finished_clip_gets(
-    tmp_path: Path, segment_files: list[Path]
+    tmp_path: Path, segment_files: list[Path], names: NamerOnLoop
 ) -> None:
     # Given a recorder with one segment in its pre-roll buffer
     recorded = Recorded()
-    recorder = _recorder(tmp_path, recorded)
+    recorder = _recorder(tmp_path, recorded, names)
     recorder.start()
     start = 1_700_000_000.25
     first, second, third = _segments(segment_files, tmp_path, start)
     recorder.add_segment(first)
 
-    # When motion starts a clip, two more segments arrive, and the motion ends
+    # When motion starts a clip (its name is claimed), two more segments arrive, and the
+    # motion ends
     recorder.start_clip(start + 1.0)
+    names.wait()
     recorder.add_segment(second)
     recorder.add_segment(third)
     recorder.end_clip(start + 5.0)
@@ -107,11 +152,11 @@ def test_live_segments_carry_the_name_the_finished_clip_gets(
 
 
 def test_a_clip_gets_a_suffix_when_its_second_is_taken_or_promised(
-    tmp_path: Path, segment_files: list[Path]
+    tmp_path: Path, segment_files: list[Path], names: NamerOnLoop
 ) -> None:
     # Given a clip file of second S already written, and a recorder
     recorded = Recorded()
-    recorder = _recorder(tmp_path, recorded)
+    recorder = _recorder(tmp_path, recorded, names)
     recorder.start()
     start = 1_700_000_000.0
     (tmp_path / "clips" / clip_id_for("cam", 1_700_000_000)).write_bytes(b"taken")
@@ -120,9 +165,11 @@ def test_a_clip_gets_a_suffix_when_its_second_is_taken_or_promised(
     # When a clip of second S records, ends before it holds its last motion (so it is
     # still waiting for a segment, its file not written), and another starts in second S
     recorder.start_clip(start)
+    names.wait()
     recorder.add_segment(first)
     recorder.end_clip(start + 3.0)
     recorder.start_clip(start + 0.5)
+    names.wait()
     recorder.add_segment(second)  # ends the first clip
     recorder.add_segment(third)  # the first segment of the second clip
     recorder.stop()
@@ -138,15 +185,16 @@ def test_a_clip_gets_a_suffix_when_its_second_is_taken_or_promised(
 
 
 def test_a_clip_cut_short_by_a_crash_is_finished_under_its_reserved_name(
-    tmp_path: Path, segment_files: list[Path]
+    tmp_path: Path, segment_files: list[Path], names: NamerOnLoop
 ) -> None:
     # Given a recorder that was recording a clip of a second whose first name was taken
     before_crash = Recorded()
-    crashed = _recorder(tmp_path, before_crash)
+    crashed = _recorder(tmp_path, before_crash, names)
     crashed.start()
     (tmp_path / "clips" / clip_id_for("cam", 1_700_000_000)).write_bytes(b"taken")
     first, second, _ = _segments(segment_files, tmp_path, 1_700_000_000.5)
     crashed.start_clip(first.start)
+    names.wait()
     crashed.add_segment(first)
     crashed.add_segment(second)
     (promised,) = {segment.clip_id for segment in before_crash.live}
@@ -154,12 +202,39 @@ def test_a_clip_cut_short_by_a_crash_is_finished_under_its_reserved_name(
     # When the process dies there (the recorder is never stopped) and a new one starts
     (tmp_path / "clips" / clip_id_for("cam", 1_700_000_000)).unlink()  # pruned meanwhile
     after_restart = Recorded()
-    recorder = _recorder(tmp_path, after_restart)
-    recorder.start()
-    recorder.stop()
+    restarted_names = NamerOnLoop(tmp_path / "clips")
+    try:
+        recorder = _recorder(tmp_path, after_restart, restarted_names)
+        recorder.start()
+        recorder.stop()
+    finally:
+        restarted_names.close()
 
     # Then the interrupted clip is finished under the name its live segments carried
     (clip,) = after_restart.wait_for_clips(1)
     assert promised == "cam_1700000000_2.mp4"
     assert clip.clip_id == promised
     assert clip.local_path.is_file()
+
+
+def test_a_clip_cut_short_before_its_name_came_is_named_at_the_next_start(
+    tmp_path: Path, segment_files: list[Path], names: NamerOnLoop
+) -> None:
+    # Given a clip's segments left by a crash before its name was known (folder without n)
+    folder = tmp_path / "buffer" / "clip_1700000000500"
+    folder.mkdir(parents=True)
+    for index, source in enumerate(segment_files[:2]):
+        shutil.copyfile(source, folder / f"c00001_{index:06d}.ts")
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / clip_id_for("cam", 1_700_000_000)).write_bytes(b"taken")
+
+    # When a recorder starts there
+    recorded = Recorded()
+    recorder = _recorder(tmp_path, recorded, names)
+    recorder.start()
+    recorder.stop()
+
+    # Then the clip is finished under a name claimed now: the next free one of its second
+    (clip,) = recorded.wait_for_clips(1)
+    assert clip.clip_id == "cam_1700000000_2.mp4"
+    assert clip.local_path.is_file() and not folder.exists()

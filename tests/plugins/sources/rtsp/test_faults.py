@@ -21,11 +21,13 @@ OUTAGE_S = 20.0
 # A HomeSec that records until it is killed: prints "recording" once frames flow.
 _RECORD_UNTIL_KILLED = """
 import asyncio, sys
+from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source
 
 async def main():
     config = dict(camera_name="cam", rtsp_url_env="CRASH_URL", recordings_dir=sys.argv[1])
     source = load_source("rtsp", {**config, "hwaccel": "off", "stop_delay_s": 30.0})
+    source.use_namer(ClipNames())
     await source.start()
     while not source.is_healthy():
         await asyncio.sleep(0.1)

@@ -20,10 +20,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from homesec.interfaces import ClipCallback, LiveSegmentCallback
+from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback
 from homesec.models.clip import Clip, LiveSegment, parse_clip_id
 from homesec.models.config import read_env
 from homesec.models.enums import EventType, PluginType
@@ -32,7 +34,12 @@ from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
 from homesec.plugins.sources.rtsp.detection import MotionRecording
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
 from homesec.plugins.sources.rtsp.motion import GrayFrame
-from homesec.plugins.sources.rtsp.recorder import BACKEND, ClipRecorder, clip_record
+from homesec.plugins.sources.rtsp.recorder import (
+    BACKEND,
+    CLIP_EXTENSION,
+    ClipRecorder,
+    clip_record,
+)
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
 from homesec.telemetry import redact, register_secret
 from homesec.video.ffmpeg import FfmpegError
@@ -73,10 +80,12 @@ class RTSPSource:
             recordings_dir=self._recordings_dir,
             segments_dir=self._segments_dir,
             pre_roll_s=config.pre_roll_s,
+            claim_name=self._claim_name,
             hand_on=self._hand_on_threadsafe,
             on_live=self._live_threadsafe,
         )
         self._callbacks: list[ClipCallback] = []
+        self._namer: ClipNamer | None = None
         self._live_callbacks: list[LiveSegmentCallback] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -99,7 +108,12 @@ class RTSPSource:
     def register_live_callback(self, callback: LiveSegmentCallback) -> None:
         self._live_callbacks.append(callback)
 
+    def use_namer(self, namer: ClipNamer) -> None:
+        self._namer = namer
+
     async def start(self) -> None:
+        if self._namer is None:
+            raise RuntimeError("use_namer() must be called before start()")
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         await asyncio.to_thread(self._recorder.start)
@@ -259,6 +273,14 @@ class RTSPSource:
         except RuntimeError:
             return False
         return True
+
+    def _claim_name(self, unix_seconds: int) -> Future[Path]:
+        """Recorder's threads: a new clip's name, claimed on the event loop."""
+        loop, namer = self._loop, self._namer
+        if loop is None or namer is None:
+            raise RuntimeError("the source is not started")
+        claim = namer.claim(self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir)
+        return asyncio.run_coroutine_threadsafe(claim, loop)
 
     def _hand_on_threadsafe(self, clip: Clip) -> None:
         if not self._on_loop(self._hand_on, clip):

@@ -7,9 +7,12 @@ before the motion, then every new segment until it ends. Each segment belongs to
 at most. A clip's segments move into the clip's own folder as they arrive, so a clip cut
 short by a crash is found and finished at the next start.
 
-A clip's name (its clip_id) is reserved when its recording starts, and its folder's name
-says which: whoever watches the segments as they arrive (`on_live`) knows the clip_id the
-finished clip will have, also when a crash leaves the clip to be finished at the next start.
+A clip's name (its clip_id) is claimed from the service's `ClipNamer` when its recording
+starts (`claim_name`, answered on the event loop), and its folder's name says which once it
+is known (`clip_{ms}_{n}`): whoever watches the segments as they arrive (`on_live`) gets them
+with the clip_id the finished clip will have, also when a crash leaves the clip to be
+finished at the next start. Segments taken before the name is known (the pre-roll) are not
+held back: the newest of them is handed on as soon as it is.
 
 Finishing a clip (join, remux, probe) runs on one worker thread per camera: detection and
 recording never wait on it, and it never waits on upload or analysis.
@@ -17,13 +20,14 @@ recording never wait on it, and it never waits on upload or analysis.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +43,10 @@ SEGMENT_SUFFIX = ".ts"
 # after it happened (consecutive frames needed, decoding latency).
 _BUFFER_SLACK_S = 5.0
 CLIP_EXTENSION = ".mp4"
-# clip_{start in unix ms}_{n}: the clip's reserved name is clip_id_for(camera, start s, n).
-_CLIP_FOLDER_RE = re.compile(r"^clip_(?P<ms>\d+)_(?P<n>\d+)$")
+# clip_{start in unix ms}[_{n}]: once claimed, the clip's name is clip_id_for(camera, start s, n).
+_CLIP_FOLDER_RE = re.compile(r"^clip_(?P<ms>\d+)(?:_(?P<n>\d+))?$")
+# How long finishing a clip waits for its name (the database and storage are asked).
+_NAME_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,9 @@ class Segment:
 @dataclass
 class _Recording:
     folder: Path
-    clip_path: Path  # reserved when the recording starts
+    start_ms: int
+    name: Future[Path]  # claimed when the recording starts
+    clip_path: Path | None = None  # the name, once settled
     segments: list[Segment] = field(default_factory=list)
     end_after: float | None = None  # finish once a segment ends at or after this time
 
@@ -70,6 +78,7 @@ class ClipRecorder:
         recordings_dir: Path,
         segments_dir: Path,
         pre_roll_s: float,
+        claim_name: Callable[[int], Future[Path]],
         hand_on: Callable[[Clip], None],
         on_live: Callable[[LiveSegment], None] | None = None,
     ) -> None:
@@ -77,13 +86,14 @@ class ClipRecorder:
         self._recordings_dir = recordings_dir
         self._segments_dir = segments_dir
         self._pre_roll_s = pre_roll_s
+        self._claim_name = claim_name
         self._hand_on = hand_on
         self._on_live = on_live
-        self._lock = threading.Lock()
+        # Re-entrant: a name already claimed settles on the thread that asked for it.
+        self._lock = threading.RLock()
         self._buffer: list[Segment] = []
         self._current: _Recording | None = None
         self._closing: list[_Recording] = []
-        self._reserved: set[str] = set()  # names of clips not written yet
         self._finisher: ThreadPoolExecutor | None = None
 
     @property
@@ -100,18 +110,30 @@ class ClipRecorder:
         for entry in sorted(self._segments_dir.iterdir()):
             name = _CLIP_FOLDER_RE.match(entry.name)
             if entry.is_dir() and name is not None:
-                logger.warning(
-                    "Finishing a clip interrupted by the last shutdown (%s)",
-                    entry.name,
-                    extra=self._log_extra,
-                )
-                start = int(name["ms"]) / 1000
-                segments = [Segment(path, start, start) for path in sorted(entry.iterdir())]
-                with self._lock:
-                    clip_path = self._reserve(int(start), int(name["n"]))
-                    self._finish(_Recording(entry, clip_path, segments))
+                self._finish_interrupted(entry, int(name["ms"]), name["n"])
             elif entry.is_file() and entry.suffix == SEGMENT_SUFFIX:
                 entry.unlink()  # an old pre-roll buffer: no clip asked for it
+
+    def _finish_interrupted(self, folder: Path, start_ms: int, n: str | None) -> None:
+        start = start_ms / 1000
+        if n is None:  # the clip had no name yet: claim one now
+            name = self._claim(int(start))
+        else:
+            name = Future()
+            name.set_result(
+                self._recordings_dir / clip_id_for(self._camera_name, int(start), int(n))
+            )
+            if name.result().exists():  # written just before the crash, not yet cleaned up
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+        logger.warning(
+            "Finishing a clip interrupted by the last shutdown (%s)",
+            folder.name,
+            extra=self._log_extra,
+        )
+        segments = [Segment(path, start, start) for path in sorted(folder.iterdir())]
+        with self._lock:
+            self._finish(_Recording(folder, start_ms, name, segments=segments))
 
     def stop(self) -> None:
         """Finish what is recorded and wait until every clip is handed on (blocking)."""
@@ -176,43 +198,85 @@ class ClipRecorder:
             self._prune(float("inf"))
 
     def _new_recording(self, start: float) -> _Recording:
-        clip_path = self._reserve(int(start))
+        start_ms = int(start * 1000)
+        folder = self._segments_dir / f"clip_{start_ms}"
+        folder.mkdir(parents=True, exist_ok=True)
+        recording = _Recording(folder, start_ms, self._claim(int(start)))
+        recording.name.add_done_callback(lambda _: self._named(recording))
+        return recording
+
+    def _claim(self, unix_seconds: int) -> Future[Path]:
+        try:
+            return self._claim_name(unix_seconds)
+        except RuntimeError as exc:  # no event loop to ask (shutting down)
+            failed: Future[Path] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def _named(self, recording: _Recording) -> None:
+        """The name came: a clip still recording hands its newest segment on live now."""
+        with self._lock:
+            if recording.clip_path is not None:
+                return
+            self._settle(recording)
+            recording_now = recording is self._current or recording in self._closing
+            if recording_now and recording.segments:
+                self._live(recording, recording.segments[-1])
+
+    def _settle(self, recording: _Recording) -> Path:
+        """The clip's name from now on (under the lock); its folder says it."""
+        if recording.clip_path is not None:
+            return recording.clip_path
+        clip_path = recording.clip_path = self._claimed(recording)
         name = parse_clip_id(clip_path.name)
         if name is None:
             raise AssertionError(f"{clip_path.name} breaks the clip_id rule")
-        folder = self._segments_dir / f"clip_{int(start * 1000)}_{name.n}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return _Recording(folder, clip_path)
+        named = self._segments_dir / f"clip_{recording.start_ms}_{name.n}"
+        if recording.folder != named and recording.folder.exists():
+            recording.folder.rename(named)
+            recording.segments = [
+                Segment(named / segment.path.name, segment.start, segment.end)
+                for segment in recording.segments
+            ]
+            recording.folder = named
+        return clip_path
 
-    def _reserve(self, unix_seconds: int, n: int = 1) -> Path:
-        """The clip's name from now on: the n-th of its second when free, else the next free."""
-        wanted = self._recordings_dir / clip_id_for(
-            self._camera_name, unix_seconds, n, CLIP_EXTENSION
+    def _claimed(self, recording: _Recording) -> Path:
+        future = recording.name
+        if future.done() and future.exception() is None:
+            return future.result()
+        # The loop is gone or stuck: a name free in the spool at least (never a lost clip).
+        logger.error(
+            "No clip name from the service (%s); naming by the local spool only",
+            future.exception() if future.done() else "no answer in time",
+            extra=self._log_extra,
         )
-        if wanted.name in self._reserved or wanted.exists():
-            wanted = free_clip_path(
-                self._recordings_dir,
-                self._camera_name,
-                unix_seconds,
-                CLIP_EXTENSION,
-                self._reserved,
-            )
-        self._reserved.add(wanted.name)
-        return wanted
+        return free_clip_path(
+            self._recordings_dir,
+            self._camera_name,
+            recording.start_ms // 1000,
+            CLIP_EXTENSION,
+        )
 
     def _take(self, recording: _Recording, segment: Segment) -> None:
         moved = recording.folder / segment.path.name
         segment.path.replace(moved)
-        recording.segments.append(Segment(moved, segment.start, segment.end))
-        if self._on_live is not None:
-            self._on_live(
-                LiveSegment(
-                    camera_name=self._camera_name,
-                    clip_path=recording.clip_path,
-                    path=moved,
-                    start_ts=datetime.fromtimestamp(segment.start, UTC),
-                )
+        taken = Segment(moved, segment.start, segment.end)
+        recording.segments.append(taken)
+        if recording.clip_path is not None:
+            self._live(recording, taken)
+
+    def _live(self, recording: _Recording, segment: Segment) -> None:
+        if self._on_live is None or recording.clip_path is None:
+            return
+        self._on_live(
+            LiveSegment(
+                camera_name=self._camera_name,
+                clip_path=recording.clip_path,
+                path=segment.path,
+                start_ts=datetime.fromtimestamp(segment.start, UTC),
             )
+        )
 
     def _prune(self, before: float) -> None:
         kept = []
@@ -232,6 +296,10 @@ class ClipRecorder:
         self._finisher.submit(self._write, recording)
 
     def _write(self, recording: _Recording) -> None:
+        with contextlib.suppress(Exception):  # settled below, by the local spool if need be
+            recording.name.result(timeout=_NAME_TIMEOUT_S)
+        with self._lock:
+            clip_path = self._settle(recording)
         # A segment's end is seen as it happens; its start is derived from its length, and
         # the first segments of a connection arrive in a burst. So the clip is placed
         # backwards from its end.
@@ -239,14 +307,12 @@ class ClipRecorder:
         length = sum(segment.end - segment.start for segment in recording.segments)
         paths = [segment.path for segment in recording.segments]
         try:
-            written = assemble_clip(paths, recording.clip_path, self._camera_name)
+            written = assemble_clip(paths, clip_path, self._camera_name)
         except Exception:
             # A worker thread's error would vanish in its future. The segments stay in their
-            # folder (and the name reserved), so the next start tries again.
+            # folder (named after the clip), so the next start tries again.
             logger.exception("Cannot write a clip", extra=self._log_extra)
             return
-        with self._lock:
-            self._reserved.discard(recording.clip_path.name)
         shutil.rmtree(recording.folder, ignore_errors=True)
         duration = length if written.duration_s is None else written.duration_s
         self._hand_on(clip_record(written.path, self._camera_name, end - length, duration))
