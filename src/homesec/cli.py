@@ -29,6 +29,7 @@ from homesec.evaluation import (
     load_labels,
     load_vlm_setting,
 )
+from homesec.local_first import switch_off_telemetry
 from homesec.models.clip import Clip, analysis_name, clip_id_for, parse_clip_id, snapshot_name
 from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
@@ -45,6 +46,7 @@ ConfigOption = Annotated[
 
 
 def main() -> None:
+    switch_off_telemetry()
     app()
 
 

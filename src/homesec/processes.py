@@ -12,6 +12,7 @@ killed the moment HomeSec ends, however it ends; no clean-up code has to run for
   default executor's, or the one that waits for the child), never from a short-lived one.
 - multiprocessing's resource tracker needs nothing: it exits when the last holder of its
   pipe is gone, HomeSec and its workers.
+- Worker processes also switch off the dependencies' telemetry (`local_first`).
 - On other systems nothing is asked; a graceful stop still ends every child.
 """
 
@@ -26,6 +27,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from homesec.local_first import switch_off_telemetry
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Looked up once in the parent: a child between fork and exec should run as little as it can.
@@ -68,4 +71,5 @@ def _start_worker(
     parent_pid: int, initializer: Callable[..., object], initargs: tuple[Any, ...]
 ) -> None:
     die_with_parent(parent_pid)
+    switch_off_telemetry()
     initializer(*initargs)
