@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what HomeSec needs on a fresh Debian/Ubuntu machine: uv, the locked Python
-# environment, ffmpeg, and (with --test) the Postgres and Mosquitto binaries the tests run.
+# environment, ffmpeg, and (with --test) the Postgres, Mosquitto and strace binaries the
+# tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,8 @@ fi
 
 if [[ $want_test_services -eq 1 ]]; then
   command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto
+  # The local-first test watches every connection and file write of `homesec run`.
+  [[ -x /usr/bin/strace ]] || apt_install strace
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
   fi

@@ -5,6 +5,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from homesec.local_first import switch_off_telemetry
+
+# The test process runs the detector itself: it must not send usage data either.
+switch_off_telemetry()
+
 pytest_plugins = [
     "tests.services.shared_files",
     "tests.services.postgres",

@@ -36,6 +36,7 @@ from homesec.evaluation import (
     load_vlm_setting,
 )
 from homesec.interfaces import ClipNamer
+from homesec.local_first import switch_off_telemetry
 from homesec.models.clip import Clip, analysis_name, parse_clip_id, snapshot_name
 from homesec.models.config import Config, VLMSection
 from homesec.models.state import ClipStateData
@@ -52,6 +53,7 @@ ConfigOption = Annotated[
 
 
 def main() -> None:
+    switch_off_telemetry()
     app()
 
 

@@ -5,7 +5,8 @@
   set-up needs no manual step.
 - Every process gets `-nostdin`, no stdin and its own session: a Ctrl-C in the terminal
   reaches HomeSec only, which then stops its ffmpeg processes in order (a recording is
-  finished, not cut). Processes still running when the interpreter exits are killed.
+  finished, not cut). Processes still running when the interpreter exits are killed, and
+  one that HomeSec could not stop (killed itself) dies with it (`processes`).
 - stderr is drained by a thread (a full pipe would freeze ffmpeg) and its last lines are
   kept for error messages. Command lines and error output are redacted before they are
   logged or raised: camera URLs carry `user:password@`.
@@ -27,6 +28,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import IO
 
+from homesec.processes import dies_with_this_process
 from homesec.telemetry import redact
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ def run_ffmpeg(args: Sequence[str], *, timeout_s: float) -> str:
             timeout=timeout_s,
             check=False,
             start_new_session=True,
+            preexec_fn=dies_with_this_process(),
         )
     except subprocess.TimeoutExpired:
         raise FfmpegError(f"ffmpeg took longer than {timeout_s:g} s") from None
@@ -124,6 +127,7 @@ class FfmpegProcess:
                 stderr=subprocess.PIPE,
                 pass_fds=tuple(pass_fds),
                 start_new_session=True,
+                preexec_fn=dies_with_this_process(),
                 bufsize=1 << 20,
             )
         except OSError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +35,7 @@ from homesec.plugins.filters.yolo.models_cache import (
 )
 from homesec.plugins.filters.yolo.scan import ScanRequest
 from homesec.plugins.registry import plugin
+from homesec.processes import worker_pool
 from homesec.video.clip import VideoReadError
 
 logger = logging.getLogger(__name__)
@@ -234,13 +234,10 @@ class YoloFilter:
         )
 
     def _start_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: forking a process that runs an event loop and other threads can
-        # leave locks held in the child; spawn also behaves the same on macOS.
-        pool = ProcessPoolExecutor(
-            max_workers=self._config.max_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.load_model,
-            initargs=(
+        pool = worker_pool(
+            self._config.max_workers,
+            worker.load_model,
+            (
                 str(self._model_path),
                 self.model_name,
                 tuple(self._providers),
