@@ -17,7 +17,7 @@ import pytest
 from homesec.models.alert import Alert, DetectionEvent
 from homesec.models.clip import LiveSegment
 from homesec.models.config import Config
-from homesec.models.enums import EventType
+from homesec.models.enums import ClipStatus, EventType
 from homesec.pipeline.early import EarlyDetection
 from homesec.repository.clip_repository import ClipRepository
 from tests.fakes.builders import clip_from, make_config
@@ -228,3 +228,42 @@ async def test_a_clip_announced_while_recorded_does_not_announce_again_after_a_r
     assert _kind_and_clip(detection) == ("detections", clip.clip_id)
     assert [_kind_and_clip(m) for m in messages] == [("alerts", clip.clip_id)]
     assert state.detection_sent_at is not None
+
+
+async def test_early_detection_and_the_pipeline_at_once_keep_one_state_of_the_clip(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    mqtt_broker: BrokerAddress,
+    mqtt_topic_prefix: str,
+) -> None:
+    # Given a pipeline with a slow VLM, and early detection looking at a live segment
+    pipeline_config: dict[str, Any] = {
+        "filter": {"backend": "fake_filter", "config": {"box": [800, 300, 1000, 800]}},
+        "vlm": {"backend": "fake_vlm", "config": {"delay_s": 0.5}},
+        "notifiers": [mqtt_sink(mqtt_broker, mqtt_topic_prefix)],
+    }
+    spool = tmp_path / "spool"
+    live = LiveSegment(
+        camera_name="front_door",
+        clip_path=spool / "front_door_1700000000.mp4",
+        path=clip_from(person_clip, tmp_path / "segments", ts=1700000001).local_path,
+        start_ts=datetime.fromtimestamp(1700000000, UTC),
+    )
+    async with build_pipeline(**pipeline_config) as components:
+        early = EarlyDetection(
+            components.object_filter, components.pipeline.detections, components.pipeline.journals
+        )
+
+        # When the live segment's detection and the finalized clip's processing overlap
+        early.on_segment(live)
+        state = await components.pipeline.process(clip_from(person_clip, spool))
+        await asyncio.sleep(0.5)
+        await early.close()
+        stored = await components.repository.get(live.clip_id)
+        events = await components.repository.list_events(live.clip_id)
+
+    # Then one state holds both: the clip is done and its detection event is recorded once
+    assert stored is not None and stored.status == state.status == ClipStatus.DONE
+    assert stored.detection_sent_at is not None
+    assert [e.event_type for e in events].count(EventType.DETECTION_SENT) == 1

@@ -116,6 +116,9 @@ class ClipJournal:
         self._save(EventType.ARTIFACT_STORED, message=key)
 
     def detection_sent(self, sent_at: datetime, sinks: str) -> None:
+        """The clip's one detection event went out (recorded once, whoever saw it go)."""
+        if self.state.detection_sent_at is not None:
+            return
         self.state.detection_sent_at = sent_at
         self._save(EventType.DETECTION_SENT, message=sinks)
 
