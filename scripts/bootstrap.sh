@@ -36,6 +36,8 @@ if [[ $want_test_services -eq 1 ]]; then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
   fi
+  # The systemd unit in docs/deploy/ is checked by `systemd-analyze verify`.
+  command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
   # Browser tests of the web UI drive Debian's Chromium.
   command -v chromium >/dev/null 2>&1 || apt_install chromium
   # RTSP camera tests serve looping footage with GStreamer's RTSP server (../shared/tools).
