@@ -236,11 +236,12 @@ async def test_schema_is_applied_once_the_database_comes_up(
 async def test_unusable_sqlite_path_drops_writes_without_raising(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given no DSN and a SQLite path whose parent is a regular file
+    # Given no DSN and a SQLite path whose parent became a regular file after the config
+    # was validated (validation refuses it up front)
     monkeypatch.delenv(DSN_ENV, raising=False)
-    blocker = tmp_path / "var"
-    blocker.write_text("not a directory")
-    repository = ClipRepository.from_config(state_store_config(tmp_path))
+    config = state_store_config(tmp_path)
+    (tmp_path / "var").write_text("not a directory")
+    repository = ClipRepository.from_config(config)
 
     # When the repository starts and the pipeline saves a clip
     await repository.start()
