@@ -17,7 +17,13 @@ from tests.services.postgres import free_port
 
 from bench._support import MEDIA, MODELS
 from bench.soak.api_probe import ApiProbe
-from bench.soak.faults import FaultLog, run_schedule, slot_seconds
+from bench.soak.faults import (
+    FaultKind,
+    FaultLog,
+    run_schedule,
+    slot_seconds,
+    vlm_outage_seconds,
+)
 from bench.soak.homesec_process import HomesecProcess, processes_mentioning
 from bench.soak.load import (
     Camera,
@@ -33,6 +39,7 @@ from bench.soak.services import Services, make_faults, running_services
 from bench.soak.soak_config import (
     FTP_USER,
     RETENTION_CAP_BYTES,
+    RETENTION_SWEEP_S,
     Endpoints,
     SoakSecrets,
     build_config,
@@ -44,6 +51,8 @@ FOLDER_CAMERAS = ["yard_a", "yard_b"]
 FTP_CAMERA = "gate"
 _DRAIN_POLL_S = 3.0
 _DRAIN_STALL_S = 180.0
+# Clips still being processed hold their local copy: the spool may pass its cap by them.
+_IN_FLIGHT_ALLOWANCE_CLIPS = 3
 
 
 @dataclass(frozen=True)
@@ -68,14 +77,32 @@ class CampaignResult:
     process: HomesecProcess
     pruned: int
     drain_s: float
+    spool: SpoolVerdict
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
             self.outcome.lost or self.growth or self.leaks or self.leftover_processes
-            or self.deleted_early or self.exit_code != 0
+            or self.deleted_early or self.exit_code != 0 or not self.spool.held
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SpoolVerdict:
+    """Whether retention held the spool to its cap through the VLM outage and at the end
+    (or said why it could not: the `spool_over_limit` system alert)."""
+
+    cap: int
+    allowance: int
+    peak_in_vlm_outage: int
+    at_end: int
+    reported_over_limit: int
+
+    @property
+    def held(self) -> bool:
+        within = self.peak_in_vlm_outage <= self.cap + self.allowance and self.at_end <= self.cap
+        return within or self.reported_over_limit > 0
 
 
 async def run_campaign(settings: CampaignSettings) -> CampaignResult:
@@ -128,8 +155,8 @@ async def _run(
         media = prepare_media(MEDIA, work / "media")
         started = time.monotonic()
         until = started + settings.duration_s
-        faults = make_faults(services, process)
-        hold, gap = slot_seconds(settings.duration_s, settings.warmup_s, len(faults))
+        faults = make_faults(services, process, vlm_outage_seconds(settings.duration_s))
+        hold, gap = slot_seconds(settings.duration_s, settings.warmup_s, faults)
         await asyncio.gather(
             produce(cameras, media, ledger, settings.clip_every_s, until),
             run_schedule(faults, fault_log, started + settings.warmup_s, until, hold, gap),
@@ -139,6 +166,7 @@ async def _run(
         drain_started = time.monotonic()
         outcome = await _drain(settings, services, ends.bucket, ledger, observers, rtsp_names)
         drain_s = time.monotonic() - drain_started
+        await _settle_spool(observers.watcher)
         await observers.probe.fetch_all()
         exit_code = await process.stop()
     finally:
@@ -150,14 +178,39 @@ async def _run(
         outcome=outcome,
         growth=resource_growth(process.samples),
         leaks=_leaks(values, process, observers),
-        leftover_processes=processes_mentioning(str(work / "rtsp")),
+        leftover_processes=[
+            *process.orphans,
+            *(str(pid) for pid in processes_mentioning(str(work / "rtsp"))),
+        ],
         deleted_early=observers.watcher.deleted_early,
         faults=fault_log,
         exit_code=exit_code,
         process=process,
         pruned=observers.watcher.pruned,
         drain_s=drain_s,
+        spool=_spool_verdict(observers, fault_log, media),
         notes=_notes(services, observers),
+    )
+
+
+async def _settle_spool(watcher: SpoolWatcher) -> None:
+    """Give retention a few sweeps to prune what settled last."""
+    for _ in range(3 * int(RETENTION_SWEEP_S) + 5):
+        if watcher.bytes_on_disk() <= RETENTION_CAP_BYTES:
+            return
+        await asyncio.sleep(1.0)
+
+
+def _spool_verdict(observers: _Observers, faults: FaultLog, media: list[Any]) -> SpoolVerdict:
+    watcher = observers.watcher
+    largest = max(clip.path.stat().st_size for clip in media)
+    outages = faults.of(FaultKind.VLM_OUTAGE)
+    return SpoolVerdict(
+        cap=RETENTION_CAP_BYTES,
+        allowance=_IN_FLIGHT_ALLOWANCE_CLIPS * largest,
+        peak_in_vlm_outage=max((watcher.peak_between(a, b) for a, b in outages), default=0),
+        at_end=watcher.bytes_on_disk(),
+        reported_over_limit=observers.alerts.system_alerts.get("spool_over_limit", 0),
     )
 
 
@@ -200,14 +253,13 @@ def _leaks(values: SoakSecrets, process: HomesecProcess, observers: _Observers) 
 
 
 def _notes(services: Services, observers: _Observers) -> list[str]:
-    alerts, watcher = observers.alerts.alerts, observers.watcher
+    alerts = observers.alerts.alerts
     return [
         f"storage re-PUTs of one key: {sum(n - 1 for n in services.proxy.puts.values())}",
         f"storage requests refused: {services.proxy.refused}",
         f"API responses scanned: {len(observers.probe.responses)}",
         f"clips alerted more than once: {sum(n > 1 for n in alerts.values())}",
-        f"spool at the end: {watcher.bytes_on_disk() / 1e6:.1f} MB "
-        f"(retention cap {RETENTION_CAP_BYTES / 1e6:.1f} MB)",
+        f"system alerts: {dict(sorted(observers.alerts.system_alerts.items()))}",
     ]
 
 

@@ -21,6 +21,7 @@ class FaultKind(StrEnum):
     STORAGE_SLOW = "storage_slow"
     VLM_TIMEOUT = "vlm_timeout"
     VLM_GARBAGE = "vlm_garbage"
+    VLM_OUTAGE = "vlm_outage"
     RTSP_VANISH = "rtsp_vanish"
     HOMESEC_SIGKILL = "homesec_sigkill"
 
@@ -33,6 +34,8 @@ class Fault:
     kind: FaultKind
     inject: Action
     heal: Action
+    hold_s: float | None = None
+    """How long it stays on, when not the schedule's common hold (a long outage)."""
 
 
 @dataclass
@@ -44,10 +47,19 @@ class FaultLog:
     def kinds(self) -> set[FaultKind]:
         return {kind for kind, _, _ in self.windows}
 
+    def of(self, kind: FaultKind) -> list[tuple[float, float]]:
+        return [(start, end) for fault, start, end in self.windows if fault == kind]
 
-def slot_seconds(duration_s: float, warmup_s: float, faults: int) -> tuple[float, float]:
+
+def vlm_outage_seconds(duration_s: float) -> float:
+    """The long VLM outage: several minutes in a long run, a share of a short one."""
+    return min(max(duration_s * 0.17, 25.0), 300.0)
+
+
+def slot_seconds(duration_s: float, warmup_s: float, faults: list[Fault]) -> tuple[float, float]:
     """(hold, gap): one pass of every fault fits the run, repeated when the run is long."""
-    slot = min(max((duration_s - warmup_s) / faults, 12.0), 120.0)
+    fixed = sum(fault.hold_s or 0.0 for fault in faults)  # long faults hold their own time
+    slot = min(max((duration_s - warmup_s - fixed) / len(faults), 12.0), 120.0)
     hold = min(slot * 0.55, 45.0)
     return hold, slot - hold
 
@@ -58,14 +70,17 @@ async def run_schedule(
     """Cycle through `faults` from `start_at` until `until` (monotonic); heal each one."""
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     index = 0
-    while time.monotonic() + hold_s < until:
+    while True:
         fault = faults[index % len(faults)]
+        hold = fault.hold_s or hold_s
+        if time.monotonic() + hold >= until:
+            return
         index += 1
         began = time.monotonic()
         logger.info("fault %s: on", fault.kind)
         await fault.inject()
         try:
-            await asyncio.sleep(hold_s)
+            await asyncio.sleep(hold)
         finally:
             await fault.heal()
             logger.info("fault %s: healed", fault.kind)

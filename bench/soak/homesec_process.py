@@ -17,6 +17,7 @@ import httpx
 _HOMESEC = Path(sys.executable).with_name("homesec")
 _READY_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 90.0
+_ORPHAN_GRACE_S = 5.0  # the kernel's parent-death signal is at once; reaping takes a moment
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class HomesecProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.samples: list[ResourceSample] = []
+        self.orphans: list[str] = []
+        """Processes HomeSec started that outlived a SIGKILL of it."""
 
     @property
     def pid(self) -> int | None:
@@ -77,10 +80,19 @@ class HomesecProcess:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs (a power cut, the OOM killer)."""
+        """SIGKILL: no shutdown code runs (a power cut, the OOM killer). Whatever HomeSec
+        started (detector workers, ffmpeg) must go with it: survivors are noted and killed."""
         assert self._process is not None
+        started = descendants_of(self._process.pid)
         self._process.send_signal(signal.SIGKILL)
         self._process.wait()
+        deadline = time.monotonic() + _ORPHAN_GRACE_S
+        while (alive := [p for p in started if p.alive()]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for orphan in alive:
+            self.orphans.append(orphan.describe())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan.pid, signal.SIGKILL)
 
     async def stop(self) -> int:
         """SIGTERM and wait for a clean exit; returns the exit code."""
@@ -115,6 +127,52 @@ def _sample(pid: int) -> ResourceSample | None:
     except (OSError, StopIteration):
         return None
     return ResourceSample(time.monotonic(), pid, rss, fds, len(children_of(pid)))
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process, told apart from a later one with a reused pid by its start time."""
+
+    pid: int
+    started: str
+    command: str
+
+    def alive(self) -> bool:
+        stat = _stat(self.pid)
+        return stat is not None and stat.split()[19] == self.started and stat.split()[0] != "Z"
+
+    def describe(self) -> str:
+        return f"{self.pid} {self.command}"
+
+
+def descendants_of(pid: int) -> list[ProcessRef]:
+    """Every process below `pid` now (children, their children...)."""
+    found, todo = [], children_of(pid)
+    while todo:
+        child = todo.pop()
+        stat = _stat(child)
+        if stat is None:
+            continue
+        with contextlib.suppress(OSError):
+            command = (Path("/proc") / str(child) / "cmdline").read_bytes()
+            found.append(
+                ProcessRef(
+                    child,
+                    stat.split()[19],
+                    command.replace(b"\0", b" ")[:120].decode(errors="replace"),
+                )
+            )
+        todo += children_of(child)
+    return found
+
+
+def _stat(pid: int) -> str | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :]
 
 
 def children_of(pid: int) -> list[int]:

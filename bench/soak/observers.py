@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -28,6 +29,8 @@ class AlertCollector:
     alerts: dict[str, int] = field(default_factory=dict)
     """Alerts received per clip_id."""
     detections: dict[str, int] = field(default_factory=dict)
+    system_alerts: dict[str, int] = field(default_factory=dict)
+    """System alerts received per kind (`spool_over_limit`...)."""
     payloads: list[bytes] = field(default_factory=list)
 
     async def run(self) -> None:
@@ -47,8 +50,13 @@ class AlertCollector:
         self.payloads.append(raw)
         kind = topic.removeprefix(self.topic_prefix + "/").split("/")[0]
         try:
-            clip_id = json.loads(raw).get("clip_id")
+            message = json.loads(raw)
+            clip_id = message.get("clip_id")
         except (ValueError, AttributeError):
+            return
+        if kind == "system":
+            system_kind = str(message.get("kind"))
+            self.system_alerts[system_kind] = self.system_alerts.get(system_kind, 0) + 1
             return
         if not isinstance(clip_id, str):
             return
@@ -76,6 +84,8 @@ class SpoolWatcher:
     """clip_id -> (camera, first seen, monotonic)."""
     deleted_early: list[str] = field(default_factory=list)
     pruned: int = 0
+    sizes: list[tuple[float, int]] = field(default_factory=list)
+    """(monotonic, bytes of spooled clips) at every look."""
 
     async def run(self, every_s: float = 0.25) -> None:
         present: dict[str, str] = {}
@@ -91,16 +101,22 @@ class SpoolWatcher:
                     self.deleted_early.append(clip_id)
                     logger.error("%s left its spool before it was in storage", clip_id)
             present = now
+            self.sizes.append((time.monotonic(), await asyncio.to_thread(self.bytes_on_disk)))
             await asyncio.sleep(every_s)
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The most the spool held between two monotonic times."""
+        return max((size for at, size in self.sizes if start <= at <= end), default=0)
 
     def bytes_on_disk(self) -> int:
         """What the spooled clips weigh now (retention keeps this near its cap)."""
-        return sum(
-            path.stat().st_size
-            for folder in self.folders
-            if folder.path.is_dir()
-            for path in folder.path.glob(f"{folder.camera}_*.mp4")
-        )
+        total = 0
+        for folder in self.folders:
+            if folder.path.is_dir():
+                for path in folder.path.glob(f"{folder.camera}_*.mp4"):
+                    with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
+                        total += path.stat().st_size
+        return total
 
     def _scan(self) -> dict[str, str]:
         found: dict[str, str] = {}

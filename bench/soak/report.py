@@ -22,6 +22,17 @@ def _row(label: str, verdicts: list[ClipVerdict]) -> str:
     return f"  {label:<8}" + "".join(f"{count:>10}" for count in counts)
 
 
+def _spool_line(result: CampaignResult) -> str:
+    spool = result.spool
+    allowed = (spool.cap + spool.allowance) / 1e6
+    return (
+        f"spool: cap {spool.cap / 1e6:.1f} MB; peak during the VLM outage "
+        f"{spool.peak_in_vlm_outage / 1e6:.1f} MB (allowed {allowed:.1f} with clips in "
+        f"flight); at the end {spool.at_end / 1e6:.1f} MB; over-limit reports "
+        f"{spool.reported_over_limit}: {'held' if spool.held else 'NOT HELD'}"
+    )
+
+
 def render(result: CampaignResult) -> str:
     outcome = result.outcome
     lines = ["clips", "  " + " " * 8 + "".join(f"{name:>10}" for name in _COLUMNS)]
@@ -46,6 +57,7 @@ def render(result: CampaignResult) -> str:
         f"faults injected ({len(result.faults.windows)}): {', '.join(kinds) or 'none'}",
         f"local copies pruned after upload: {result.pruned}; deleted before upload: "
         f"{result.deleted_early or 'none'}",
+        _spool_line(result),
         f"resources: {resource_summary(result.process.samples)}; growth: {result.growth or 'none'}",
         f"process starts: {result.process.starts}; exit code on SIGTERM: {result.exit_code}; "
         f"leftover processes: {result.leftover_processes or 'none'}",

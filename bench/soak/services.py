@@ -56,9 +56,10 @@ def running_services(work: Path, rtsp_cameras: int, values: SoakSecrets) -> Iter
 _HEALTHY_VLM = ScriptedReply.analysis(risk_level="high", activity_type="person_at_door")
 _SLOW_VLM = ScriptedReply.analysis(delay_s=VLM_TIMEOUT_S * 3)
 _GARBAGE_VLM = ScriptedReply.completion("Sure! Here is the analysis: {risk: maybe")
+_FAILING_VLM = ScriptedReply.error(500)
 
 
-def make_faults(services: Services, process: HomesecProcess) -> list[Fault]:
+def make_faults(services: Services, process: HomesecProcess, vlm_outage_s: float) -> list[Fault]:
     proxy, vlm, pg, broker = services.proxy, services.vlm, services.postgres, services.broker
 
     def mode(value: ProxyMode) -> Action:
@@ -83,6 +84,8 @@ def make_faults(services: Services, process: HomesecProcess) -> list[Fault]:
     # broke, and hide it.
     faults = [
         Fault(FaultKind.HOMESEC_SIGKILL, thread(process.kill), process.start),
+        # The AI down for minutes: people are still alerted, the spool still held to its cap.
+        Fault(FaultKind.VLM_OUTAGE, reply(_FAILING_VLM), reply(_HEALTHY_VLM), vlm_outage_s),
         Fault(FaultKind.POSTGRES_DOWN, thread(pg.stop), thread(pg.start)),
         Fault(FaultKind.STORAGE_FAILING, mode(ProxyMode.FAIL), mode(ProxyMode.PASS)),
         Fault(FaultKind.VLM_TIMEOUT, reply(_SLOW_VLM), reply(_HEALTHY_VLM)),

@@ -9,6 +9,7 @@ from typing import Any
 
 # A small cap, so retention must keep deleting uploaded clips (the "disk filling" fault).
 RETENTION_CAP_BYTES = 6_000_000
+RETENTION_SWEEP_S = 5.0
 VLM_TIMEOUT_S = 4.0
 FTP_USER = "gatecam"
 
@@ -110,7 +111,8 @@ def build_config(
             "host": ends.broker[0], "port": ends.broker[1],
             "topic_template": prefix + "/alerts/{camera_name}",
             "system_topic": f"{prefix}/system/errors"}}],
-        "retention": {"max_local_size_bytes": RETENTION_CAP_BYTES},
+        "retention": {"max_local_size_bytes": RETENTION_CAP_BYTES, "min_free_bytes": 0,
+                      "sweep_interval_s": RETENTION_SWEEP_S},
         "concurrency": {"max_clips_in_flight": 6, "upload_workers": 2, "filter_workers": 2},
         "retry": {"max_attempts": 3, "backoff_s": 0.5, "max_backoff_s": 2.0,
                   "upload_retry_max_backoff_s": 4.0},

@@ -2,7 +2,8 @@
 
 A produced clip is lost when it is missing from storage or stored more than once, has no
 row, is not terminal (`done`, or `error` with a reason), or was decided to alert (its
-`alert_decision.notify`) without any alert reaching the broker.
+`alert_decision.notify`), or had a person found in it (the VLM down or not), without any
+alert reaching the broker.
 """
 
 from __future__ import annotations
@@ -105,8 +106,11 @@ def _problems(state: ClipStateData | None, stored: int, alerts: int) -> tuple[st
     if not _terminal(state):
         problems.append(f"status {state.status}")
     decision = state.alert_decision
-    if decision is not None and decision.notify and alerts == 0:
+    found = state.filter_result.detected_classes if state.filter_result else []
+    if alerts == 0 and decision is not None and decision.notify:
         problems.append("should alert, no MQTT alert")
+    elif alerts == 0 and "person" in found:
+        problems.append("a person was found, no MQTT alert")
     return tuple(problems)
 
 

@@ -6,6 +6,7 @@ from bench.soak.homesec_process import ResourceSample
 from bench.soak.load import Ledger, ProducedClip, SourceKind
 from bench.soak.verify import judge, resource_growth
 
+from homesec.models.alert import AlertDecision
 from homesec.models.enums import StageName, StageStatus
 from homesec.models.state import StageLog
 from tests.repository.builders import analyzed_state, done_state
@@ -67,6 +68,21 @@ def test_an_error_counts_as_finished_only_with_its_reason() -> None:
         "not in storage",
         "no database row",
     )
+
+
+def test_a_clip_with_a_person_and_no_alert_is_lost_even_when_not_decided_to_alert() -> None:
+    # Given a clip in which the detector found a person, the VLM failed, and the policy did
+    # not decide to alert
+    clip_id = "yard_1700000020.mp4"
+    state = done_state(clip_id)
+    assert state.filter_result is not None and "person" in state.filter_result.detected_classes
+    state.alert_decision = AlertDecision(notify=False, notify_reason="VLM failed")
+
+    # When the verdict is judged with no alert for it
+    outcome = judge(_ledger(clip_id), {clip_id: state}, [f"yard/{clip_id}"], {})
+
+    # Then the clip counts as lost: a person must always reach the user
+    assert outcome.verdicts[0].problems == ("a person was found, no MQTT alert",)
 
 
 def _lifetime(
