@@ -277,8 +277,8 @@ class RTSPSource:
     def _claim_name(self, unix_seconds: int) -> Future[Path]:
         """Recorder's threads: a new clip's name, claimed on the event loop."""
         loop, namer = self._loop, self._namer
-        if loop is None or namer is None:
-            raise RuntimeError("the source is not started")
+        if loop is None or loop.is_closed() or namer is None:
+            raise RuntimeError("the source is not running")
         claim = namer.claim(self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir)
         return asyncio.run_coroutine_threadsafe(claim, loop)
 
