@@ -195,13 +195,7 @@ class HomeSecApp:
         try:
             with startup_errors():
                 await self._start_server(monitor)
-                await recover_unfinished(
-                    components.pipeline,
-                    self.sources,
-                    components.repository,
-                    components.storage,
-                    self._config.pipeline.work_dir,
-                )
+                await recover_unfinished(components.pipeline, self.sources, components.repository)
                 await self._start_sources()
             logger.info("HomeSec running with %d camera(s)", len(self.sources))
             await monitor.publish()

@@ -244,10 +244,15 @@ async def _stage(
     named = parsed is not None and parsed.camera_name in cameras
     camera = parsed.camera_name if parsed is not None and named else default_camera
     start = float(parsed.unix_seconds) if parsed is not None and named else mtime
-    target = await names.claim(
-        camera, int(start), path.suffix or ".mp4", folder, wanted=path.name if named else None
-    )
-    await asyncio.to_thread(_link_or_copy, path, target)
+    while True:
+        target = await names.claim(
+            camera, int(start), path.suffix or ".mp4", folder, wanted=path.name if named else None
+        )
+        try:
+            await asyncio.to_thread(_link_or_copy, path, target)
+            break
+        except FileExistsError:  # another `homesec process` staged a file of that name
+            continue
     return Clip(
         clip_id=target.name,
         camera_name=camera,
@@ -262,8 +267,11 @@ async def _stage(
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
+    except FileExistsError:
+        raise
     except OSError:  # another file system, or links not allowed
-        shutil.copyfile(source, target)
+        with source.open("rb") as reading, target.open("xb") as writing:
+            shutil.copyfileobj(reading, writing)
 
 
 def _load(path: Path) -> Config:

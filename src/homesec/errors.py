@@ -21,12 +21,19 @@ from homesec.models.enums import StageName
 
 
 class CausedError(Exception):
-    """A message and what caused it (`cause`, also `__cause__`); the base of plugins' errors."""
+    """A message and what caused it (`cause`, also `__cause__`); the base of plugins' errors.
 
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+    `summary`: a few words a person may read in an alert ("HTTP 500", "no answer in time"),
+    without addresses or a server's own text; the message is for the log.
+    """
+
+    def __init__(
+        self, message: str, cause: BaseException | None = None, *, summary: str | None = None
+    ) -> None:
         super().__init__(message)
         self.cause = cause
         self.__cause__ = cause
+        self.summary = summary
 
 
 class RetriesSpent(CausedError):

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from homesec import __version__, metrics
 from homesec.interfaces import ClipSource, HealthPublisher, Notifier, StorageBackend
 from homesec.models.alert import SystemAlert
-from homesec.models.enums import HealthStatus
+from homesec.models.enums import HealthStatus, SystemAlertKind
 from homesec.models.events import utc_now
 from homesec.models.health import CameraHealth, ComponentHealth, Diagnostics, HealthReport
 from homesec.pipeline.core import ClipPipeline
@@ -153,7 +153,7 @@ class CameraWatch:
         self,
         sources: list[ClipSource],
         threshold_s: float,
-        raise_alert: Callable[[SystemAlert], Awaitable[None]],
+        raise_alert: Callable[[SystemAlert], Awaitable[object]],
     ) -> None:
         self._sources = sources
         self._threshold_s = threshold_s
@@ -176,16 +176,20 @@ class CameraWatch:
                 self._unhealthy_since.pop(camera, None)
                 if camera in self._alerted:
                     self._alerted.discard(camera)
-                    await self._raise_alert(_camera_alert("camera_recovered", camera, "is back"))
+                    await self._raise_alert(
+                        _camera_alert(SystemAlertKind.CAMERA_RECOVERED, camera, "is back")
+                    )
                 continue
             since = self._unhealthy_since.setdefault(camera, now)
             if now - since >= self._threshold_s and camera not in self._alerted:
                 self._alerted.add(camera)
                 message = f"unhealthy for {now - since:.0f}s"
-                await self._raise_alert(_camera_alert("camera_unhealthy", camera, message))
+                await self._raise_alert(
+                    _camera_alert(SystemAlertKind.CAMERA_UNHEALTHY, camera, message)
+                )
 
 
-def _camera_alert(kind: str, camera: str, message: str) -> SystemAlert:
+def _camera_alert(kind: SystemAlertKind, camera: str, message: str) -> SystemAlert:
     return SystemAlert(
         kind=kind, message=f"camera {camera} {message}", ts=utc_now(), camera_name=camera
     )

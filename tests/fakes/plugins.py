@@ -207,6 +207,7 @@ class SwitchableStorage:
 class RecordingNotifierConfig(NotifierConfig):
     name: str = "recorder"
     fail: bool = False
+    fail_while: Path | None = Field(default=None, description="Fails while this file exists")
     log_file: Path | None = Field(default=None, description="Append alerts as JSON lines")
 
 
@@ -233,10 +234,14 @@ class RecordingNotifier:
     async def start(self) -> None:
         return None
 
+    def _check(self) -> None:
+        down = self.config.fail_while is not None and self.config.fail_while.exists()
+        if self.config.fail or down:
+            raise ConnectionError("sink unreachable")
+
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         self.attempts += 1
-        if self.config.fail:
-            raise ConnectionError("sink unreachable")
+        self._check()
         self.alerts.append(alert)
         self.snapshots.append(snapshot)
         if self.config.log_file is not None:
@@ -244,6 +249,7 @@ class RecordingNotifier:
                 handle.write(alert.model_dump_json() + "\n")
 
     async def send_system(self, alert: SystemAlert) -> None:
+        self._check()
         self.system_alerts.append(alert)
 
     async def publish_health(self, report: HealthReport) -> None:

@@ -198,3 +198,133 @@ async def test_the_log_says_when_no_sink_took_the_alert(
     assert "alert sent" not in record.getMessage()
     assert "no sink took it" in record.getMessage()
     assert state.alerted_sinks == []
+
+
+async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given storage and the VLM down together, two error rounds allowed
+    down = tmp_path / "down"
+    down.touch()
+    async with build_pipeline(
+        storage={
+            "backend": "fake_switchable_storage",
+            "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
+        },
+        vlm=_vlm_down_while(down),
+        retry={
+            "max_attempts": 1,
+            "backoff_s": 0.05,
+            "upload_retry_max_backoff_s": 0.1,
+            "rerun_max_rounds": 2,
+            "rerun_initial_s": 0.2,
+            "rerun_max_backoff_s": 0.2,
+        },
+    ) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+        task = components.pipeline.submit(clip)
+        assert task is not None
+        await task
+
+        # When the outage outlasts the error rounds (many upload rounds), then both are back
+        await asyncio.sleep(1.5)
+        down.unlink()
+
+        # Then the round after the upload worked tries the VLM again, and the clip is done
+        async def done() -> bool:
+            return (await _stored(components, clip.clip_id)).status == ClipStatus.DONE
+
+        await _until(done)
+
+
+async def test_a_person_is_alerted_once_while_the_database_and_storage_are_down(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the database and storage both down, and fast background rounds
+    monkeypatch.setenv("HOMESEC_TEST_DEAD_DSN", "postgresql://homesec@127.0.0.1:9/none")
+    async with build_pipeline(
+        state_store={"dsn_env": "HOMESEC_TEST_DEAD_DSN", "write_timeout_s": 0.5},
+        storage={"backend": "fake_failing_storage", "config": {}},
+        notifiers=[RECORDER],
+        retry={"max_attempts": 1, "backoff_s": 0.05, "upload_retry_max_backoff_s": 0.1},
+    ) as components:
+        # When the clip is handed on and background rounds run for a while
+        task = components.pipeline.submit(clip_from(person_clip, tmp_path / "spool"))
+        assert task is not None
+        await task
+        await asyncio.sleep(2)
+
+        # Then each round went on from the clip's unsaved state: one alert, one system alert
+        recorder = _recorder(components)
+        assert len(recorder.alerts) == 1
+        assert len(recorder.system_alerts) == 1
+
+
+async def test_clip_done_is_logged_once_over_its_rounds(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given storage down when the clip arrives
+    caplog.set_level(logging.INFO, logger="homesec.pipeline.core")
+    down = tmp_path / "storage-down"
+    down.touch()
+    storage = {
+        "backend": "fake_switchable_storage",
+        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
+    }
+    retry = {"max_attempts": 1, "backoff_s": 0.05, "upload_retry_max_backoff_s": 0.1}
+    async with build_pipeline(storage=storage, retry=retry) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+
+        # When several rounds run before storage is back and the clip is done
+        task = components.pipeline.submit(clip)
+        assert task is not None
+        await task
+        await asyncio.sleep(0.6)
+        down.unlink()
+
+        async def done() -> bool:
+            return (await _stored(components, clip.clip_id)).status == ClipStatus.DONE
+
+        await _until(done)
+        await components.pipeline.drain(5)
+
+    # Then one log line says the clip is done
+    lines = [r for r in caplog.records if getattr(r, "event_type", None) == EventType.CLIP_DONE]
+    assert len(lines) == 1
+
+
+async def test_a_system_alert_no_sink_took_is_sent_again_in_a_later_round(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that is down and the only sink failing for a while
+    vlm_down = tmp_path / "vlm-down"
+    vlm_down.touch()
+    sink_down = tmp_path / "sink-down"
+    sink_down.touch()
+    sink = {"backend": "fake_recorder", "config": {"fail_while": str(sink_down)}}
+    async with build_pipeline(
+        vlm=_vlm_down_while(vlm_down), retry=FAST_RERUNS, notifiers=[sink]
+    ) as components:
+        task = components.pipeline.submit(clip_from(person_clip, tmp_path / "spool"))
+        assert task is not None
+        await task
+        recorder = _recorder(components)
+        assert recorder.system_alerts == []
+
+        # When the sink is back while the VLM stays down
+        sink_down.unlink()
+
+        async def told() -> bool:
+            return len(recorder.system_alerts) >= 1
+
+        await _until(told)
+        await asyncio.sleep(0.5)
+
+        # Then the VLM's system alert reached it, once
+        assert [a.stage for a in recorder.system_alerts] == [StageName.VLM]

@@ -48,7 +48,7 @@ async def test_a_person_is_alerted_when_the_vlm_answers_http_500(
         # Then the alert goes out anyway, saying a person was seen and why there is no analysis
         [alert] = _recorder(components).alerts
     assert alert.notify_reason.startswith("person detected; analysis unavailable (")
-    assert "HTTP 500" in alert.notify_reason
+    assert alert.notify_reason == "person detected; analysis unavailable (HTTP 500)"
     assert "VLM skipped" not in alert.notify_reason
     assert alert.risk_level is None and alert.summary is None
     assert state.stage(StageName.VLM).status == StageStatus.ERROR
@@ -94,7 +94,7 @@ async def test_a_vlm_failure_without_a_trigger_class_does_not_alert(
         assert _recorder(components).alerts == []
 
 
-async def test_on_exhausted_fail_stops_the_clip_without_a_system_alert(
+async def test_on_exhausted_fail_only_logs_and_the_person_is_still_alerted(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
     # Given a failing VLM and retry.on_exhausted: fail
@@ -106,12 +106,13 @@ async def test_on_exhausted_fail_stops_the_clip_without_a_system_alert(
         # When a clip with a person is processed
         state = await components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
 
-        # Then the clip stops at the VLM: no alert of any kind, the clip is in error
+        # Then no system alert goes out, but the person is alerted; the clip is in error
         recorder = _recorder(components)
-        assert recorder.alerts == [] and recorder.system_alerts == []
+        assert recorder.system_alerts == []
+        [alert] = recorder.alerts
+        assert alert.notify_reason.startswith("person detected; analysis unavailable")
     assert state.status == ClipStatus.ERROR
-    assert state.stage(StageName.NOTIFY).status == StageStatus.PENDING
-    assert state.alert_decision is None
+    assert state.stage(StageName.VLM).status == StageStatus.ERROR
 
 
 async def test_on_exhausted_alert_and_continue_is_the_default(

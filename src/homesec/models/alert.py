@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from homesec.models.enums import RiskLevel, StageName
+from homesec.models.enums import RiskLevel, StageName, SystemAlertKind
 
 
 class AlertDecision(BaseModel):
@@ -55,7 +55,7 @@ class SystemAlert(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str
+    kind: SystemAlertKind
     message: str
     ts: datetime
     clip_id: str | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -87,21 +86,15 @@ def parse_clip_id(clip_id: str, camera_name: str | None = None) -> ClipName | No
     )
 
 
-def free_clip_path(
-    directory: Path,
-    camera_name: str,
-    unix_seconds: int,
-    extension: str,
-    reserved: Collection[str] = (),
-) -> Path:
+def free_clip_path(directory: Path, camera_name: str, unix_seconds: int, extension: str) -> Path:
     """The first clip path in `directory` not taken yet: `_2`, `_3`... on collision.
 
-    A name in `reserved` counts as taken (promised to a clip not written yet).
+    Only when the service's `ClipNamer` cannot be asked (it knows far more than a folder).
     """
     n = 1
     while True:
         candidate = directory / clip_id_for(camera_name, unix_seconds, n, extension)
-        if candidate.name not in reserved and not candidate.exists():
+        if not candidate.exists():
             return candidate
         n += 1
 

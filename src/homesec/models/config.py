@@ -231,9 +231,9 @@ class RetryConfig(_Section):
     )
     on_exhausted: OnExhausted = Field(
         default=OnExhausted.ALERT_AND_CONTINUE,
-        description="A stage out of tries: alert_and_continue (a system alert, once per clip, "
-        "and the clip goes on) or fail (the clip stops there until its next round; no system "
-        "alert)",
+        description="A stage out of tries is recorded (the clip ends in error, later rounds "
+        "try again) and the clip goes on; alert_and_continue also sends a system alert (once "
+        "per clip and stage), fail only logs it",
     )
     rerun_initial_s: float = Field(
         default=60.0,

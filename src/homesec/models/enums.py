@@ -68,6 +68,15 @@ class RunMode(StrEnum):
     TRIGGER_ONLY = "trigger_only"
 
 
+class SystemAlertKind(StrEnum):
+    """What a system alert is about (its `kind`)."""
+
+    STAGE_RETRIES_EXHAUSTED = "stage_retries_exhausted"
+    SPOOL_OVER_LIMIT = "spool_over_limit"
+    CAMERA_UNHEALTHY = "camera_unhealthy"
+    CAMERA_RECOVERED = "camera_recovered"
+
+
 class OnExhausted(StrEnum):
     """What a stage that gave up after its retries does to its clip."""
 

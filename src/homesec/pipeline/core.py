@@ -5,11 +5,12 @@
                         └─> detection event (unless it went out while the clip was recorded)
 
 Stages return their result or a PipelineError (errors as values). A filter error stops the
-clip; upload, VLM and notify errors do not (unless `retry.on_exhausted: fail`). A VLM that
-failed on a clip with a trigger class leaves the alert policy an `AnalysisUnavailable`, so a
-person is still an alert when the AI is down. Stages already `ok` in the journal are not run
-again, which is what makes recovery and the background rounds (`reruns.py`) cheap: a clip
-that is not done after its round (upload failed, a stage in error) is processed again later.
+clip; upload, VLM and notify errors do not. A VLM that failed on a clip with a trigger class
+leaves the alert policy an `AnalysisUnavailable`, so a person is still an alert when the AI
+is down. Stages already `ok` in the journal are not run again, which is what makes recovery
+and the background rounds (`reruns.py`) cheap: a clip that is not done after its round
+(upload failed, a stage in error) is processed again later, from a copy downloaded from
+storage when its local file was pruned meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 from homesec import metrics
-from homesec.errors import FilterError, NotifyError, UploadError, VLMError
+from homesec.errors import CausedError, FilterError, NotifyError, UploadError, VLMError
 from homesec.interfaces import (
     AlertPolicy,
     AnalysisContext,
@@ -41,7 +42,7 @@ from homesec.models.results import (
 )
 from homesec.models.state import ClipStateData
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
-from homesec.pipeline.fetch import fetch_from_storage, remove_when_done
+from homesec.pipeline.fetch import fetch_from_storage, remove_copy
 from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.reruns import Reruns
@@ -90,6 +91,7 @@ class ClipPipeline:
             self.system_alert,
         )
         self._reruns = Reruns(config.retry, self._rerun)
+        self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self.last_heartbeat = time.time()
@@ -141,20 +143,41 @@ class ClipPipeline:
                 clip.clip_id, clip.camera_name, clip.local_path
             ) as journal:
                 journal.received(clip)
-                await self._run(clip, journal)
-                journal.finish()
+                ended = await self._round(clip, journal)
             state = journal.state
-            metrics.clip_finished(clip.camera_name, state.status)
+            if ended is not None:
+                metrics.clip_finished(clip.camera_name, state.status)
             logger.info(
                 "Clip %s %s: %s",
                 clip.clip_id,
                 state.status,
                 _outcome(state),
-                extra=log_extra(clip.clip_id, clip.camera_name, EventType.CLIP_DONE),
+                extra=log_extra(clip.clip_id, clip.camera_name, ended),
             )
             return state
         finally:
             self._clip_slots.release()
+
+    async def _round(self, clip: Clip, journal: ClipJournal) -> EventType | None:
+        """Run the stages the clip still needs, from a downloaded copy if its local file is
+        gone; the lifecycle event that ended the round (clip_done once, clip_failed)."""
+        local = clip
+        if not await asyncio.to_thread(clip.local_path.exists):
+            fetched = await fetch_from_storage(journal.state, self._storage, self._work_dir)
+            if fetched is None:
+                logger.error(
+                    "%s cannot be processed: its local file is gone and it is not in storage",
+                    clip.clip_id,
+                    extra=log_extra(clip.clip_id, clip.camera_name, None),
+                )
+                return None
+            local = fetched
+        try:
+            await self._run(local, journal)
+        finally:
+            if local is not clip:
+                await asyncio.to_thread(remove_copy, local)
+        return journal.finish()
 
     async def drain(self, timeout_s: float) -> None:
         """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
@@ -170,8 +193,8 @@ class ClipPipeline:
         await asyncio.gather(*still_running, return_exceptions=True)
         await self._reruns.close()  # rounds scheduled by the clips that just ended
 
-    async def system_alert(self, alert: SystemAlert) -> None:
-        """Log a system alert and send it to the sinks that take them."""
+    async def system_alert(self, alert: SystemAlert) -> bool:
+        """Log a system alert and send it to the sinks that take them; whether one took it."""
         logger.error(
             "System alert: %s",
             alert.message,
@@ -181,10 +204,11 @@ class ClipPipeline:
                 "camera_name": alert.camera_name,
             },
         )
-        await self._fanout.broadcast_system(alert)
+        return await self._fanout.broadcast_system(alert)
 
     async def _process_guarded(self, clip: Clip) -> ClipStateData | None:
         # The top of a clip's flow: nothing may escape and kill the process.
+        self._reruns.begin_round(clip.clip_id)
         try:
             state = await self.process(clip)
         except asyncio.CancelledError:
@@ -195,21 +219,8 @@ class ClipPipeline:
         self._reruns.after_round(clip, state)
         return state
 
-    async def _rerun(self, clip: Clip, state: ClipStateData) -> None:
-        """The clip's next round; from storage when its local copy was pruned meanwhile."""
-        if not await asyncio.to_thread(clip.local_path.exists):
-            fetched = await fetch_from_storage(state, self._storage, self._config.pipeline.work_dir)
-            if fetched is None:
-                logger.error(
-                    "%s cannot run again: its local file is gone and it is not in storage",
-                    clip.clip_id,
-                    extra=log_extra(clip.clip_id, clip.camera_name, None),
-                )
-                return
-            clip = fetched
-        task = self.submit(clip)
-        if task is not None:
-            task.add_done_callback(remove_when_done(clip))
+    def _rerun(self, clip: Clip) -> None:
+        self.submit(clip)
 
     async def _run(self, clip: Clip, journal: ClipJournal) -> None:
         upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")
@@ -219,8 +230,6 @@ class ClipPipeline:
             # Uploading is P0: it finishes even when the filter fails.
             upload_result = await upload
         if filter_result is None:
-            return
-        if isinstance(upload_result, UploadError) and self._stages.stops_clip:
             return
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
         extra = log_extra(clip.clip_id, clip.camera_name, None)
@@ -233,8 +242,6 @@ class ClipPipeline:
             analysis = await self._vlm(clip, journal, filter_result)
         finally:
             await detection
-        if isinstance(analysis, AnalysisUnavailable) and self._stages.stops_clip:
-            return
         decision = self._decision(clip.camera_name, journal, filter_result, analysis)
         await asyncio.gather(
             self._notify(clip, journal, decision, upload_result, analysis, snapshot),
@@ -316,7 +323,7 @@ class ClipPipeline:
             journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
             return None
         if not self._may_retry(journal, StageName.VLM):
-            return self._unavailable(filter_result, state.stage(StageName.VLM).last_error)
+            return self._unavailable(filter_result, "failed in an earlier round")
         context = AnalysisContext(
             clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
         )
@@ -437,13 +444,16 @@ class ClipPipeline:
 
 
 def _short_reason(error: VLMError) -> str:
-    """The analyzer's own words for what went wrong, short enough for an alert."""
+    """What went wrong in a few words a person may read in an alert: the analyzer's own
+    summary (no addresses, no server text), else the error's first words."""
     cause = error.cause
+    if isinstance(cause, CausedError) and cause.summary:
+        return cause.summary
     reason = (str(cause) or type(cause).__name__) if cause is not None else str(error)
     return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 1] + "…"
 
 
-_REASON_CHARS = 160
+_REASON_CHARS = 80
 
 
 def _alert_for(

@@ -1,13 +1,13 @@
 """A clip whose local copy is gone, downloaded from storage to the work folder to run again.
 
-The copy is scratch (the clip lives in storage): it is removed once the clip's round ends.
+The copy is scratch (the clip lives in storage): the round that fetched it removes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from homesec.interfaces import StorageBackend
@@ -17,7 +17,25 @@ from homesec.models.state import ClipStateData
 logger = logging.getLogger(__name__)
 
 FETCHED_BACKEND = "recovery"
-"""The `source_backend` of a downloaded copy."""
+"""The `source_backend` of a clip known only from its state (its copy downloaded)."""
+
+
+def clip_from_state(state: ClipStateData, local_path: Path) -> Clip:
+    """Blocking: the clip a stored state describes, its file at `local_path`."""
+    start: datetime | float | None = state.start_ts
+    if start is None:
+        start = local_path.stat().st_mtime if local_path.exists() else 0.0
+    return Clip.model_validate(
+        {
+            "clip_id": state.clip_id,
+            "camera_name": state.camera_name,
+            "local_path": local_path,
+            "start_ts": start,
+            "end_ts": start,
+            "duration_s": 0.0,
+            "source_backend": FETCHED_BACKEND,
+        }
+    )
 
 
 async def fetch_from_storage(
@@ -35,26 +53,10 @@ async def fetch_from_storage(
             "Cannot download %s from storage", state.clip_id, extra={"clip_id": state.clip_id}
         )
         return None
-    start = state.start_ts or (await asyncio.to_thread(target.stat)).st_mtime
-    return Clip.model_validate(
-        {
-            "clip_id": state.clip_id,
-            "camera_name": state.camera_name,
-            "local_path": target,
-            "start_ts": start,
-            "end_ts": start,
-            "duration_s": 0.0,
-            "source_backend": FETCHED_BACKEND,
-        }
-    )
+    return await asyncio.to_thread(clip_from_state, state, target)
 
 
-def remove_when_done(clip: Clip) -> Callable[[object], None]:
-    """A done-callback that removes a downloaded copy (not a source's own clip)."""
-
-    def remove(_: object) -> None:
-        if clip.source_backend == FETCHED_BACKEND:
-            clip.local_path.unlink(missing_ok=True)
-            clip.local_path.with_name(snapshot_name(clip.clip_id)).unlink(missing_ok=True)
-
-    return remove
+def remove_copy(clip: Clip) -> None:
+    """Blocking: remove a downloaded copy and the snapshot made next to it."""
+    clip.local_path.unlink(missing_ok=True)
+    clip.local_path.with_name(snapshot_name(clip.clip_id)).unlink(missing_ok=True)

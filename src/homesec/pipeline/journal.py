@@ -147,17 +147,20 @@ class ClipJournal:
             detail={"sink": sink},
         )
 
-    def finish(self) -> None:
+    def finish(self) -> EventType | None:
         """The end of a processing round: `clip_done` the first time the clip is done,
-        `clip_failed` for a round that ends in error."""
+        `clip_failed` for a round that ends in error; returns the event, if any."""
         state = self.state
         match state.status:
             case ClipStatus.DONE if state.done_at is None:
                 state.done_at = utc_now()
                 self._save(EventType.CLIP_DONE, message=ClipStatus.DONE)
+                return EventType.CLIP_DONE
             case ClipStatus.ERROR:
                 failed = [str(stage) for stage, log in state.stages.items() if log.last_error]
                 self._save(EventType.CLIP_FAILED, message=", ".join(failed))
+                return EventType.CLIP_FAILED
+        return None
 
     async def flush(self) -> None:
         """Wait until every change so far is written (or dropped by the repository)."""
@@ -223,9 +226,6 @@ class ClipJournals:
         self._held: dict[str, _Held] = {}
         self._loading: dict[str, asyncio.Task[ClipStateData | None]] = {}
 
-    def __contains__(self, clip_id: str) -> bool:
-        return clip_id in self._held
-
     @asynccontextmanager
     async def hold(
         self, clip_id: str, camera_name: str, local_path: Path
@@ -257,7 +257,7 @@ class ClipJournals:
         if (held := self._held.get(clip_id)) is not None:
             return held  # another caller loaded it while this one waited
         if stored is not None:
-            state = stored.model_copy(deep=True)
+            state = stored  # a fresh parse, or the one unsaved object of the clip
         else:
             state = ClipStateData(
                 clip_id=clip_id, camera_name=camera_name, local_path=str(local_path)

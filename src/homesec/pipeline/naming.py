@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 from homesec.interfaces import StorageBackend
@@ -41,7 +42,7 @@ class ClipNames:
         self._storage = storage
         self._check_timeout_s = check_timeout_s
         self._claimed: OrderedDict[str, None] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock = asyncio.Lock()
 
     async def claim(
         self,
@@ -63,41 +64,58 @@ class ClipNames:
             wanted = None
         else:
             unix_seconds, extension = named.unix_seconds, named.extension
-        # One claim per camera at a time: two files of one second never get one name.
-        async with self._locks.setdefault(camera_name, asyncio.Lock()):
-            for name in _candidates(camera_name, unix_seconds, extension, wanted):
+        candidates = _candidates(camera_name, unix_seconds, extension, wanted)
+        while True:
+            # Reserved at once, asked about after: claims never wait on each other's checks.
+            path = await self._reserve_next(candidates, folder, wanted if in_place else None)
+            if not await self._known(camera_name, path.name):
+                return path
+
+    async def _reserve_next(
+        self, candidates: Iterator[str], folder: Path, itself: str | None
+    ) -> Path:
+        """The next candidate no clip in flight claimed and no file in `folder` has (but
+        `itself`, the file being named), claimed from now on."""
+        async with self._lock:
+            for name in candidates:
                 path = folder / name
-                itself = in_place and name == wanted
-                if name in self._claimed or (not itself and await _exists(path)):
-                    continue
-                if await self._known(camera_name, name):
+                if name in self._claimed or (name != itself and await _exists(path)):
                     continue
                 self._remember(name)
                 return path
         raise AssertionError("unreachable: the candidates never end")
 
     async def _known(self, camera_name: str, clip_id: str) -> bool:
-        """Whether the database or storage has a clip by this name (unknown counts as no)."""
-        checks = []
+        """Whether the database or storage has a clip by this name. Each is asked on its own
+        (a slow one never hides the other's answer); one that cannot say counts as no."""
+        checks: list[Awaitable[bool | None]] = []
         if self._repository is not None:
             checks.append(self._repository.has_clip(clip_id))
         if self._storage is not None:
             checks.append(self._storage.exists(f"{camera_name}/{clip_id}"))
-        try:
-            async with asyncio.timeout(self._check_timeout_s):
-                answers = await asyncio.gather(*checks, return_exceptions=True)
-        except TimeoutError:
-            answers = [TimeoutError("no answer in time")]
-        unknown = [a for a in answers if a is None or isinstance(a, BaseException)]
+        answers = await asyncio.gather(*(self._bounded(check) for check in checks))
+        unknown = [answer for answer in answers if isinstance(answer, str)]
+        if True in answers:
+            return True
         if unknown:
             logger.warning(
                 "Cannot tell whether %s was used before (%s); the local spool decides",
                 clip_id,
-                "; ".join(str(a) or type(a).__name__ for a in unknown if a is not None)
-                or "database unreachable",
+                "; ".join(unknown),
                 extra={"camera_name": camera_name, "clip_id": clip_id},
             )
-        return any(answer is True for answer in answers)
+        return False
+
+    async def _bounded(self, check: Awaitable[bool | None]) -> bool | str:
+        """The check's answer, or why there is none."""
+        try:
+            async with asyncio.timeout(self._check_timeout_s):
+                answer = await check
+        except TimeoutError:
+            return "no answer in time"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "database unreachable" if answer is None else answer
 
     def _remember(self, name: str) -> None:
         self._claimed[name] = None
@@ -107,7 +125,7 @@ class ClipNames:
 
 def _candidates(
     camera_name: str, unix_seconds: int, extension: str, wanted: str | None
-) -> itertools.chain[str]:
+) -> Iterator[str]:
     numbered = (clip_id_for(camera_name, unix_seconds, n, extension) for n in itertools.count(1))
     return itertools.chain([wanted] if wanted else [], numbered)
 

@@ -107,8 +107,9 @@ class NotificationFanout:
                 delivered.append(sink.name)
         return delivered
 
-    async def broadcast_system(self, alert: SystemAlert) -> None:
-        """Best effort, once: a system alert is itself the report of a failure."""
+    async def broadcast_system(self, alert: SystemAlert) -> bool:
+        """Best effort, once: a system alert is itself the report of a failure. Whether a
+        sink took it (or none takes system alerts: nobody to tell)."""
         sinks = [sink for sink in self._sinks if sink.route.system_alerts]
         results = await asyncio.gather(
             *(sink.notifier.send_system(alert) for sink in sinks), return_exceptions=True
@@ -116,6 +117,7 @@ class NotificationFanout:
         for sink, result in zip(sinks, results, strict=True):
             if isinstance(result, Exception):
                 logger.error("Sink %s could not send a system alert: %s", sink.name, result)
+        return not sinks or any(not isinstance(result, Exception) for result in results)
 
     def _detection_sinks(self, camera_name: str) -> list[Sink]:
         return [

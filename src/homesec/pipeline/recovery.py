@@ -1,8 +1,9 @@
 """Start-up recovery: every clip that is not `done` is processed again, newest first.
 
 Candidates are the clips in the sources' local spools whose state is missing or unfinished,
-plus unfinished clips whose local file is gone but that were uploaded: those are downloaded
-to the work folder first, and the copy is removed once processed.
+plus unfinished clips whose local file is gone but that were uploaded: their round downloads
+them to the work folder (under the pipeline's limit of clips in flight, not all at once
+before the sources start) and removes the copy afterwards.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from homesec.interfaces import ClipSource, StorageBackend
+from homesec.interfaces import ClipSource
 from homesec.models.clip import Clip
 from homesec.models.enums import ClipStatus, EventType
 from homesec.models.state import ClipStateData
 from homesec.pipeline.core import ClipPipeline
-from homesec.pipeline.fetch import fetch_from_storage, remove_when_done
+from homesec.pipeline.fetch import clip_from_state
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ async def recover_unfinished(
     pipeline: ClipPipeline,
     sources: list[ClipSource],
     repository: ClipRepository,
-    storage: StorageBackend,
-    work_dir: Path,
 ) -> int:
     """Submit every unfinished clip to the pipeline; returns how many were submitted."""
     spooled = await _spooled_clips(sources)
@@ -36,7 +35,7 @@ async def recover_unfinished(
         logger.error("Database unreachable during recovery: re-processing every spooled clip")
         states = {}
     clips = [clip for clip_id, clip in spooled.items() if not _is_done(states.get(clip_id))]
-    clips += await _downloaded_clips(repository, storage, work_dir, exclude=set(spooled))
+    clips += await _pruned_clips(repository, exclude=set(spooled))
     clips.sort(key=lambda clip: clip.start_ts, reverse=True)
     for clip in clips:
         logger.info(
@@ -48,9 +47,7 @@ async def recover_unfinished(
                 "camera_name": clip.camera_name,
             },
         )
-        task = pipeline.submit(clip)
-        if task is not None:
-            task.add_done_callback(remove_when_done(clip))
+        pipeline.submit(clip)
     return len(clips)
 
 
@@ -66,17 +63,14 @@ async def _spooled_clips(sources: list[ClipSource]) -> dict[str, Clip]:
     return spooled
 
 
-async def _downloaded_clips(
-    repository: ClipRepository, storage: StorageBackend, work_dir: Path, exclude: set[str]
-) -> list[Clip]:
+async def _pruned_clips(repository: ClipRepository, exclude: set[str]) -> list[Clip]:
+    """Unfinished clips that are in storage but no longer in a spool."""
     unfinished = await repository.list_unfinished() or []
     clips = []
     for state in unfinished:
         if state.clip_id in exclude or not state.storage_uri:
             continue
-        if await asyncio.to_thread(Path(state.local_path).exists):
-            continue
-        clip = await fetch_from_storage(state, storage, work_dir)
-        if clip is not None:
-            clips.append(clip)
+        local_path = Path(state.local_path)
+        if not await asyncio.to_thread(local_path.exists):
+            clips.append(await asyncio.to_thread(clip_from_state, state, local_path))
     return clips

@@ -4,18 +4,22 @@ After a round that leaves a clip unfinished, another round is scheduled:
 - its upload failed (P0): until it succeeds, `retry.backoff_s` doubling up to
   `retry.upload_retry_max_backoff_s`; the local copy is kept meanwhile (retention never
   deletes a clip that is not in storage);
-- a stage ended in error: `retry.rerun_max_rounds` rounds, `retry.rerun_initial_s` doubling
-  up to `retry.rerun_max_backoff_s`; then the clip stays in error until the next start.
-A round runs every stage that is not `ok` (error stages only within the error rounds), so
-a clip already alerted is not alerted again. A clip whose local copy was pruned meanwhile
-(it is in storage) is downloaded to the work folder first.
+- a stage ended in error: `retry.rerun_max_rounds` error rounds, `retry.rerun_initial_s`
+  doubling up to `retry.rerun_max_backoff_s`; then the clip stays in error until the next
+  start. The two schedules are kept apart: upload rounds never use up the error rounds, and
+  the stages in error are tried again only when an error round is due, or at once when the
+  upload has just succeeded (the network is back: a failed alert may go out now; one more
+  round even when the error rounds are spent).
+A round runs every stage that is not `ok` (the stages in error only in an error round), so
+nothing already sent is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homesec.models.clip import Clip
@@ -28,44 +32,75 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Rounds:
-    done: int = 0
+    """One clip's background rounds so far."""
+
+    upload_rounds: int = 0
+    error_rounds: int = 0
+    errors_due: float = 0.0  # monotonic time the next error round may run
+    retrying_errors: bool = True  # the round running now tries the stages in error again
+    awaiting_upload: bool = False
+    uploaded_just_now: bool = False  # one error round at once, spent or not
     timer: asyncio.Task[None] | None = None
 
 
 class Reruns:
-    def __init__(
-        self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], Awaitable[None]]
-    ) -> None:
+    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip], None]) -> None:
         self._retry = retry
         self._rerun = rerun
         self._clips: dict[str, _Rounds] = {}
 
-    def __contains__(self, clip_id: str) -> bool:
+    def begin_round(self, clip_id: str) -> None:
+        """A round of the clip starts: decide whether it tries the stages in error again."""
         rounds = self._clips.get(clip_id)
-        return rounds is not None and rounds.timer is not None and not rounds.timer.done()
+        if rounds is None:
+            return  # its first round (or the first since a start): everything is tried
+        due = rounds.error_rounds < self._retry.rerun_max_rounds
+        on_time = due and time.monotonic() >= rounds.errors_due
+        rounds.retrying_errors = on_time or rounds.uploaded_just_now
+        rounds.uploaded_just_now = False
+        if on_time:
+            rounds.error_rounds += 1
 
     def retries_errors(self, clip_id: str) -> bool:
-        """Whether this round of the clip may try its stages in error again."""
+        """Whether the running round of the clip tries its stages in error again."""
         rounds = self._clips.get(clip_id)
-        return rounds is None or rounds.done <= self._retry.rerun_max_rounds
+        return rounds is None or rounds.retrying_errors
 
     def after_round(self, clip: Clip, state: ClipStateData) -> None:
         """Schedule the clip's next round, if it needs one."""
-        rounds = self._clips.setdefault(clip.clip_id, _Rounds())
-        delay = self._next_wait(state, rounds.done)
-        if delay is None:
+        if state.status == ClipStatus.DONE:
             self._clips.pop(clip.clip_id, None)
-            if state.status == ClipStatus.ERROR:
-                logger.warning(
-                    "%s stays in error until the next start (%d background rounds tried)",
-                    clip.clip_id,
-                    rounds.done,
-                    extra={"clip_id": clip.clip_id, "camera_name": clip.camera_name},
-                )
             return
-        rounds.done += 1
+        rounds = self._clips.setdefault(clip.clip_id, _Rounds())
+        now = time.monotonic()
+        if rounds.retrying_errors:
+            wait = self._retry.rerun_initial_s * 2.0**rounds.error_rounds
+            rounds.errors_due = now + min(wait, self._retry.rerun_max_backoff_s)
+        if rounds.awaiting_upload and state.is_uploaded:
+            rounds.uploaded_just_now = True  # the network is back: try the rest again now
+        rounds.awaiting_upload = not state.is_uploaded
+        waits = []
+        if not state.is_uploaded:
+            wait = self._retry.backoff_s * 2.0**rounds.upload_rounds
+            waits.append(min(wait, self._retry.upload_retry_max_backoff_s))
+            rounds.upload_rounds += 1
+        if state.status == ClipStatus.ERROR and rounds.uploaded_just_now:
+            waits.append(0.0)
+        elif (
+            state.status == ClipStatus.ERROR and rounds.error_rounds < self._retry.rerun_max_rounds
+        ):
+            waits.append(max(0.0, rounds.errors_due - now))
+        if not waits:
+            self._clips.pop(clip.clip_id, None)
+            logger.warning(
+                "%s stays in error until the next start (%d background rounds tried)",
+                clip.clip_id,
+                rounds.error_rounds,
+                extra={"clip_id": clip.clip_id, "camera_name": clip.camera_name},
+            )
+            return
         rounds.timer = asyncio.create_task(
-            self._wait_then_rerun(clip, state, delay), name=f"rerun:{clip.clip_id}"
+            self._wait_then_rerun(clip, min(waits)), name=f"rerun:{clip.clip_id}"
         )
 
     def forget(self, clip_id: str) -> None:
@@ -83,19 +118,9 @@ class Reruns:
         await asyncio.gather(*timers, return_exceptions=True)
         self._clips.clear()
 
-    def _next_wait(self, state: ClipStateData, done: int) -> float | None:
-        retry = self._retry
-        if state.status == ClipStatus.DONE:
-            return None
-        if not state.is_uploaded:
-            return min(retry.backoff_s * 2.0**done, retry.upload_retry_max_backoff_s)
-        if state.status == ClipStatus.ERROR and done < retry.rerun_max_rounds:
-            return min(retry.rerun_initial_s * 2.0**done, retry.rerun_max_backoff_s)
-        return None
-
-    async def _wait_then_rerun(self, clip: Clip, state: ClipStateData, delay: float) -> None:
+    async def _wait_then_rerun(self, clip: Clip, delay: float) -> None:
         await asyncio.sleep(max(delay, 0.01))
         rounds = self._clips.get(clip.clip_id)
         if rounds is not None:
             rounds.timer = None
-        await self._rerun(clip, state)
+        self._rerun(clip)

@@ -24,14 +24,12 @@ from homesec.interfaces import ClipSource
 from homesec.models.alert import SystemAlert
 from homesec.models.clip import Clip, snapshot_name
 from homesec.models.config import RetentionConfig
-from homesec.models.enums import EventType
+from homesec.models.enums import EventType, SystemAlertKind
 from homesec.models.events import utc_now
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
-
-SYSTEM_ALERT_KIND = "spool_over_limit"
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,7 @@ class _Pressure:
     cap: int | None
     min_free: int
     free: dict[int, int] = field(default_factory=dict)  # device -> free bytes
+    busy: int = 0  # bytes of clips being processed: they go once settled, not a problem yet
 
     def relieved_by(self, file: _SpooledFile) -> bool:
         return self.over_cap() or self.free.get(file.device, self.min_free) < self.min_free
@@ -63,7 +62,7 @@ class _Pressure:
     def problem(self) -> str | None:
         """What cannot be held, or None when every limit holds."""
         problems = []
-        if self.over_cap():
+        if self.cap is not None and self.total - self.busy > self.cap:
             problems.append(f"local clips use {self.total} bytes, over the {self.cap} cap")
         low = sorted(free for free in self.free.values() if free < self.min_free)
         if low:
@@ -79,7 +78,7 @@ class RetentionPruner:
         repository: ClipRepository,
         *,
         busy: Callable[[str], bool],
-        system_alert: Callable[[SystemAlert], Awaitable[None]],
+        system_alert: Callable[[SystemAlert], Awaitable[bool]],
         work_dir: Path,
     ) -> None:
         self._config = config
@@ -91,13 +90,14 @@ class RetentionPruner:
         self._running: asyncio.Task[list[str]] | None = None
         self.problem: str | None = None
         """Why the limits cannot be held right now (None: they hold); health shows it."""
+        self._reported = False
 
     def trigger(self, reason: str) -> bool:
         """Start a prune pass unless one is running (single-flight: the trigger is dropped)."""
         if self._running is not None and not self._running.done():
             logger.debug("Prune pass already running; %s trigger dropped", reason)
             return False
-        self._running = asyncio.create_task(self.prune(reason), name="retention")
+        self._running = asyncio.create_task(self._pass(reason), name="retention")
         return True
 
     async def sweep_forever(self, interval_s: float) -> None:
@@ -110,6 +110,13 @@ class RetentionPruner:
         if self._running is not None:
             await asyncio.gather(self._running, return_exceptions=True)
 
+    async def _pass(self, reason: str) -> list[str]:
+        try:
+            return await self.prune(reason)
+        except Exception:  # a background pass: nobody else would see it
+            logger.exception("Retention pass failed; the next one tries again")
+            return []
+
     async def prune(self, reason: str) -> list[str]:
         """One pass; returns the clip_ids whose local file was deleted."""
         files = await asyncio.to_thread(self._spooled_files)
@@ -118,6 +125,7 @@ class RetentionPruner:
             cap=self._config.max_local_size_bytes,
             min_free=self._config.min_free_bytes,
             free=await asyncio.to_thread(_free_bytes, files, self._work_dir),
+            busy=sum(file.size for file in files if self._busy(file.clip.clip_id)),
         )
         pruned: list[str] = []
         if pressure.problem() is not None:
@@ -148,16 +156,20 @@ class RetentionPruner:
         return pruned
 
     async def _report(self, problem: str | None) -> None:
-        """Tell a person once when the limits stop holding, and log when they hold again."""
-        was, self.problem = self.problem, problem
+        """Tell a person once when the limits stop holding (again on the next pass if no
+        sink took it), and log when they hold again."""
+        self.problem = problem
         if problem is None:
-            if was is not None:
+            if self._reported:
                 logger.info("The spool is within its limits again")
+            self._reported = False
             return
-        if was is not None:
+        if self._reported:
             return
         message = f"clips are kept locally: {problem}; only clips already in storage may go"
-        await self._system_alert(SystemAlert(kind=SYSTEM_ALERT_KIND, message=message, ts=utc_now()))
+        self._reported = await self._system_alert(
+            SystemAlert(kind=SystemAlertKind.SPOOL_OVER_LIMIT, message=message, ts=utc_now())
+        )
 
     def _spooled_files(self) -> list[_SpooledFile]:
         files = []

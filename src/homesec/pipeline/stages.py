@@ -1,9 +1,12 @@
 """Running one stage of one clip: its tries with backoff, journal and metrics, and giving up.
 
-A stage that gives up (`retry.on_exhausted`):
+A stage that gives up is recorded in the clip's journal (the clip ends in `error`, or its
+upload stays `pending`, and its later rounds try again), and the clip goes on without that
+stage's result: a person is still alerted when the VLM is down. `retry.on_exhausted` says
+whether a person is also told through a system alert:
 - `alert_and_continue`: a system alert, once per clip and stage (not again in a later round
-  or after a restart), and the clip goes on without that stage's result;
-- `fail`: logged, no system alert, and the clip stops there until its next round.
+  or after a restart, unless no sink took it);
+- `fail`: only the log (ERROR) and the clip's journal.
 Either way the stage counts as failing (health) until it next succeeds for some clip.
 """
 
@@ -19,7 +22,13 @@ from homesec import metrics
 from homesec.errors import PipelineError, RetriesSpent
 from homesec.models.alert import SystemAlert
 from homesec.models.config import RetryConfig
-from homesec.models.enums import EventType, OnExhausted, StageName, StageStatus
+from homesec.models.enums import (
+    EventType,
+    OnExhausted,
+    StageName,
+    StageStatus,
+    SystemAlertKind,
+)
 from homesec.models.events import utc_now
 from homesec.pipeline.journal import ClipJournal
 from homesec.pipeline.retry import retrying
@@ -51,7 +60,7 @@ class StageRunner:
         self,
         retry: RetryConfig,
         slots: dict[StageName, asyncio.Semaphore],
-        system_alert: Callable[[SystemAlert], Awaitable[None]],
+        system_alert: Callable[[SystemAlert], Awaitable[bool]],
     ) -> None:
         self._retry = retry
         self._slots = slots
@@ -59,8 +68,8 @@ class StageRunner:
         self.failing = FailingStages()
 
     @property
-    def stops_clip(self) -> bool:
-        """Whether a stage that gave up stops its clip (`retry.on_exhausted: fail`)."""
+    def quiet(self) -> bool:
+        """Whether a stage that gave up is only logged (`retry.on_exhausted: fail`)."""
         return self._retry.on_exhausted == OnExhausted.FAIL
 
     async def run(
@@ -108,18 +117,19 @@ class StageRunner:
         person once per clip and stage (unless `on_exhausted: fail`)."""
         state = journal.state
         self.failing.gave_up(error.stage, error.describe())
-        message = (
-            f"{error.stage} gave up after {state.stage(error.stage).attempts} attempt(s): "
-            f"{error.describe()}"
-        )
+        attempts = state.stage(error.stage).attempts
+        if error.stage == StageName.UPLOAD:
+            what = f"upload failed {attempts} time(s), retried in the background until it works"
+        else:
+            what = f"{error.stage} gave up after {attempts} attempt(s)"
+        message = f"{what}: {error.describe()}"
         extra = {"clip_id": state.clip_id, "camera_name": state.camera_name}
-        if self.stops_clip or error.stage in state.system_alerted:
+        if self.quiet or error.stage in state.system_alerted:
             logger.error("%s (no system alert: %s)", message, self._why_silent(), extra=extra)
             return
-        journal.system_alerted(error.stage, message)
-        await self._system_alert(
+        delivered = await self._system_alert(
             SystemAlert(
-                kind="stage_retries_exhausted",
+                kind=SystemAlertKind.STAGE_RETRIES_EXHAUSTED,
                 message=message,
                 ts=utc_now(),
                 clip_id=state.clip_id,
@@ -127,9 +137,11 @@ class StageRunner:
                 stage=error.stage,
             )
         )
+        if delivered:  # else a later round of the clip tells again
+            journal.system_alerted(error.stage, message)
 
     def _why_silent(self) -> str:
-        return "retry.on_exhausted is fail" if self.stops_clip else "already sent for this clip"
+        return "retry.on_exhausted is fail" if self.quiet else "already sent for this clip"
 
 
 def log_extra(clip_id: str, camera_name: str, event_type: EventType | None) -> dict[str, str]:

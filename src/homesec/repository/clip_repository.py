@@ -143,7 +143,13 @@ class ClipRepository:
         return True
 
     async def get(self, clip_id: str) -> ClipStateData | None:
-        """The clip's state, upgraded to the current schema; None if missing or unknown."""
+        """The clip's state, upgraded to the current schema; None if missing or unknown.
+
+        A state whose write was dropped is newer than the database's: that one is returned
+        (the same object, so the clip keeps one state while the database is down).
+        """
+        if (unsaved := self._unsaved.state_of(clip_id)) is not None:
+            return unsaved
         try:
             document = await self._bounded(self._store.fetch_state(clip_id))
         except Exception as exc:
@@ -153,6 +159,8 @@ class ClipRepository:
 
     async def has_clip(self, clip_id: str) -> bool | None:
         """Whether a clip by this id is stored; None when the database cannot say."""
+        if self._unsaved.state_of(clip_id) is not None:
+            return True
         try:
             document = await self._bounded(self._store.fetch_state(clip_id))
         except Exception as exc:
@@ -170,6 +178,9 @@ class ClipRepository:
             _log_read_failed("get_many", exc)
             return None
         states = {clip_id: _to_state(clip_id, doc) for clip_id, doc in documents.items()}
+        for clip_id in clip_ids:
+            if (unsaved := self._unsaved.state_of(clip_id)) is not None:
+                states[clip_id] = unsaved
         return {clip_id: state for clip_id, state in states.items() if state is not None}
 
     async def list_unfinished(self, limit: int = 1000) -> list[ClipStateData] | None:

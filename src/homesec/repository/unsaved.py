@@ -59,6 +59,11 @@ class UnsavedStates:
             forgotten, _ = self._states.popitem(last=False)
             logger.warning("Too many unsaved clip states: %s waits for recovery", forgotten)
 
+    def state_of(self, clip_id: str) -> ClipStateData | None:
+        """The clip's latest state when it is not written yet (newer than the database's)."""
+        unsaved = self._states.get(clip_id)
+        return None if unsaved is None else unsaved.state
+
     def events_of(self, clip_id: str) -> list[ClipEvent]:
         """The clip's dropped events, oldest first: written ahead of its next events."""
         unsaved = self._states.get(clip_id)

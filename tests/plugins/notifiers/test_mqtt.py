@@ -179,7 +179,7 @@ async def test_system_alert_arrives_on_the_system_topic(
     # Given a started notifier and a subscriber
     notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
     alert = SystemAlert(
-        kind="stage_failed",
+        kind="stage_retries_exhausted",
         message="upload failed after 3 attempts",
         ts=datetime(2023, 11, 14, 22, 13, 25, tzinfo=UTC),
         clip_id="front_door_1700000000.mp4",
@@ -428,7 +428,7 @@ async def test_close_does_not_hang_when_the_broker_is_down(
     assert notifier.pending == 3
     with pytest.raises(RuntimeError, match="closed"):
         await notifier.send_system(
-            SystemAlert(kind="test", message="after close", ts=datetime.now(UTC))
+            SystemAlert(kind="camera_unhealthy", message="after close", ts=datetime.now(UTC))
         )
 
 

@@ -91,6 +91,10 @@ class DefaultAlertPolicy:
         match analysis:
             case None:
                 return _no_alert("VLM skipped and notify_on_motion off")
+            case AnalysisUnavailable(trigger_classes=[]):
+                return _no_alert(
+                    f"analysis unavailable ({analysis.reason}), no trigger class detected"
+                )
             case AnalysisUnavailable():
                 return _no_alert(
                     f"analysis unavailable ({analysis.reason}), on_vlm_failure "

@@ -214,6 +214,21 @@ def describe_failure(exc: BaseException | None) -> str:
             return f"{type(exc).__name__}: {exc}"
 
 
+def summarize_failure(exc: BaseException) -> str:
+    """A few words for a person (no address, no server text): "HTTP 500", "no answer in time"."""
+    match exc:
+        case httpx.HTTPStatusError():
+            return f"HTTP {exc.response.status_code}"
+        case httpx.TimeoutException():
+            return "no answer in time"
+        case httpx.TransportError():
+            return "cannot connect"
+        case ChatProtocolError():
+            return "not a chat completion"
+        case _:
+            return type(exc).__name__
+
+
 def _retryable(exc: BaseException) -> bool:
     match exc:
         case httpx.HTTPStatusError():

@@ -35,6 +35,7 @@ from homesec.plugins.analyzers.chat import (
     ChatProtocolError,
     ChatReply,
     describe_failure,
+    summarize_failure,
 )
 from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
 from homesec.plugins.analyzers.prompt import (
@@ -232,7 +233,7 @@ class OpenAIAnalyzer:
         self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
     ) -> AnalysisResult:
         if self._client.closed:
-            raise OpenAIAnalyzerError("the analyzer has been shut down")
+            raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
         messages = build_messages(self._prompt, context, filter_result, frames, duration_s)
         meter = UsageMeter()
@@ -242,7 +243,9 @@ class OpenAIAnalyzer:
             outcome = "ok"
         except (httpx.HTTPError, ChatProtocolError) as exc:
             raise OpenAIAnalyzerError(
-                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"), cause=exc
+                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
+                cause=exc,
+                summary=summarize_failure(exc),
             ) from exc
         finally:
             if meter.replies:
@@ -277,7 +280,9 @@ class OpenAIAnalyzer:
         try:
             return await asyncio.to_thread(read)
         except VideoReadError as exc:
-            raise OpenAIAnalyzerError(f"cannot read the clip's frames: {exc}", cause=exc) from exc
+            raise OpenAIAnalyzerError(
+                f"cannot read the clip's frames: {exc}", cause=exc, summary="unreadable clip"
+            ) from exc
 
     async def _converse(self, messages: list[Message], meter: UsageMeter) -> AnalysisResult:
         reply = await self._ask(messages, meter)
@@ -291,7 +296,9 @@ class OpenAIAnalyzer:
                 return self._parse(reply)
             except ReplyError as second:
                 raise OpenAIAnalyzerError(
-                    f"{self._where()}: the reply did not validate, twice: {second}", cause=second
+                    f"{self._where()}: the reply did not validate, twice: {second}",
+                    cause=second,
+                    summary="unreadable answer",
                 ) from second
 
     async def _ask(self, messages: list[Message], meter: UsageMeter) -> ChatReply:

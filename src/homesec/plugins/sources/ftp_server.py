@@ -347,6 +347,23 @@ class _UploadDTP(DTPHandler):  # type: ignore[misc]
     # pyftpdlib binds this alias to the base method at class creation.
     handle_read_event = handle_read
 
+    def close(self) -> None:
+        # pyftpdlib answers 226 before it reports the file: a completed upload is on disk
+        # and handed over (out of FTP reach) first, so a crash after the 226 loses nothing.
+        finished = self.receive and self.transfer_finished and not self._closed
+        if finished and self.file_obj is not None and not self.file_obj.closed:
+            self._hand_over(self.file_obj)
+        super().close()
+
+    def _hand_over(self, file: Any) -> None:
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            self.cmd_channel.hub.finish_upload(file.name, self.cmd_channel.remote_ip)
+        except OSError:
+            logger.exception("Cannot spool the upload %s", file.name)
+
 
 class _CameraHandler(FTPHandler):  # type: ignore[misc]
     """pyftpdlib's control connection, with HomeSec's checks and upload hooks."""
@@ -413,6 +430,8 @@ class _CameraHandler(FTPHandler):  # type: ignore[misc]
         return super().ftp_STOR(part_for(file), mode)
 
     def on_file_received(self, file: str) -> None:
+        if not os.path.exists(file):
+            return  # handed over before the 226 (see _UploadDTP.close)
         try:
             self.hub.finish_upload(file, self.remote_ip)
         except OSError:

@@ -24,7 +24,7 @@ from typing import Any
 import jinja2
 
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
-from homesec.models.enums import RiskLevel, StageName
+from homesec.models.enums import RiskLevel, StageName, SystemAlertKind
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,16 @@ _SAMPLE_BARE_ALERT = _SAMPLE_ALERT.model_copy(
 )
 _SAMPLE_SYSTEM_ALERTS = (
     SystemAlert(
-        kind="stage_retries_exhausted",
+        kind=SystemAlertKind.STAGE_RETRIES_EXHAUSTED,
         message="upload gave up after 3 attempt(s)",
         ts=_SAMPLE_TS,
         clip_id=_SAMPLE_ALERT.clip_id,
         camera_name="front_door",
         stage=StageName.UPLOAD,
     ),
-    SystemAlert(kind="camera_unhealthy", message="no frames for 5 minutes", ts=_SAMPLE_TS),
+    SystemAlert(
+        kind=SystemAlertKind.CAMERA_UNHEALTHY, message="no frames for 5 minutes", ts=_SAMPLE_TS
+    ),
 )
 
 

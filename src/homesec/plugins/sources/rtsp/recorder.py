@@ -95,6 +95,8 @@ class ClipRecorder:
         self._current: _Recording | None = None
         self._closing: list[_Recording] = []
         self._finisher: ThreadPoolExecutor | None = None
+        # Names arrive on the event loop's thread: they are settled here, off the loop.
+        self._naming: ThreadPoolExecutor | None = None
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -106,6 +108,9 @@ class ClipRecorder:
         self._segments_dir.mkdir(parents=True, exist_ok=True)
         self._finisher = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"rtsp-finish:{self._camera_name}"
+        )
+        self._naming = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"rtsp-name:{self._camera_name}"
         )
         for entry in sorted(self._segments_dir.iterdir()):
             name = _CLIP_FOLDER_RE.match(entry.name)
@@ -141,6 +146,9 @@ class ClipRecorder:
         if self._finisher is not None:
             self._finisher.shutdown(wait=True)
             self._finisher = None
+        if self._naming is not None:
+            self._naming.shutdown(wait=True)
+            self._naming = None
 
     def add_segment(self, segment: Segment) -> None:
         """A segment is complete: it goes to the oldest clip still taking segments."""
@@ -202,8 +210,17 @@ class ClipRecorder:
         folder = self._segments_dir / f"clip_{start_ms}"
         folder.mkdir(parents=True, exist_ok=True)
         recording = _Recording(folder, start_ms, self._claim(int(start)))
-        recording.name.add_done_callback(lambda _: self._named(recording))
+        recording.name.add_done_callback(lambda _: self._settle_soon(recording))
         return recording
+
+    def _settle_soon(self, recording: _Recording) -> None:
+        naming = self._naming
+        if naming is None:
+            return  # stopping: the finisher settles the name itself
+        try:
+            naming.submit(self._named, recording)
+        except RuntimeError:  # shut down meanwhile
+            return
 
     def _claim(self, unix_seconds: int) -> Future[Path]:
         try:
