@@ -430,7 +430,7 @@ class _CameraHandler(FTPHandler):  # type: ignore[misc]
         return super().ftp_STOR(part_for(file), mode)
 
     def on_file_received(self, file: str) -> None:
-        if not os.path.exists(file):
+        if not Path(file).exists():
             return  # handed over before the 226 (see _UploadDTP.close)
         try:
             self.hub.finish_upload(file, self.remote_ip)
