@@ -8,7 +8,7 @@ from pathlib import Path
 import tests.fakes.plugins  # noqa: F401
 from homesec.models.enums import ClipStatus, StageName, StageStatus
 from tests.e2e.helpers import drop_clip
-from tests.fakes.builders import config_dict, make_config
+from tests.fakes.builders import config_dict, make_config, switchable_storage
 from tests.fakes.plugins import read_alert_log
 from tests.fakes.running import running_app
 
@@ -22,10 +22,7 @@ async def test_clips_recorded_during_a_storage_outage_are_uploaded_once_when_it_
     alerts = tmp_path / "alerts.jsonl"
     config = make_config(
         tmp_path,
-        storage={
-            "backend": "fake_switchable_storage",
-            "config": {"root": str(tmp_path / "storage"), "down_while": str(outage)},
-        },
+        storage=switchable_storage(tmp_path, outage),
         notifiers=[{"backend": "fake_recorder", "config": {"log_file": str(alerts)}}],
         retention={"max_local_size_bytes": 0},
         retry={"max_attempts": 2, "backoff_s": 0.05, "upload_retry_max_backoff_s": 0.3},

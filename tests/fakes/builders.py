@@ -63,3 +63,11 @@ def clip_from(
         duration_s=20.0,
         source_backend="test",
     )
+
+
+def switchable_storage(tmp_path: Path, down_while: Path) -> dict[str, Any]:
+    """The `storage` section of local storage under tmp_path that is down while a file exists."""
+    return {
+        "backend": "fake_switchable_storage",
+        "config": {"root": str(tmp_path / "storage"), "down_while": str(down_while)},
+    }

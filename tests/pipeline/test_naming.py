@@ -4,7 +4,6 @@ a slow or hung database or storage never hides what the other one knows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,6 @@ from homesec.repository.clip_repository import ClipRepository
 from tests.repository.builders import DSN_ENV, done_state, state_store_config
 
 NAME = "front_door_1700000000.mp4"
-
-
-@pytest.fixture
-async def silent_server() -> AsyncIterator[int]:
-    """A TCP port that accepts connections and never answers: a hung database."""
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
 
 
 async def test_a_name_in_storage_is_not_given_out_while_the_database_hangs(

@@ -14,7 +14,7 @@ import pytest
 from homesec.app import Components
 from homesec.models.enums import ClipStatus, EventType, StageName, StageStatus
 from homesec.models.state import ClipStateData
-from tests.fakes.builders import clip_from
+from tests.fakes.builders import clip_from, switchable_storage
 from tests.fakes.plugins import FakeVLM, RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
 
@@ -135,10 +135,7 @@ async def test_clip_done_is_recorded_once_when_the_upload_succeeds_later(
     # Given storage that is down when the clip arrives
     down = tmp_path / "storage-down"
     down.touch()
-    storage = {
-        "backend": "fake_switchable_storage",
-        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
-    }
+    storage = switchable_storage(tmp_path, down)
     async with build_pipeline(storage=storage, retry=FAST_RERUNS) as components:
         clip = clip_from(person_clip, tmp_path / "spool")
 
@@ -207,10 +204,7 @@ async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back
     down = tmp_path / "down"
     down.touch()
     async with build_pipeline(
-        storage={
-            "backend": "fake_switchable_storage",
-            "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
-        },
+        storage=switchable_storage(tmp_path, down),
         vlm=_vlm_down_while(down),
         retry={
             "max_attempts": 1,
@@ -273,10 +267,7 @@ async def test_clip_done_is_logged_once_over_its_rounds(
     caplog.set_level(logging.INFO, logger="homesec.pipeline.core")
     down = tmp_path / "storage-down"
     down.touch()
-    storage = {
-        "backend": "fake_switchable_storage",
-        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
-    }
+    storage = switchable_storage(tmp_path, down)
     retry = {"max_attempts": 1, "backoff_s": 0.05, "upload_retry_max_backoff_s": 0.1}
     async with build_pipeline(storage=storage, retry=retry) as components:
         clip = clip_from(person_clip, tmp_path / "spool")

@@ -17,6 +17,7 @@ from homesec.models.enums import ClipStatus, StageName, StageStatus
 from homesec.pipeline.naming import ClipNames
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import load_source
+from tests.fakes.builders import switchable_storage
 from tests.fakes.plugins import RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
 
@@ -184,10 +185,7 @@ async def test_clips_not_in_storage_are_kept_and_the_overflow_is_reported_once(
     source, clips = await _spool(tmp_path / "spool", person_clip, names)
     down = tmp_path / "storage-down"
     down.touch()
-    storage = {
-        "backend": "fake_switchable_storage",
-        "config": {"root": str(tmp_path / "storage"), "down_while": str(down)},
-    }
+    storage = switchable_storage(tmp_path, down)
     async with build_pipeline(storage=storage, notifiers=[RECORDER]) as components:
         for clip in clips:
             await components.pipeline.process(clip)

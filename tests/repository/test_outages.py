@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -22,21 +20,6 @@ from tests.repository.builders import (
     state_store_config,
 )
 from tests.services.postgres import ThrowawayPostgres, free_port
-
-
-@pytest.fixture
-async def silent_server() -> AsyncIterator[int]:
-    """A TCP port that accepts connections and never answers: a hung database."""
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client gives up
-        writer.close()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
 
 
 async def test_unreachable_database_drops_writes_without_raising(

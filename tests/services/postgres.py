@@ -5,10 +5,12 @@ trust auth, started if it is down) and drops it afterwards. `throwaway_postgres`
 private server on a free port, for tests that stop and restart the database: the cluster is
 initialized once per session and copied per test, which keeps each one well under a second.
 `serve_throwaway_postgres()` is such a server outside pytest (the soak campaign).
+`silent_server` is a port that accepts connections and never answers: a hung database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,7 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,18 @@ def _running(root: Path) -> Iterator[ThrowawayPostgres]:
     finally:
         server.ensure_stopped()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP port that accepts connections and never answers: a hung database."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
