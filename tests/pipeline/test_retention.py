@@ -11,9 +11,10 @@ from prometheus_client import REGISTRY
 
 import tests.fakes.plugins  # noqa: F401
 from homesec.app import Components
+from homesec.health import HealthMonitor
 from homesec.models.clip import Clip
 from homesec.models.config import RetentionConfig
-from homesec.models.enums import ClipStatus, StageName, StageStatus
+from homesec.models.enums import ClipStatus, HealthStatus, StageName, StageStatus
 from homesec.pipeline.naming import ClipNames
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import load_source
@@ -204,6 +205,20 @@ async def test_clips_not_in_storage_are_kept_and_the_overflow_is_reported_once(
         [report] = [a for a in notifier.system_alerts if a.kind == "spool_over_limit"]
         assert "only clips already in storage may go" in report.message
         assert REGISTRY.get_sample_value("homesec_spool_over_limit") == 1.0
+        # And the health says so (storage answering again, so nothing else is wrong)
+        down.unlink()
+        monitor = HealthMonitor(
+            components.pipeline,
+            components.repository,
+            components.storage,
+            [],
+            components.notifiers,
+            pruner,
+        )
+        health = await monitor.report()
+        assert health.status == HealthStatus.DEGRADED
+        [spool] = [c for c in health.components if c.name == "spool"]
+        assert not spool.ok and "over the 0 cap" in (spool.detail or "")
 
 
 async def test_a_disk_short_of_free_space_is_pruned_below_the_cap(
