@@ -12,8 +12,8 @@ import pytest
 
 from homesec.models.config import StateStoreConfig
 from homesec.models.enums import ClipStatus, RiskLevel, StageName
+from homesec.models.queries import ClipFilter, PageKey
 from homesec.repository.clip_repository import ClipRepository
-from homesec.state.queries import ClipFilter, PageKey
 from tests.api.seeding import T0, clip_state, insert_states, spread, varied_clips
 from tests.repository.builders import DSN_ENV, state_store_config
 

@@ -17,8 +17,9 @@ from sqlalchemy.dialects import postgresql
 
 from homesec.models.config import StateStoreConfig
 from homesec.models.enums import RiskLevel
+from homesec.models.queries import ClipFilter
 from homesec.repository.clip_repository import ClipRepository
-from homesec.state.queries import ClipFilter, clip_list_query
+from homesec.state.queries import clip_list_query
 from homesec.state.tables import POSTGRES
 from tests.api.seeding import T0, clip_state, insert_states
 

@@ -10,9 +10,9 @@ from homesec.models.alert import AlertDecision
 from homesec.models.enums import ClipStatus, HealthStatus, RiskLevel, StageName
 from homesec.models.events import ClipEvent
 from homesec.models.health import ComponentHealth
+from homesec.models.queries import ClipFilter
 from homesec.models.results import AnalysisResult, FilterResult
 from homesec.models.state import StageLog
-from homesec.state.queries import ClipFilter
 
 MAX_PAGE_SIZE = 200
 

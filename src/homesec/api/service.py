@@ -23,8 +23,8 @@ from homesec.api.schemas import (
     SystemStatus,
 )
 from homesec.api.signing import MediaLinker
+from homesec.models.queries import ClipStats, PageKey, as_utc
 from homesec.repository.clip_repository import ClipListing
-from homesec.state.queries import ClipStats, PageKey
 
 DEFAULT_STATS_DAYS = 30
 
@@ -76,8 +76,8 @@ async def clip_detail(context: ApiContext, clip_id: str) -> ClipDetail:
 async def clip_stats(
     context: ApiContext, since: datetime | None, until: datetime | None
 ) -> ClipStats:
-    until = _utc(until) if until else datetime.now(UTC)
-    since = _utc(since) if since else until - timedelta(days=DEFAULT_STATS_DAYS)
+    until = as_utc(until) if until else datetime.now(UTC)
+    since = as_utc(since) if since else until - timedelta(days=DEFAULT_STATS_DAYS)
     if since >= until:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "since must be before until")
     stats = await context.repository.stats(since, until)
@@ -148,7 +148,3 @@ def clip_summary(listing: ClipListing, media_links: MediaLinker) -> ClipSummary:
 
 def _database_unavailable() -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "state database unavailable")
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -27,10 +27,11 @@ from sqlalchemy.exc import DBAPIError
 from homesec.models.config import StateStoreConfig
 from homesec.models.enums import EventType
 from homesec.models.events import ClipEvent
+from homesec.models.queries import CameraActivity, ClipFilter, ClipStats, PageKey
 from homesec.models.state import ClipStateData
 from homesec.repository.unsaved import UnsavedStates
 from homesec.state import queries
-from homesec.state.queries import CameraActivity, ClipFilter, ClipRow, ClipStats, PageKey
+from homesec.state.queries import ClipRow
 from homesec.state.store import StateStore
 
 logger = logging.getLogger(__name__)

@@ -8,14 +8,11 @@ a page. Every function takes a connection and the dialect (`StateStore.run_read`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     Float,
     Integer,
@@ -36,7 +33,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Select
 
-from homesec.models.enums import ClipStatus, RiskLevel, StageName
+from homesec.models.enums import ClipStatus, StageName
+from homesec.models.queries import (
+    CameraActivity,
+    ClipFilter,
+    ClipStats,
+    DayCount,
+    PageKey,
+    VLMSpend,
+    as_utc,
+)
 from homesec.state.tables import POSTGRES, clip_states, json_path_text, json_text
 
 _data = clip_states.c.data
@@ -44,43 +50,6 @@ _received = clip_states.c.created_at
 # Listed documents come back as JSON text: pydantic-core parses it faster than the driver's
 # json.loads, and a page of 50 states is most of a list request's work.
 _data_text = cast(_data, Text).label("document")
-
-
-class ClipFilter(BaseModel):
-    """Which clips to list; every field narrows, None means any."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    camera: str | None = Field(default=None, description="Camera name")
-    status: ClipStatus | None = Field(default=None, description="Summary status")
-    risk_level: RiskLevel | None = Field(default=None, description="VLM risk level")
-    activity_type: str | None = Field(default=None, description="VLM activity type")
-    alerted: bool | None = Field(default=None, description="The alert policy decided to notify")
-    detected_class: str | None = Field(default=None, description="A class the detector found")
-    since: datetime | None = Field(default=None, description="Received at or after (UTC if naive)")
-    until: datetime | None = Field(default=None, description="Received before (UTC if naive)")
-
-
-@dataclass(frozen=True)
-class PageKey:
-    """Where a page ends: the last clip's (created_at, clip_id); opaque to API clients."""
-
-    created_at: datetime
-    clip_id: str
-
-    def encode(self) -> str:
-        raw = json.dumps([self.created_at.isoformat(), self.clip_id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, cursor: str) -> PageKey:
-        """The key of a cursor from `encode`; ValueError when it is not one."""
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            created_at, clip_id = json.loads(raw)
-            return cls(_utc(datetime.fromisoformat(created_at)), str(clip_id))
-        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
-            raise ValueError("invalid cursor") from exc
 
 
 @dataclass(frozen=True)
@@ -94,39 +63,6 @@ class ClipRow:
     @property
     def key(self) -> PageKey:
         return PageKey(self.created_at, self.clip_id)
-
-
-class DayCount(BaseModel):
-    day: date
-    clips: int
-    alerts: int
-    errors: int
-
-
-class VLMSpend(BaseModel):
-    analyzed_clips: int = Field(description="Clips with recorded VLM usage")
-    input_tokens: int
-    output_tokens: int
-    estimated_cost_usd: float = Field(description="Sum of the estimates that were known")
-
-
-class ClipStats(BaseModel):
-    """Activity between `since` and `until` (by received time, days in UTC)."""
-
-    since: datetime
-    until: datetime
-    clips: int
-    alerts: int
-    errors: int
-    per_day: list[DayCount]
-    stage_failures: dict[StageName, int] = Field(description="Clips whose stage ended in error")
-    vlm: VLMSpend
-
-
-class CameraActivity(BaseModel):
-    camera_name: str
-    clips: int
-    last_clip_at: datetime | None
 
 
 async def list_clips(
@@ -220,7 +156,7 @@ async def camera_activity(conn: AsyncConnection, dialect: str) -> list[CameraAct
     camera = json_text(_data, "camera_name", dialect)
     query = select(camera, func.count(), func.max(_received)).group_by(camera).order_by(camera)
     return [
-        CameraActivity(camera_name=name, clips=count, last_clip_at=_utc(last) if last else None)
+        CameraActivity(camera_name=name, clips=count, last_clip_at=as_utc(last) if last else None)
         for name, count, last in await conn.execute(query)
     ]
 
@@ -283,17 +219,13 @@ def _day(dialect: str) -> ColumnElement[str]:
 
 def _bind_time(moment: datetime) -> datetime:
     # SQLite stores UTC wall time without an offset and ignores tzinfo when binding.
-    return _utc(moment).astimezone(UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(moment).astimezone(UTC)
 
 
 def _row(row: Any) -> ClipRow:
     return ClipRow(
         clip_id=row.clip_id,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         updated_at=row.updated_at,
         document=row.document,
     )

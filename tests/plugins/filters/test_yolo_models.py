@@ -74,9 +74,18 @@ def sha256_of(path: Path) -> str:
 
 
 async def test_a_named_model_is_downloaded_once_and_verified(
-    tmp_path: Path, release: ReleaseServer, yolox_nano: Path, person_clip: Path
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    release: ReleaseServer,
+    yolox_nano: Path,
+    person_clip: Path,
 ) -> None:
-    # Given an empty cache and a release server whose file has a known digest
+    # Given an empty cache, an empty home folder, and a release server whose file has a
+    # known digest
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     config = YoloFilterConfig(
         model="yolox_nano",
         cache_dir=tmp_path / "cache",
@@ -97,10 +106,11 @@ async def test_a_named_model_is_downloaded_once_and_verified(
         sha256=config.model_sha256,
     )
 
-    # Then the file was fetched once into the cache, and works
+    # Then the file was fetched once into the cache, nothing was written elsewhere, and it works
     assert release.requests == ["/0.1.1rc0/yolox_nano.onnx"]
     assert again == tmp_path / "cache" / "yolox_nano.onnx"
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["yolox_nano.onnx"]
+    assert list(home.iterdir()) == []
     assert result.model == "yolox_nano"
     assert "person" in result.detected_classes
 
@@ -117,8 +127,10 @@ def test_a_download_that_fails_its_checksum_is_discarded(
     with pytest.raises(ModelUnavailableError, match="failed its checksum") as caught:
         YoloFilter.create(config)
 
-    # Then start-up fails, naming the expected digest, and nothing is left in the cache
+    # Then start-up fails, naming the expected and the received digests, and nothing is
+    # left in the cache
     assert KNOWN_MODELS["yolox_nano"].sha256 in str(caught.value)
+    assert f"got {sha256_of(release.folder / 'yolox_nano.onnx')}" in str(caught.value)
     assert isinstance(caught.value, PluginError)
     assert list((tmp_path / "cache").iterdir()) == []
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from homesec.api import service
 from homesec.api.auth import require_key
 from homesec.api.context import Context
-from homesec.state.queries import ClipStats
+from homesec.models.queries import ClipStats
 
 router = APIRouter(prefix="/api/v1", tags=["stats"], dependencies=[Depends(require_key)])
 

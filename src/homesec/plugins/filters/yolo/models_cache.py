@@ -2,27 +2,27 @@
 
 A name is looked up as `{name}.onnx` in the folder named by `HOMESEC_MODEL_DIR` (when set),
 then in the cache folder. A known name missing from both is downloaded once from the
-official Megvii YOLOX release, with a progress bar, and kept only if its SHA-256 matches the
-pinned digest. Files already on disk are used as they are, unless the config pins a digest.
+official Megvii YOLOX release by pooch, with a progress bar, and kept only if its SHA-256
+matches the pinned digest. Files already on disk are used as they are, unless the config
+pins a digest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import pooch
+import requests
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -36,8 +36,9 @@ MODEL_DIR_ENV = "HOMESEC_MODEL_DIR"
 OFFICIAL_RELEASE_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0"
 DEFAULT_CACHE_DIR = Path("~/.cache/homesec/models")
 
+_CONNECT_TIMEOUT_S = 10.0
+_READ_TIMEOUT_S = 30.0
 _CHUNK_BYTES = 1 << 16
-_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 @dataclass(frozen=True)
@@ -117,71 +118,76 @@ def resolve_model(
 
 
 def download_model(url: str, asset: ReleaseAsset, cache_dir: Path) -> Path:
-    """Fetch `url` into `cache_dir`, keeping it only if its SHA-256 is the asset's."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / asset.file_name
+    """Fetch `url` into `cache_dir`, keeping it only if its SHA-256 is the asset's.
+
+    pooch writes to a temporary file in `cache_dir` and renames it only once the digest
+    matches, so a half-written or wrong file never has the model's name.
+    """
     logger.info("Downloading model %s from %s", asset.file_name, url)
-    # A unique temporary name in the same folder: concurrent downloads cannot mix, and the
-    # final rename is atomic, so a half-written file never has the model's name.
-    handle, temporary = tempfile.mkstemp(prefix=f".{asset.file_name}.", dir=cache_dir)
+    # pooch's own logger prints to stderr, outside the logging setup; ours says the same.
+    pooch.get_logger().setLevel(logging.WARNING)
     try:
-        with os.fdopen(handle, "wb") as out:
-            digest = _fetch(url, asset, out.write)
-        if digest != asset.sha256:
-            raise ModelUnavailableError(
-                f"download of {url} failed its checksum (expected sha256 {asset.sha256}, got "
-                f"{digest}); the file was discarded"
+        with _progress_display() as display:
+            task = display.add_task(f"Downloading {asset.file_name}", total=asset.size)
+            downloader = pooch.HTTPDownloader(
+                progressbar=_ProgressBar(display, task),
+                chunk_size=_CHUNK_BYTES,
+                timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
             )
-        Path(temporary).replace(target)
-    except httpx.HTTPError as exc:
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{asset.sha256}",
+                fname=asset.file_name,
+                path=cache_dir,
+                downloader=downloader,
+            )
+    except requests.RequestException as exc:
         raise ModelUnavailableError(
             f"could not download {url} ({_describe(exc)}). " + _where_to_put(url, asset, cache_dir),
             cause=exc,
         ) from exc
-    finally:
-        with suppress(FileNotFoundError):
-            Path(temporary).unlink()
+    except ValueError as exc:  # pooch's digest mismatch; it has deleted the download
+        got = re.search(r"but got (\w+)", str(exc))
+        raise ModelUnavailableError(
+            f"download of {url} failed its checksum (expected sha256 {asset.sha256}, got "
+            f"{got.group(1) if got else 'another'}); the file was discarded",
+            cause=exc,
+        ) from exc
+    target = cache_dir / asset.file_name
     logger.info("Model %s saved to %s", asset.file_name, target)
     return target
 
 
-def _fetch(url: str, asset: ReleaseAsset, write: Callable[[bytes], object]) -> str:
-    digest = hashlib.sha256()
-    with httpx.stream("GET", url, follow_redirects=True, timeout=_TIMEOUT) as response:
-        response.raise_for_status()
-        total = int(response.headers.get("content-length") or asset.size)
-        with _progress(asset.file_name, total) as advance:
-            for chunk in response.iter_bytes(_CHUNK_BYTES):
-                write(chunk)
-                digest.update(chunk)
-                advance(len(chunk))
-    return digest.hexdigest()
+def _progress_display() -> Progress:
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    return Progress(TextColumn("{task.description}"), *columns, console=Console(stderr=True))
 
 
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task(f"Downloading {label}", total=total)
-        yield lambda count: progress.advance(task, count)
+@dataclass
+class _ProgressBar:
+    """The progress bar object pooch drives (`total`, `update`, `reset`, `close`) on rich."""
+
+    progress: Progress
+    task: TaskID
+    total: int = 0  # set by pooch from content-length; 0 (unknown) keeps the release's size
+
+    def update(self, count: int) -> None:
+        self.progress.update(self.task, advance=count, total=self.total or None)
+
+    def reset(self) -> None:
+        self.progress.reset(self.task)
+
+    def close(self) -> None:
+        """Nothing to do: the `Progress` display stops when its block ends, failed or not."""
 
 
 def _verified(path: Path, sha256: str | None) -> Path:
     if sha256 is None:
         return path
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
+    digest = pooch.file_hash(str(path))
+    if digest != sha256:
         raise ModelUnavailableError(
-            f"model file {path} has sha256 {digest.hexdigest()}, not the configured {sha256}"
+            f"model file {path} has sha256 {digest}, not the configured {sha256}"
         )
     return path
 
@@ -203,7 +209,11 @@ def _where_to_put(url: str, asset: ReleaseAsset, cache_dir: Path) -> str:
     )
 
 
-def _describe(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.HTTPStatusError):
+def _describe(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code}"
-    return str(exc) or type(exc).__name__
+    # requests wraps the socket's error in urllib3's; the innermost one says it plainly.
+    reason: BaseException = exc
+    while (inner := reason.__cause__ or reason.__context__) is not None:
+        reason = inner
+    return str(reason) or type(reason).__name__
