@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -268,6 +269,76 @@ async def test_429_then_success_waits_as_long_as_retry_after_asks(
     assert analysis.activity_type == "delivery"
 
 
+async def test_retry_backoff_s_sets_the_wait_before_a_retry(
+    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+) -> None:
+    # Given a server failing once, without Retry-After, and a first wait of 0.6 s
+    openai_server.enqueue(ScriptedReply.error(500))
+    analyzer = make_analyzer(retry_backoff_s=0.6)
+
+    # When a clip is analysed
+    analysis = await analyzer.analyze(person_clip, person_seen_at(1.0), context)
+
+    # Then the retry waited the configured time (jitter only adds to it), and succeeded
+    first, second = openai_server.requests
+    assert 0.6 <= second.received_at - first.received_at < 1.5
+    assert analysis.activity_type == "delivery"
+
+
+async def test_retry_after_waits_no_longer_than_max_backoff_s(
+    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+) -> None:
+    # Given a rate-limited server asking for 20 s, and waits capped at 0.3 s
+    openai_server.enqueue(ScriptedReply.error(429, "Rate limit reached", retry_after="20"))
+    analyzer = make_analyzer(max_backoff_s=0.3)
+
+    # When a clip is analysed
+    analysis = await analyzer.analyze(person_clip, person_seen_at(1.0), context)
+
+    # Then the retry came after the cap, not after the server's 20 s
+    first, second = openai_server.requests
+    assert second.received_at - first.received_at < 2.0
+    assert analysis.activity_type == "delivery"
+
+
+async def test_cancelled_analysis_is_not_retried(
+    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+) -> None:
+    # Given a server failing forever, and retries half a second apart
+    openai_server.default_reply = ScriptedReply.error(500)
+    analyzer = make_analyzer(max_retries=3, retry_backoff_s=0.5, max_backoff_s=0.5)
+    task = asyncio.create_task(analyzer.analyze(person_clip, person_seen_at(1.0), context))
+    async with asyncio.timeout(10):
+        while not openai_server.requests:
+            await asyncio.sleep(0.01)
+
+    # When the analysis is cancelled while it waits to retry
+    task.cancel()
+
+    # Then it stops at once: cancelled, and no request follows
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.2)
+    assert len(openai_server.requests) == 1
+
+
+async def test_answer_that_is_not_a_chat_completion_raises(
+    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+) -> None:
+    # Given a server (or a proxy before it) answering 200 with something else
+    openai_server.enqueue(ScriptedReply(body={"status": "ok", "choices": []}))
+    analyzer = make_analyzer()
+
+    # When a clip is analysed
+    with pytest.raises(OpenAIAnalyzerError) as caught:
+        await analyzer.analyze(person_clip, person_seen_at(1.0), context)
+
+    # Then the error says what came back, in few words for an alert, without asking again
+    assert "not a chat completion" in str(caught.value)
+    assert caught.value.summary == "not a chat completion"
+    assert len(openai_server.requests) == 1
+
+
 async def test_slow_answer_times_out_and_is_retried(
     openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
 ) -> None:
@@ -297,6 +368,7 @@ async def test_timeout_on_every_attempt_raises(
     # Then it gave up after the retry, saying it got no answer in time
     assert len(openai_server.requests) == 2
     assert "no answer in time" in str(caught.value)
+    assert caught.value.summary == "no answer in time"
 
 
 async def test_500_forever_raises_after_max_retries(
@@ -314,6 +386,8 @@ async def test_500_forever_raises_after_max_retries(
     assert len(openai_server.requests) == 4
     assert "HTTP 500: The engine is currently overloaded" in str(caught.value)
     assert caught.value.__cause__ is caught.value.cause
+    # And an alert may quote its few words, without the server's text
+    assert caught.value.summary == "HTTP 500"
 
 
 async def test_client_error_is_not_retried(
@@ -346,6 +420,7 @@ async def test_unreachable_server_raises_after_retries(
 
     # Then the error says the connection failed
     assert "connection failed" in str(caught.value)
+    assert caught.value.summary == "cannot connect"
 
 
 async def test_api_key_is_sent_as_bearer_token_and_never_logged(
@@ -379,6 +454,31 @@ async def test_api_key_is_sent_as_bearer_token_and_never_logged(
     assert API_KEY not in repr(caught.value.cause)
 
 
+async def test_without_api_key_env_nothing_from_the_environment_is_sent(
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an OpenAI key, organization and project in the environment, and a local server
+    # configured without api_key_env
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-home")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-home")
+    analyzer = make_analyzer()
+
+    # When a clip is analysed
+    await analyzer.analyze(person_clip, person_seen_at(1.0), context)
+
+    # Then the request carried no credentials and no account names
+    [request] = openai_server.requests
+    assert "authorization" not in request.headers
+    assert "openai-organization" not in request.headers
+    assert "openai-project" not in request.headers
+    assert API_KEY not in repr(request.headers)
+
+
 async def test_azure_style_sends_api_key_header_and_api_version(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -404,6 +504,36 @@ async def test_azure_style_sends_api_key_header_and_api_version(
     assert request.query == {"api-version": "2024-10-21"}
     assert request.headers["api-key"] == API_KEY
     assert "authorization" not in request.headers
+
+
+async def test_azure_retries_keep_the_key_header_and_the_configured_pace(
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an Azure OpenAI deployment that fails once, and a first wait of 0.6 s
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    openai_server.enqueue(ScriptedReply.error(503, "Service unavailable"))
+    analyzer = make_analyzer(
+        base_url=f"{openai_server.root_url}/openai/deployments/gpt-4o",
+        api_key_env=KEY_ENV,
+        azure=True,
+        api_version="2024-10-21",
+        retry_backoff_s=0.6,
+    )
+
+    # When a clip is analysed
+    analysis = await analyzer.analyze(person_clip, person_seen_at(1.0), context)
+
+    # Then the retry waited the configured time and went out like the first request
+    first, second = openai_server.requests
+    assert 0.6 <= second.received_at - first.received_at < 1.5
+    for request in (first, second):
+        assert request.headers["api-key"] == API_KEY
+        assert request.query == {"api-version": "2024-10-21"}
+    assert analysis.activity_type == "delivery"
 
 
 async def test_prompt_tells_camera_time_of_day_and_detections(
@@ -510,9 +640,13 @@ async def test_shutdown_closes_the_client(
     assert "shut down" in str(caught.value)
 
 
-def test_config_is_strict_and_completes_the_activity_list() -> None:
-    # Given configs with an unknown key, a description of an unlisted type, and a custom list
+def test_config_is_strict_and_completes_the_activity_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given configs with an unknown key, a description of an unlisted type, Azure without an
+    # API version, and a custom list
     base = {"model": "gpt-4o"}
+    monkeypatch.setenv(KEY_ENV, API_KEY)
 
     # When they are validated
     custom = validate_plugin_config(
@@ -528,6 +662,10 @@ def test_config_is_strict_and_completes_the_activity_list() -> None:
         )
     with pytest.raises(ValidationError, match="azure needs api_key_env"):
         validate_plugin_config(PluginType.ANALYZER, "openai", {**base, "azure": True})
+    with pytest.raises(ValidationError, match="azure needs api_version"):
+        validate_plugin_config(
+            PluginType.ANALYZER, "openai", {**base, "azure": True, "api_key_env": KEY_ENV}
+        )
     assert custom.model_dump()["activity_types"] == ["delivery", "unknown"]
     assert custom.model_dump()["preprocessing"] == {
         "max_frames": 10,

@@ -1,29 +1,25 @@
-"""A small client for OpenAI-compatible chat completions (OpenAI, Azure, Ollama, vLLM...).
+"""Chat completions through the official `openai` SDK (OpenAI, Azure OpenAI, Ollama, vLLM...).
 
-One POST to `{base_url}/chat/completions`, retried with exponential backoff and jitter on
-what is worth retrying: 408, 409, 429 and 5xx answers, timeouts and broken connections. A
-`Retry-After` (or OpenAI's `retry-after-ms`) header replaces the computed wait, up to
-`max_backoff_s`. Other answers are raised at once as `httpx.HTTPStatusError`; a 200 whose body
-is not a chat completion raises `ChatProtocolError`. The API key lives only in the client's
-default headers: it is never part of a URL, a log line or an error message.
+The SDK sends the request and retries what is worth retrying (408, 409, 429 and 5xx answers,
+timeouts, lost connections), honouring `Retry-After`; here its waits are ours: `backoff_s`,
+doubling and jittered, and never more than `max_backoff_s`, a server's `Retry-After`
+included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
+
+Only the configured key goes out, and only to `base_url`: the SDK would otherwise fill a
+missing key, organization or project from `OPENAI_*` environment variables.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import random
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from openai import AsyncAzureOpenAI, AsyncOpenAI, Omit, omit
 from pydantic import BaseModel, Field, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
-logger = logging.getLogger(__name__)
-
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
+if TYPE_CHECKING:
+    import httpx2
 
 
 class ChatProtocolError(Exception):
@@ -46,6 +42,8 @@ class _Usage(BaseModel):
 
 
 class _Completion(BaseModel):
+    """What we read of a completion; lenient servers leave out fields the SDK's type requires."""
+
     model: str | None = None
     choices: list[_Choice] = Field(min_length=1)
     usage: _Usage | None = None
@@ -77,59 +75,31 @@ class ChatEndpoint:
 
 
 class ChatClient:
-    """Sends chat-completion requests to one endpoint over a pooled HTTP connection."""
+    """Sends chat-completion requests to one endpoint over the SDK's pooled connection."""
 
     def __init__(self, endpoint: ChatEndpoint, api_key: str | None) -> None:
-        self._endpoint = endpoint
         self._api_key = api_key
-        headers: dict[str, str] = {}
-        if api_key is not None:
-            headers = (
-                {"api-key": api_key} if endpoint.azure else {"Authorization": f"Bearer {api_key}"}
-            )
-        params = {"api-version": endpoint.api_version} if endpoint.api_version else None
-        self._http = httpx.AsyncClient(
-            base_url=endpoint.base_url.rstrip("/") + "/",
-            headers=headers,
-            params=params,
-            timeout=httpx.Timeout(endpoint.timeout_s),
-        )
-        self._backoff = wait_exponential_jitter(
-            multiplier=endpoint.backoff_s,
-            max=endpoint.max_backoff_s,
-            jitter=endpoint.backoff_s / 2,
-        )
+        self._sdk = _sdk_client(endpoint, api_key)
+        # Left out of every request (the SDK leaves headers out only per request): nothing from
+        # OPENAI_ORG_ID or OPENAI_PROJECT_ID, and without a key no Authorization at all.
+        self._left_out: dict[str, str | Omit] = {
+            "OpenAI-Organization": omit,
+            "OpenAI-Project": omit,
+        }
+        if api_key is None:
+            self._left_out["Authorization"] = omit
 
     @property
     def closed(self) -> bool:
-        return self._http.is_closed
+        return self._sdk.is_closed()
 
     async def complete(self, body: dict[str, Any]) -> ChatReply:
-        """POST one completion request, retrying transient failures."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._endpoint.max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception(_retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
+        """POST one completion request; the SDK retries transient failures."""
+        raw = await self._sdk.chat.completions.with_raw_response.create(
+            **body, extra_headers=self._left_out
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._post(body)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    def scrub(self, text: str) -> str:
-        """`text` without the API key, for anything that quotes a server or an exception."""
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-    async def _post(self, body: dict[str, Any]) -> ChatReply:
-        response = await self._http.post("chat/completions", json=body)
-        response.raise_for_status()
         try:
-            completion = _Completion.model_validate_json(response.content)
+            completion = _Completion.model_validate_json(raw.content)
         except ValidationError as exc:
             raise ChatProtocolError(
                 f"the server's 200 answer is not a chat completion: {exc.error_count()} "
@@ -146,95 +116,69 @@ class ChatClient:
             output_tokens=usage.completion_tokens,
         )
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, httpx.HTTPStatusError):
-            asked = retry_after_s(exc.response.headers)
-            if asked is not None:
-                return min(asked, self._endpoint.max_backoff_s)
-        return float(self._backoff(state))
+    async def aclose(self) -> None:
+        await self._sdk.close()
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
-            "VLM request failed (%s); retrying in %.2f s (attempt %d of %d)",
-            self.scrub(describe_failure(exc)),
-            wait,
-            state.attempt_number + 1,
-            self._endpoint.max_retries + 1,
+    def scrub(self, text: str) -> str:
+        """`text` without the API key, for anything that quotes a server or an exception."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+@dataclass(frozen=True)
+class _Pace:
+    """Waits between attempts: `backoff_s` doubling, jittered, up to `max_backoff_s`."""
+
+    backoff_s: float
+    max_backoff_s: float
+
+    def wait_s(self, retries_taken: int, asked_s: float | None) -> float:
+        if asked_s is not None and asked_s > 0:
+            return min(asked_s, self.max_backoff_s)
+        jitter = random.uniform(0.0, self.backoff_s / 2)
+        return min(self.backoff_s * 2.0**retries_taken + jitter, self.max_backoff_s)
+
+
+class _PacedOpenAI(AsyncOpenAI):
+    """The SDK's client, waiting between retries as configured (its own waits are fixed)."""
+
+    pace: _Pace
+    """Set by `_sdk_client` right after construction."""
+
+    def _calculate_retry_timeout(
+        self,
+        remaining_retries: int,
+        options: object,
+        response_headers: httpx2.Headers | None = None,
+    ) -> float:
+        # The SDK's one hook for the wait before a retry (it does not retry at all when a
+        # server asks for more than 2 minutes). Requests never change max_retries.
+        retries_taken = self.max_retries - remaining_retries
+        return self.pace.wait_s(retries_taken, self._parse_retry_after_header(response_headers))
+
+
+class _PacedAzureOpenAI(AsyncAzureOpenAI, _PacedOpenAI):
+    """The same on Azure OpenAI: `api-key` header, `api-version` query, deployment URLs."""
+
+
+def _sdk_client(endpoint: ChatEndpoint, api_key: str | None) -> _PacedOpenAI:
+    client: _PacedOpenAI
+    if endpoint.azure:
+        client = _PacedAzureOpenAI(
+            base_url=endpoint.base_url,
+            api_key=api_key,
+            api_version=endpoint.api_version,
+            timeout=endpoint.timeout_s,
+            max_retries=endpoint.max_retries,
         )
-
-
-def retry_after_s(headers: httpx.Headers) -> float | None:
-    """The wait a server asks for: `retry-after-ms`, or `Retry-After` in seconds or as a date."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def server_message(response: httpx.Response) -> str:
-    """The error message in an OpenAI-style error body, or the start of the body."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    match error:
-        case {"message": str(message)}:
-            return message
-        case str(message):
-            return message
-    return response.text[:300]
-
-
-def describe_failure(exc: BaseException | None) -> str:
-    match exc:
-        case httpx.HTTPStatusError():
-            return f"HTTP {exc.response.status_code}: {server_message(exc.response)}"
-        case httpx.TimeoutException():
-            return f"no answer in time ({type(exc).__name__})"
-        case httpx.TransportError():
-            return f"connection failed ({type(exc).__name__}: {exc})"
-        case None:
-            return "unknown"
-        case _:
-            return f"{type(exc).__name__}: {exc}"
-
-
-def summarize_failure(exc: BaseException) -> str:
-    """A few words for a person (no address, no server text): "HTTP 500", "no answer in time"."""
-    match exc:
-        case httpx.HTTPStatusError():
-            return f"HTTP {exc.response.status_code}"
-        case httpx.TimeoutException():
-            return "no answer in time"
-        case httpx.TransportError():
-            return "cannot connect"
-        case ChatProtocolError():
-            return "not a chat completion"
-        case _:
-            return type(exc).__name__
-
-
-def _retryable(exc: BaseException) -> bool:
-    match exc:
-        case httpx.HTTPStatusError():
-            status = exc.response.status_code
-            return status in _RETRYABLE_STATUS or status >= 500
-        case httpx.TimeoutException() | httpx.NetworkError() | httpx.RemoteProtocolError():
-            return True
-        case _:
-            return False
+    else:
+        client = _PacedOpenAI(
+            base_url=endpoint.base_url,
+            # Without a key no Authorization header is sent (ChatClient omits it), but the SDK
+            # must be given one, or it reads OPENAI_API_KEY.
+            api_key=api_key or "no-key",
+            default_query={"api-version": endpoint.api_version} if endpoint.api_version else None,
+            timeout=endpoint.timeout_s,
+            max_retries=endpoint.max_retries,
+        )
+    client.pace = _Pace(endpoint.backoff_s, endpoint.max_backoff_s)
+    return client

@@ -8,8 +8,8 @@ the reply with Pydantic, and log what it cost as a `vlm_usage` event.
 Structured output is asked for as a JSON schema; in `auto` mode a server that rejects that
 is asked with JSON mode, then with the prompt alone, and the first form it accepts is kept
 for the next clips. A reply that does not validate is sent back once with the problem; a
-second bad reply, a failed request (after the HTTP retries) or an unreadable clip raise
-`OpenAIAnalyzerError`, which keeps its cause; the pipeline turns it into a `VLMError`.
+second bad reply, a failed request (after the `openai` SDK's retries) or an unreadable clip
+raise `OpenAIAnalyzerError`, which keeps its cause; the pipeline turns it into a `VLMError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+from openai import APIError, APIStatusError
 from pydantic import Field, field_validator, model_validator
 
 from homesec.errors import RetriesSpent
@@ -29,14 +29,8 @@ from homesec.interfaces import AnalysisContext, AnalyzerConfig
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
 from homesec.models.results import AnalysisResult, FilterResult
-from homesec.plugins.analyzers.chat import (
-    ChatClient,
-    ChatEndpoint,
-    ChatProtocolError,
-    ChatReply,
-    describe_failure,
-    summarize_failure,
-)
+from homesec.plugins.analyzers.chat import ChatClient, ChatEndpoint, ChatProtocolError, ChatReply
+from homesec.plugins.analyzers.failures import describe_failure, summarize_failure
 from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
 from homesec.plugins.analyzers.prompt import (
     ImageDetail,
@@ -87,7 +81,8 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
     base_url: str = Field(
         default="https://api.openai.com/v1",
         description="API base, up to before /chat/completions: http://localhost:11434/v1 for "
-        "Ollama, https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT for Azure",
+        "Ollama, https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT for Azure "
+        "(or https://RESOURCE.openai.azure.com/openai, the model naming the deployment)",
     )
     model: str = Field(min_length=1, description="Model name (on Azure, the deployment's)")
     api_key_env: EnvVarName | None = Field(
@@ -95,7 +90,8 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
     )
     azure: bool = Field(
         default=False,
-        description="Azure OpenAI: send the key in an `api-key` header, not as a Bearer token",
+        description="Azure OpenAI's deployment API: the key in an `api-key` header, not as a "
+        "Bearer token (needs api_version; Azure's v1 API at .../openai/v1 takes azure: false)",
     )
     api_version: str | None = Field(
         default=None, description="Sent as the `api-version` query parameter (Azure OpenAI)"
@@ -111,7 +107,10 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
         default=1.0, gt=0, description="Wait before the first retry; doubles each time, jittered"
     )
     max_backoff_s: float = Field(
-        default=30.0, gt=0, description="Longest wait between attempts, Retry-After included"
+        default=30.0,
+        gt=0,
+        description="Longest wait between attempts, Retry-After included (a server asking for "
+        "more than 2 minutes is not retried)",
     )
     activity_types: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES),
@@ -178,6 +177,8 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
             raise ValueError(f"activity_descriptions for unlisted activity types: {strays}")
         if self.azure and self.api_key_env is None:
             raise ValueError("azure needs api_key_env")
+        if self.azure and self.api_version is None:
+            raise ValueError("azure needs api_version (Azure's v1 API takes azure: false)")
         return self
 
 
@@ -241,7 +242,7 @@ class OpenAIAnalyzer:
         try:
             analysis = await self._converse(messages, meter)
             outcome = "ok"
-        except (httpx.HTTPError, ChatProtocolError) as exc:
+        except (APIError, ChatProtocolError) as exc:
             raise OpenAIAnalyzerError(
                 self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
                 cause=exc,
@@ -307,8 +308,8 @@ class OpenAIAnalyzer:
             started = time.perf_counter()
             try:
                 reply = await self._client.complete(self._body(messages, mode))
-            except httpx.HTTPStatusError as exc:
-                if not self._falls_back(mode, exc.response):
+            except APIStatusError as exc:
+                if not self._falls_back(mode, exc):
                     raise
                 self._format = _FALLBACK[mode]
                 logger.warning(
@@ -337,12 +338,12 @@ class OpenAIAnalyzer:
             body["response_format"] = response_format
         return body
 
-    def _falls_back(self, mode: ResponseFormat, response: httpx.Response) -> bool:
+    def _falls_back(self, mode: ResponseFormat, rejection: APIStatusError) -> bool:
         if self._config.response_format != ResponseFormat.AUTO or mode not in _FALLBACK:
             return False
-        if response.status_code not in (400, 415, 422):
+        if rejection.status_code not in (400, 415, 422):
             return False
-        text = response.text.lower()
+        text = rejection.response.text.lower()
         return any(word in text for word in _FORMAT_REJECTION)
 
     def _parse(self, reply: ChatReply) -> AnalysisResult:
