@@ -1,11 +1,13 @@
 """A small client for OpenAI-compatible chat completions (OpenAI, Azure, Ollama, vLLM...).
 
-One POST to `{base_url}/chat/completions`, retried with exponential backoff and jitter on
-what is worth retrying: 408, 409, 429 and 5xx answers, timeouts and broken connections. A
-`Retry-After` (or OpenAI's `retry-after-ms`) header replaces the computed wait, up to
-`max_backoff_s`. Other answers are raised at once as `httpx.HTTPStatusError`; a 200 whose body
-is not a chat completion raises `ChatProtocolError`. The API key lives only in the client's
-default headers: it is never part of a URL, a log line or an error message.
+One POST to `{base_url}/chat/completions` per completion, retried with exponential backoff
+and jitter on what is worth retrying: 408, 409, 429 and 5xx answers, timeouts and broken
+connections. A `Retry-After` (or OpenAI's `retry-after-ms`) header replaces the computed wait,
+up to `max_backoff_s`. Other answers are raised at once as `httpx.HTTPStatusError`; a 200 whose
+body is not a chat completion raises `ChatProtocolError`. `list_models` asks
+`{base_url}/models` once (no retries: `homesec doctor` wants the answer of the moment). The API
+key lives only in the client's default headers: it is never part of a URL, a log line or an
+error message.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class _Choice(BaseModel):
 class _Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+class _Model(BaseModel):
+    id: str
+
+
+class _ModelList(BaseModel):
+    data: list[_Model]
 
 
 class _Completion(BaseModel):
@@ -117,6 +127,16 @@ class ChatClient:
             with attempt:
                 return await self._post(body)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def list_models(self, timeout_s: float) -> list[str]:
+        """The ids of the models the server offers (`GET {base_url}/models`)."""
+        response = await self._http.get("models", timeout=timeout_s)
+        response.raise_for_status()
+        try:
+            models = _ModelList.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ChatProtocolError("the server's 200 answer is not a list of models") from exc
+        return [model.id for model in models.data]
 
     async def aclose(self) -> None:
         await self._http.aclose()
