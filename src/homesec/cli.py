@@ -28,6 +28,7 @@ from homesec.app import (
     startup_errors,
 )
 from homesec.config_loader import load_config
+from homesec.config_reference import config_reference
 from homesec.doctor import DEFAULT_TIMEOUT_S, Finding, run_diagnosis
 from homesec.errors import ConfigError, PluginError, StartupError
 from homesec.evaluation import (
@@ -97,6 +98,13 @@ def _print_findings(findings: list[Finding]) -> None:
     console.print(table)
     failed = sum(not finding.ok for finding in findings)
     console.print(f"{failed} of {len(findings)} checks failed" if failed else "every check passed")
+
+
+@app.command("config-reference")
+def print_config_reference() -> None:
+    """Print the configuration reference (Markdown): every key of the core sections and of
+    every installed plugin, with its type, default and description."""
+    typer.echo(config_reference(), nl=False)
 
 
 @app.command()
