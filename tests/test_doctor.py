@@ -287,6 +287,22 @@ def test_a_vlm_model_the_server_lacks_fails_with_what_it_offers(setup: Setup) ->
     assert _failed(rows) == [vlm[1]]
 
 
+def test_a_wrong_vlm_key_fails_reachable_without_showing_it(setup: Setup) -> None:
+    # Given the key variable holds a key the server refuses
+    setup.monkeypatch.setenv("DOCTOR_VLM_KEY", "sk-wrong-Secret-3345")
+
+    # When the doctor runs
+    code, rows, output = setup.doctor()
+
+    # Then the VLM fails at once, naming the variable to fix, and no key shows
+    assert code == 1, output
+    [failure] = _failed(rows)
+    assert (failure.part, failure.check) == ("vlm (openai)", "reachable")
+    assert "HTTP 401" in failure.detail
+    assert "check the API key in $DOCTOR_VLM_KEY" in failure.detail
+    assert "sk-wrong-Secret-3345" not in output and VLM_KEY not in output
+
+
 def test_an_unreachable_camera_fails_its_stream_without_showing_the_password(
     setup: Setup,
 ) -> None:

@@ -145,7 +145,7 @@ def _keys(path: str, field: FieldInfo) -> Iterator[_Key]:
     """The key itself, then the keys of the section it holds, if any."""
     annotation = field.annotation
     description = " ".join((field.description or "").split())
-    if title := _PLUGIN_TITLES.get(path):
+    if description and (title := _PLUGIN_TITLES.get(path)):
         description += f": see [{title}](#{title.lower().replace(' ', '-')})"
     yield _Key(
         path,

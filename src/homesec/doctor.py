@@ -249,10 +249,9 @@ def _own_checks(plugin: object) -> list[SelfCheck]:
 
 async def _check_part(part: _Part[PluginT], timeout_s: float) -> list[Finding]:
     def finding(check: str, outcome: str | _Failed) -> Finding:
-        failed = isinstance(outcome, _Failed)
-        text = outcome.reason if isinstance(outcome, _Failed) else outcome
+        ok, text = (False, outcome.reason) if isinstance(outcome, _Failed) else (True, outcome)
         # One line per row: errors of some libraries span several.
-        return Finding(part.name, check, not failed, " ".join(redact(text).split()))
+        return Finding(part.name, check, ok, " ".join(redact(text).split()))
 
     plugin = await _bounded(lambda _: asyncio.to_thread(part.create), timeout_s, part.hint)
     if isinstance(plugin, _Failed):

@@ -292,11 +292,12 @@ class OpenAIAnalyzer:
         try:
             return await self._client.list_models(timeout_s)
         except httpx.HTTPStatusError as exc:
+            key_env = self._config.api_key_env
             match exc.response.status_code:
+                case 401 | 403 if key_env:
+                    fix = f"check the API key in ${key_env}"
                 case 401 | 403:
-                    fix = f"check the API key in ${self._config.api_key_env}"
-                    if self._config.api_key_env is None:
-                        fix = "the server wants an API key: set vlm.config.api_key_env"
+                    fix = "the server wants an API key: set vlm.config.api_key_env"
                 case 404:
                     fix = "is vlm.config.base_url the API base (for example ending in /v1)?"
                 case _:
