@@ -4,7 +4,7 @@ CONFIG ?= config/local.yaml
 # Offline development: use the test models when the shared folder is next to the checkout.
 export HOMESEC_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/models)
 
-.PHONY: setup setup-test run test check lint typecheck format bench
+.PHONY: setup setup-test run test check lint typecheck format docs bench
 
 setup:
 	@./scripts/bootstrap.sh
@@ -30,6 +30,10 @@ typecheck:
 format:
 	$(UV) run ruff check --fix src tests bench
 	$(UV) run ruff format src tests bench
+
+# The configuration reference, from the config models (a test fails when it is out of date).
+docs: setup
+	$(UV) run homesec config-reference > docs/configuration.md
 
 bench: setup-test
 	$(UV) run python -m bench.pipeline

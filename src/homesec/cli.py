@@ -1,4 +1,4 @@
-"""The `homesec` command: run, validate, process."""
+"""The `homesec` command: run, validate, doctor, process, eval, config-reference."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from homesec.app import (
     Components,
@@ -27,6 +28,8 @@ from homesec.app import (
     startup_errors,
 )
 from homesec.config_loader import load_config
+from homesec.config_reference import config_reference
+from homesec.doctor import DEFAULT_TIMEOUT_S, Finding, run_diagnosis
 from homesec.errors import ConfigError, PluginError, StartupError
 from homesec.evaluation import (
     LabelledClip,
@@ -62,6 +65,46 @@ def validate(config: ConfigOption) -> None:
     """Check a config file, plugin sections included; list every problem with its key path."""
     _load(config)
     typer.echo(f"{config}: OK")
+
+
+@app.command()
+def doctor(
+    config: ConfigOption,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each check may take", min=0.1)
+    ] = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Check every configured part for real (database, storage, filter, VLM, notifiers,
+    cameras) and print a table; exit 1 when a check fails."""
+    loaded = _load(config)
+    configure_logging("ERROR", loaded.logging.format)
+    register_config_secrets(loaded)
+    findings = run_diagnosis(loaded, timeout)
+    _print_findings(findings)
+    if any(not finding.ok for finding in findings):
+        raise typer.Exit(code=1)
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    table = Table(title="homesec doctor")
+    for column in ("part", "check", "result", "details (what to fix)"):
+        table.add_column(column)
+    for finding in findings:
+        result = "[green]OK[/green]" if finding.ok else "[bold red]FAIL[/bold red]"
+        # Details quote servers and errors: "[Errno 111]" must stay text, not markup.
+        table.add_row(Text(finding.part), Text(finding.check), result, Text(finding.detail))
+    # Piped or captured output keeps one line per row, whatever its length.
+    console = Console() if sys.stdout.isatty() else Console(width=1000)
+    console.print(table)
+    failed = sum(not finding.ok for finding in findings)
+    console.print(f"{failed} of {len(findings)} checks failed" if failed else "every check passed")
+
+
+@app.command("config-reference")
+def print_config_reference() -> None:
+    """Print the configuration reference (Markdown): every key of the core sections and of
+    every installed plugin, with its type, default and description."""
+    typer.echo(config_reference(), nl=False)
 
 
 @app.command()

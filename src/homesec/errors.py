@@ -10,6 +10,7 @@
     └── CausedError              a message and its cause (also plugins' own errors)
         ├── PluginError          a backend is unknown or its dependency is missing
         ├── StartupError         a component cannot start (port taken, folder unwritable)
+        ├── CheckFailed          a `homesec doctor` check found a problem (says what to fix)
         └── RetriesSpent         raised by a plugin that retries on its own, once it gave up
 
 Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survive.
@@ -112,3 +113,8 @@ class PluginError(CausedError):
 
 class StartupError(CausedError):
     """A component cannot start; the message says which and why."""
+
+
+class CheckFailed(CausedError):
+    """A `homesec doctor` check found a problem; the message says what is wrong and what to
+    fix, without a secret."""

@@ -7,7 +7,8 @@ lifecycle: `start()` when the app starts, `close()`/`shutdown()` when it stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -137,6 +138,10 @@ class StorageBackend(Protocol):
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome: ...
 
+    async def delete(self, dest_key: str) -> None:
+        """Remove the object under the key; none there is no error. HomeSec deletes only
+        the probe `homesec doctor` writes: clips are never deleted from storage."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -219,3 +224,25 @@ class Notifier(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """One check that `homesec doctor` runs for real, named for its table (`broker login`).
+
+    `run(timeout_s)` returns what it saw, or raises `CheckFailed` saying what is wrong and
+    what to fix; it gives up within `timeout_s` (doctor cancels it soon after anyway).
+    Neither may show a secret.
+    """
+
+    name: str
+    run: Callable[[float], Awaitable[str]]
+
+
+@runtime_checkable
+class SelfChecking(Protocol):
+    """Optional for every plugin: checks of what it depends on (a broker login, a camera
+    stream, a free port), run in order by `homesec doctor` on the plugin as created, never
+    started; the first that fails ends the plugin's checks."""
+
+    def self_checks(self) -> list[SelfCheck]: ...

@@ -149,6 +149,9 @@ class FailingStorage:
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         raise ConnectionError(self._message)
 
+    async def delete(self, dest_key: str) -> None:
+        raise ConnectionError(self._message)
+
     async def ping(self) -> bool:
         return False
 
@@ -196,6 +199,10 @@ class SwitchableStorage:
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         self._check()
         return await self._local.put_json(obj, dest_key)
+
+    async def delete(self, dest_key: str) -> None:
+        self._check()
+        await self._local.delete(dest_key)
 
     async def ping(self) -> bool:
         return not self._down_while.exists()

@@ -9,9 +9,10 @@ with nothing in the product that knows about tests.
 
 Served: `oauth2/token` (refresh-token grant), `check/user`, `files/get_metadata`,
 `files/upload`, `files/upload_session/{start,append_v2,finish}` (offsets checked),
-`files/download`. Uploads check `content_hash` when the SDK sends one; `add` mode refuses to
-replace a different file. Scripting: `fail_next(route, status, retry_after)`,
-`expire_access_tokens()`, `add_folder()` (an existing folder whose casing Dropbox keeps).
+`files/download`, `files/delete_v2`. Uploads check `content_hash` when the SDK sends one;
+`add` mode refuses to replace a different file. Scripting: `fail_next(route, status,
+retry_after)`, `expire_access_tokens()`, `add_folder()` (an existing folder whose casing
+Dropbox keeps).
 `requests` records every API call.
 """
 
@@ -228,6 +229,15 @@ class DropboxFake:
             return _not_found()
         return _Reply(200, self._metadata(path), payload=self.files[path].data)
 
+    def _delete(self, arg: Any, body: bytes) -> _Reply:
+        path = arg["path"].lower()
+        if path not in self.files:
+            error = {".tag": "path_lookup", "path_lookup": {".tag": "not_found"}}
+            return _Reply(409, {"error_summary": "path_lookup/not_found/..", "error": error})
+        metadata = self._metadata(path)
+        del self.files[path]
+        return _Reply(200, {"metadata": metadata})
+
     def _check_user(self, arg: Any, body: bytes) -> _Reply:
         return _Reply(200, {"result": arg.get("query", "")})
 
@@ -235,6 +245,7 @@ class DropboxFake:
 _ROUTES = {
     (API_HOST, "2/check/user"): DropboxFake._check_user,
     (API_HOST, "2/files/get_metadata"): DropboxFake._get_metadata,
+    (API_HOST, "2/files/delete_v2"): DropboxFake._delete,
     (CONTENT_HOST, "2/files/upload"): DropboxFake._upload,
     (CONTENT_HOST, "2/files/upload_session/start"): DropboxFake._session_start,
     (CONTENT_HOST, "2/files/upload_session/append_v2"): DropboxFake._session_append,

@@ -10,6 +10,7 @@
 - `format_support`: which `response_format` types the "model" accepts; others get the 400
   that OpenAI gives for an unsupported response_format (the request is still recorded).
 - `api_key`: when set, requests without it (as a Bearer token or `api-key` header) get 401.
+- `models`: the model ids listed by `GET {base_url}/models` (OpenAI's list format).
 - `requests`: every request received, with headers and JSON body, for assertions.
 - `serve_openai()`: the same server as a context manager, for benchmarks.
 """
@@ -160,6 +161,7 @@ class OpenAIServer:
         self.format_support = FormatSupport.JSON_SCHEMA
         self.default_reply = ScriptedReply.analysis()
         self.api_key: str | None = None
+        self.models: list[str] = ["test-model"]
         self._queue: deque[ScriptedReply] = deque()
         self._requests: list[CapturedRequest] = []
         self._lock = threading.Lock()
@@ -168,7 +170,10 @@ class OpenAIServer:
         self._socket = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         app = Starlette(
-            routes=[Route("/{prefix:path}/chat/completions", self._chat, methods=["POST"])]
+            routes=[
+                Route("/{prefix:path}/chat/completions", self._chat, methods=["POST"]),
+                Route("/{prefix:path}/models", self._models, methods=["GET"]),
+            ]
         )
         # log_config=None: uvicorn must not reconfigure logging under pytest's caplog.
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -239,6 +244,26 @@ class OpenAIServer:
         reply = self._next_reply()
         await self._pause(reply.delay_s)
         return self._render(reply, body)
+
+    async def _models(self, request: Request) -> Response:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        with self._lock:
+            self._requests.append(
+                CapturedRequest(
+                    path=request.url.path,
+                    query=dict(request.query_params),
+                    headers=headers,
+                    body=None,
+                    received_at=time.monotonic(),
+                )
+            )
+        if self.api_key is not None and not self._authorized(headers):
+            return _error(401, "Incorrect API key provided.", "invalid_request_error")
+        listed = [
+            {"id": model, "object": "model", "created": 1700000000, "owned_by": "homesec-tests"}
+            for model in self.models
+        ]
+        return JSONResponse({"object": "list", "data": listed})
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Bearer {self.api_key}" or (

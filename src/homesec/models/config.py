@@ -179,7 +179,9 @@ class VLMSection(_Section):
         default_factory=lambda: ["person"], description="Classes that trigger it (trigger_only)"
     )
     config: dict[str, Any] = Field(default_factory=dict, description="The analyzer's config")
-    preprocessing: VLMPreprocessConfig = Field(default_factory=VLMPreprocessConfig)
+    preprocessing: VLMPreprocessConfig = Field(
+        default_factory=VLMPreprocessConfig, description="How clip frames are sent to the VLM"
+    )
 
     @model_validator(mode="after")
     def _backend_when_used(self) -> VLMSection:
@@ -269,7 +271,9 @@ class ServerConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log lines written"
+    )
     format: LogFormat = Field(default=LogFormat.TEXT, description="text or json lines")
 
 
@@ -288,20 +292,40 @@ class PipelineSection(_Section):
 class Config(_Section):
     """The whole configuration file."""
 
-    version: Literal[1] = 1
-    cameras: list[CameraConfig] = Field(min_length=1)
-    storage: PluginRef
-    state_store: StateStoreConfig = Field(default_factory=StateStoreConfig)
-    filter: PluginRef
-    vlm: VLMSection = Field(default_factory=lambda: VLMSection(run_mode=RunMode.NEVER))
-    alert_policy: AlertPolicySection = Field(default_factory=AlertPolicySection)
-    notifiers: list[NotifierRef] = Field(default_factory=list)
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
-    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    pipeline: PipelineSection = Field(default_factory=PipelineSection)
+    version: Literal[1] = Field(default=1, description="Version of this file's format")
+    cameras: list[CameraConfig] = Field(
+        min_length=1, description="The cameras, each with the source of its clips"
+    )
+    storage: PluginRef = Field(description="Where clips and their analyses are uploaded")
+    state_store: StateStoreConfig = Field(
+        default_factory=StateStoreConfig,
+        description="The database of clip states and events: Postgres, or an SQLite file",
+    )
+    filter: PluginRef = Field(description="The object detector that decides what is in a clip")
+    vlm: VLMSection = Field(
+        default_factory=lambda: VLMSection(run_mode=RunMode.NEVER),
+        description="The vision-language model that summarizes clips (default: none)",
+    )
+    alert_policy: AlertPolicySection = Field(
+        default_factory=AlertPolicySection, description="What makes a clip worth an alert"
+    )
+    notifiers: list[NotifierRef] = Field(
+        default_factory=list, description="Where alerts go (MQTT, e-mail, push, webhooks)"
+    )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="How much of the local spool is kept"
+    )
+    concurrency: ConcurrencyConfig = Field(
+        default_factory=ConcurrencyConfig, description="How much work runs at once"
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="How failed stages are tried again"
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP API")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output")
+    pipeline: PipelineSection = Field(
+        default_factory=PipelineSection, description="Work folder, shutdown and camera alerts"
+    )
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:

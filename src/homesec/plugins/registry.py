@@ -136,8 +136,15 @@ def _load(kind: PluginType, name: str, raw: dict[str, Any]) -> object:
 def available(kind: PluginType) -> list[str]:
     """Names of the backends of a kind, registered or announced by entry points."""
     names = {name for (k, name) in _registry if k == kind}
-    names |= {ep.name.split(".", 1)[1] for ep in _entry_points() if ep.name.startswith(f"{kind}.")}
-    return sorted(names)
+    return sorted(names | set(announced(kind)))
+
+
+def announced(kind: PluginType) -> list[str]:
+    """Names of the backends of a kind announced by entry points (the installed plugins)."""
+    prefix = f"{kind}."
+    return sorted(
+        ep.name.removeprefix(prefix) for ep in _entry_points() if ep.name.startswith(prefix)
+    )
 
 
 def _spec(kind: PluginType, name: str) -> PluginSpec:

@@ -168,6 +168,30 @@ async def test_get_exists_and_put_json_round_trip(
     assert list(tmp_path.rglob(".*")) == []
 
 
+async def test_delete_removes_the_file_and_a_missing_one_is_no_error(
+    dropbox_fake: DropboxFake, empty_scene_clip: Path
+) -> None:
+    # Given two stored clips
+    storage = _storage()
+    await storage.put(empty_scene_clip, KEY)
+    await storage.put(empty_scene_clip, "front_door/front_door_1700000001.mp4")
+
+    # When the first is deleted, twice
+    await storage.delete(KEY)
+    await storage.delete(KEY)
+    gone = not await storage.exists(KEY)
+    await storage.close()
+
+    # Then only that file is gone, through Dropbox's delete call
+    assert gone
+    assert list(dropbox_fake.files) == ["/homecam/front_door/front_door_1700000001.mp4"]
+    deletes = dropbox_fake.calls("2/files/delete_v2")
+    assert [(call.arg["path"], call.status) for call in deletes] == [
+        ("/homecam/" + KEY, 200),
+        ("/homecam/" + KEY, 409),
+    ]
+
+
 async def test_a_long_lived_token_works_and_a_bad_one_fails_without_leaking(
     dropbox_fake: DropboxFake, empty_scene_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

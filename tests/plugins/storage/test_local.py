@@ -62,3 +62,21 @@ async def test_uris_of_other_places_are_refused(tmp_path: Path) -> None:
     # Then it refuses
     with pytest.raises(ValueError, match="not a URI of this storage"):
         await storage.get("file:///etc/passwd", tmp_path / "x")
+
+
+async def test_delete_removes_the_object_and_a_missing_one_is_no_error(
+    tmp_path: Path, person_clip: Path
+) -> None:
+    # Given a local storage holding a clip next to another one
+    storage = load_storage("local", {"root": str(tmp_path / "store")})
+    await storage.put(person_clip, "front_door/front_door_1700000000.mp4")
+    await storage.put(person_clip, "front_door/front_door_1700000001.mp4")
+
+    # When the first is deleted, twice
+    await storage.delete("front_door/front_door_1700000000.mp4")
+    await storage.delete("front_door/front_door_1700000000.mp4")
+
+    # Then only that file is gone
+    assert not await storage.exists("front_door/front_door_1700000000.mp4")
+    assert await storage.exists("front_door/front_door_1700000001.mp4")
+    assert not (tmp_path / "store" / "front_door" / "front_door_1700000000.mp4").exists()

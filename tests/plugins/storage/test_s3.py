@@ -93,6 +93,26 @@ async def test_put_json_stores_the_artifact_next_to_the_clip(
     assert outcome.storage_uri == f"s3://{s3_bucket}/front_door/a.json"
 
 
+async def test_delete_removes_the_object_and_a_missing_one_is_no_error(
+    s3_server: S3Server, s3_bucket: str, person_clip: Path
+) -> None:
+    # Given an S3 storage with a key prefix holding two clips
+    storage = _storage(s3_server, s3_bucket, prefix="homecam")
+    await storage.put(person_clip, KEY)
+    await storage.put(person_clip, "front_door/front_door_1700000001.mp4")
+
+    # When the first is deleted, twice
+    await storage.delete(KEY)
+    await storage.delete(KEY)
+    gone = not await storage.exists(KEY)
+    await storage.close()
+
+    # Then only that object is gone from the bucket
+    assert gone
+    listed = s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]
+    assert [item["Key"] for item in listed] == ["homecam/front_door/front_door_1700000001.mp4"]
+
+
 async def test_the_presigned_view_url_downloads_the_same_bytes(
     s3_server: S3Server, s3_bucket: str, empty_scene_clip: Path
 ) -> None:

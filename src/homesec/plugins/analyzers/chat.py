@@ -6,7 +6,8 @@ doubling and jittered, and never more than `max_backoff_s`, a server's `Retry-Af
 included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
 
 Only the configured key goes out, and only to `base_url`: the SDK would otherwise fill a
-missing key, organization or project from `OPENAI_*` environment variables.
+missing key, organization or project from `OPENAI_*` environment variables. `list_models`
+asks `{base_url}/models` once (no retries: `homesec doctor` wants the answer of the moment).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class _Choice(BaseModel):
 class _Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+class _Model(BaseModel):
+    id: str
+
+
+class _ModelList(BaseModel):
+    data: list[_Model]
 
 
 class _Completion(BaseModel):
@@ -115,6 +124,16 @@ class ChatClient:
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
         )
+
+    async def list_models(self, timeout_s: float) -> list[str]:
+        """The ids of the models the server offers (`GET {base_url}/models`), asked once."""
+        once = self._sdk.with_options(max_retries=0, timeout=timeout_s)
+        raw = await once.models.with_raw_response.list(extra_headers=self._left_out)
+        try:
+            models = _ModelList.model_validate_json(raw.content)
+        except ValidationError as exc:
+            raise ChatProtocolError("the server's 200 answer is not a list of models") from exc
+        return [model.id for model in models.data]
 
     async def aclose(self) -> None:
         await self._sdk.close()

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from openai import APIError, APIStatusError
+from openai import APIConnectionError, APIError, APIStatusError
 from pydantic import Field, field_validator, model_validator
 
-from homesec.errors import RetriesSpent
-from homesec.interfaces import AnalysisContext, AnalyzerConfig
+from homesec.errors import CheckFailed, RetriesSpent
+from homesec.interfaces import AnalysisContext, AnalyzerConfig, SelfCheck
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
 from homesec.models.results import AnalysisResult, FilterResult
@@ -263,6 +263,60 @@ class OpenAIAnalyzer:
 
     async def shutdown(self) -> None:
         await self._client.aclose()
+
+    def self_checks(self) -> list[SelfCheck]:
+        """The server answers with its list of models (with the key), and the configured
+        model is in it. Azure lists no deployments under a deployment's URL: none there."""
+        if self._config.azure:
+            return []
+        offered: list[str] = []
+
+        async def reachable(timeout_s: float) -> str:
+            offered[:] = await self._models(timeout_s)
+            return f"{self._config.base_url} lists {len(offered)} model(s)"
+
+        async def model_exists(timeout_s: float) -> str:
+            model = self._config.model
+            if model not in offered:
+                some = ", ".join(sorted(offered)[:10]) or "none"
+                raise CheckFailed(
+                    f"the server does not offer the model {model!r} (it offers: {some}): "
+                    "fix vlm.config.model, or install the model on the server (Ollama: "
+                    f"`ollama pull {model}`)"
+                )
+            return f"{model} is offered"
+
+        return [SelfCheck("reachable", reachable), SelfCheck("model exists", model_exists)]
+
+    async def _models(self, timeout_s: float) -> list[str]:
+        base_url = self._config.base_url
+        try:
+            return await self._client.list_models(timeout_s)
+        except APIStatusError as exc:
+            key_env = self._config.api_key_env
+            match exc.status_code:
+                case 401 | 403 if key_env:
+                    fix = f"check the API key in ${key_env}"
+                case 401 | 403:
+                    fix = "the server wants an API key: set vlm.config.api_key_env"
+                case 404:
+                    fix = "is vlm.config.base_url the API base (for example ending in /v1)?"
+                case _:
+                    fix = "is the server healthy?"
+            reason = self._client.scrub(describe_failure(exc))
+            raise CheckFailed(f"{base_url}/models answered {reason}: {fix}", exc) from exc
+        except APIConnectionError as exc:
+            reason = self._client.scrub(describe_failure(exc))
+            raise CheckFailed(
+                f"cannot reach {base_url} ({reason}): is the server running? check "
+                "vlm.config.base_url",
+                exc,
+            ) from exc
+        except ChatProtocolError as exc:
+            raise CheckFailed(
+                f"{base_url}/models: {exc}: is vlm.config.base_url an OpenAI-compatible API?",
+                exc,
+            ) from exc
 
     async def _frames(
         self, video_path: Path, filter_result: FilterResult

@@ -39,7 +39,8 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
-from homesec.interfaces import NotifierConfig
+from homesec.errors import CheckFailed
+from homesec.interfaces import NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
@@ -291,6 +292,44 @@ class MQTTNotifier:
 
     async def ping(self) -> bool:
         return self._connected
+
+    def self_checks(self) -> list[SelfCheck]:
+        return [SelfCheck("broker login", self._check_login)]
+
+    async def _check_login(self, timeout_s: float) -> str:
+        """Connect with the configured address, TLS and credentials, then disconnect.
+
+        Under a client id of its own: the configured one would take the session of a
+        HomeSec running with this config off the broker.
+        """
+        config = self._config
+        where = f"{config.host}:{config.port}"
+        client = aiomqtt.Client(
+            hostname=config.host,
+            port=config.port,
+            username=self._username,
+            password=self._password,
+            timeout=timeout_s,
+            tls_context=self._tls_context,
+        )
+        try:
+            async with client:
+                pass
+        except MqttConnectError as exc:
+            login = (
+                f"the user and password in ${config.username_env} and ${config.password_env}"
+                if config.username_env
+                else "username_env and password_env (the broker wants a login)"
+            )
+            message = f"the broker at {where} refused the login ({exc}): check {login}"
+            raise CheckFailed(message, exc) from exc
+        except aiomqtt.MqttError as exc:
+            raise CheckFailed(
+                f"cannot connect to the broker at {where} ({exc}): is it running? check host, "
+                "port and tls",
+                exc,
+            ) from exc
+        return f"logged in at {where}" + (" with TLS" if config.tls else "")
 
     async def close(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""

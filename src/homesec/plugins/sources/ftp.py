@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from homesec.interfaces import ClipCallback, ClipNamer, SourceConfig
+from homesec.errors import CheckFailed
+from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
 from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
 from homesec.models.config import EnvVarName, FolderPath, read_env
 from homesec.models.enums import EventType, PluginType
@@ -194,6 +197,29 @@ class FtpSource:
     def last_heartbeat(self) -> float:
         return self._last_check
 
+    def self_checks(self) -> list[SelfCheck]:
+        return [SelfCheck("listen port free", self._check_port)]
+
+    async def _check_port(self, timeout_s: float) -> str:
+        where = f"{self._config.host}:{self._config.port}"
+        try:
+            await asyncio.to_thread(_bind_once, self._config.host, self._config.port)
+        except OSError as exc:
+            match exc.errno:
+                case errno.EADDRINUSE:
+                    fix = (
+                        "another program listens there (a running HomeSec?): stop it or change port"
+                    )
+                case errno.EACCES:
+                    fix = "ports below 1024 need root: use a higher port (the default is 2121)"
+                case errno.EADDRNOTAVAIL:
+                    fix = "host is not an address of this machine: use one of its own, or 0.0.0.0"
+                case _:
+                    fix = "check host and port"
+            reason = exc.strerror or type(exc).__name__
+            raise CheckFailed(f"cannot listen on {where} ({reason}): {fix}", exc) from exc
+        return f"{where} is free"
+
     def spooled_clips(self) -> list[Clip]:
         if not self._spool.is_dir():
             return []
@@ -322,3 +348,10 @@ class FtpSource:
         self._check_ok = greeting.startswith(b"220")
         if self._check_ok:
             self._last_check = time.time()
+
+
+def _bind_once(host: str, port: int) -> None:
+    """Bind the FTP server's address (and let it go): fails when it cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.create_server((host, port), family=family):
+        pass

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from homesec.interfaces import ClipCallback, ClipNamer, SourceConfig
+from homesec.errors import CheckFailed
+from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
 from homesec.models.clip import VIDEO_EXTENSIONS, Clip, parse_clip_id
 from homesec.models.config import FolderPath
 from homesec.models.enums import EventType, PluginType
@@ -107,6 +109,21 @@ class LocalFolderSource:
 
     def last_heartbeat(self) -> float:
         return self._last_scan
+
+    def self_checks(self) -> list[SelfCheck]:
+        return [SelfCheck("folder writable", self._check_folder)]
+
+    async def _check_folder(self, timeout_s: float) -> str:
+        # Written to: the manifest lives there, and renamed clips too.
+        try:
+            await asyncio.to_thread(_write_probe, self._dir)
+        except OSError as exc:
+            raise CheckFailed(
+                f"cannot write in {self._dir} ({exc.strerror or exc}): fix its permissions "
+                "or choose another watch_dir",
+                exc,
+            ) from exc
+        return f"{self._dir} is writable"
 
     def spooled_clips(self) -> list[Clip]:
         # Recovery asks before start(): read the manifest left by the previous run.
@@ -319,3 +336,9 @@ def _parse_manifest(raw: object) -> dict[str, Signature | None]:
                 case [int(size), int(mtime_ns)] if name in files:
                     files[name] = (size, mtime_ns)
     return files
+
+
+def _write_probe(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".homesec-doctor-"):
+        pass

@@ -148,6 +148,9 @@ class DropboxStorage:
     async def exists(self, dest_key: str) -> bool:
         return await self._run("lookup", self._exists, self._path(dest_key))
 
+    async def delete(self, dest_key: str) -> None:
+        await self._run("delete", self._delete, self._path(dest_key))
+
     async def ping(self) -> bool:
         try:
             await self._run("ping", self._client.check_user, "homesec")
@@ -206,6 +209,13 @@ class DropboxStorage:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
+    def _delete(self, path: str) -> None:
+        try:
+            self._client.files_delete_v2(path)
+        except ApiError as exc:
+            if not _is_not_found(exc):
+                raise
+
     def _exists(self, path: str) -> bool:
         try:
             self._client.files_get_metadata(path)
@@ -248,8 +258,12 @@ def _path_of(storage_uri: str) -> str:
 
 
 def _is_not_found(exc: ApiError) -> bool:
+    # A lookup answers `path/not_found`, a delete `path_lookup/not_found`.
     error = exc.error
-    return bool(getattr(error, "is_path", lambda: False)() and error.get_path().is_not_found())
+    for tag in ("path", "path_lookup"):
+        if getattr(error, f"is_{tag}", lambda: False)():
+            return bool(getattr(error, f"get_{tag}")().is_not_found())
+    return False
 
 
 def _translate(action: str, exc: Exception) -> DropboxStorageError:

@@ -58,6 +58,9 @@ class LocalStorage:
         await asyncio.to_thread(_write_atomically, payload, target)
         return self._outcome(target, dest_key)
 
+    async def delete(self, dest_key: str) -> None:
+        await asyncio.to_thread(self._target(dest_key).unlink, missing_ok=True)
+
     async def ping(self) -> bool:
         return await asyncio.to_thread(_writable_dir, self._root)
 

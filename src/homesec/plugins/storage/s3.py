@@ -179,6 +179,11 @@ class S3Storage:
     async def exists(self, dest_key: str) -> bool:
         return await self._run("lookup", self._exists, self._key(dest_key))
 
+    async def delete(self, dest_key: str) -> None:
+        # S3 answers a delete of a missing key with success, as the protocol wants.
+        key = self._key(dest_key)
+        await self._run("delete", self._client.delete_object, Bucket=self._bucket, Key=key)
+
     async def ping(self) -> bool:
         try:
             await self._run("ping", self._client.head_bucket, Bucket=self._bucket)

@@ -21,11 +21,13 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback
+from homesec.errors import CheckFailed
+from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback, SelfCheck
 from homesec.models.clip import Clip, LiveSegment, parse_clip_id
 from homesec.models.config import read_env
 from homesec.models.enums import EventType, PluginType
@@ -42,7 +44,7 @@ from homesec.plugins.sources.rtsp.recorder import (
 )
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
 from homesec.telemetry import redact, register_secret
-from homesec.video.ffmpeg import FfmpegError
+from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +139,47 @@ class RTSPSource:
     def is_healthy(self) -> bool:
         running = self._task is not None and not self._task.done()
         return running and time.time() - self._last_frame < 3 * self._config.frame_timeout_s
+
+    def self_checks(self) -> list[SelfCheck]:
+        """Each stream opens and sends a video packet, with the configured credentials."""
+        config = self._config
+        checks = [
+            SelfCheck(
+                "stream opens", partial(self._check_stream, self._main_url, config.rtsp_url_env)
+            )
+        ]
+        if self._detect_url is not None and config.detect_url_env is not None:
+            detect = partial(self._check_stream, self._detect_url, config.detect_url_env)
+            checks.append(SelfCheck("detect stream opens", detect))
+        return checks
+
+    async def _check_stream(self, url: str, env_name: str, timeout_s: float) -> str:
+        args = [
+            "-rtsp_transport",
+            self._config.rtsp_transport,
+            "-timeout",
+            str(int(timeout_s * 1_000_000)),  # microseconds
+            "-i",
+            url,
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ]
+        try:
+            await asyncio.to_thread(run_ffmpeg, args, timeout_s=timeout_s)
+        except FfmpegError as exc:  # its message is redacted
+            raise CheckFailed(
+                f"cannot open the stream in ${env_name} ({exc}): is the camera on and "
+                "reachable? check the URL, its user and password",
+                exc,
+            ) from exc
+        return f"{redact(url)} sends video"
 
     def last_heartbeat(self) -> float:
         return self._last_frame
