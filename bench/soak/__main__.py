@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="kept afterwards when given")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s soak %(message)s")
-    for noisy in ("httpx", "uvicorn", "uvicorn.error"):
+    for noisy in ("httpx", "httpx2", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="homesec-soak-") as tmp:
         settings = CampaignSettings(

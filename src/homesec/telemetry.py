@@ -111,6 +111,8 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         "boto3",
         "pyftpdlib",
         "apprise",
+        "httpx",
+        "httpx2",  # the openai SDK's own copy: one line per VLM request
     )
     for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
