@@ -17,6 +17,7 @@ from homesec.models.state import ClipStateData
 from tests.fakes.builders import clip_from, switchable_storage
 from tests.fakes.plugins import FakeVLM, RecordingNotifier
 from tests.pipeline.conftest import BuildPipeline
+from tests.services.postgres import ThrowawayPostgres
 
 RECORDER = {"backend": "fake_recorder", "config": {}}
 FAST_RERUNS = {
@@ -319,3 +320,53 @@ async def test_a_system_alert_no_sink_took_is_sent_again_in_a_later_round(
 
         # Then the VLM's system alert reached it, once
         assert [a.stage for a in recorder.system_alerts] == [StageName.VLM]
+
+
+async def test_a_round_while_the_database_is_down_goes_on_from_the_clips_state(
+    build_pipeline: BuildPipeline,
+    person_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    throwaway_postgres: ThrowawayPostgres,
+) -> None:
+    # Given a clip that ended in error (VLM down), is in storage, and whose local copy was
+    # pruned; then the database goes down
+    monkeypatch.setenv("HOMESEC_TEST_RERUN_DSN", throwaway_postgres.dsn)
+    down = tmp_path / "vlm-down"
+    down.touch()
+    async with build_pipeline(
+        state_store={"dsn_env": "HOMESEC_TEST_RERUN_DSN", "write_timeout_s": 1.0},
+        vlm=_vlm_down_while(down),
+        retry={**FAST_RERUNS, "rerun_initial_s": 1.0},
+        notifiers=[RECORDER],
+    ) as components:
+        clip = clip_from(person_clip, tmp_path / "spool")
+        task = components.pipeline.submit(clip)
+        assert task is not None
+        first = await task
+        assert first is not None and first.status == ClipStatus.ERROR and first.is_uploaded
+        clip.local_path.unlink()
+        throwaway_postgres.stop()
+
+        # When the VLM is back and the clip's next round runs while the database is down,
+        # and then the database comes back
+        down.unlink()
+        vlm = components.analyzer
+        assert isinstance(vlm, FakeVLM)
+        calls = len(vlm.calls)
+
+        async def analysed() -> bool:
+            return len(vlm.calls) > calls
+
+        await _until(analysed)
+        await components.pipeline.drain(10)
+        throwaway_postgres.start()
+        assert await components.repository.ping()
+        await components.repository.unsaved_states.wait()
+
+        # Then the round went on from the clip's state (downloaded from storage): it is done,
+        # and the database holds that, never a blank state of it
+        stored = await _stored(components, clip.clip_id)
+        assert stored.status == ClipStatus.DONE
+        assert stored.storage_uri == first.storage_uri
+        assert len(_recorder(components).alerts) == 1

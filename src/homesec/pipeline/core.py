@@ -109,16 +109,20 @@ class ClipPipeline:
         """Whether the clip is being processed now (its local file must stay)."""
         return clip_id in self._tasks
 
-    def submit(self, clip: Clip) -> asyncio.Task[ClipStateData | None] | None:
+    def submit(
+        self, clip: Clip, known: ClipStateData | None = None
+    ) -> asyncio.Task[ClipStateData | None] | None:
         """Source callback: process the clip in the background (None if already in hand).
 
-        Its later rounds, if it needs any, are scheduled when this one ends.
+        Its later rounds, if it needs any, are scheduled when this one ends. `known`: the
+        clip's state as this process last left it (a later round goes on from it, whatever
+        the database can say right now).
         """
         if clip.clip_id in self._tasks:
             logger.debug("Clip %s already in hand", clip.clip_id)
             return None
         self._reruns.forget(clip.clip_id)
-        task = asyncio.create_task(self._process_guarded(clip), name=f"clip:{clip.clip_id}")
+        task = asyncio.create_task(self._process_guarded(clip, known), name=f"clip:{clip.clip_id}")
         self._tasks[clip.clip_id] = task
         metrics.set_in_flight(len(self._tasks))
         task.add_done_callback(lambda _: self._forget(clip.clip_id))
@@ -128,8 +132,11 @@ class ClipPipeline:
         self._tasks.pop(clip_id, None)
         metrics.set_in_flight(len(self._tasks))
 
-    async def process(self, clip: Clip) -> ClipStateData:
-        """Run one round of the clip through every stage it still needs; returns its state."""
+    async def process(self, clip: Clip, known: ClipStateData | None = None) -> ClipStateData:
+        """Run one round of the clip through every stage it still needs; returns its state.
+
+        It goes on from `known` when given, else from the stored state (or a new one).
+        """
         self._waiting += 1
         metrics.set_queue_depth(self._waiting)
         try:
@@ -140,7 +147,7 @@ class ClipPipeline:
         try:
             self.last_heartbeat = time.time()
             async with self.journals.hold(
-                clip.clip_id, clip.camera_name, clip.local_path
+                clip.clip_id, clip.camera_name, clip.local_path, known=known
             ) as journal:
                 journal.received(clip)
                 ended = await self._round(clip, journal)
@@ -206,21 +213,25 @@ class ClipPipeline:
         )
         return await self._fanout.broadcast_system(alert)
 
-    async def _process_guarded(self, clip: Clip) -> ClipStateData | None:
+    async def _process_guarded(
+        self, clip: Clip, known: ClipStateData | None
+    ) -> ClipStateData | None:
         # The top of a clip's flow: nothing may escape and kill the process.
         self._reruns.begin_round(clip.clip_id)
         try:
-            state = await self.process(clip)
+            state = await self.process(clip, known)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("Unexpected error processing %s", clip.clip_id)
             return None
+        if not state.is_uploaded and not await asyncio.to_thread(clip.local_path.exists):
+            return state  # gone, and never in storage: no later round can do anything
         self._reruns.after_round(clip, state)
         return state
 
-    def _rerun(self, clip: Clip) -> None:
-        self.submit(clip)
+    def _rerun(self, clip: Clip, state: ClipStateData) -> None:
+        self.submit(clip, known=state)
 
     async def _run(self, clip: Clip, journal: ClipJournal) -> None:
         upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")

@@ -228,13 +228,23 @@ class ClipJournals:
 
     @asynccontextmanager
     async def hold(
-        self, clip_id: str, camera_name: str, local_path: Path
+        self,
+        clip_id: str,
+        camera_name: str,
+        local_path: Path,
+        *,
+        known: ClipStateData | None = None,
     ) -> AsyncIterator[ClipJournal]:
-        """The clip's journal: the one held by someone else, else its stored state, else new.
+        """The clip's journal: the one held by someone else, else one on `known` (the state
+        this process last left it in), else on its stored state, else on a new one.
 
         Released (and written) when the last holder is done.
         """
-        held = await self._acquire(clip_id, camera_name, local_path)
+        held = self._held.get(clip_id)
+        if held is None and known is not None:
+            held = self._held[clip_id] = _Held(ClipJournal(known, self._repository))
+        elif held is None:
+            held = await self._acquire(clip_id, camera_name, local_path)
         held.users += 1
         try:
             yield held.journal

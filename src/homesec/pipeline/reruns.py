@@ -44,7 +44,7 @@ class _Rounds:
 
 
 class Reruns:
-    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip], None]) -> None:
+    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], None]) -> None:
         self._retry = retry
         self._rerun = rerun
         self._clips: dict[str, _Rounds] = {}
@@ -100,7 +100,7 @@ class Reruns:
             )
             return
         rounds.timer = asyncio.create_task(
-            self._wait_then_rerun(clip, min(waits)), name=f"rerun:{clip.clip_id}"
+            self._wait_then_rerun(clip, state, min(waits)), name=f"rerun:{clip.clip_id}"
         )
 
     def forget(self, clip_id: str) -> None:
@@ -118,9 +118,10 @@ class Reruns:
         await asyncio.gather(*timers, return_exceptions=True)
         self._clips.clear()
 
-    async def _wait_then_rerun(self, clip: Clip, delay: float) -> None:
+    async def _wait_then_rerun(self, clip: Clip, state: ClipStateData, delay: float) -> None:
         await asyncio.sleep(max(delay, 0.01))
         rounds = self._clips.get(clip.clip_id)
         if rounds is not None:
             rounds.timer = None
-        self._rerun(clip)
+        # The round goes on from the state this process left (the database may be down).
+        self._rerun(clip, state)
