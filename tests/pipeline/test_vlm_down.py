@@ -132,3 +132,27 @@ async def test_on_exhausted_alert_and_continue_is_the_default(
         assert system_alert.stage == StageName.VLM
         [alert] = recorder.alerts
         assert "analysis unavailable (VLM endpoint timed out)" in alert.notify_reason
+
+
+async def test_a_vlm_outage_is_one_system_alert_not_one_per_clip(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a VLM that is down
+    down = tmp_path / "vlm-down"
+    down.touch()
+    vlm = {"backend": "fake_vlm", "config": {"fail_while": str(down)}}
+    async with build_pipeline(vlm=vlm, notifiers=[RECORDER]) as components:
+        # When three clips come during the outage, one after it, and one in a second outage
+        pipeline = components.pipeline
+        for ts in (1700000000, 1700000001, 1700000002):
+            await pipeline.process(clip_from(person_clip, tmp_path / "spool", ts=ts))
+        down.unlink()
+        await pipeline.process(clip_from(person_clip, tmp_path / "spool", ts=1700000003))
+        down.touch()
+        await pipeline.process(clip_from(person_clip, tmp_path / "spool", ts=1700000004))
+
+        # Then each outage was one system alert, and every person was alerted
+        recorder = _recorder(components)
+        alerted = [a.clip_id for a in recorder.system_alerts]
+        assert alerted == ["front_door_1700000000.mp4", "front_door_1700000004.mp4"]
+        assert len(recorder.alerts) == 5

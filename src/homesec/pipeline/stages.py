@@ -4,8 +4,10 @@ A stage that gives up is recorded in the clip's journal (the clip ends in `error
 upload stays `pending`, and its later rounds try again), and the clip goes on without that
 stage's result: a person is still alerted when the VLM is down. `retry.on_exhausted` says
 whether a person is also told through a system alert:
-- `alert_and_continue`: a system alert, once per clip and stage (not again in a later round
-  or after a restart, unless no sink took it);
+- `alert_and_continue`: a system alert when a stage starts failing, not again for the clips
+  that fail after it until the stage works again (a VLM down for an hour is one alert, not
+  one per clip), and never twice for one clip (not in a later round, not after a restart);
+  again later if no sink took it;
 - `fail`: only the log (ERROR) and the clip's journal.
 Either way the stage counts as failing (health) until it next succeeds for some clip.
 """
@@ -40,16 +42,26 @@ ErrorT = TypeVar("ErrorT", bound=PipelineError)
 
 
 class FailingStages:
-    """The stages whose last outcome was giving up, with why: the service's health shows them."""
+    """The stages whose last outcome was giving up, with why: the service's health shows them.
+    Each such outage is told by one system alert."""
 
     def __init__(self) -> None:
         self._reasons: dict[StageName, str] = {}
+        self._told: set[StageName] = set()
 
     def gave_up(self, stage: StageName, reason: str) -> None:
         self._reasons[stage] = reason
 
     def succeeded(self, stage: StageName) -> None:
         self._reasons.pop(stage, None)
+        self._told.discard(stage)
+
+    def told(self, stage: StageName) -> bool:
+        """Whether a system alert already told of this outage of the stage."""
+        return stage in self._told
+
+    def tell(self, stage: StageName) -> None:
+        self._told.add(stage)
 
     def current(self) -> dict[StageName, str]:
         return dict(self._reasons)
@@ -124,8 +136,9 @@ class StageRunner:
             what = f"{error.stage} gave up after {attempts} attempt(s)"
         message = f"{what}: {error.describe()}"
         extra = {"clip_id": state.clip_id, "camera_name": state.camera_name}
-        if self.quiet or error.stage in state.system_alerted:
-            logger.error("%s (no system alert: %s)", message, self._why_silent(), extra=extra)
+        silent = self._why_silent(error.stage, state.system_alerted)
+        if silent is not None:
+            logger.error("%s (no system alert: %s)", message, silent, extra=extra)
             return
         delivered = await self._system_alert(
             SystemAlert(
@@ -137,11 +150,18 @@ class StageRunner:
                 stage=error.stage,
             )
         )
-        if delivered:  # else a later round of the clip tells again
+        if delivered:  # else a later round, or the next clip, tells again
             journal.system_alerted(error.stage, message)
+            self.failing.tell(error.stage)
 
-    def _why_silent(self) -> str:
-        return "retry.on_exhausted is fail" if self.quiet else "already sent for this clip"
+    def _why_silent(self, stage: StageName, alerted: list[StageName]) -> str | None:
+        if self.quiet:
+            return "retry.on_exhausted is fail"
+        if stage in alerted:
+            return "already sent for this clip"
+        if self.failing.told(stage):
+            return f"sent already: {stage} has not worked since"
+        return None
 
 
 def log_extra(clip_id: str, camera_name: str, event_type: EventType | None) -> dict[str, str]:
