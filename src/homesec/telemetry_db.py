@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from homesec import metrics
+from homesec.backoff import exponential_wait, wait_after
 from homesec.models.config import StateStoreConfig
 from homesec.state.log_records import insert_records, prune_records
 from homesec.state.store import StateStore, database_url
@@ -37,7 +38,8 @@ Row = dict[str, Any]
 
 _COLUMN_EXTRAS = ("event_type", "camera_name", "clip_id")
 _DROP_WARNING_INTERVAL_S = 60.0
-_MAX_BACKOFF_S = 30.0
+# After a failed write: 1 s, doubling up to 30 s.
+_WRITE_RETRY_WAITS = exponential_wait(1.0, 30.0)
 _TRACEBACKS = logging.Formatter()
 
 
@@ -145,7 +147,7 @@ class PostgresLogHandler(logging.Handler):
             self._drop(len(batch))
             logger.debug("Log sink could not write %d records: %s", len(batch), exc)
             if back_off:
-                await self._pause(min(2.0 ** (self._failures - 1), _MAX_BACKOFF_S))
+                await self._pause(wait_after(_WRITE_RETRY_WAITS, self._failures))
             return
         self._failures = 0
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from homesec.backoff import exponential_wait, wait_after
 from homesec.models.clip import Clip
 from homesec.models.config import RetryConfig
 from homesec.models.enums import ClipStatus
@@ -47,6 +48,8 @@ class Reruns:
     def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], None]) -> None:
         self._retry = retry
         self._rerun = rerun
+        self._error_waits = exponential_wait(retry.rerun_initial_s, retry.rerun_max_backoff_s)
+        self._upload_waits = exponential_wait(retry.backoff_s, retry.upload_retry_max_backoff_s)
         self._clips: dict[str, _Rounds] = {}
 
     def begin_round(self, clip_id: str) -> None:
@@ -74,16 +77,15 @@ class Reruns:
         rounds = self._clips.setdefault(clip.clip_id, _Rounds())
         now = time.monotonic()
         if rounds.retrying_errors:
-            wait = self._retry.rerun_initial_s * 2.0**rounds.error_rounds
-            rounds.errors_due = now + min(wait, self._retry.rerun_max_backoff_s)
+            # The first round counts too: error_rounds are the background ones.
+            rounds.errors_due = now + wait_after(self._error_waits, rounds.error_rounds + 1)
         if rounds.awaiting_upload and state.is_uploaded:
             rounds.uploaded_just_now = True  # the network is back: try the rest again now
         rounds.awaiting_upload = not state.is_uploaded
         waits = []
         if not state.is_uploaded:
-            wait = self._retry.backoff_s * 2.0**rounds.upload_rounds
-            waits.append(min(wait, self._retry.upload_retry_max_backoff_s))
             rounds.upload_rounds += 1
+            waits.append(wait_after(self._upload_waits, rounds.upload_rounds))
         if state.status == ClipStatus.ERROR and rounds.uploaded_just_now:
             waits.append(0.0)
         elif (

@@ -8,8 +8,8 @@ from tenacity import (
     retry_if_not_exception_type,
     stop_after_attempt,
 )
-from tenacity.wait import wait_exponential_jitter
 
+from homesec.backoff import Jitter, exponential_wait
 from homesec.errors import RetriesSpent
 from homesec.models.config import RetryConfig
 
@@ -21,9 +21,7 @@ def retrying(config: RetryConfig) -> AsyncRetrying:
     """
     return AsyncRetrying(
         stop=stop_after_attempt(config.max_attempts),
-        wait=wait_exponential_jitter(
-            multiplier=config.backoff_s, max=config.max_backoff_s, jitter=config.backoff_s / 2
-        ),
+        wait=exponential_wait(config.backoff_s, config.max_backoff_s, Jitter.ADDED),
         # Exception only: a cancelled clip (CancelledError) must stop at once.
         retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(RetriesSpent),
         reraise=True,

@@ -12,12 +12,13 @@ asks `{base_url}/models` once (no retries: `homesec doctor` wants the answer of 
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncAzureOpenAI, AsyncOpenAI, Omit, omit
 from pydantic import BaseModel, Field, ValidationError
+
+from homesec.backoff import Jitter, exponential_wait, wait_after
 
 if TYPE_CHECKING:
     import httpx2
@@ -143,18 +144,18 @@ class ChatClient:
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
-@dataclass(frozen=True)
 class _Pace:
-    """Waits between attempts: `backoff_s` doubling, jittered, up to `max_backoff_s`."""
+    """Waits between attempts: `backoff_s` doubling, jittered, up to `max_backoff_s`; a
+    server's `Retry-After` instead when it gives one, capped the same."""
 
-    backoff_s: float
-    max_backoff_s: float
+    def __init__(self, backoff_s: float, max_backoff_s: float) -> None:
+        self._max_backoff_s = max_backoff_s
+        self._waits = exponential_wait(backoff_s, max_backoff_s, Jitter.ADDED)
 
     def wait_s(self, retries_taken: int, asked_s: float | None) -> float:
         if asked_s is not None and asked_s > 0:
-            return min(asked_s, self.max_backoff_s)
-        jitter = random.uniform(0.0, self.backoff_s / 2)
-        return min(self.backoff_s * 2.0**retries_taken + jitter, self.max_backoff_s)
+            return min(asked_s, self._max_backoff_s)
+        return wait_after(self._waits, retries_taken + 1)
 
 
 class _PacedOpenAI(AsyncOpenAI):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
 import ssl
 import string
@@ -39,6 +38,7 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
+from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
 from homesec.interfaces import NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
@@ -473,11 +473,14 @@ class MQTTNotifier:
 
     async def _run(self) -> None:
         """Connect, publish, and reconnect with backoff, until close() cancels it."""
-        failures = 0
+        # Jittered: many clients do not reconnect in lockstep after a broker restart.
+        backoff = Backoff(
+            self._config.reconnect_min_s, self._config.reconnect_max_s, Jitter.UPPER_HALF
+        )
         while True:
             try:
                 async with self._new_client() as client:
-                    failures = 0
+                    backoff.reset()
                     self._on_connected()
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
@@ -490,8 +493,7 @@ class MQTTNotifier:
                     self.name,
                     extra=self._extra(EVENT_UNEXPECTED_ERROR),
                 )
-            failures += 1
-            await asyncio.sleep(self._backoff_s(failures))
+            await asyncio.sleep(backoff.next_s())
 
     def _new_client(self) -> aiomqtt.Client:
         config = self._config
@@ -597,11 +599,6 @@ class MQTTNotifier:
             len(self._outbox),
             extra=self._extra(EVENT_UNAVAILABLE, pending=len(self._outbox)),
         )
-
-    def _backoff_s(self, failures: int) -> float:
-        ceiling = self._config.reconnect_min_s * 2.0 ** min(failures - 1, 32)
-        # Jitter keeps many clients from reconnecting in lockstep after a broker restart.
-        return min(ceiling, self._config.reconnect_max_s) * random.uniform(0.5, 1.0)
 
     async def _stop_task(self) -> None:
         task, self._task = self._task, None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
+from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
 from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback, SelfCheck
 from homesec.models.clip import Clip, LiveSegment, parse_clip_id
@@ -201,7 +201,10 @@ class RTSPSource:
         return {"camera_name": self.camera_name}
 
     async def _supervise(self) -> None:
-        backoff = _Backoff(self._config.reconnect_initial_s, self._config.reconnect_max_s)
+        # Jittered: cameras behind one switch or NVR do not reconnect in lockstep.
+        backoff = Backoff(
+            self._config.reconnect_initial_s, self._config.reconnect_max_s, Jitter.UPPER_HALF
+        )
         try:
             while not self._stopping.is_set():
                 try:
@@ -215,7 +218,7 @@ class RTSPSource:
                 retry_now = self._decoder.connection_ended(frames > 0)
                 if frames > 0:
                     backoff.reset()
-                delay = 0.0 if retry_now else backoff.next()
+                delay = 0.0 if retry_now else backoff.next_s()
                 logger.warning(
                     "Camera %s: %s; reconnecting in %.1f s",
                     redact(self._main_url),
@@ -352,26 +355,6 @@ class RTSPSource:
         )
         for callback in self._callbacks:
             callback(clip)
-
-
-class _Backoff:
-    """Waits between reconnections: doubling up to a cap, each drawn from its upper half.
-
-    The jitter keeps cameras behind one switch or NVR from reconnecting in lockstep.
-    """
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s = initial_s
-        self._max_s = max_s
-        self._attempt = 0
-
-    def next(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2.0**self._attempt)
-        self._attempt = min(self._attempt + 1, 32)
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 def _secret_url(url: str) -> str:
