@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from cachetools import LRUCache
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class GuessThrottle:
         self._limit = limit
         self._window_s = window_s
         self._clock = clock
-        self._clients: OrderedDict[str, _Client] = OrderedDict()
+        # Bounded: a flood of addresses cannot grow it; the least recently seen go first.
+        self._clients: LRUCache[str, _Client] = LRUCache(_CLIENTS_TRACKED)
 
     def retry_after_s(self, client: str) -> float | None:
         """Seconds until `client` may try again; None when it may now."""
@@ -57,12 +60,9 @@ class GuessThrottle:
     def failed(self, client: str) -> None:
         """Count a wrong credential from `client`; the one that locks it out is logged."""
         record = self._clients.setdefault(client, _Client())
-        self._clients.move_to_end(client)
         failures = self._recent(record)
         now = self._clock()
         failures.append(now)
-        while len(self._clients) > _CLIENTS_TRACKED:
-            self._clients.popitem(last=False)
         if len(failures) < self._limit:
             return
         if record.reported_at is not None and now - record.reported_at < self._window_s:

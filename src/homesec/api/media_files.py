@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import time
 import uuid
-from collections import OrderedDict
 from functools import partial
 from pathlib import Path
+
+from cachetools import LRUCache, TTLCache
 
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import VIDEO_EXTENSIONS, snapshot_name
@@ -28,6 +28,17 @@ from homesec.models.state import ClipStateData
 logger = logging.getLogger(__name__)
 
 _MISSING_TTL_S = 60.0
+_MISSING_KEPT = 10_000
+
+
+class _CachedFiles(LRUCache[str, Path]):
+    """The fetched files by name, the least recently used deleted beyond the bound."""
+
+    def popitem(self) -> tuple[str, Path]:
+        name, oldest = super().popitem()
+        # A response still streaming it keeps its open file; Linux frees it afterwards.
+        oldest.unlink(missing_ok=True)
+        return name, oldest
 
 
 class MediaUnavailableError(Exception):
@@ -38,10 +49,10 @@ class MediaFiles:
     def __init__(self, storage: StorageBackend, cache_dir: Path, max_cached: int = 16) -> None:
         self._storage = storage
         self._cache_dir = cache_dir
-        self._max_cached = max_cached
-        self._cached: OrderedDict[str, Path] = OrderedDict()
+        self._cached = _CachedFiles(max_cached)
         self._fetching: dict[str, asyncio.Task[Path]] = {}
-        self._missing: dict[str, float] = {}
+        # Snapshots storage does not have, not asked for again for a while.
+        self._missing: TTLCache[str, None] = TTLCache(_MISSING_KEPT, _MISSING_TTL_S)
 
     async def video(self, state: ClipStateData) -> Path | None:
         """The clip's video file; None when it exists nowhere we know of.
@@ -68,12 +79,12 @@ class MediaFiles:
             uri = state.storage_uri.rsplit("/", 1)[0] + "/" + name
         if uri is None:
             return None
-        if time.monotonic() < self._missing.get(uri, 0.0):
+        if uri in self._missing:
             return None
         try:
             return await self._fetch(name, uri)
         except MediaUnavailableError:
-            self._missing[uri] = time.monotonic() + _MISSING_TTL_S
+            self._missing[uri] = None
             return None
 
     def close(self) -> None:
@@ -84,7 +95,6 @@ class MediaFiles:
     async def _fetch(self, name: str, storage_uri: str) -> Path:
         cached = self._cached.get(name)
         if cached is not None and cached.is_file():
-            self._cached.move_to_end(name)
             return cached
         task = self._fetching.get(name)
         if task is None:
@@ -111,11 +121,4 @@ class MediaFiles:
             logger.info("Could not fetch %s from storage: %s", name, exc)
             raise MediaUnavailableError(name) from exc
         self._cached[name] = target
-        self._evict()
         return target
-
-    def _evict(self) -> None:
-        while len(self._cached) > self._max_cached:
-            _, oldest = self._cached.popitem(last=False)
-            # A response still streaming it keeps its open file; Linux frees it afterwards.
-            oldest.unlink(missing_ok=True)

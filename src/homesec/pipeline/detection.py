@@ -10,10 +10,11 @@ comes while a clip's event is on its way gets that event's outcome instead of se
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from cachetools import FIFOCache
 
 from homesec.models.alert import DetectionEvent
 from homesec.models.config import VLMSection
@@ -62,7 +63,7 @@ class DetectionAnnouncer:
         self._vlm = vlm
         self._fanout = fanout
         self._analyzer_configured = analyzer_configured
-        self._sent: OrderedDict[str, Announcement] = OrderedDict()
+        self._sent: FIFOCache[str, Announcement] = FIFOCache(_REMEMBERED_CLIPS)
         self._sending: dict[str, asyncio.Task[Announcement | None]] = {}
 
     def wanted(self, camera_name: str) -> bool:
@@ -120,6 +121,4 @@ class DetectionAnnouncer:
             return None  # the finalized clip may try again
         announcement = Announcement(event.ts, tuple(delivered), live)
         self._sent[event.clip_id] = announcement
-        if len(self._sent) > _REMEMBERED_CLIPS:
-            self._sent.popitem(last=False)
         return announcement

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
+
+from cachetools import FIFOCache
 
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import clip_id_for, parse_clip_id
@@ -41,7 +42,7 @@ class ClipNames:
         self._repository = repository
         self._storage = storage
         self._check_timeout_s = check_timeout_s
-        self._claimed: OrderedDict[str, None] = OrderedDict()
+        self._claimed: FIFOCache[str, None] = FIFOCache(_CLAIMS_KEPT)
         self._lock = asyncio.Lock()
 
     async def claim(
@@ -81,7 +82,7 @@ class ClipNames:
                 path = folder / name
                 if name in self._claimed or (name != itself and await _exists(path)):
                     continue
-                self._remember(name)
+                self._claimed[name] = None
                 return path
         raise AssertionError("unreachable: the candidates never end")
 
@@ -116,11 +117,6 @@ class ClipNames:
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return "database unreachable" if answer is None else answer
-
-    def _remember(self, name: str) -> None:
-        self._claimed[name] = None
-        if len(self._claimed) > _CLAIMS_KEPT:
-            self._claimed.popitem(last=False)
 
 
 def _candidates(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
 from pydantic import ValidationError
 from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
@@ -294,8 +294,7 @@ class _ParsedStates:
     """
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, tuple[datetime | None, ClipStateData]] = OrderedDict()
+        self._entries: LRUCache[str, tuple[datetime | None, ClipStateData]] = LRUCache(size)
 
     def listings(self, rows: Sequence[ClipRow]) -> list[ClipListing]:
         listings = []
@@ -308,7 +307,6 @@ class _ParsedStates:
     def _state(self, row: ClipRow) -> ClipStateData | None:
         cached = self._entries.get(row.clip_id)
         if cached is not None and row.updated_at is not None and cached[0] == row.updated_at:
-            self._entries.move_to_end(row.clip_id)
             return cached[1]
         try:
             document = from_json(row.document)
@@ -318,9 +316,6 @@ class _ParsedStates:
         state = _to_state(row.clip_id, document)
         if state is not None:
             self._entries[row.clip_id] = (row.updated_at, state)
-            self._entries.move_to_end(row.clip_id)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
         return state
 
 

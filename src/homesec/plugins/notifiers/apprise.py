@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import re
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import apprise
 from apprise.attachment.memory import AttachMemory
 from apprise.utils.parse import parse_urls
+from cachetools import FIFOCache
 from pydantic import Field, model_validator
 
 from homesec.interfaces import NotifierConfig
@@ -213,7 +213,7 @@ class AppriseNotifier:
         # redaction cannot match), so its logger never goes below INFO.
         apprise_logger = logging.getLogger(apprise.LOGGER_NAME)
         apprise_logger.setLevel(max(apprise_logger.level, logging.INFO))
-        self._delivered_to: OrderedDict[str, set[int]] = OrderedDict()
+        self._delivered_to: FIFOCache[str, set[int]] = FIFOCache(_PARTIAL_MEMORY)
         self._last_delivery_ok = True
 
     @classmethod
@@ -283,7 +283,7 @@ class AppriseNotifier:
         if not failed:
             return
         if key is not None:
-            self._remember(key, done | (set(pending) - {i for i, _ in failed}))
+            self._delivered_to[key] = done | (set(pending) - {i for i, _ in failed})
         reasons = ", ".join(f"{self._services[i].label} {problem}" for i, problem in failed)
         total = len(self._services)
         raise ConnectionError(f"apprise: {len(failed)} of {total} service(s) failed: {reasons}")
@@ -322,8 +322,3 @@ class AppriseNotifier:
         if result.status == apprise.AppriseResultStatus.TIMEOUT:
             return f"timed out after {timeout:g} s"
         return None if result else "failed"
-
-    def _remember(self, key: str, delivered: set[int]) -> None:
-        self._delivered_to[key] = delivered
-        while len(self._delivered_to) > _PARTIAL_MEMORY:
-            self._delivered_to.popitem(last=False)
