@@ -24,6 +24,7 @@ from cachetools import LRUCache, TTLCache
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import VIDEO_EXTENSIONS, snapshot_name
 from homesec.models.state import ClipStateData
+from homesec.single_flight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class MediaFiles:
         self._storage = storage
         self._cache_dir = cache_dir
         self._cached = _CachedFiles(max_cached)
-        self._fetching: dict[str, asyncio.Task[Path]] = {}
+        self._fetching: SingleFlight[str, Path] = SingleFlight()
         # Snapshots storage does not have, not asked for again for a while.
         self._missing: TTLCache[str, None] = TTLCache(_MISSING_KEPT, _MISSING_TTL_S)
 
@@ -88,26 +89,16 @@ class MediaFiles:
             return None
 
     def close(self) -> None:
-        for task in self._fetching.values():
-            task.cancel()
+        self._fetching.cancel_all()
         shutil.rmtree(self._cache_dir, ignore_errors=True)
 
     async def _fetch(self, name: str, storage_uri: str) -> Path:
         cached = self._cached.get(name)
         if cached is not None and cached.is_file():
             return cached
-        task = self._fetching.get(name)
-        if task is None:
-            task = asyncio.create_task(self._download(name, storage_uri), name=f"media:{name}")
-            self._fetching[name] = task
-            task.add_done_callback(partial(self._fetched, name))
-        # shield: one client hanging up must not cancel the download others wait for.
-        return await asyncio.shield(task)
-
-    def _fetched(self, name: str, task: asyncio.Task[Path]) -> None:
-        self._fetching.pop(name, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here: every client may have hung up meanwhile
+        # One client hanging up does not cancel the download others wait for.
+        download = partial(self._download, name, storage_uri)
+        return await self._fetching.call(name, download, name=f"media:{name}")
 
     async def _download(self, name: str, storage_uri: str) -> Path:
         self._cache_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ comes while a clip's event is on its way gets that event's outcome instead of se
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from homesec.models.enums import RunMode
 from homesec.models.events import utc_now
 from homesec.models.results import FilterResult
 from homesec.pipeline.notify import NotificationFanout
+from homesec.single_flight import SingleFlight
 
 # Clips whose event went out while they were recorded, until their finalized clip comes.
 _REMEMBERED_CLIPS = 1024
@@ -64,7 +64,7 @@ class DetectionAnnouncer:
         self._fanout = fanout
         self._analyzer_configured = analyzer_configured
         self._sent: FIFOCache[str, Announcement] = FIFOCache(_REMEMBERED_CLIPS)
-        self._sending: dict[str, asyncio.Task[Announcement | None]] = {}
+        self._sending: SingleFlight[str, Announcement | None] = SingleFlight()
 
     def wanted(self, camera_name: str) -> bool:
         """Whether any sink takes this camera's detection events."""
@@ -91,27 +91,30 @@ class DetectionAnnouncer:
         (the earlier one otherwise); None when no sink has it."""
         if (earlier := self._sent.get(clip_id)) is not None:
             return earlier
-        sending = self._sending.get(clip_id)
-        if sending is None:
-            if not self.triggers(result) or not self.wanted(camera_name):
-                return None
-            event = DetectionEvent(
-                clip_id=clip_id,
-                camera_name=camera_name,
-                detected_classes=result.detected_classes,
-                confidence=result.confidence,
-                ts=utc_now(),
-                snapshot=str(snapshot) if snapshot else None,
-                analysis_pending=self._analyzer_configured
-                and vlm_skip_reason(self._vlm, result.detected_classes) is None,
-                dedupe_key=clip_id,
-            )
-            sending = asyncio.create_task(
-                self._send(event, snapshot, live), name=f"detection-event:{clip_id}"
-            )
-            self._sending[clip_id] = sending
-            sending.add_done_callback(lambda _: self._sending.pop(clip_id, None))
-        return await asyncio.shield(sending)
+        if clip_id not in self._sending and not (
+            self.triggers(result) and self.wanted(camera_name)
+        ):
+            return None
+        return await self._sending.call(
+            clip_id,
+            lambda: self._send(self._event(clip_id, camera_name, result, snapshot), snapshot, live),
+            name=f"detection-event:{clip_id}",
+        )
+
+    def _event(
+        self, clip_id: str, camera_name: str, result: FilterResult, snapshot: Path | None
+    ) -> DetectionEvent:
+        return DetectionEvent(
+            clip_id=clip_id,
+            camera_name=camera_name,
+            detected_classes=result.detected_classes,
+            confidence=result.confidence,
+            ts=utc_now(),
+            snapshot=str(snapshot) if snapshot else None,
+            analysis_pending=self._analyzer_configured
+            and vlm_skip_reason(self._vlm, result.detected_classes) is None,
+            dedupe_key=clip_id,
+        )
 
     async def _send(
         self, event: DetectionEvent, snapshot: Path | None, live: bool

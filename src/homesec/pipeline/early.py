@@ -16,9 +16,9 @@ only logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from homesec.interfaces import ObjectFilter
 from homesec.models.clip import Clip, LiveSegment, snapshot_name
@@ -27,6 +27,7 @@ from homesec.models.results import FilterResult
 from homesec.pipeline.detection import Announcement, DetectionAnnouncer
 from homesec.pipeline.journal import ClipJournals
 from homesec.pipeline.snapshot import snapshot_of
+from homesec.single_flight import SingleRun
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class _Lane:
     announced: bool = False
     finalized: bool = False
     waiting: LiveSegment | None = None
-    worker: asyncio.Task[None] | None = None
+    worker: SingleRun = field(default_factory=SingleRun)
 
     def follow(self, clip_id: str) -> None:
         if clip_id != self.clip_id:
@@ -76,10 +77,8 @@ class EarlyDetection:
         if not lane.looks_at(segment.clip_id):
             return
         lane.waiting = segment
-        if lane.worker is None or lane.worker.done():
-            lane.worker = asyncio.create_task(
-                self._work(lane), name=f"early-detection:{segment.camera_name}"
-            )
+        # A worker on its way takes the segment waiting when it is free.
+        lane.worker.start(partial(self._work, lane), name=f"early-detection:{segment.camera_name}")
 
     def clip_finalized(self, clip: Clip) -> None:
         """The clip is handed on to the pipeline, which filters it as a whole."""
@@ -89,12 +88,7 @@ class EarlyDetection:
 
     async def close(self) -> None:
         """Stop looking (at shutdown, once the sources are stopped)."""
-        workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await asyncio.gather(*(lane.worker.cancel() for lane in self._lanes.values()))
 
     async def _work(self, lane: _Lane) -> None:
         while (segment := lane.waiting) is not None:

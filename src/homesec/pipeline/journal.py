@@ -14,11 +14,11 @@ one writer, and nobody overwrites a newer state with an older one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from pydantic import JsonValue
@@ -31,6 +31,7 @@ from homesec.models.events import ClipEvent, utc_now
 from homesec.models.results import AnalysisResult, FilterResult, UploadOutcome
 from homesec.models.state import ClipStateData, StageLog
 from homesec.repository.clip_repository import ClipRepository
+from homesec.single_flight import SingleFlight, SingleRun
 
 
 class ClipJournal:
@@ -38,7 +39,7 @@ class ClipJournal:
         self.state = state
         self._repository = repository
         self._unsaved: list[ClipEvent] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writer = SingleRun()
 
     @property
     def clip_id(self) -> str:
@@ -164,8 +165,7 @@ class ClipJournal:
 
     async def flush(self) -> None:
         """Wait until every change so far is written (or dropped by the repository)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        await self._writer.wait()
 
     def _stage_ok(self, stage: StageName) -> None:
         log = self._log(stage)
@@ -196,8 +196,8 @@ class ClipJournal:
             detail=detail or {},
         )
         self._unsaved.append(event)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name=f"journal:{self.clip_id}")
+        # A write in flight takes this change too: it writes until nothing is unsaved.
+        self._writer.start(self._write, name=f"journal:{self.clip_id}")
 
     async def _write(self) -> None:
         while self._unsaved:
@@ -224,7 +224,7 @@ class ClipJournals:
     def __init__(self, repository: ClipRepository) -> None:
         self._repository = repository
         self._held: dict[str, _Held] = {}
-        self._loading: dict[str, asyncio.Task[ClipStateData | None]] = {}
+        self._loading: SingleFlight[str, ClipStateData | None] = SingleFlight()
 
     @asynccontextmanager
     async def hold(
@@ -258,12 +258,8 @@ class ClipJournals:
     async def _acquire(self, clip_id: str, camera_name: str, local_path: Path) -> _Held:
         if (held := self._held.get(clip_id)) is not None:
             return held
-        loading = self._loading.get(clip_id)
-        if loading is None:
-            loading = asyncio.create_task(self._repository.get(clip_id), name=f"load:{clip_id}")
-            self._loading[clip_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(clip_id, None))
-        stored = await asyncio.shield(loading)
+        load = partial(self._repository.get, clip_id)
+        stored = await self._loading.call(clip_id, load, name=f"load:{clip_id}")
         if (held := self._held.get(clip_id)) is not None:
             return held  # another caller loaded it while this one waited
         if stored is not None:

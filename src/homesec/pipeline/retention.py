@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from homesec import metrics
@@ -28,6 +29,7 @@ from homesec.models.enums import EventType, SystemAlertKind
 from homesec.models.events import utc_now
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
+from homesec.single_flight import SingleRun
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +89,17 @@ class RetentionPruner:
         self._repository = repository
         self._busy = busy
         self._system_alert = system_alert
-        self._running: asyncio.Task[list[str]] | None = None
+        self._passes = SingleRun()
         self.problem: str | None = None
         """Why the limits cannot be held right now (None: they hold); health shows it."""
         self._reported = False
 
     def trigger(self, reason: str) -> bool:
         """Start a prune pass unless one is running (single-flight: the trigger is dropped)."""
-        if self._running is not None and not self._running.done():
-            logger.debug("Prune pass already running; %s trigger dropped", reason)
-            return False
-        self._running = asyncio.create_task(self._pass(reason), name="retention")
-        return True
+        if self._passes.start(partial(self._pass, reason), name="retention"):
+            return True
+        logger.debug("Prune pass already running; %s trigger dropped", reason)
+        return False
 
     async def sweep_forever(self, interval_s: float) -> None:
         """Trigger a pass every `interval_s` seconds until cancelled."""
@@ -107,8 +108,7 @@ class RetentionPruner:
             self.trigger("periodic")
 
     async def wait(self) -> None:
-        if self._running is not None:
-            await asyncio.gather(self._running, return_exceptions=True)
+        await self._passes.wait()
 
     async def _pass(self, reason: str) -> list[str]:
         try:

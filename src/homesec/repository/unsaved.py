@@ -10,8 +10,6 @@ history has no hole where the outage was.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 
 from homesec.models.events import ClipEvent
 from homesec.models.state import ClipStateData
+from homesec.single_flight import SingleRun
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class UnsavedStates:
     def __init__(self, save: Callable[[ClipStateData], Awaitable[bool]]) -> None:
         self._save = save
         self._states: OrderedDict[str, _Unsaved] = OrderedDict()
-        self._replay: asyncio.Task[None] | None = None
+        self._replay = SingleRun()
 
     def __len__(self) -> int:
         return len(self._states)
@@ -75,19 +74,15 @@ class UnsavedStates:
 
     def replay_soon(self) -> None:
         """Start a replay pass unless one runs or nothing waits (the database answered)."""
-        if self._states and (self._replay is None or self._replay.done()):
-            self._replay = asyncio.create_task(self._replay_all(), name="state-replay")
+        if self._states:
+            self._replay.start(self._replay_all, name="state-replay")
 
     async def wait(self) -> None:
         """Let a running replay pass finish."""
-        if self._replay is not None:
-            await asyncio.gather(self._replay, return_exceptions=True)
+        await self._replay.wait()
 
     async def close(self) -> None:
-        if self._replay is not None:
-            self._replay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._replay
+        await self._replay.cancel()
 
     async def _replay_all(self) -> None:
         for clip_id in list(self._states):
