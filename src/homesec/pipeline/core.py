@@ -172,9 +172,15 @@ class ClipPipeline:
         if not await asyncio.to_thread(clip.local_path.exists):
             fetched = await fetch_from_storage(journal.state, self._storage, self._work_dir)
             if fetched is None:
+                why = (
+                    "its download failed; a later round tries again"
+                    if journal.state.is_uploaded
+                    else "its local file is gone and it is not in storage"
+                )
                 logger.error(
-                    "%s cannot be processed: its local file is gone and it is not in storage",
+                    "%s cannot be processed now: %s",
                     clip.clip_id,
+                    why,
                     extra=log_extra(clip.clip_id, clip.camera_name, None),
                 )
                 return None
