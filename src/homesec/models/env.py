@@ -1,10 +1,11 @@
 """Environment variables named in the config: the YAML holds a variable's name, never its value.
 
-`SecretEnv` (and `OptionalSecretEnv`, which may be unset: the feature then stays off) reads a
-secret: validating the config reads the value into a `SecretStr` and registers it with
-telemetry's redaction, so no log line written after the config was loaded can show it.
-`PlainEnv` reads a value that is not secret (a user name): registered, a common word would be
-starred out of every log line. A config field's type alone says which is which.
+A field's type says what the value is. `SecretEnv` (and `OptionalSecretEnv`, which may be unset:
+the feature then stays off) holds a secret: validating the config (`homesec validate` too)
+reads it into a `SecretStr` and registers it with telemetry's redaction (with any URL it lists
+and such a URL's password), so no log line written once the config is loaded can show it.
+`PlainEnv` holds a value that is no secret (a user name) and is never registered: a user called
+"homesec" would otherwise be starred out of every logger name.
 """
 
 from __future__ import annotations
