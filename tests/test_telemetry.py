@@ -7,10 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 
-from homesec.app import register_config_secrets
+import tests.fakes.plugins  # noqa: F401  (registers the fake filter and VLM)
+from homesec.config_loader import load_config
 from homesec.telemetry import JsonFormatter, TextFormatter, redact, register_secret
-from tests.fakes.builders import make_config
+from tests.fakes.builders import config_dict
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
@@ -30,6 +32,26 @@ def test_url_credentials_and_registered_secrets_are_redacted() -> None:
     # Then neither the password nor the token survive, the host does
     assert "hunter2" not in clean and "sup3r-s3cret-token" not in clean
     assert clean == "rtsp://***@10.0.0.5:554/stream token=***"
+
+
+def test_the_urls_a_secret_lists_and_their_passwords_are_redacted_on_their_own() -> None:
+    # Given a registered secret listing two URLs, one with a %-encoded password
+    register_secret("rtsp://cam:p%40ss-8812@10.0.0.9/live, tgram://bot-token-5521/chat")
+
+    # When lines show one URL alone, and the password as written and decoded
+    lines = [
+        "posting to tgram://bot-token-5521/chat failed",
+        "ffmpeg: auth p%40ss-8812 refused",
+        "ffmpeg: auth p@ss-8812 refused",
+    ]
+    clean = [redact(line) for line in lines]
+
+    # Then none of them survives
+    assert clean == [
+        "posting to *** failed",
+        "ffmpeg: auth *** refused",
+        "ffmpeg: auth *** refused",
+    ]
 
 
 def test_json_lines_carry_the_structured_extras() -> None:
@@ -74,7 +96,7 @@ def test_json_lines_redact_secrets_that_json_would_escape(secret: str) -> None:
 def test_config_secrets_are_registered_but_user_names_are_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a config whose MQTT sink names a user and a password env var
+    # Given a config file whose MQTT sink names a user and a password env var
     monkeypatch.setenv("TEST_TELEMETRY_MQTT_USER", "homesec-telemetry-user")
     monkeypatch.setenv("TEST_TELEMETRY_MQTT_PASSWORD", "pw-telemetry-0451")
     mqtt = {
@@ -85,10 +107,11 @@ def test_config_secrets_are_registered_but_user_names_are_not(
             "password_env": "TEST_TELEMETRY_MQTT_PASSWORD",
         },
     }
-    config = make_config(tmp_path, notifiers=[mqtt])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, notifiers=[mqtt])))
 
-    # When its secrets are registered and a line naming both is redacted
-    register_config_secrets(config)
+    # When the file is loaded (nothing else registers) and a line naming both is redacted
+    load_config(path)
     clean = redact("login homesec-telemetry-user with pw-telemetry-0451")
 
     # Then the password is hidden and the user name, not a secret, stays readable

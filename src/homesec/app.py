@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from homesec.api.app import ApiServer, create_api
 from homesec.config_loader import analyzer_config, notifier_config, source_config
@@ -30,7 +28,7 @@ from homesec.interfaces import (
     VLMAnalyzer,
 )
 from homesec.models.clip import Clip
-from homesec.models.config import Config, read_env
+from homesec.models.config import Config
 from homesec.models.enums import RunMode
 from homesec.pipeline.core import ClipPipeline
 from homesec.pipeline.early import EarlyDetection
@@ -47,7 +45,6 @@ from homesec.plugins.registry import (
     load_storage,
 )
 from homesec.repository.clip_repository import ClipRepository
-from homesec.telemetry import register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +77,6 @@ class Components:
             if isinstance(result, Exception):
                 logger.error("Error while closing a plugin: %s", result)
         await self.repository.close()
-
-
-def register_config_secrets(config: Config) -> None:
-    """Values of every env var the config names are secrets: keep them out of the logs."""
-    for name in _env_names(config.model_dump(mode="json")):
-        value = os.environ.get(name)
-        if value:
-            register_secret(value)
 
 
 @contextlib.contextmanager
@@ -215,7 +204,11 @@ class HomeSecApp:
         server_config = self._config.server
         if not server_config.enabled:
             return
-        api_key = read_env(server_config.api_key_env) if server_config.auth_enabled else None
+        api_key = (
+            server_config.api_key_env.required().get_secret_value()
+            if server_config.auth_enabled
+            else None
+        )
         api = create_api(
             monitor,
             api_key,
@@ -252,25 +245,3 @@ class HomeSecApp:
             await self.server.stop()
         await self.components.close()
         logger.info("Shutdown complete")
-
-
-# Env vars named by these keys hold names, not secrets: a user called "homesec" registered as
-# a secret would blank out every logger name in the logs.
-_NOT_SECRET_ENV_KEYS = frozenset({"username_env"})
-
-
-def _env_names(node: Any) -> Iterator[str]:
-    match node:
-        case dict():
-            for key, value in node.items():
-                if key in _NOT_SECRET_ENV_KEYS:
-                    continue
-                if str(key).endswith("_env") and isinstance(value, str):
-                    yield value
-                elif str(key).endswith("_env") and isinstance(value, list):
-                    yield from (item for item in value if isinstance(item, str))
-                else:
-                    yield from _env_names(value)
-        case list():
-            for item in node:
-                yield from _env_names(item)

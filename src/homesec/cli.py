@@ -24,7 +24,6 @@ from homesec.app import (
     Components,
     HomeSecApp,
     build_components,
-    register_config_secrets,
     startup_errors,
 )
 from homesec.config_loader import load_config
@@ -78,7 +77,6 @@ def doctor(
     cameras) and print a table; exit 1 when a check fails."""
     loaded = _load(config)
     configure_logging("ERROR", loaded.logging.format)
-    register_config_secrets(loaded)
     findings = run_diagnosis(loaded, timeout)
     _print_findings(findings)
     if any(not finding.ok for finding in findings):
@@ -112,7 +110,6 @@ def run(config: ConfigOption) -> None:
     """Run the service: sources, pipeline and HTTP API, until SIGINT or SIGTERM."""
     loaded = _load(config)
     configure_logging(loaded.logging.level, loaded.logging.format)
-    register_config_secrets(loaded)
     try:
         asyncio.run(_run_service(loaded))
     except (PluginError, StartupError) as exc:
@@ -134,7 +131,6 @@ def process(
     """Run the given files through the whole configured pipeline once; one JSON line per clip."""
     loaded = _load(config)
     configure_logging(loaded.logging.level, loaded.logging.format)
-    register_config_secrets(loaded)
     cameras = {entry.name for entry in loaded.cameras}
     if camera is not None and camera not in cameras:
         _fail(f"--camera {camera!r} is not a configured camera ({', '.join(sorted(cameras))})")
@@ -161,7 +157,6 @@ def evaluate_vlm(
     """Compare VLM settings on labelled clips: accuracy, latency, tokens, estimated cost."""
     loaded = _load(config)
     configure_logging("WARNING", loaded.logging.format)
-    register_config_secrets(loaded)
     try:
         settings = {"config": loaded.vlm}
         settings |= {path.stem: load_vlm_setting(path) for path in vlm_config or []}

@@ -23,14 +23,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from homesec.interfaces import AnalyzerConfig, NotifierConfig, SourceConfig
-from homesec.models.config import (
-    Config,
-    EnvVarName,
-    FileInFolderPath,
-    FolderPath,
-    OptionalEnvVarName,
-)
+from homesec.models.config import Config, FileInFolderPath, FolderPath
 from homesec.models.enums import PluginType
+from homesec.models.env import OptionalSecretEnv, PlainEnv, SecretEnv
 from homesec.plugins.registry import announced, config_model
 
 # Where each plugin kind's config sits in the file, and the heading of its section.
@@ -49,8 +44,6 @@ _FILLED_BY_HOMESEC: dict[PluginType, type[BaseModel]] = {
     PluginType.NOTIFIER: NotifierConfig,
 }
 _NAMED_TYPES: list[tuple[Any, str]] = [
-    (EnvVarName, "env var name (must be set)"),
-    (OptionalEnvVarName, "env var name"),
     (FolderPath, "folder path"),
     (FileInFolderPath, "file path"),
     (FilePath, "path of an existing file"),
@@ -63,6 +56,9 @@ _SCALARS: dict[Any, str] = {
     Path: "path",
     type(None): "null",
     Any: "any",
+    SecretEnv: "env var name, secret (must be set)",
+    OptionalSecretEnv: "env var name, secret",
+    PlainEnv: "env var name (must be set)",
 }
 _BOUNDS: list[tuple[type, str, str]] = [
     (annotated_types.Gt, "gt", ">"),
@@ -82,7 +78,8 @@ Every key of HomeSec's YAML file, from the config models themselves: generated b
 short tour; `homesec validate --config FILE` checks a file against all of this.
 
 - Keys ending in `_env` hold the *name* of an environment variable that holds the value
-  (secrets are never in the file); "must be set" ones are checked when the file is loaded.
+  (secrets are never in the file); "must be set" ones are checked when the file is loaded,
+  and the values of "secret" ones are kept out of every log line.
 - `list[]` keys are lists of sections (`cameras[].name`), `<name>` stands for a key you choose
   (`overrides.<name>.min_risk_level`).
 - Plugin sections (`backend` + `config`) take the keys of the chosen backend, listed under

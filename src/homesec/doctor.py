@@ -162,7 +162,7 @@ def _notifier_part_name(backend: str, name: object) -> str:
 
 def _database_part(config: Config) -> _Part[StateStore]:
     hint = (
-        f"check the DSN in ${config.state_store.dsn_env} (host, port, database, user, "
+        f"check the DSN in ${config.state_store.dsn_env.name} (host, port, database, user, "
         "password) and that the server is up; without a DSN, that sqlite_path is writable"
     )
 

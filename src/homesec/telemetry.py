@@ -1,8 +1,8 @@
 """Logging set-up: stdlib logging, structured extras, text or JSON lines, secrets redacted.
 
 Redaction happens in the handlers' formatter, so no record can leave with a secret: values of
-the environment variables named in the config are replaced by `***`, and so is the
-`user:password@` part of any URL (RTSP cameras).
+the secret environment variables named in the config (`models/env.py` registers them) are
+replaced by `***`, and so is the `user:password@` part of any URL (RTSP cameras).
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from homesec.models.enums import LogFormat
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+# Where a value lists several URLs (Apprise's), each starts after whitespace, ',' or ';'.
+_NEXT_URL = re.compile(r"[\s,;]+(?=[a-zA-Z][a-zA-Z0-9+.-]*://)")
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
@@ -24,9 +27,24 @@ _secrets: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Never let this value appear in a log line (short values would redact too much)."""
-    if len(value) >= 4:
-        _secrets.add(value)
+    """Never let this value appear in a log line, nor any URL it lists, nor such a URL's
+    password, as written and %-decoded (tools print either). Short values would redact too
+    much and are left out."""
+    parts = {value, *_urls(value)}
+    parts |= {form for url in parts for form in _passwords(url)}
+    _secrets.update(part for part in parts if len(part) >= 4)
+
+
+def _urls(value: str) -> list[str]:
+    return [part for part in _NEXT_URL.split(value.strip()) if "://" in part]
+
+
+def _passwords(url: str) -> set[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL after all (an unclosed IPv6 bracket...)
+        return set()
+    return {password, unquote(password)} if password else set()
 
 
 def redact(text: str) -> str:

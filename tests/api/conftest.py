@@ -122,14 +122,19 @@ async def api(api_config: Config, tmp_path: Path) -> AsyncIterator[ApiHarness]:
 
 
 @pytest.fixture
-def serve_sqlite_api(sqlite_config: Config, tmp_path: Path) -> ServeApi:
-    """Serve on SQLite with a chosen key (None: auth off), signer and wrong-key throttle."""
+def serve_sqlite_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServeApi:
+    """Serve on SQLite with a chosen key (None: auth off), signer and wrong-key throttle.
+
+    The config is loaded when serving, as the service reads its env vars when it loads its
+    config: a test may set one first (a DSN).
+    """
+    monkeypatch.delenv(DSN_ENV, raising=False)
 
     def serve(
         api_key: str | None = API_KEY,
         signer: Signer | None = None,
         throttle: GuessThrottle | None = None,
     ) -> AbstractAsyncContextManager[ApiHarness]:
-        return _serve(sqlite_config, tmp_path / "spool", api_key, signer, throttle)
+        return _serve(_config(tmp_path), tmp_path / "spool", api_key, signer, throttle)
 
     return serve

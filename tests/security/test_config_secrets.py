@@ -1,9 +1,10 @@
 """Secrets are only ever env-var names in the config: every model that could hold one, checked.
 
 Walks the core `Config` and every registered plugin's config model (nested models included)
-and requires each field named like a secret, and each `*_env` field, to be an env-var name
-type; then feeds literal secrets to those fields, and to whole config files, and expects a
-refusal that says what to do without quoting the secret back.
+and requires each field named like a secret to be a secret env type (`SecretEnv`, whose value
+is registered for redaction), and each `*_env` field to be an env type, the plain one only
+where the value is known not to be secret; then feeds literal secrets to those fields, and to
+whole config files, and expects a refusal that says what to do without quoting the secret back.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pydantic.fields import FieldInfo
 
 from homesec.config_loader import load_config
 from homesec.errors import ConfigError
-from homesec.models.config import Config, EnvVarName, OptionalEnvVarName
+from homesec.models.config import Config
 from homesec.models.enums import PluginType
+from homesec.models.env import OptionalSecretEnv, PlainEnv, SecretEnv
 from homesec.plugins.registry import available, config_model
 from tests.fakes.builders import config_dict
 
@@ -34,7 +36,11 @@ NOT_SECRET = {
     "sse_kms_key_id": "names a KMS key (an id or ARN), holds no key material",
     "auth_enabled": "a switch",
 }
-ENV_NAME_TYPES = (EnvVarName, OptionalEnvVarName)
+# `PlainEnv` fields (values kept in the logs), each with the reason its value is no secret.
+PLAIN_ENV = {
+    "username_env": "a user name: registered, a common word would be starred out of every log",
+}
+SECRET_ENV_TYPES = (SecretEnv, OptionalSecretEnv)
 LITERAL_SECRET = "sk-Liter4l/Secret+Value=="
 
 
@@ -74,8 +80,8 @@ def _secret_fields() -> list[tuple[str, type[BaseModel], str, FieldInfo]]:
     ]
 
 
-def _is_env_name_type(field: FieldInfo) -> bool:
-    return any(inner in ENV_NAME_TYPES for inner in _types_in(field.rebuild_annotation()))
+def _has_type(field: FieldInfo, types: tuple[type, ...]) -> bool:
+    return any(inner in types for inner in _types_in(field.rebuild_annotation()))
 
 
 def test_the_walk_covers_every_plugin_kind_and_the_known_secret_fields() -> None:
@@ -97,20 +103,26 @@ def test_the_walk_covers_every_plugin_kind_and_the_known_secret_fields() -> None
         "notifier.mqtt.password_env",
         "notifier.email.password_env",
         "notifier.webhook.secret_env",
+        "source.ftp.username_env",
+        "notifier.mqtt.username_env",
     } <= fields
 
 
-def test_every_secret_like_field_is_an_env_var_name() -> None:
+def test_every_secret_like_field_is_a_secret_env_var() -> None:
     # Given every config field whose name suggests a secret, or names an env var
     fields = _secret_fields()
 
     # When their types are inspected
-    literal = [
-        f"{where}.{name}" for where, _, name, field in fields if not _is_env_name_type(field)
+    not_secret_env = [
+        f"{where}.{name}"
+        for where, _, name, field in fields
+        if not _has_type(field, SECRET_ENV_TYPES)
+        and not (name in PLAIN_ENV and _has_type(field, (PlainEnv,)))
     ]
 
-    # Then each is an env-var name type: no field can hold the value itself
-    assert literal == []
+    # Then each is a secret env type, registered for redaction (a user name may be a plain
+    # one): no field can hold the value itself, nor leave it out of the redaction
+    assert not_secret_env == []
 
 
 @pytest.mark.parametrize(

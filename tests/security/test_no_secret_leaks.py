@@ -37,8 +37,7 @@ from tests.services.smtp_server import SMTPServer
 
 REPO = Path(__file__).parents[2]
 CLIP_ID = "front_door_1700000100.mp4"
-# Not a secret, but registered for redaction like every env value the config names: a
-# common word here (say "homesec") would be starred out of every logger name.
+# Not a secret: the user name env vars are `PlainEnv`, never registered for redaction.
 USER = "cam-user"
 ENV = {
     "api key": "HOMESEC_LEAK_API_KEY",

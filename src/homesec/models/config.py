@@ -3,8 +3,6 @@ each plugin validates its own `config` with its own model when it is loaded."""
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,31 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from homesec.models.clip import is_valid_camera_name
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
-
-_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _check_env_name(name: str) -> str:
-    # The value is never quoted back: when it is not a name, it may be the secret itself.
-    if not _ENV_VAR_NAME.fullmatch(name):
-        raise ValueError(
-            "must be the name of an environment variable (letters, digits and '_'), "
-            "not a secret value: put the value in the environment and name it here"
-        )
-    return name
-
-
-def _require_env(name: str) -> str:
-    if name not in os.environ:
-        raise ValueError(f"environment variable {name} is not set")
-    return name
-
-
-EnvVarName = Annotated[str, AfterValidator(_check_env_name), AfterValidator(_require_env)]
-"""The name of an environment variable that must be set when the config is loaded."""
-
-OptionalEnvVarName = Annotated[str, AfterValidator(_check_env_name)]
-"""The name of an environment variable that may be unset (the feature then stays off)."""
+from homesec.models.env import OptionalSecretEnv
 
 
 def _shown(path: Path) -> str:
@@ -95,14 +69,6 @@ FileInFolderPath = Annotated[Path, AfterValidator(_check_file_in_folder)]
 """A file HomeSec creates when missing, in a folder it creates when missing."""
 
 
-def read_env(name: str) -> str:
-    """The value of a secret named in the config (checked to exist at load time)."""
-    value = os.environ.get(name)
-    if value is None:
-        raise KeyError(f"environment variable {name} is not set")
-    return value
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,8 +120,9 @@ class CameraConfig(_Section):
 
 
 class StateStoreConfig(_Section):
-    dsn_env: OptionalEnvVarName = Field(
+    dsn_env: OptionalSecretEnv = Field(
         default="DB_DSN",
+        validate_default=True,
         description="Env var holding the Postgres DSN; when unset, SQLite at sqlite_path is used",
     )
     sqlite_path: FileInFolderPath = Field(
@@ -259,14 +226,16 @@ class ServerConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Listen address")
     port: int = Field(default=8081, ge=0, le=65535, description="Listen port (0: any free port)")
     auth_enabled: bool = Field(default=False, description="Require the API key on /api routes")
-    api_key_env: OptionalEnvVarName = Field(
-        default="HOMESEC_API_KEY", description="Env var with the API key (needed with auth)"
+    api_key_env: OptionalSecretEnv = Field(
+        default="HOMESEC_API_KEY",
+        validate_default=True,
+        description="Env var with the API key (needed with auth)",
     )
 
     @model_validator(mode="after")
     def _key_when_auth(self) -> ServerConfig:
         if self.auth_enabled:
-            _require_env(self.api_key_env)
+            self.api_key_env.required()
         return self
 
 

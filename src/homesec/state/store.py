@@ -8,7 +8,6 @@ problem; `ClipRepository` owns the policy (timeouts, dropped writes, models).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +43,11 @@ _MAX_IDS_PER_QUERY = 500  # stays far below SQLite's bound-parameter limit
 
 def database_url(config: StateStoreConfig) -> URL:
     """Postgres (asyncpg) when the DSN env var is set, else the embedded SQLite file."""
-    dsn = os.environ.get(config.dsn_env, "").strip()
+    value = config.dsn_env.value
+    dsn = value.get_secret_value().strip() if value is not None else ""
     if not dsn:
         return URL.create(f"{SQLITE}+aiosqlite", database=str(config.sqlite_path))
-    return _asyncpg_url(dsn, config.dsn_env)
+    return _asyncpg_url(dsn, config.dsn_env.name)
 
 
 def _asyncpg_url(dsn: str, env_name: str) -> URL:

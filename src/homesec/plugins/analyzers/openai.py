@@ -26,8 +26,8 @@ from pydantic import Field, field_validator, model_validator
 
 from homesec.errors import CheckFailed, RetriesSpent
 from homesec.interfaces import AnalysisContext, AnalyzerConfig, SelfCheck
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import SecretEnv
 from homesec.models.results import AnalysisResult, FilterResult
 from homesec.plugins.analyzers.chat import ChatClient, ChatEndpoint, ChatProtocolError, ChatReply
 from homesec.plugins.analyzers.failures import describe_failure, summarize_failure
@@ -85,7 +85,7 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
         "(or https://RESOURCE.openai.azure.com/openai, the model naming the deployment)",
     )
     model: str = Field(min_length=1, description="Model name (on Azure, the deployment's)")
-    api_key_env: EnvVarName | None = Field(
+    api_key_env: SecretEnv | None = Field(
         default=None, description="Env var holding the API key; leave out for local servers"
     )
     azure: bool = Field(
@@ -213,7 +213,7 @@ class OpenAIAnalyzer:
 
     @classmethod
     def create(cls, config: OpenAIAnalyzerConfig) -> OpenAIAnalyzer:
-        api_key = read_env(config.api_key_env) if config.api_key_env else None
+        api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
         endpoint = ChatEndpoint(
             base_url=config.base_url,
             timeout_s=config.timeout_s,
@@ -296,7 +296,7 @@ class OpenAIAnalyzer:
             key_env = self._config.api_key_env
             match exc.status_code:
                 case 401 | 403 if key_env:
-                    fix = f"check the API key in ${key_env}"
+                    fix = f"check the API key in ${key_env.name}"
                 case 401 | 403:
                     fix = "the server wants an API key: set vlm.config.api_key_env"
                 case 404:

@@ -4,9 +4,10 @@ Signal, Slack, Discord, Gotify, SMS gateways...), with no code of ours per servi
 URLs usually hold a token or a password, so they come from env vars: each name in `urls_env`
 holds one or more URLs, separated by commas or whitespace. `urls` in the YAML is only for URLs
 with nothing secret in them (a local `json://` receiver, say); one with a password is refused
-there. Every URL value read from the environment is registered as a secret with telemetry,
-errors name a service only by where it is configured ("entry 2 of APPRISE_URLS") and its kind
-("Telegram"), and Apprise's own logger is held at INFO (its DEBUG lines print whole URLs).
+there. Every value read from the environment, and each URL in it, is registered as a secret
+with telemetry (by the field's type, `SecretEnv`), errors name a service only by where it is
+configured ("entry 2 of APPRISE_URLS") and its kind ("Telegram"), and Apprise's own logger is
+held at INFO (its DEBUG lines print whole URLs).
 
 Title and body are Jinja2 templates (the alert's fields by name, see `templates/`); the
 snapshot is attached when the service takes attachments. Each URL is one service, notified in
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +39,8 @@ from pydantic import Field, model_validator
 
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
-from homesec.models.config import EnvVarName
 from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.env import SecretEnv
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
@@ -52,7 +52,6 @@ from homesec.plugins.notifiers.templates import (
     system_context,
 )
 from homesec.plugins.registry import plugin
-from homesec.telemetry import register_secret
 
 # Alerts partly delivered, remembered so a retry only notifies the services that missed them.
 _PARTIAL_MEMORY = 256
@@ -74,7 +73,7 @@ class AppriseNotifierConfig(NotifierConfig):
     """Apprise URLs (secret ones through env vars), text templates and snapshot."""
 
     name: str = Field(default="apprise", min_length=1, description="Name of this sink in logs")
-    urls_env: list[EnvVarName] = Field(
+    urls_env: list[SecretEnv] = Field(
         default_factory=list,
         description="Env vars each holding Apprise URLs, comma or space separated; for any URL "
         "with a token, key or password",
@@ -107,9 +106,9 @@ class AppriseNotifierConfig(NotifierConfig):
 
     def secret_urls(self) -> Iterator[tuple[str, str]]:
         """(where, URL) for every URL held by the env vars of `urls_env`."""
-        for env_name in self.urls_env:
-            for number, url in enumerate(_split_urls(os.environ.get(env_name, "")), start=1):
-                yield f"entry {number} of {env_name}", url
+        for env in self.urls_env:
+            for number, url in enumerate(_split_urls(env.value.get_secret_value()), start=1):
+                yield f"entry {number} of {env.name}", url
 
     def all_urls(self) -> Iterator[tuple[str, str]]:
         """(where, URL) for every URL, the env vars' first; `where` never shows a secret."""
@@ -203,11 +202,6 @@ class AppriseNotifier:
     def __init__(self, config: AppriseNotifierConfig) -> None:
         self._config = config
         self._templates = _Templates(config)
-        # The app registers values of `*_env` strings only; a list of names is ours to do.
-        for env_name in config.urls_env:
-            register_secret(os.environ.get(env_name, ""))
-        for _, url in config.secret_urls():
-            register_secret(url)
         self._services = [_Service(where, url) for where, url in config.all_urls()]
         # Apprise's DEBUG lines carry whole service URLs (tokens included, in forms our
         # redaction cannot match), so its logger never goes below INFO.

@@ -29,8 +29,8 @@ from pydantic import AfterValidator, DirectoryPath, Field, FilePath, model_valid
 
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import PlainEnv, SecretEnv
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
@@ -79,10 +79,10 @@ class EmailNotifierConfig(NotifierConfig):
         default="starttls",
         description="starttls (upgrade after connecting), tls (implicit TLS) or none",
     )
-    username_env: EnvVarName | None = Field(
+    username_env: PlainEnv | None = Field(
         default=None, description="Env var holding the SMTP user name"
     )
-    password_env: EnvVarName | None = Field(
+    password_env: SecretEnv | None = Field(
         default=None, description="Env var holding the SMTP password"
     )
     ca_file: FilePath | None = Field(
@@ -143,8 +143,10 @@ class EmailNotifier:
     def __init__(self, config: EmailNotifierConfig) -> None:
         self._config = config
         self._templates = _Templates(config)
-        self._username = read_env(config.username_env) if config.username_env else None
-        self._password = read_env(config.password_env) if config.password_env else None
+        self._username = config.username_env.value if config.username_env else None
+        self._password = (
+            config.password_env.value.get_secret_value() if config.password_env else None
+        )
         self._port = config.port or _DEFAULT_PORTS[config.security]
         self._tls_context = (
             ssl.create_default_context(cafile=config.ca_file) if config.ca_file else None

@@ -42,8 +42,8 @@ from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
 from homesec.interfaces import NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import PlainEnv, SecretEnv
 from homesec.models.health import HealthReport
 from homesec.plugins.notifiers.ha_discovery import (
     HAMessage,
@@ -103,10 +103,10 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
     client_id: str | None = Field(
         default=None, description="MQTT client identifier; a random one when unset"
     )
-    username_env: EnvVarName | None = Field(
+    username_env: PlainEnv | None = Field(
         default=None, description="Env var holding the broker user name"
     )
-    password_env: EnvVarName | None = Field(
+    password_env: SecretEnv | None = Field(
         default=None, description="Env var holding the broker password (needs username_env)"
     )
     tls: bool = Field(default=False, description="Connect over TLS")
@@ -196,8 +196,10 @@ class MQTTNotifier:
 
     def __init__(self, config: MQTTNotifierConfig) -> None:
         self._config = config
-        self._username = read_env(config.username_env) if config.username_env else None
-        self._password = read_env(config.password_env) if config.password_env else None
+        self._username = config.username_env.value if config.username_env else None
+        self._password = (
+            config.password_env.value.get_secret_value() if config.password_env else None
+        )
         self._tls_context = _tls_context(config)
         self._outbox: deque[_Outgoing] = deque()
         self._has_mail = asyncio.Event()
@@ -316,9 +318,10 @@ class MQTTNotifier:
             async with client:
                 pass
         except MqttConnectError as exc:
+            named = [env.name for env in (config.username_env, config.password_env) if env]
             login = (
-                f"the user and password in ${config.username_env} and ${config.password_env}"
-                if config.username_env
+                f"the user and password in {' and '.join(f'${name}' for name in named)}"
+                if named
                 else "username_env and password_env (the broker wants a login)"
             )
             message = f"the broker at {where} refused the login ({exc}): check {login}"

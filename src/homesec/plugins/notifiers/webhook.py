@@ -38,8 +38,8 @@ from pydantic import Field, FilePath, model_validator
 from homesec import __version__
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, SystemAlert
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
 
 SIGNATURE_HEADER = "X-HomeSec-Signature"
@@ -69,10 +69,10 @@ class WebhookNotifierConfig(NotifierConfig):
     url: str | None = Field(
         default=None, description="Receiver URL, when nothing in it is secret (else url_env)"
     )
-    url_env: EnvVarName | None = Field(
+    url_env: SecretEnv | None = Field(
         default=None, description="Env var holding the receiver URL (one with a token in it)"
     )
-    secret_env: EnvVarName | None = Field(
+    secret_env: SecretEnv | None = Field(
         default=None,
         description="Env var holding the HMAC-SHA256 key; requests are then signed",
     )
@@ -89,12 +89,15 @@ class WebhookNotifierConfig(NotifierConfig):
             raise ValueError("set exactly one of url and url_env")
         if self.url is not None and (problem := _problem_with_url(self.url)):
             raise ValueError(f"url {problem}")
-        if self.url_env is not None and (problem := _problem_with_url(read_env(self.url_env))):
-            raise ValueError(f"the value of {self.url_env} {problem}")
+        if self.url_env is not None and (problem := _problem_with_url(self.target_url())):
+            raise ValueError(f"the value of {self.url_env.name} {problem}")
         return self
 
     def target_url(self) -> str:
-        return self.url if self.url is not None else read_env(str(self.url_env))
+        if self.url is not None:
+            return self.url
+        assert self.url_env is not None  # the validator wants one of the two
+        return self.url_env.value.get_secret_value()
 
 
 @plugin(PluginType.NOTIFIER, "webhook", config=WebhookNotifierConfig)
@@ -107,7 +110,9 @@ class WebhookNotifier:
         parts = urlsplit(self._url)
         # Only what is safe to log: the path and query may be the secret.
         self._target = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-        self._secret = read_env(config.secret_env).encode() if config.secret_env else None
+        self._secret = (
+            config.secret_env.value.get_secret_value().encode() if config.secret_env else None
+        )
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=config.ca_file) if config.ca_file else True
         )

@@ -31,8 +31,9 @@ from pydantic import Field, field_validator, model_validator
 from homesec.errors import CheckFailed
 from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
 from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
-from homesec.models.config import EnvVarName, FolderPath, read_env
+from homesec.models.config import FolderPath
 from homesec.models.enums import EventType, PluginType
+from homesec.models.env import PlainEnv, SecretEnv
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.ftp_server import (
     ANONYMOUS_USERS,
@@ -42,7 +43,6 @@ from homesec.plugins.sources.ftp_server import (
     acquire,
     release,
 )
-from homesec.telemetry import register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class FtpSourceConfig(SourceConfig):
     ftp_subdir: str | None = Field(
         default=None, description="Folder this camera uploads into (default: the camera name)"
     )
-    username_env: EnvVarName = Field(description="Env var holding this camera's FTP user name")
-    password_env: EnvVarName = Field(description="Env var holding this camera's FTP password")
+    username_env: PlainEnv = Field(description="Env var holding this camera's FTP user name")
+    password_env: SecretEnv = Field(description="Env var holding this camera's FTP password")
     max_file_size_bytes: int = Field(
         default=1_073_741_824, gt=0, description="Uploads larger than this are aborted and deleted"
     )
@@ -104,10 +104,10 @@ class FtpSourceConfig(SourceConfig):
 
     @model_validator(mode="after")
     def _named_user(self) -> FtpSourceConfig:
-        if read_env(self.username_env).lower() in ANONYMOUS_USERS | {""}:
-            raise ValueError(f"{self.username_env}: anonymous FTP users are not allowed")
-        if not read_env(self.password_env):
-            raise ValueError(f"{self.password_env}: the FTP password is empty")
+        if self.username_env.value.lower() in ANONYMOUS_USERS | {""}:
+            raise ValueError(f"{self.username_env.name}: anonymous FTP users are not allowed")
+        if not self.password_env.value.get_secret_value():
+            raise ValueError(f"{self.password_env.name}: the FTP password is empty")
         return self
 
 
@@ -118,8 +118,6 @@ class FtpSource:
         self._root = config.root_dir.expanduser().resolve()
         self._spool = self._root / "clips" / config.camera_name
         self._arrivals = self._spool / ".arrivals"
-        self._password = read_env(config.password_env)
-        register_secret(self._password)
         self._callbacks: list[ClipCallback] = []
         self._namer: ClipNamer | None = None
         self._spooling: set[asyncio.Task[None]] = set()
@@ -160,8 +158,8 @@ class FtpSource:
         self._route = CameraRoute(
             camera_name=self.camera_name,
             subdir=config.ftp_subdir or self.camera_name,
-            username=read_env(config.username_env),
-            password=self._password,
+            username=config.username_env.value,
+            password=config.password_env.value.get_secret_value(),
             max_file_size_bytes=config.max_file_size_bytes,
             on_upload=self._on_upload,
         )

@@ -38,11 +38,10 @@ from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode  # type: ig
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from homesec.interfaces import PluginConfig
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import SecretEnv
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
-from homesec.telemetry import register_secret
 
 URI_SCHEME = "dropbox:"
 _MiB = 1024 * 1024
@@ -67,16 +66,16 @@ class DropboxStorageConfig(PluginConfig):
         default="https://www.dropbox.com/home",
         description="Prefix of view_url; the uploaded file's path_display is appended",
     )
-    token_env: EnvVarName | None = Field(
+    token_env: SecretEnv | None = Field(
         default=None, description="Env var with a long-lived access token (instead of refresh)"
     )
-    refresh_token_env: EnvVarName | None = Field(
+    refresh_token_env: SecretEnv | None = Field(
         default=None, description="Env var with the OAuth2 refresh token (recommended)"
     )
-    app_key_env: EnvVarName | None = Field(
+    app_key_env: SecretEnv | None = Field(
         default=None, description="Env var with the app key (needed with refresh_token_env)"
     )
-    app_secret_env: EnvVarName | None = Field(
+    app_secret_env: SecretEnv | None = Field(
         default=None, description="Env var with the app secret (not needed for PKCE tokens)"
     )
     chunked_threshold_bytes: int = Field(
@@ -234,21 +233,17 @@ def _client(config: DropboxStorageConfig) -> Any:
         "user_agent": "HomeSec",
     }
     if config.token_env is not None:
-        return dropbox.Dropbox(oauth2_access_token=_secret(config.token_env), **options)
+        return dropbox.Dropbox(
+            oauth2_access_token=config.token_env.value.get_secret_value(), **options
+        )
     assert config.refresh_token_env is not None and config.app_key_env is not None
-    app_secret = _secret(config.app_secret_env) if config.app_secret_env else None
+    app_secret = config.app_secret_env.value.get_secret_value() if config.app_secret_env else None
     return dropbox.Dropbox(
-        oauth2_refresh_token=_secret(config.refresh_token_env),
-        app_key=read_env(config.app_key_env),
+        oauth2_refresh_token=config.refresh_token_env.value.get_secret_value(),
+        app_key=config.app_key_env.value.get_secret_value(),
         app_secret=app_secret,
         **options,
     )
-
-
-def _secret(env_name: str) -> str:
-    value = read_env(env_name)
-    register_secret(value)
-    return value
 
 
 def _path_of(storage_uri: str) -> str:

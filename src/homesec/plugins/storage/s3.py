@@ -30,11 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from homesec.interfaces import PluginConfig
-from homesec.models.config import EnvVarName, read_env
 from homesec.models.enums import PluginType
+from homesec.models.env import SecretEnv
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
-from homesec.telemetry import register_secret
 
 _MiB = 1024 * 1024
 _MIN_PART = 5 * _MiB  # S3's smallest multipart part (all but the last)
@@ -62,13 +61,13 @@ class S3StorageConfig(PluginConfig):
     addressing_style: Literal["auto", "virtual", "path"] = Field(
         default="auto", description="Bucket in the host name or in the path (MinIO: path)"
     )
-    access_key_id_env: EnvVarName | None = Field(
+    access_key_id_env: SecretEnv | None = Field(
         default=None, description="Env var with the access key id (unset: default AWS chain)"
     )
-    secret_access_key_env: EnvVarName | None = Field(
+    secret_access_key_env: SecretEnv | None = Field(
         default=None, description="Env var with the secret access key"
     )
-    session_token_env: EnvVarName | None = Field(
+    session_token_env: SecretEnv | None = Field(
         default=None, description="Env var with a session token (temporary credentials)"
     )
     server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
@@ -256,9 +255,14 @@ class S3Storage:
 
 
 def _client(config: S3StorageConfig) -> Any:
-    key_id = read_env(config.access_key_id_env) if config.access_key_id_env else None
-    secret = _secret(config.secret_access_key_env) if config.secret_access_key_env else None
-    token = _secret(config.session_token_env) if config.session_token_env else None
+    key_id, secret, token = (
+        env.value.get_secret_value() if env is not None else None
+        for env in (
+            config.access_key_id_env,
+            config.secret_access_key_env,
+            config.session_token_env,
+        )
+    )
     options: dict[str, Any] = {}
     if config.endpoint_url:
         # boto3 now adds CRC checksums to every request, which several S3-compatible stores
@@ -292,12 +296,6 @@ def _write_args(config: S3StorageConfig) -> dict[str, str]:
     if config.storage_class:
         args["StorageClass"] = config.storage_class
     return args
-
-
-def _secret(env_name: str) -> str:
-    value = read_env(env_name)
-    register_secret(value)
-    return value
 
 
 def _error_code(exc: ClientError) -> str:

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from homesec.interfaces import SourceConfig
-from homesec.models.config import EnvVarName, FolderPath
+from homesec.models.config import FolderPath
+from homesec.models.env import SecretEnv
 from homesec.plugins.sources.rtsp.hardware import HWACCEL_AUTO
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -87,10 +88,10 @@ class MotionConfig(BaseModel):
 class RTSPSourceConfig(SourceConfig):
     """One camera: motion found on the detect stream, clips copied from the main stream."""
 
-    rtsp_url_env: EnvVarName = Field(
+    rtsp_url_env: SecretEnv = Field(
         description="Env var holding the main stream's URL (recorded without re-encoding)"
     )
-    detect_url_env: EnvVarName | None = Field(
+    detect_url_env: SecretEnv | None = Field(
         default=None,
         description="Env var holding a low-resolution sub-stream's URL for motion detection "
         "(default: the main stream, decoded and scaled down, which costs more CPU)",

@@ -8,8 +8,8 @@ jitter. Motion detection runs in the connection's frame thread; clips are finish
 recorder's thread; the callbacks (finished clips, and the segments of clips still being
 recorded for whoever registered a live callback) run on the event loop's thread.
 
-Camera URLs carry credentials: only redacted forms are logged, and the password is
-registered with telemetry so that no log line can show it.
+Camera URLs carry credentials: only redacted forms are logged, and the URLs and their
+passwords are registered with telemetry (by their config type) so that no log line shows them.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
 from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback, SelfCheck
 from homesec.models.clip import Clip, LiveSegment, parse_clip_id
-from homesec.models.config import read_env
 from homesec.models.enums import EventType, PluginType
+from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
 from homesec.plugins.sources.rtsp.detection import MotionRecording
@@ -43,7 +43,7 @@ from homesec.plugins.sources.rtsp.recorder import (
     clip_record,
 )
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
-from homesec.telemetry import redact, register_secret
+from homesec.telemetry import redact
 from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -69,10 +69,8 @@ _STOP_TIMEOUT_S = 60.0
 class RTSPSource:
     def __init__(self, config: RTSPSourceConfig) -> None:
         self._config = config
-        self._main_url = _secret_url(read_env(config.rtsp_url_env))
-        self._detect_url = (
-            _secret_url(read_env(config.detect_url_env)) if config.detect_url_env else None
-        )
+        self._main_url = _rtsp_url(config.rtsp_url_env)
+        self._detect_url = _rtsp_url(config.detect_url_env) if config.detect_url_env else None
         self._recordings_dir = config.recordings_dir.expanduser().resolve()
         # Per camera: cameras may share a recordings folder or a segments folder.
         buffer_root = config.segments_dir or self._recordings_dir / ".buffer"
@@ -145,11 +143,12 @@ class RTSPSource:
         config = self._config
         checks = [
             SelfCheck(
-                "stream opens", partial(self._check_stream, self._main_url, config.rtsp_url_env)
+                "stream opens",
+                partial(self._check_stream, self._main_url, config.rtsp_url_env.name),
             )
         ]
         if self._detect_url is not None and config.detect_url_env is not None:
-            detect = partial(self._check_stream, self._detect_url, config.detect_url_env)
+            detect = partial(self._check_stream, self._detect_url, config.detect_url_env.name)
             checks.append(SelfCheck("detect stream opens", detect))
         return checks
 
@@ -357,13 +356,8 @@ class RTSPSource:
             callback(clip)
 
 
-def _secret_url(url: str) -> str:
-    """Register the URL's password as a secret (plain and %-decoded), then return the URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("rtsp", "rtsps"):
+def _rtsp_url(env: SecretEnv) -> str:
+    url = env.value.get_secret_value()
+    if urlsplit(url).scheme not in ("rtsp", "rtsps"):
         raise ValueError(f"not an rtsp:// URL: {redact(url)}")
-    password = parts.password
-    if password:
-        register_secret(password)
-        register_secret(unquote(password))
     return url
