@@ -161,7 +161,8 @@ async def test_the_system_page_shows_cameras_and_components(page: Page) -> None:
     # Then each camera and component is listed with its health, and clip counts are there
     assert [row.split("\t")[0] for row in cameras] == ["front_door", "backyard"]
     assert all("healthy" in row for row in cameras)
-    assert [row.split("\t")[0] for row in components] == ["pipeline", "database", "storage", "spool"]
+    names = [row.split("\t")[0] for row in components]
+    assert names == ["pipeline", "database", "storage", "spool"]
     assert await page.locator("#overall").inner_text() == "healthy"
 
 
