@@ -25,7 +25,7 @@ lint:
 	$(UV) run ruff format --check src tests bench
 
 typecheck:
-	$(UV) run mypy src
+	$(UV) run mypy src tests
 
 format:
 	$(UV) run ruff check --fix src tests bench

@@ -58,7 +58,8 @@ async def clip_table(
 
 def _sql(clip_filter: ClipFilter) -> str:
     query = clip_list_query(POSTGRES, clip_filter, None, 51)
-    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # unannotated in SQLAlchemy
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,7 @@ def test_extracted_frames_are_jpegs_fitted_to_max_size(person_clip: Path) -> Non
     assert [frame.time_s for frame in frames] == [4.0, 10.0, 16.0]
     for frame in frames:
         image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
         assert image.shape == (225, 400, 3)
         assert (frame.width, frame.height) == (400, 225)
         assert frame.data_url.startswith("data:image/jpeg;base64,/9j/")

@@ -185,6 +185,7 @@ async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) ->
 
         # When its worker process dies
         for pid in workers:
+            assert pid is not None
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.2)
         with pytest.raises(YoloFilterError, match="detector process died"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dropbox.exceptions import AuthError, RateLimitError
+from dropbox.exceptions import AuthError, RateLimitError  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from homesec.interfaces import StorageBackend
