@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import tests.fakes.plugins  # noqa: F401
 from homesec.models.alert import Alert, DetectionEvent
 from tests.fakes.builders import clip_from
@@ -55,6 +57,7 @@ async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe
     }
 
 
+@pytest.mark.slow
 async def test_a_clip_without_a_trigger_class_sends_neither(
     build_pipeline: BuildPipeline,
     person_clip: Path,

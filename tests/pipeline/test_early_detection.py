@@ -28,6 +28,9 @@ from tests.services.appearing_person import make_appearing_person_footage
 from tests.services.mosquitto import BrokerAddress, MQTTSubscriber
 from tests.services.rtsp_server import MakeCamera
 
+# Cameras stream footage in real time; the detector runs while a clip is recorded.
+pytestmark = pytest.mark.slow
+
 URL_ENV = "HOMESEC_TEST_EARLY_CAMERA_URL"
 DSN_ENV = "HOMESEC_TEST_EARLY_DSN"
 

@@ -362,6 +362,7 @@ async def test_a_finished_clip_is_one_readable_log_line(
     assert record.__dict__["camera_name"] == "front_door"
 
 
+@pytest.mark.slow
 async def test_a_vlm_that_retries_on_its_own_is_not_retried_again_by_the_stage(
     build_pipeline: BuildPipeline,
     person_clip: Path,

@@ -198,6 +198,7 @@ async def test_the_log_says_when_no_sink_took_the_alert(
     assert state.alerted_sinks == []
 
 
+@pytest.mark.slow
 async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -232,6 +233,7 @@ async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back
         await _until(done)
 
 
+@pytest.mark.slow
 async def test_a_person_is_alerted_once_while_the_database_and_storage_are_down(
     build_pipeline: BuildPipeline,
     person_clip: Path,

@@ -23,6 +23,9 @@ from homesec.state.queries import clip_list_query
 from homesec.state.tables import POSTGRES
 from tests.api.seeding import T0, clip_state, insert_states
 
+# Each test seeds and analyses a Postgres table large enough for its plan to count.
+pytestmark = pytest.mark.slow
+
 DSN_ENV = "HOMESEC_TEST_PLAN_DSN"
 
 

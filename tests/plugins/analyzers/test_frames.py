@@ -199,6 +199,7 @@ def test_moments_far_from_keyframes_are_decoded_exactly(person_clip: Path) -> No
     assert times[5:] == [6.0, 10.0, 12.0, 16.0, 18.0]
 
 
+@pytest.mark.slow
 def test_a_long_gop_clip_is_decoded_exactly_where_no_keyframe_is_near(
     long_gop_clip: Path,
 ) -> None:

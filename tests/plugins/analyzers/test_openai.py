@@ -286,6 +286,7 @@ async def test_activity_type_outside_the_list_becomes_unknown(
     assert len(openai_server.requests) == 1
 
 
+@pytest.mark.slow
 async def test_429_then_success_waits_as_long_as_retry_after_asks(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -305,6 +306,7 @@ async def test_429_then_success_waits_as_long_as_retry_after_asks(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_retry_backoff_s_sets_the_wait_before_a_retry(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -343,6 +345,7 @@ async def test_retry_after_waits_no_longer_than_max_backoff_s(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_cancelled_analysis_is_not_retried(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,

@@ -126,6 +126,7 @@ async def test_failing_service_raises_and_the_retry_skips_services_that_have_it(
     assert await notifier.ping() is True
 
 
+@pytest.mark.slow
 async def test_service_down_raises_within_the_timeout_and_keeps_tokens_out_of_logs(
     closed_port: int,
     silent_port: int,

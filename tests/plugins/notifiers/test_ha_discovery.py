@@ -229,6 +229,7 @@ async def test_state_and_snapshot_are_retained_and_the_event_is_not(
     assert all(m.retain for m in messages)
 
 
+@pytest.mark.slow
 async def test_alert_active_turns_off_after_alert_active_s(
     throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:

@@ -50,6 +50,7 @@ async def _collect(watch_dir: Path, seconds: float, settle_s: float = 0.2) -> li
     return clips
 
 
+@pytest.mark.slow
 async def test_a_finished_clip_is_handed_on_once(tmp_path: Path, person_clip: Path) -> None:
     # Given a clip already in the folder
     shutil.copyfile(person_clip, tmp_path / "front_door_1700000000.mp4")
@@ -67,6 +68,7 @@ async def test_a_finished_clip_is_handed_on_once(tmp_path: Path, person_clip: Pa
     assert manifest["processed"] == ["front_door_1700000000.mp4"]
 
 
+@pytest.mark.slow
 async def test_a_file_still_being_written_is_not_picked_up(
     tmp_path: Path, person_clip: Path
 ) -> None:
