@@ -15,6 +15,7 @@ from tests.services.mosquitto import BrokerAddress, MQTTSubscriber
 from tests.services.smtp_server import SMTPServer
 
 
+@pytest.mark.slow
 async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe_key(
     build_pipeline: BuildPipeline,
     person_clip: Path,

@@ -304,6 +304,7 @@ async def test_submitting_a_clip_already_in_flight_is_ignored(
         await first
 
 
+@pytest.mark.slow
 async def test_drain_bounds_the_wait_and_leaves_unfinished_clips_for_recovery(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:

@@ -82,6 +82,7 @@ async def test_a_clip_in_error_is_processed_again_until_the_vlm_answers(
         assert "analysis unavailable" in alert.notify_reason
 
 
+@pytest.mark.slow
 async def test_background_rounds_of_a_clip_in_error_are_bounded(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -260,6 +261,7 @@ async def test_a_person_is_alerted_once_while_the_database_and_storage_are_down(
         assert len(recorder.system_alerts) == 1
 
 
+@pytest.mark.slow
 async def test_clip_done_is_logged_once_over_its_rounds(
     build_pipeline: BuildPipeline,
     person_clip: Path,
@@ -293,6 +295,7 @@ async def test_clip_done_is_logged_once_over_its_rounds(
     assert len(lines) == 1
 
 
+@pytest.mark.slow
 async def test_a_system_alert_no_sink_took_is_sent_again_in_a_later_round(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:

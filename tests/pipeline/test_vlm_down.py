@@ -58,6 +58,7 @@ async def test_a_person_is_alerted_when_the_vlm_answers_http_500(
     assert state.alert_decision is not None and state.alert_decision.notify
 
 
+@pytest.mark.slow
 async def test_on_vlm_failure_skip_keeps_quiet(
     build_pipeline: BuildPipeline,
     person_clip: Path,

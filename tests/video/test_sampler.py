@@ -38,6 +38,7 @@ def test_probe_describes_the_clip_without_decoding(person_clip: Path) -> None:
     assert info.codec == "h264"
 
 
+@pytest.mark.slow
 def test_samples_cover_the_whole_clip_at_the_requested_rate(person_clip: Path) -> None:
     # Given a 20 s clip
     # When it is sampled at 2 frames per second
@@ -84,6 +85,7 @@ def test_a_window_of_the_clip_can_be_sampled(person_clip: Path) -> None:
     assert all(7.2 <= frame.time_s < 12.0 for frame in frames)
 
 
+@pytest.mark.slow
 def test_sparse_sampling_decodes_only_what_it_needs(person_clip: Path) -> None:
     # Given a 300-frame clip with a keyframe every 2 s
     sparse, dense = SamplerStats(), SamplerStats()

@@ -251,6 +251,7 @@ def test_a_file_that_is_not_a_video_raises(tmp_path: Path) -> None:
         extract_frames(clip, [FrameRun(1.0, 1.0, 1, 2.0)], max_size=128, quality=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cores", [1, 2, 16])
 def test_frames_do_not_depend_on_the_core_count(
     person_clip: Path, monkeypatch: pytest.MonkeyPatch, cores: int

@@ -326,6 +326,7 @@ async def test_retry_backoff_s_sets_the_wait_before_a_retry(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_retry_after_waits_no_longer_than_max_backoff_s(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -390,6 +391,7 @@ async def test_answer_that_is_not_a_chat_completion_raises(
     assert len(openai_server.requests) == 1
 
 
+@pytest.mark.slow
 async def test_slow_answer_times_out_and_is_retried(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -408,6 +410,7 @@ async def test_slow_answer_times_out_and_is_retried(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_timeout_on_every_attempt_raises(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -569,6 +572,7 @@ async def test_azure_style_sends_api_key_header_and_api_version(
     assert "authorization" not in request.headers
 
 
+@pytest.mark.slow
 async def test_azure_retries_keep_the_key_header_and_the_configured_pace(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,

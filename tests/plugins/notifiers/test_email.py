@@ -312,6 +312,7 @@ async def test_server_down_raises_at_once(closed_port: int) -> None:
     assert await notifier.ping() is False
 
 
+@pytest.mark.slow
 async def test_silent_server_raises_within_the_timeout(silent_port: int) -> None:
     # Given a notifier whose SMTP server accepts the connection but never greets
     notifier = make_notifier(

@@ -182,6 +182,7 @@ async def test_receiver_down_raises_at_once(closed_port: int, make_notifier: Mak
             await notifier.send(sample_alert())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("peer", ["silent", "slow"])
 async def test_hung_receiver_raises_within_the_timeout(
     peer: str,
