@@ -4,7 +4,7 @@ CONFIG ?= config/local.yaml
 # Offline development: use the test models when the shared folder is next to the checkout.
 export HOMESEC_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/models)
 
-.PHONY: setup setup-test run test check lint typecheck format docs bench
+.PHONY: setup setup-test run test test-fast check lint typecheck format docs bench
 
 setup:
 	@./scripts/bootstrap.sh
@@ -18,6 +18,10 @@ run: setup
 test: setup-test
 	$(UV) run pytest
 
+# The quick part, for the edit-test loop: leaves out the tests marked `slow` (tests/conftest.py).
+test-fast: setup-test
+	$(UV) run pytest -m "not slow"
+
 check: setup lint typecheck
 
 lint:
@@ -25,7 +29,7 @@ lint:
 	$(UV) run ruff format --check src tests bench
 
 typecheck:
-	$(UV) run mypy src
+	$(UV) run mypy src tests
 
 format:
 	$(UV) run ruff check --fix src tests bench

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,22 @@ pytest_plugins = [
     "tests.services.s3_server",
     "tests.services.rtsp_server",
 ]
+
+
+# Every test in these folders takes seconds: it runs HomeSec, a browser or a build.
+SLOW_FOLDERS = [Path(__file__).parent / name for name in ("e2e", "browser", "packaging")]
+# A test that starts a server of its own waits for it; a camera streams footage in real time.
+SLOW_FIXTURES = {"throwaway_postgres", "make_throwaway_broker", "make_rtsp_camera"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `slow` the tests of SLOW_FOLDERS and those using SLOW_FIXTURES; other modules and
+    tests that take seconds carry the mark themselves. `make test-fast` leaves them out."""
+    for item in items:
+        in_slow_folder = any(item.path.is_relative_to(folder) for folder in SLOW_FOLDERS)
+        starts_a_server = not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+        if in_slow_folder or starts_a_server:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -23,6 +24,7 @@ def _vlm(base_url: str, model: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_eval_prints_accuracy_latency_tokens_and_cost_per_setting(
     tmp_path: Path, person_clip: Path, empty_scene_clip: Path, openai_server: OpenAIServer
 ) -> None:

@@ -126,7 +126,7 @@ async def test_retention_keeps_only_the_newest_records(
     # When 20 records are logged, one of them dated two days ago
     for n in range(20):
         sink_logger.info("record %d", n)
-    old = sink_logger.makeRecord(sink_logger.name, logging.INFO, __file__, 1, "ancient", None, None)
+    old = sink_logger.makeRecord(sink_logger.name, logging.INFO, __file__, 1, "ancient", (), None)
     old.created -= 2 * 86400
     handler.handle(old)
     sink_logger.info("last")

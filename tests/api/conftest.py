@@ -97,7 +97,8 @@ def _config(tmp_path: Path) -> Config:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# On Postgres, each test creates a database: `make test-fast` runs the SQLite side alone.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def api_config(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Config:

@@ -72,6 +72,7 @@ async def test_database_down_is_degraded_not_unhealthy(
     assert probe.status_code == 200 and probe.json() == {"status": "degraded"}
 
 
+@pytest.mark.slow
 async def test_a_vlm_that_gave_up_makes_the_service_degraded_until_it_answers(
     tmp_path: Path, person_clip: Path
 ) -> None:

@@ -161,6 +161,7 @@ async def test_the_snapshot_is_served_from_local_disk_then_from_storage_else_404
     assert from_storage.status_code == 200 and from_storage.content == JPEG
 
 
+@pytest.mark.slow
 async def test_a_signed_video_url_plays_over_http_on_the_running_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, person_clip: Path
 ) -> None:

@@ -9,13 +9,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, ConsoleMessage, Page, Response, StorageState
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Response,
+    StorageState,
+    ViewportSize,
+)
 
 from tests.browser.conftest import API_KEY, ARTIFACTS, Service
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -110,7 +110,7 @@ async def test_alerts_raised_while_the_broker_is_down_arrive_when_it_is_back(
             # Then the alert raised during the outage is delivered
             message = await subscriber.next(timeout=15)
 
-    alert = Alert.model_validate_json(message.payload)  # type: ignore[arg-type]
+    alert = Alert.model_validate_json(message.payload)
     assert alert.clip_id == "front_door_1700000020.mp4"
 
 
@@ -223,7 +223,7 @@ async def test_an_alert_queued_during_a_broker_outage_survives_sigkill(
         process.wait(timeout=30)
 
     # Then the alert raised before the crash is delivered after the restart
-    alert = Alert.model_validate_json(message.payload)  # type: ignore[arg-type]
+    alert = Alert.model_validate_json(message.payload)
     assert alert.clip_id == clip_id
     assert "go out first" in (tmp_path / "homesec.log").read_text()
 

@@ -94,7 +94,7 @@ async def test_people_clip_alerts_with_the_vlm_analysis_and_empty_scene_stays_qu
         message = await subscriber.next(timeout=10)
         await subscriber.expect_silence(within=1.0)
 
-    alert = Alert.model_validate_json(message.payload)  # type: ignore[arg-type]
+    alert = Alert.model_validate_json(message.payload)
     assert alert.clip_id == person_clip.name
     assert (alert.risk_level, alert.activity_type) == (RiskLevel.HIGH, "loitering")
     assert alert.summary == "Two people linger at the door."

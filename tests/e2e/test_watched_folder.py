@@ -64,7 +64,7 @@ async def test_dropped_clip_produces_the_mqtt_alert_and_postgres_rows(
 
     assert str(message.topic) == f"{mqtt_topic_prefix}/alerts/front_door"
     assert message.qos == 1 and message.retain is False
-    payload = json.loads(message.payload)  # type: ignore[arg-type]
+    payload = json.loads(message.payload)
     assert set(payload) == ALERT_CONTRACT_FIELDS
     alert = Alert.model_validate(payload)
     assert alert.risk_level == RiskLevel.HIGH and payload["risk_level"] == "high"
@@ -103,7 +103,7 @@ async def test_failed_upload_alert_says_so_over_mqtt(
         # Then the system alert for the exhausted upload and the clip alert both arrive
         messages = await subscriber.collect(2, timeout=20)
 
-    by_topic = {str(m.topic): json.loads(m.payload) for m in messages}  # type: ignore[arg-type]
+    by_topic = {str(m.topic): json.loads(m.payload) for m in messages}
     alert = Alert.model_validate(by_topic[f"{mqtt_topic_prefix}/alerts/front_door"])
     assert alert.upload_failed is True and alert.view_url is None and alert.storage_uri is None
     system = by_topic[f"{mqtt_topic_prefix}/system/errors"]

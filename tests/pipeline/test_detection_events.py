@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import tests.fakes.plugins  # noqa: F401
 from homesec.models.alert import Alert, DetectionEvent
 from tests.fakes.builders import clip_from
@@ -13,6 +15,7 @@ from tests.services.mosquitto import BrokerAddress, MQTTSubscriber
 from tests.services.smtp_server import SMTPServer
 
 
+@pytest.mark.slow
 async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe_key(
     build_pipeline: BuildPipeline,
     person_clip: Path,
@@ -38,12 +41,12 @@ async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe
     assert str(first.topic) == f"{mqtt_topic_prefix}/detections/front_door"
     assert str(second.topic) == f"{mqtt_topic_prefix}/alerts/front_door"
     assert first.qos == 1 and first.retain is False
-    detection = DetectionEvent.model_validate_json(first.payload)  # type: ignore[arg-type]
-    alert = Alert.model_validate_json(second.payload)  # type: ignore[arg-type]
+    detection = DetectionEvent.model_validate_json(first.payload)
+    alert = Alert.model_validate_json(second.payload)
     assert detection.dedupe_key == alert.dedupe_key == "front_door_1700000000.mp4"
     assert detection.detected_classes == ["person"] and detection.analysis_pending is True
     assert detection.snapshot is not None and Path(detection.snapshot).is_file()
-    assert set(json.loads(first.payload)) == {  # type: ignore[arg-type]
+    assert set(json.loads(first.payload)) == {
         "clip_id",
         "camera_name",
         "detected_classes",
@@ -55,6 +58,7 @@ async def test_detection_event_comes_before_the_final_alert_with_the_same_dedupe
     }
 
 
+@pytest.mark.slow
 async def test_a_clip_without_a_trigger_class_sends_neither(
     build_pipeline: BuildPipeline,
     person_clip: Path,

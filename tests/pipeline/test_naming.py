@@ -16,6 +16,7 @@ from tests.repository.builders import DSN_ENV, done_state, state_store_config
 NAME = "front_door_1700000000.mp4"
 
 
+@pytest.mark.slow
 async def test_a_name_in_storage_is_not_given_out_while_the_database_hangs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, silent_server: int
 ) -> None:

@@ -304,6 +304,7 @@ async def test_submitting_a_clip_already_in_flight_is_ignored(
         await first
 
 
+@pytest.mark.slow
 async def test_drain_bounds_the_wait_and_leaves_unfinished_clips_for_recovery(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -362,6 +363,7 @@ async def test_a_finished_clip_is_one_readable_log_line(
     assert record.__dict__["camera_name"] == "front_door"
 
 
+@pytest.mark.slow
 async def test_a_vlm_that_retries_on_its_own_is_not_retried_again_by_the_stage(
     build_pipeline: BuildPipeline,
     person_clip: Path,

@@ -82,6 +82,7 @@ async def test_a_clip_in_error_is_processed_again_until_the_vlm_answers(
         assert "analysis unavailable" in alert.notify_reason
 
 
+@pytest.mark.slow
 async def test_background_rounds_of_a_clip_in_error_are_bounded(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -198,6 +199,7 @@ async def test_the_log_says_when_no_sink_took_the_alert(
     assert state.alerted_sinks == []
 
 
+@pytest.mark.slow
 async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -232,6 +234,7 @@ async def test_stages_in_error_are_tried_again_once_storage_and_the_vlm_are_back
         await _until(done)
 
 
+@pytest.mark.slow
 async def test_a_person_is_alerted_once_while_the_database_and_storage_are_down(
     build_pipeline: BuildPipeline,
     person_clip: Path,
@@ -258,6 +261,7 @@ async def test_a_person_is_alerted_once_while_the_database_and_storage_are_down(
         assert len(recorder.system_alerts) == 1
 
 
+@pytest.mark.slow
 async def test_clip_done_is_logged_once_over_its_rounds(
     build_pipeline: BuildPipeline,
     person_clip: Path,
@@ -291,6 +295,7 @@ async def test_clip_done_is_logged_once_over_its_rounds(
     assert len(lines) == 1
 
 
+@pytest.mark.slow
 async def test_a_system_alert_no_sink_took_is_sent_again_in_a_later_round(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:

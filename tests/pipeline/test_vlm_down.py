@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from homesec.models.enums import ClipStatus, StageName, StageStatus
 from tests.fakes.builders import clip_from
 from tests.fakes.plugins import RecordingNotifier
@@ -33,6 +35,7 @@ def _recorder(components: Any) -> RecordingNotifier:
     return notifier
 
 
+@pytest.mark.slow
 async def test_a_person_is_alerted_when_the_vlm_answers_http_500(
     build_pipeline: BuildPipeline,
     person_clip: Path,
@@ -55,6 +58,7 @@ async def test_a_person_is_alerted_when_the_vlm_answers_http_500(
     assert state.alert_decision is not None and state.alert_decision.notify
 
 
+@pytest.mark.slow
 async def test_on_vlm_failure_skip_keeps_quiet(
     build_pipeline: BuildPipeline,
     person_clip: Path,

@@ -12,7 +12,8 @@ from homesec.repository.clip_repository import ClipRepository
 from tests.repository.builders import DSN_ENV, state_store_config
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# On Postgres, each test creates a database: `make test-fast` runs the SQLite side alone.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def state_config(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> StateStoreConfig:

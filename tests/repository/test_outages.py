@@ -242,6 +242,7 @@ def _received(clip_id: str) -> ClipEvent:
     return event(clip_id, EventType.CLIP_RECEIVED)
 
 
+@pytest.mark.slow
 async def test_write_stuck_on_a_lock_is_dropped_and_the_next_one_lands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str
 ) -> None:

@@ -22,6 +22,9 @@ from homesec.errors import ConfigError
 from homesec.models.config import Config
 from tests.security.fuzzing import FUZZ
 
+# Hypothesis tries 200 config files.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "config" / "example.yaml").read_text())
 

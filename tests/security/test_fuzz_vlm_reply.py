@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,9 @@ from homesec.plugins.analyzers.prompt import correction_messages
 from homesec.plugins.analyzers.reply import ReplyError, parse_reply
 from tests.security.fuzzing import FUZZ
 from tests.services.openai_server import VALID_ANALYSIS
+
+# Hypothesis tries 200 replies.
+pytestmark = pytest.mark.slow
 
 TYPES = ["delivery", "person_at_door", "unknown"]
 

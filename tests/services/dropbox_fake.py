@@ -210,7 +210,7 @@ class DropboxFake:
     def _append(self, cursor: dict[str, Any], body: bytes) -> _Reply | None:
         session = self._sessions.get(cursor["session_id"])
         if session is None:
-            error = {".tag": "not_found"}
+            error: dict[str, Any] = {".tag": "not_found"}
             return _Reply(409, {"error_summary": "not_found/..", "error": error})
         if cursor["offset"] != len(session):
             error = {".tag": "incorrect_offset", "correct_offset": len(session)}
@@ -430,6 +430,7 @@ def dropbox_fake(
     )
     thread.start()
     host, port = proxy.server_address[:2]
+    assert isinstance(host, str)
     monkeypatch.setenv("HTTPS_PROXY", f"http://{host}:{port}")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
     for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):

@@ -9,6 +9,8 @@ from bench.soak.campaign import CampaignSettings, run_campaign
 from bench.soak.faults import FaultKind
 from bench.soak.report import render
 
+pytestmark = pytest.mark.slow
+
 # Three minutes of load, the drain (generous on a loaded 2-core machine), start and stop.
 _TIMEOUT_S = 1500
 

@@ -23,6 +23,9 @@ from homesec.state.queries import clip_list_query
 from homesec.state.tables import POSTGRES
 from tests.api.seeding import T0, clip_state, insert_states
 
+# Each test seeds and analyses a Postgres table large enough for its plan to count.
+pytestmark = pytest.mark.slow
+
 DSN_ENV = "HOMESEC_TEST_PLAN_DSN"
 
 
@@ -58,7 +61,8 @@ async def clip_table(
 
 def _sql(clip_filter: ClipFilter) -> str:
     query = clip_list_query(POSTGRES, clip_filter, None, 51)
-    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # unannotated in SQLAlchemy
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 @pytest.mark.parametrize(

@@ -65,11 +65,13 @@ def remux_shifted(source: Path, path: Path, shift_s: float, end_s: float) -> Pat
     with av.open(str(source)) as clip, av.open(str(path), "w") as out:
         video = clip.streams.video[0]
         stream = out.add_stream_from_template(video)
-        shift = round(shift_s / video.time_base)
+        time_base = video.time_base
+        assert time_base is not None
+        shift = round(shift_s / time_base)
         for packet in clip.demux(video):
             if packet.dts is None or packet.pts is None:
                 continue
-            if packet.pts * video.time_base >= end_s:
+            if packet.pts * time_base >= end_s:
                 break
             packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             packet.stream = stream

@@ -38,6 +38,7 @@ def test_probe_describes_the_clip_without_decoding(person_clip: Path) -> None:
     assert info.codec == "h264"
 
 
+@pytest.mark.slow
 def test_samples_cover_the_whole_clip_at_the_requested_rate(person_clip: Path) -> None:
     # Given a 20 s clip
     # When it is sampled at 2 frames per second
@@ -84,6 +85,7 @@ def test_a_window_of_the_clip_can_be_sampled(person_clip: Path) -> None:
     assert all(7.2 <= frame.time_s < 12.0 for frame in frames)
 
 
+@pytest.mark.slow
 def test_sparse_sampling_decodes_only_what_it_needs(person_clip: Path) -> None:
     # Given a 300-frame clip with a keyframe every 2 s
     sparse, dense = SamplerStats(), SamplerStats()
@@ -98,6 +100,7 @@ def test_sparse_sampling_decodes_only_what_it_needs(person_clip: Path) -> None:
     assert dense.frames_sampled == dense.frames_decoded == 60
 
 
+@pytest.mark.slow
 def test_skipping_ahead_yields_the_same_pictures_as_decoding_everything(
     person_clip: Path,
 ) -> None:
@@ -197,6 +200,7 @@ def test_keyframe_times_are_read_from_the_packets(person_clip: Path) -> None:
     assert times == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0])
 
 
+@pytest.mark.slow
 def test_keyframes_wanted_alone_are_decoded_alone(person_clip: Path) -> None:
     # Given three of the clip's keyframes
     moments = keyframe_times(person_clip)[1::3]

@@ -179,6 +179,7 @@ def test_extracted_frames_are_jpegs_fitted_to_max_size(person_clip: Path) -> Non
     assert [frame.time_s for frame in frames] == [4.0, 10.0, 16.0]
     for frame in frames:
         image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
         assert image.shape == (225, 400, 3)
         assert (frame.width, frame.height) == (400, 225)
         assert frame.data_url.startswith("data:image/jpeg;base64,/9j/")
@@ -198,6 +199,7 @@ def test_moments_far_from_keyframes_are_decoded_exactly(person_clip: Path) -> No
     assert times[5:] == [6.0, 10.0, 12.0, 16.0, 18.0]
 
 
+@pytest.mark.slow
 def test_a_long_gop_clip_is_decoded_exactly_where_no_keyframe_is_near(
     long_gop_clip: Path,
 ) -> None:
@@ -249,6 +251,7 @@ def test_a_file_that_is_not_a_video_raises(tmp_path: Path) -> None:
         extract_frames(clip, [FrameRun(1.0, 1.0, 1, 2.0)], max_size=128, quality=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cores", [1, 2, 16])
 def test_frames_do_not_depend_on_the_core_count(
     person_clip: Path, monkeypatch: pytest.MonkeyPatch, cores: int

@@ -37,7 +37,10 @@ def frame_times(text: str) -> list[float]:
 
 
 async def test_structured_reply_becomes_a_validated_analysis(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server that answers a valid analysis through structured output
     analyzer = make_analyzer()
@@ -60,7 +63,10 @@ async def test_structured_reply_becomes_a_validated_analysis(
 
 
 async def test_request_names_the_model_and_asks_with_the_json_schema(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given an analyzer with its own activity types
     analyzer = make_analyzer(model="gpt-4o-mini", activity_types=["delivery", "break_in"])
@@ -84,7 +90,10 @@ async def test_request_names_the_model_and_asks_with_the_json_schema(
 
 
 async def test_frames_are_jpeg_data_urls_within_max_size_and_max_frames(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given frames limited to 4, 320 pixels on the longest side
     analyzer = make_analyzer(preprocessing={"max_frames": 4, "max_size": 320, "quality": 80})
@@ -106,7 +115,10 @@ async def test_frames_are_jpeg_data_urls_within_max_size_and_max_frames(
 
 
 async def test_frames_sent_are_weighted_toward_the_first_sighting(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given ten frames per clip and a person first seen 12 s into a 20 s clip
     analyzer = make_analyzer(preprocessing={"max_frames": 10, "max_size": 128, "quality": 60})
@@ -124,7 +136,10 @@ async def test_frames_sent_are_weighted_toward_the_first_sighting(
 
 
 async def test_server_with_json_mode_only_gets_json_mode_and_it_is_remembered(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server that rejects json_schema but accepts json_object
     openai_server.format_support = FormatSupport.JSON_OBJECT
@@ -143,7 +158,10 @@ async def test_server_with_json_mode_only_gets_json_mode_and_it_is_remembered(
 
 
 async def test_server_without_structured_output_gets_the_prompt_alone(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a text-only server whose model wraps its JSON in prose
     openai_server.format_support = FormatSupport.TEXT
@@ -162,7 +180,10 @@ async def test_server_without_structured_output_gets_the_prompt_alone(
 
 
 async def test_chosen_response_format_is_not_abandoned_when_rejected(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given json_schema asked for explicitly, and a server that does not support it
     openai_server.format_support = FormatSupport.JSON_OBJECT
@@ -179,7 +200,10 @@ async def test_chosen_response_format_is_not_abandoned_when_rejected(
 
 
 async def test_reply_in_a_code_fence_is_extracted(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a model that answers in a ```json fence
     fenced = f"```json\n{json.dumps({**VALID_ANALYSIS, 'risk_level': 'high'})}\n```"
@@ -195,7 +219,10 @@ async def test_reply_in_a_code_fence_is_extracted(
 
 
 async def test_invalid_json_is_sent_back_once_with_the_error(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a model whose first reply is broken JSON and whose second is valid
     broken = '{"risk_level": "low", "activity_type": "delivery", "summary": '
@@ -220,7 +247,10 @@ async def test_invalid_json_is_sent_back_once_with_the_error(
 
 
 async def test_invalid_reply_twice_raises_the_plugin_error(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a model that keeps answering an analysis with a made-up risk level
     openai_server.default_reply = ScriptedReply.analysis(risk_level="catastrophic")
@@ -239,7 +269,10 @@ async def test_invalid_reply_twice_raises_the_plugin_error(
 
 
 async def test_activity_type_outside_the_list_becomes_unknown(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a model that invents an activity type
     openai_server.enqueue(ScriptedReply.analysis(activity_type="window_shopping"))
@@ -253,8 +286,12 @@ async def test_activity_type_outside_the_list_becomes_unknown(
     assert len(openai_server.requests) == 1
 
 
+@pytest.mark.slow
 async def test_429_then_success_waits_as_long_as_retry_after_asks(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a rate-limited server asking for a 1 s pause, and a 10 ms backoff of our own
     openai_server.enqueue(ScriptedReply.error(429, "Rate limit reached", retry_after="1"))
@@ -269,8 +306,12 @@ async def test_429_then_success_waits_as_long_as_retry_after_asks(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_retry_backoff_s_sets_the_wait_before_a_retry(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server failing once, without Retry-After, and a first wait of 0.6 s
     openai_server.enqueue(ScriptedReply.error(500))
@@ -285,8 +326,12 @@ async def test_retry_backoff_s_sets_the_wait_before_a_retry(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_retry_after_waits_no_longer_than_max_backoff_s(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a rate-limited server asking for 20 s, and waits capped at 0.3 s
     openai_server.enqueue(ScriptedReply.error(429, "Rate limit reached", retry_after="20"))
@@ -301,8 +346,12 @@ async def test_retry_after_waits_no_longer_than_max_backoff_s(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_cancelled_analysis_is_not_retried(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server failing forever, and retries half a second apart
     openai_server.default_reply = ScriptedReply.error(500)
@@ -323,7 +372,10 @@ async def test_cancelled_analysis_is_not_retried(
 
 
 async def test_answer_that_is_not_a_chat_completion_raises(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server (or a proxy before it) answering 200 with something else
     openai_server.enqueue(ScriptedReply(body={"status": "ok", "choices": []}))
@@ -339,8 +391,12 @@ async def test_answer_that_is_not_a_chat_completion_raises(
     assert len(openai_server.requests) == 1
 
 
+@pytest.mark.slow
 async def test_slow_answer_times_out_and_is_retried(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server whose first answer takes longer than the timeout
     openai_server.enqueue(ScriptedReply.analysis(delay_s=2.0))
@@ -354,8 +410,12 @@ async def test_slow_answer_times_out_and_is_retried(
     assert analysis.activity_type == "delivery"
 
 
+@pytest.mark.slow
 async def test_timeout_on_every_attempt_raises(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server that never answers in time
     openai_server.default_reply = ScriptedReply.analysis(delay_s=2.0)
@@ -372,7 +432,10 @@ async def test_timeout_on_every_attempt_raises(
 
 
 async def test_500_forever_raises_after_max_retries(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server that always fails
     openai_server.default_reply = ScriptedReply.error(500, "The engine is currently overloaded")
@@ -391,7 +454,10 @@ async def test_500_forever_raises_after_max_retries(
 
 
 async def test_client_error_is_not_retried(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a server that does not know the model
     openai_server.enqueue(
@@ -409,7 +475,7 @@ async def test_client_error_is_not_retried(
 
 
 async def test_unreachable_server_raises_after_retries(
-    make_analyzer: MakeAnalyzer, person_clip: Path, context
+    make_analyzer: MakeAnalyzer, person_clip: Path, context: AnalysisContext
 ) -> None:
     # Given an endpoint where nothing listens
     analyzer = make_analyzer(base_url="http://127.0.0.1:9/v1", max_retries=1)
@@ -506,6 +572,7 @@ async def test_azure_style_sends_api_key_header_and_api_version(
     assert "authorization" not in request.headers
 
 
+@pytest.mark.slow
 async def test_azure_retries_keep_the_key_header_and_the_configured_pace(
     openai_server: OpenAIServer,
     make_analyzer: MakeAnalyzer,
@@ -537,7 +604,10 @@ async def test_azure_retries_keep_the_key_header_and_the_configured_pace(
 
 
 async def test_prompt_tells_camera_time_of_day_and_detections(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, person_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    person_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a custom base prompt and a description for one custom activity type
     analyzer = make_analyzer(
@@ -590,7 +660,10 @@ async def test_usage_and_cost_are_returned_and_logged_as_vlm_usage(
 
 
 async def test_unreadable_clip_raises_without_calling_the_model(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, tmp_path: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    tmp_path: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a clip file that is not a video
     clip = tmp_path / "front_door_1700000000.mp4"
@@ -607,7 +680,10 @@ async def test_unreadable_clip_raises_without_calling_the_model(
 
 
 async def test_empty_scene_without_detections_is_analysed(
-    openai_server: OpenAIServer, make_analyzer: MakeAnalyzer, empty_scene_clip: Path, context
+    openai_server: OpenAIServer,
+    make_analyzer: MakeAnalyzer,
+    empty_scene_clip: Path,
+    context: AnalysisContext,
 ) -> None:
     # Given a clip where the filter saw nothing (run_mode: always)
     analyzer = make_analyzer(preprocessing={"max_frames": 4, "max_size": 128, "quality": 60})
@@ -626,7 +702,7 @@ async def test_empty_scene_without_detections_is_analysed(
 
 
 async def test_shutdown_closes_the_client(
-    make_analyzer: MakeAnalyzer, person_clip: Path, context
+    make_analyzer: MakeAnalyzer, person_clip: Path, context: AnalysisContext
 ) -> None:
     # Given an analyzer that has been shut down
     analyzer = make_analyzer()

@@ -93,4 +93,5 @@ def test_text_mode_sends_no_response_format() -> None:
     # Then text leaves it out and the others name their type
     assert response_format_param(ResponseFormat.TEXT, schema) is None
     assert response_format_param(ResponseFormat.JSON_OBJECT, schema) == {"type": "json_object"}
-    assert response_format_param(ResponseFormat.JSON_SCHEMA, schema)["type"] == "json_schema"
+    json_schema = response_format_param(ResponseFormat.JSON_SCHEMA, schema)
+    assert json_schema is not None and json_schema["type"] == "json_schema"

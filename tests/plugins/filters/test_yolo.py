@@ -35,6 +35,7 @@ async def test_people_are_found_at_the_front_door(yolo: YoloFilter, person_clip:
     assert x2 - x1 > 20 and y2 - y1 > 40
 
 
+@pytest.mark.slow
 async def test_nothing_is_found_on_the_empty_lawn(yolo: YoloFilter, empty_scene_clip: Path) -> None:
     # Given the filter looking for people and vehicles
     # When it checks 20 s of an empty lawn
@@ -47,6 +48,7 @@ async def test_nothing_is_found_on_the_empty_lawn(yolo: YoloFilter, empty_scene_
     assert result.sampled_frames == 40
 
 
+@pytest.mark.slow
 async def test_a_person_who_appears_only_at_the_end_is_found(
     yolo: YoloFilter, late_person_clip: Path
 ) -> None:
@@ -73,6 +75,7 @@ async def test_a_positive_clip_is_decided_on_its_first_frame(
     assert result.sampled_frames == 1
 
 
+@pytest.mark.slow
 async def test_min_hits_and_max_frames_bound_the_scan(
     yolox_nano: Path, person_clip: Path, empty_scene_clip: Path
 ) -> None:
@@ -92,6 +95,7 @@ async def test_min_hits_and_max_frames_bound_the_scan(
     assert negative.sampled_frames == 5
 
 
+@pytest.mark.slow
 async def test_overrides_change_classes_and_confidence_per_call(
     yolo: YoloFilter, person_clip: Path
 ) -> None:
@@ -151,6 +155,7 @@ async def test_damaged_clips_fail_readably_and_the_filter_keeps_working(
     assert "person" in (await yolo.detect(person_clip)).detected_classes
 
 
+@pytest.mark.slow
 async def test_the_event_loop_runs_while_a_clip_is_checked(
     yolo: YoloFilter, empty_scene_clip: Path
 ) -> None:
@@ -173,6 +178,7 @@ async def test_the_event_loop_runs_while_a_clip_is_checked(
     assert ticks >= 20
 
 
+@pytest.mark.slow
 async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) -> None:
     # Given a filter whose worker is up, loaded from the registry's entry point
     before = {process.pid for process in multiprocessing.active_children()}
@@ -185,6 +191,7 @@ async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) ->
 
         # When its worker process dies
         for pid in workers:
+            assert pid is not None
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.2)
         with pytest.raises(YoloFilterError, match="detector process died"):
@@ -201,6 +208,7 @@ async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) ->
     await yolo.shutdown()
 
 
+@pytest.mark.slow
 async def test_a_missing_execution_provider_falls_back_to_cpu(
     yolox_nano: Path, person_clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

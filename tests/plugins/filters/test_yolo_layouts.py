@@ -12,6 +12,9 @@ from homesec.plugins.filters.yolo.model import Detector, Layout
 from homesec.plugins.filters.yolo.plugin import YoloFilter, YoloFilterConfig
 from homesec.video.sampler import sample_frames
 
+# The detector runs every model layout on real clips.
+pytestmark = pytest.mark.slow
+
 Box = tuple[float, float, float, float]
 MODELS = {
     "yolox_nano": (Layout.YOLOX, 416),

@@ -73,6 +73,7 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 async def test_a_named_model_is_downloaded_once_and_verified(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -187,6 +188,7 @@ def test_a_missing_release_file_is_reported_with_its_http_status(
         resolve_model("yolox_s", cache_dir=tmp_path / "cache", release_url=release.url)
 
 
+@pytest.mark.slow
 async def test_a_name_is_found_in_the_model_dir_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path, person_clip: Path
 ) -> None:

@@ -6,52 +6,21 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from homesec.interfaces import Notifier
-from homesec.models.alert import Alert, DetectionEvent, SystemAlert
+from homesec.models.alert import DetectionEvent
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.plugins.notifiers.apprise import AppriseNotifier, AppriseNotifierConfig
 from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.plugins.notifiers.helpers import camera_unhealthy_alert, names_the_problem, sample_alert
 from tests.services.http_receiver import HTTPReceiver
 
 URLS_ENV = "TEST_APPRISE_URLS"
-
-
-def make_alert(**changes: Any) -> Alert:
-    clip_id = "front_door_1700000000.mp4"
-    alert = Alert(
-        clip_id=clip_id,
-        camera_name="front_door",
-        storage_uri=f"file:///srv/clips/front_door/{clip_id}",
-        view_url=f"https://clips.example.invalid/front_door/{clip_id}",
-        risk_level=RiskLevel.HIGH,
-        activity_type="person_at_door",
-        notify_reason="risk_level=high",
-        summary="A person walks to the front door and tries the handle.",
-        ts=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
-        dedupe_key=clip_id,
-        upload_failed=False,
-    )
-    return alert.model_copy(update=changes)
-
-
-@pytest.fixture
-def snapshot(tmp_path: Path) -> Path:
-    image = np.zeros((72, 128, 3), np.uint8)
-    cv2.rectangle(image, (20, 10), (60, 60), (0, 255, 0), 2)
-    ok, encoded = cv2.imencode(".jpg", image)
-    assert ok
-    path = tmp_path / "snapshot.jpg"
-    path.write_bytes(encoded.tobytes())
-    return path
 
 
 def json_url(receiver: HTTPReceiver, path: str = "/apprise") -> str:
@@ -82,7 +51,7 @@ async def test_alert_is_delivered_with_title_body_and_snapshot(
 ) -> None:
     # Given a notifier whose env var names Apprise's json:// service on a local receiver
     notifier = make_notifier(monkeypatch, json_url(http_receiver))
-    alert = make_alert()
+    alert = sample_alert()
 
     # When an alert with a snapshot is sent
     await notifier.send(alert, snapshot)
@@ -109,7 +78,7 @@ async def test_every_url_in_the_env_var_is_notified(
     notifier = make_notifier(monkeypatch, urls, body_template="{{ clip_id }}")
 
     # When an alert without a snapshot is sent
-    await notifier.send(make_alert(risk_level=RiskLevel.LOW))
+    await notifier.send(sample_alert(risk_level=RiskLevel.LOW))
 
     # Then each receiver got it once, as "info", without attachments
     for receiver in (first, second, third):
@@ -125,7 +94,7 @@ async def test_plain_urls_without_secrets_work_from_the_yaml(http_receiver: HTTP
     notifier = AppriseNotifier.create(config)
 
     # When an alert is sent
-    await notifier.send(make_alert())
+    await notifier.send(sample_alert())
 
     # Then it is delivered
     assert len(http_receiver.requests) == 1
@@ -138,7 +107,7 @@ async def test_failing_service_raises_and_the_retry_skips_services_that_have_it(
     healthy, failing = make_http_receiver(), make_http_receiver()
     failing.status = 500
     notifier = make_notifier(monkeypatch, f"{json_url(healthy)} {json_url(failing, '/down')}")
-    alert = make_alert()
+    alert = sample_alert()
 
     # When the alert is sent, it raises naming only the failing service
     with pytest.raises(
@@ -157,6 +126,7 @@ async def test_failing_service_raises_and_the_retry_skips_services_that_have_it(
     assert await notifier.ping() is True
 
 
+@pytest.mark.slow
 async def test_service_down_raises_within_the_timeout_and_keeps_tokens_out_of_logs(
     closed_port: int,
     silent_port: int,
@@ -174,7 +144,7 @@ async def test_service_down_raises_within_the_timeout_and_keeps_tokens_out_of_lo
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ConnectionError, match="2 of 2") as caught:
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
     # Then it gave up within its timeout, and no token was logged or raised
     assert loop.time() - started < 4.0
@@ -188,9 +158,7 @@ async def test_system_alert_is_sent_with_its_own_title_and_body(
 ) -> None:
     # Given an apprise notifier
     notifier = make_notifier(monkeypatch, json_url(http_receiver))
-    alert = SystemAlert(
-        kind="camera_unhealthy", message="no frames for 5 min", ts=datetime.now(UTC)
-    )
+    alert = camera_unhealthy_alert("no frames for 5 min")
 
     # When a system alert is sent
     await notifier.send_system(alert)
@@ -228,7 +196,7 @@ def test_bad_config_is_rejected_at_load(
         validate_plugin_config(PluginType.NOTIFIER, "apprise", override)
 
     # Then the error names the problem, never a URL from an env var
-    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+    assert names_the_problem(caught.value, problem)
     assert "secret-token-xyz" not in str(caught.value)
 
 
@@ -239,7 +207,7 @@ async def test_home_assistant_replaces_the_detection_message_with_the_alert(
     # local receiver, and the detection event and final alert of one clip, then another clip
     url = f"hassio://127.0.0.1:{http_receiver.port}/ha-token-123"
     notifier = make_notifier(monkeypatch, url)
-    alert = make_alert()
+    alert = sample_alert()
     detection = DetectionEvent(
         clip_id=alert.clip_id,
         camera_name=alert.camera_name,
@@ -250,7 +218,7 @@ async def test_home_assistant_replaces_the_detection_message_with_the_alert(
         analysis_pending=True,
         dedupe_key=alert.dedupe_key,
     )
-    other = make_alert(clip_id="front_door_1700000099.mp4", dedupe_key="front_door_1700000099.mp4")
+    other = sample_alert(99)
 
     # When the detection event, its alert and the other clip's alert are sent
     await notifier.send_detection(detection)

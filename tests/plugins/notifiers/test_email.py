@@ -5,53 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from homesec.interfaces import Notifier
-from homesec.models.alert import Alert, SystemAlert
-from homesec.models.enums import PluginType, RiskLevel, StageName
+from homesec.models.enums import PluginType
 from homesec.plugins.notifiers.email import EmailNotifier, EmailNotifierConfig
 from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.plugins.notifiers.helpers import (
+    PASSWORD,
+    USER,
+    names_the_problem,
+    sample_alert,
+    stage_failure_alert,
+)
 from tests.services.smtp_server import SMTPServer
-
-USER, PASSWORD = "homesec", "correct-horse-42"
-
-
-def make_alert(**changes: Any) -> Alert:
-    clip_id = "front_door_1700000000.mp4"
-    alert = Alert(
-        clip_id=clip_id,
-        camera_name="front_door",
-        storage_uri=f"file:///srv/clips/front_door/{clip_id}",
-        view_url=f"https://clips.example.invalid/front_door/{clip_id}",
-        risk_level=RiskLevel.HIGH,
-        activity_type="person_at_door",
-        notify_reason="risk_level=high",
-        summary="A person walks to the front door & tries the handle.",
-        ts=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
-        dedupe_key=clip_id,
-        upload_failed=False,
-    )
-    return alert.model_copy(update=changes)
-
-
-@pytest.fixture
-def snapshot(tmp_path: Path) -> Path:
-    image = np.zeros((72, 128, 3), np.uint8)
-    cv2.rectangle(image, (20, 10), (60, 60), (0, 255, 0), 2)
-    ok, encoded = cv2.imencode(".jpg", image)
-    assert ok
-    path = tmp_path / "snapshot.jpg"
-    path.write_bytes(encoded.tobytes())
-    return path
 
 
 def mail_config(server: SMTPServer, **extra: Any) -> dict[str, Any]:
@@ -69,15 +41,18 @@ def mail_config(server: SMTPServer, **extra: Any) -> dict[str, Any]:
     return config | extra
 
 
+def minimal_config(**changes: Any) -> dict[str, Any]:
+    """Just what an email config needs, keys replaced."""
+    return {
+        "host": "localhost",
+        "from_address": "a@b.c",
+        "to_addresses": ["d@e.f"],
+        **changes,
+    }
+
+
 def make_notifier(**config: Any) -> EmailNotifier:
     return EmailNotifier.create(EmailNotifierConfig.model_validate(config))
-
-
-@pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setenv("TEST_SMTP_USER", USER)
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
-    return {"username_env": "TEST_SMTP_USER", "password_env": "TEST_SMTP_PASSWORD"}
 
 
 def bodies(message: EmailMessage) -> tuple[str, str]:
@@ -89,7 +64,7 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
 
 def test_registered_as_the_email_notifier() -> None:
     # Given the plugin registry and a minimal config
-    raw = {"host": "smtp.example.invalid", "from_address": "a@b.c", "to_addresses": ["d@e.f"]}
+    raw = minimal_config(host="smtp.example.invalid")
 
     # When the email backend is loaded by name
     notifier = load_notifier("email", raw)
@@ -105,7 +80,7 @@ async def test_alert_is_mailed_with_text_html_link_and_snapshot_attached(
 ) -> None:
     # Given an email notifier on a plain SMTP server
     notifier = make_notifier(**mail_config(smtp_server))
-    alert = make_alert()
+    alert = sample_alert(summary="A person walks to the front door & tries the handle.")
 
     # When an alert with a snapshot is sent
     await notifier.send(alert, snapshot)
@@ -137,7 +112,7 @@ async def test_inline_snapshot_is_shown_in_the_html_by_content_id(
     notifier = make_notifier(**mail_config(smtp_server, snapshot="inline"))
 
     # When an alert with a snapshot is sent
-    await notifier.send(make_alert(), snapshot)
+    await notifier.send(sample_alert(), snapshot)
 
     # Then the HTML refers to the image part by its Content-ID
     [mail] = await smtp_server.wait_for(1)
@@ -152,7 +127,7 @@ async def test_inline_snapshot_is_shown_in_the_html_by_content_id(
 async def test_alert_without_upload_or_analysis_says_so(smtp_server: SMTPServer) -> None:
     # Given an alert whose upload failed and that the VLM skipped, and no snapshot
     notifier = make_notifier(**mail_config(smtp_server))
-    alert = make_alert(
+    alert = sample_alert(
         view_url=None,
         storage_uri=None,
         upload_failed=True,
@@ -182,7 +157,7 @@ async def test_starttls_with_auth_delivers_as_the_configured_user(
     notifier = make_notifier(**mail_config(server, **credentials))
 
     # When an alert is sent
-    await notifier.send(make_alert(), snapshot)
+    await notifier.send(sample_alert(), snapshot)
 
     # Then it was delivered over TLS by the authenticated user
     [mail] = await server.wait_for(1)
@@ -198,7 +173,7 @@ async def test_implicit_tls_with_auth_delivers(
     notifier = make_notifier(**mail_config(server, **credentials))
 
     # When an alert is sent
-    await notifier.send(make_alert())
+    await notifier.send(sample_alert())
 
     # Then it was delivered by the authenticated user
     [mail] = await server.wait_for(1)
@@ -214,12 +189,12 @@ async def test_wrong_password_raises_without_showing_it(
     # Given a server with AUTH and a wrong password in the env var
     caplog.set_level(logging.DEBUG)
     server = make_smtp_server(tls="starttls", users={USER: PASSWORD})
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-battery-17")
+    monkeypatch.setenv(credentials["password_env"], "wrong-battery-17")
     notifier = make_notifier(**mail_config(server, **credentials))
 
     # When an alert is sent
     with pytest.raises(ConnectionError) as caught:
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
     # Then the error says the login failed, never the password; nothing was delivered
     assert "wrong-battery-17" not in str(caught.value)
@@ -239,7 +214,7 @@ async def test_untrusted_certificate_is_refused(
 
     # When an alert is sent, then the certificate is refused and nothing is delivered
     with pytest.raises(ConnectionError):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert server.messages == []
 
 
@@ -259,7 +234,7 @@ async def test_templates_in_template_dir_replace_the_defaults(
     )
 
     # When an alert is sent
-    await notifier.send(make_alert())
+    await notifier.send(sample_alert())
 
     # Then the text is the user's, the HTML the default, and the subject one line
     [mail] = await smtp_server.wait_for(1)
@@ -287,25 +262,20 @@ async def test_templates_in_template_dir_replace_the_defaults(
 )
 def test_bad_config_is_rejected_at_load(override: dict[str, Any], problem: str) -> None:
     # Given an email config with one problem
-    raw = {"host": "localhost", "from_address": "a@b.c", "to_addresses": ["d@e.f"], **override}
+    raw = minimal_config(**override)
 
     # When it is validated as the email notifier's config
     with pytest.raises(ValidationError) as caught:
         validate_plugin_config(PluginType.NOTIFIER, "email", raw)
 
     # Then the error names the problem
-    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+    assert names_the_problem(caught.value, problem)
 
 
 def test_a_template_typo_in_template_dir_fails_at_load(tmp_path: Path) -> None:
     # Given a template folder whose HTML body uses a name no alert has
     (tmp_path / "email_alert.html.j2").write_text("<p>{{ sumary }}</p>")
-    raw = {
-        "host": "localhost",
-        "from_address": "a@b.c",
-        "to_addresses": ["d@e.f"],
-        "template_dir": str(tmp_path),
-    }
+    raw = minimal_config(template_dir=str(tmp_path))
 
     # When the config is validated, then the template and the name are reported
     with pytest.raises(ValidationError, match=r"email_alert\.html\.j2.*'sumary' is undefined"):
@@ -317,14 +287,7 @@ async def test_system_alert_is_mailed_with_its_own_subject_and_text(
 ) -> None:
     # Given an email notifier
     notifier = make_notifier(**mail_config(smtp_server))
-    alert = SystemAlert(
-        kind="stage_retries_exhausted",
-        message="upload gave up after 3 attempt(s)",
-        ts=datetime(2023, 11, 14, 22, 13, 25, tzinfo=UTC),
-        clip_id="front_door_1700000000.mp4",
-        camera_name="front_door",
-        stage=StageName.UPLOAD,
-    )
+    alert = stage_failure_alert()
 
     # When a system alert is sent
     await notifier.send_system(alert)
@@ -340,35 +303,25 @@ async def test_system_alert_is_mailed_with_its_own_subject_and_text(
 
 async def test_server_down_raises_at_once(closed_port: int) -> None:
     # Given a notifier whose SMTP server is not running
-    notifier = make_notifier(
-        host="127.0.0.1",
-        port=closed_port,
-        security="none",
-        from_address="a@b.c",
-        to_addresses=["d@e.f"],
-    )
+    notifier = make_notifier(**minimal_config(host="127.0.0.1", port=closed_port, security="none"))
 
     # When an alert is sent, then it raises quickly so the pipeline can retry
     async with asyncio.timeout(2.0):
         with pytest.raises(ConnectionError, match=f"127.0.0.1:{closed_port}"):
-            await notifier.send(make_alert())
+            await notifier.send(sample_alert())
     assert await notifier.ping() is False
 
 
+@pytest.mark.slow
 async def test_silent_server_raises_within_the_timeout(silent_port: int) -> None:
     # Given a notifier whose SMTP server accepts the connection but never greets
     notifier = make_notifier(
-        host="127.0.0.1",
-        port=silent_port,
-        security="none",
-        from_address="a@b.c",
-        to_addresses=["d@e.f"],
-        timeout_s=0.5,
+        **minimal_config(host="127.0.0.1", port=silent_port, security="none", timeout_s=0.5)
     )
 
     # When an alert is sent, then it gives up after timeout_s
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError, match=r"0\.5 s"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert loop.time() - started < 1.5

@@ -10,22 +10,27 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import cv2
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from homesec.models.alert import Alert, SystemAlert
-from homesec.models.enums import HealthStatus, PluginType, RiskLevel, StageName
+from homesec.models.enums import HealthStatus, PluginType
 from homesec.models.health import CameraHealth, ComponentHealth, HealthReport
-from homesec.plugins.notifiers.mqtt import MQTTNotifier, MQTTNotifierConfig
+from homesec.plugins.notifiers.mqtt import MQTTNotifier
 from homesec.plugins.registry import validate_plugin_config
+from tests.plugins.notifiers.helpers import (
+    MakeMQTTNotifier,
+    mqtt_config,
+    names_the_problem,
+    sample_alert,
+    stage_failure_alert,
+    wait_for_ping,
+    write_jpeg,
+)
 from tests.services.mosquitto import ALERT_CONTRACT_FIELDS, MQTTSubscriber, ThrowawayBroker
 
 CAMERAS = ["front_door", "backyard"]
@@ -41,59 +46,26 @@ CAMERA_ENTITIES = {
 HOMESEC_ENTITIES = {("binary_sensor", "status"), ("event", "system_alert"), ("sensor", "health")}
 CONFIG_COUNT = len(HOMESEC_ENTITIES) + len(CAMERAS) * len(CAMERA_ENTITIES)
 
-MakeNotifier = Callable[..., Awaitable[MQTTNotifier]]
-
-
-def make_alert(n: int = 0, camera: str = "front_door") -> Alert:
-    clip_id = f"{camera}_{1_700_000_000 + n}.mp4"
-    return Alert(
-        clip_id=clip_id,
-        camera_name=camera,
-        storage_uri=f"file:///srv/clips/{camera}/{clip_id}",
-        view_url=f"https://clips.example.invalid/{camera}/{clip_id}",
-        risk_level=RiskLevel.HIGH,
-        activity_type="person_at_door",
-        notify_reason="risk_level=high",
-        summary="A person walks to the front door and tries the handle.",
-        ts=datetime(2023, 11, 14, 22, 13, 20 + n, tzinfo=UTC),
-        dedupe_key=clip_id,
-        upload_failed=False,
-    )
-
-
-def write_jpeg(path: Path, shade: int = 0) -> Path:
-    image = np.full((72, 128, 3), shade, np.uint8)
-    cv2.rectangle(image, (20, 10), (60, 60), (0, 255, 0), 2)
-    ok, encoded = cv2.imencode(".jpg", image)
-    assert ok
-    path.write_bytes(encoded.tobytes())
-    return path
-
 
 class Topics:
     """Where a test's notifier announces and keeps state (unique per test)."""
 
     def __init__(self) -> None:
-        root = f"homesec-test/{uuid.uuid4().hex}"
-        self.alerts = f"{root}/alerts"
-        self.discovery = f"{root}/homeassistant"
-        self.state = f"{root}/ha"
+        self.root = f"homesec-test/{uuid.uuid4().hex}"
+        self.alerts = f"{self.root}/alerts"
+        self.system = f"{self.root}/system"
+        self.discovery = f"{self.root}/homeassistant"
+        self.state = f"{self.root}/ha"
 
     def config(self, broker: ThrowawayBroker, cameras: list[str], **extra: Any) -> dict[str, Any]:
-        return {
-            "host": broker.host,
-            "port": broker.port,
-            "topic_template": f"{self.alerts}/{{camera_name}}",
-            "system_topic": f"{self.alerts}/system",
+        discovery = {
+            "system_topic": self.system,
             "discovery": True,
             "discovery_prefix": self.discovery,
             "state_topic_prefix": self.state,
             "camera_names": cameras,
-            "reconnect_min_s": 0.05,
-            "reconnect_max_s": 0.2,
-            "timeout_s": 2.0,
-            **extra,
         }
+        return mqtt_config(broker, self.root, **(discovery | extra))
 
 
 def payload_bytes(message: aiomqtt.Message) -> bytes:
@@ -119,23 +91,8 @@ def topics() -> Topics:
     return Topics()
 
 
-@pytest.fixture
-async def make_notifier() -> AsyncIterator[MakeNotifier]:
-    notifiers: list[MQTTNotifier] = []
-
-    async def make(**config: Any) -> MQTTNotifier:
-        notifier = MQTTNotifier.create(MQTTNotifierConfig.model_validate(config))
-        notifiers.append(notifier)
-        await notifier.start()
-        return notifier
-
-    yield make
-    for notifier in notifiers:
-        await notifier.close()
-
-
 async def started(
-    make_notifier: MakeNotifier, broker: ThrowawayBroker, topics: Topics, **extra: Any
+    make_notifier: MakeMQTTNotifier, broker: ThrowawayBroker, topics: Topics, **extra: Any
 ) -> MQTTNotifier:
     """A notifier whose announcement and initial states are on the broker."""
     cameras = extra.pop("cameras", CAMERAS)
@@ -156,10 +113,10 @@ async def retained_configs(broker: ThrowawayBroker, topics: Topics) -> dict[str,
 
 
 async def test_discovery_configs_are_retained_with_what_home_assistant_needs(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier with discovery on for two cameras
-    await started(make_notifier, throwaway_broker, topics)
+    await started(make_mqtt_notifier, throwaway_broker, topics)
 
     # When Home Assistant subscribes to the discovery prefix afterwards
     configs = await retained_configs(throwaway_broker, topics)
@@ -182,10 +139,10 @@ async def test_discovery_configs_are_retained_with_what_home_assistant_needs(
 
 
 async def test_camera_entities_belong_to_the_camera_device_and_follow_availability(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier with discovery on
-    await started(make_notifier, throwaway_broker, topics)
+    await started(make_mqtt_notifier, throwaway_broker, topics)
 
     # When the configs of the front door's entities are read back
     configs = await retained_configs(throwaway_broker, topics)
@@ -217,13 +174,12 @@ async def test_camera_entities_belong_to_the_camera_device_and_follow_availabili
 async def test_alert_fires_the_event_and_updates_state_and_snapshot(
     throwaway_broker: ThrowawayBroker,
     topics: Topics,
-    make_notifier: MakeNotifier,
-    tmp_path: Path,
+    make_mqtt_notifier: MakeMQTTNotifier,
+    snapshot: Path,
 ) -> None:
     # Given a notifier with discovery on, and a snapshot of the best detection
-    notifier = await started(make_notifier, throwaway_broker, topics)
-    snapshot = write_jpeg(tmp_path / "snapshot.jpg")
-    alert = make_alert()
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
+    alert = sample_alert()
     async with (
         MQTTSubscriber(throwaway_broker, f"{topics.state}/front_door/#") as state,
         MQTTSubscriber(throwaway_broker, f"{topics.alerts}/#") as contract,
@@ -253,14 +209,13 @@ async def test_alert_fires_the_event_and_updates_state_and_snapshot(
 async def test_state_and_snapshot_are_retained_and_the_event_is_not(
     throwaway_broker: ThrowawayBroker,
     topics: Topics,
-    make_notifier: MakeNotifier,
-    tmp_path: Path,
+    make_mqtt_notifier: MakeMQTTNotifier,
+    snapshot: Path,
 ) -> None:
     # Given an alert with a snapshot that was delivered
-    notifier = await started(make_notifier, throwaway_broker, topics)
-    snapshot = write_jpeg(tmp_path / "snapshot.jpg")
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
     async with MQTTSubscriber(throwaway_broker, f"{topics.state}/front_door/#") as live:
-        await notifier.send(make_alert(), snapshot)
+        await notifier.send(sample_alert(), snapshot)
         await read_until(live, f"{topics.state}/front_door/event")
 
     # When Home Assistant (re)subscribes later
@@ -274,18 +229,19 @@ async def test_state_and_snapshot_are_retained_and_the_event_is_not(
     assert all(m.retain for m in messages)
 
 
+@pytest.mark.slow
 async def test_alert_active_turns_off_after_alert_active_s(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier whose "Alert active" lasts one second
-    notifier = await started(make_notifier, throwaway_broker, topics, alert_active_s=1)
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics, alert_active_s=1)
     active = f"{topics.state}/front_door/active"
     async with MQTTSubscriber(throwaway_broker, active) as subscriber:
         await read_until(subscriber, active, b"OFF")
 
         # When an alert is sent
         loop = asyncio.get_running_loop()
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
         await read_until(subscriber, active, b"ON")
         switched_on = loop.time()
 
@@ -297,19 +253,18 @@ async def test_alert_active_turns_off_after_alert_active_s(
 async def test_alerts_during_an_outage_keep_only_the_latest_snapshot(
     throwaway_broker: ThrowawayBroker,
     topics: Topics,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     tmp_path: Path,
 ) -> None:
     # Given a connected notifier whose broker then goes down
-    notifier = await started(make_notifier, throwaway_broker, topics)
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
     throwaway_broker.stop()
-    while await notifier.ping():
-        await asyncio.sleep(0.02)
+    await wait_for_ping(notifier, False)
 
     # When two alerts with different snapshots are sent before the broker is back
     first, second = write_jpeg(tmp_path / "1.jpg", 10), write_jpeg(tmp_path / "2.jpg", 200)
-    await notifier.send(make_alert(1), first)
-    await notifier.send(make_alert(2), second)
+    await notifier.send(sample_alert(1), first)
+    await notifier.send(sample_alert(2), second)
 
     # Then both alerts and both events wait, but only the latest snapshot, state and "active"
     assert notifier.pending == 2 + 2 + 3
@@ -320,23 +275,23 @@ async def test_alerts_during_an_outage_keep_only_the_latest_snapshot(
         messages = await late.collect(3)
     by_leaf = {str(m.topic).rsplit("/", 1)[1]: payload_bytes(m) for m in messages}
     assert by_leaf["snapshot"] == second.read_bytes()
-    assert Alert.model_validate_json(by_leaf["alert"]) == make_alert(2)
+    assert Alert.model_validate_json(by_leaf["alert"]) == sample_alert(2)
 
 
 async def test_unreadable_snapshot_still_sends_the_alert(
     throwaway_broker: ThrowawayBroker,
     topics: Topics,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a notifier with discovery on and a snapshot path that does not exist
-    notifier = await started(make_notifier, throwaway_broker, topics)
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
     async with MQTTSubscriber(throwaway_broker, f"{topics.state}/front_door/#") as subscriber:
         await read_until(subscriber, f"{topics.state}/front_door/active", b"OFF")
 
         # When an alert is sent with it
-        await notifier.send(make_alert(), tmp_path / "missing.jpg")
+        await notifier.send(sample_alert(), tmp_path / "missing.jpg")
 
         # Then the state and event go out without an image, and the problem is logged
         messages = await read_until(subscriber, f"{topics.state}/front_door/event")
@@ -345,10 +300,10 @@ async def test_unreadable_snapshot_still_sends_the_alert(
 
 
 async def test_availability_is_online_while_connected_and_offline_after_close(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a started notifier, seen online
-    notifier = await started(make_notifier, throwaway_broker, topics)
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
     status = f"{topics.state}/status"
     async with MQTTSubscriber(throwaway_broker, status) as subscriber:
         online = await subscriber.next()
@@ -410,10 +365,10 @@ async def test_last_will_says_offline_when_the_process_is_killed(
 
 
 async def test_home_assistant_restart_makes_it_announce_again(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier that announced itself
-    await started(make_notifier, throwaway_broker, topics)
+    await started(make_mqtt_notifier, throwaway_broker, topics)
     async with MQTTSubscriber(throwaway_broker, f"{topics.discovery}/+/homesec/#") as subscriber:
         await subscriber.collect(CONFIG_COUNT)
 
@@ -427,15 +382,15 @@ async def test_home_assistant_restart_makes_it_announce_again(
 
 
 async def test_configs_of_a_removed_camera_are_deleted(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given HomeSec announced two cameras
-    first = await started(make_notifier, throwaway_broker, topics)
+    first = await started(make_mqtt_notifier, throwaway_broker, topics)
     await first.close()
 
     # When it is restarted with only one of them
     async with MQTTSubscriber(throwaway_broker, f"{topics.discovery}/#") as watcher:
-        await make_notifier(**topics.config(throwaway_broker, ["front_door"]))
+        await make_mqtt_notifier(**topics.config(throwaway_broker, ["front_door"]))
         deleted: set[str] = set()
         while len(deleted) < len(CAMERA_ENTITIES):
             message = await watcher.next()
@@ -452,10 +407,10 @@ async def test_configs_of_a_removed_camera_are_deleted(
 
 
 async def test_health_report_feeds_the_health_entity(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier with discovery on
-    notifier = await started(make_notifier, throwaway_broker, topics)
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
     report = HealthReport(
         status=HealthStatus.DEGRADED,
         version="0.1.0",
@@ -476,21 +431,14 @@ async def test_health_report_feeds_the_health_entity(
 
 
 async def test_system_alert_fires_the_homesec_system_alert_event(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier with discovery on
-    notifier = await started(make_notifier, throwaway_broker, topics)
-    alert = SystemAlert(
-        kind="stage_retries_exhausted",
-        message="upload gave up after 3 attempt(s)",
-        ts=datetime(2023, 11, 14, 22, 13, 25, tzinfo=UTC),
-        clip_id="front_door_1700000000.mp4",
-        camera_name="front_door",
-        stage=StageName.UPLOAD,
-    )
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
+    alert = stage_failure_alert()
     async with (
         MQTTSubscriber(throwaway_broker, f"{topics.state}/system_alert") as event,
-        MQTTSubscriber(throwaway_broker, f"{topics.alerts}/system") as contract,
+        MQTTSubscriber(throwaway_broker, topics.system) as contract,
     ):
         # When a system alert is sent
         await notifier.send_system(alert)
@@ -503,15 +451,15 @@ async def test_system_alert_fires_the_homesec_system_alert_event(
 
 
 async def test_without_discovery_nothing_is_announced(
-    throwaway_broker: ThrowawayBroker, topics: Topics, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a notifier with discovery off (the default)
     config = topics.config(throwaway_broker, CAMERAS, discovery=False)
     async with MQTTSubscriber(throwaway_broker, "#") as everything:
-        notifier = await make_notifier(**config)
+        notifier = await make_mqtt_notifier(**config)
 
         # When an alert is sent
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
         # Then only the contract's alert goes out
         message = await everything.next()
@@ -538,4 +486,4 @@ def test_bad_discovery_config_is_rejected_at_load(override: dict[str, Any], prob
         validate_plugin_config(PluginType.NOTIFIER, "mqtt", raw)
 
     # Then the error names the problem
-    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+    assert names_the_problem(caught.value, problem)

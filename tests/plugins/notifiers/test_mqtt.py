@@ -7,8 +7,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,56 +17,30 @@ from pydantic import ValidationError
 
 from homesec.interfaces import Notifier
 from homesec.models.alert import Alert, SystemAlert
-from homesec.models.enums import PluginType, RiskLevel, StageName
-from homesec.plugins.notifiers.mqtt import MQTTNotifier, MQTTNotifierConfig
+from homesec.models.enums import PluginType
+from homesec.plugins.notifiers.mqtt import MQTTNotifier
 from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.plugins.notifiers.helpers import (
+    PASSWORD,
+    USER,
+    MakeMQTTNotifier,
+    camera_unhealthy_alert,
+    mqtt_config,
+    names_the_problem,
+    sample_alert,
+    stage_failure_alert,
+    wait_for_ping,
+)
 from tests.services.mosquitto import (
     ALERT_CONTRACT_FIELDS as CONTRACT_FIELDS,
 )
 from tests.services.mosquitto import BrokerAddress, MQTTSubscriber, ThrowawayBroker
 
-# Small backoff keeps outage tests fast.
-FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "timeout_s": 2.0}
 MQTT_LOGGER = "homesec.plugins.notifiers.mqtt"
-
-MakeNotifier = Callable[..., Awaitable[MQTTNotifier]]
-
-
-def make_alert(n: int = 0, camera: str = "front_door", risk: RiskLevel | None = None) -> Alert:
-    clip_id = f"{camera}_{1_700_000_000 + n}.mp4"
-    return Alert(
-        clip_id=clip_id,
-        camera_name=camera,
-        storage_uri=f"file:///srv/clips/{camera}/{clip_id}",
-        view_url=f"https://clips.example.invalid/{camera}/{clip_id}",
-        risk_level=risk,
-        activity_type="person_at_door",
-        notify_reason="risk_level=high",
-        summary="A person walks to the front door and rings the bell.",
-        ts=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
-        dedupe_key=clip_id,
-        upload_failed=False,
-    )
-
-
-def broker_config(broker: BrokerAddress | ThrowawayBroker, prefix: str) -> dict[str, Any]:
-    return {
-        "host": broker.host,
-        "port": broker.port,
-        "topic_template": f"{prefix}/alerts/{{camera_name}}",
-        "system_topic": f"{prefix}/system/errors",
-        **FAST_RECONNECT,
-    }
 
 
 def clip_ids(messages: list[aiomqtt.Message]) -> list[str]:
     return [Alert.model_validate_json(message.payload).clip_id for message in messages]
-
-
-async def wait_for_ping(notifier: MQTTNotifier, expected: bool, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await notifier.ping() is not expected:
-            await asyncio.sleep(0.02)
 
 
 async def wait_for_log(caplog: pytest.LogCaptureFixture, event_type: str) -> logging.LogRecord:
@@ -87,21 +60,6 @@ async def register_session(broker: ThrowawayBroker, topic_filter: str) -> str:
     return session
 
 
-@pytest.fixture
-async def make_notifier() -> AsyncIterator[MakeNotifier]:
-    notifiers: list[MQTTNotifier] = []
-
-    async def make(**config: Any) -> MQTTNotifier:
-        notifier = MQTTNotifier.create(MQTTNotifierConfig.model_validate(config))
-        notifiers.append(notifier)
-        await notifier.start()
-        return notifier
-
-    yield make
-    for notifier in notifiers:
-        await notifier.close()
-
-
 def test_registered_as_the_mqtt_notifier() -> None:
     # Given the plugin registry and a minimal config
     raw = {"host": "127.0.0.1"}
@@ -116,11 +74,11 @@ def test_registered_as_the_mqtt_notifier() -> None:
 
 
 async def test_alert_arrives_on_camera_topic_with_exactly_the_contract_fields(
-    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a started notifier and a subscriber on the test's topics
-    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
-    alert = make_alert(risk=RiskLevel.HIGH)
+    notifier = await make_mqtt_notifier(**mqtt_config(mqtt_broker, mqtt_topic_prefix))
+    alert = sample_alert()
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         # When an alert is sent
         await notifier.send(alert)
@@ -138,12 +96,12 @@ async def test_alert_arrives_on_camera_topic_with_exactly_the_contract_fields(
 
 
 async def test_alert_is_not_retained_for_a_late_subscriber(
-    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given an alert that was delivered to a live subscriber
-    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    notifier = await make_mqtt_notifier(**mqtt_config(mqtt_broker, mqtt_topic_prefix))
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
         await subscriber.next()
 
     # When a subscriber arrives afterwards
@@ -153,12 +111,17 @@ async def test_alert_is_not_retained_for_a_late_subscriber(
 
 
 async def test_alert_without_vlm_or_upload_has_nulls_in_the_payload(
-    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given an alert for a clip whose upload failed and that the VLM skipped
-    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
-    alert = make_alert(camera="backyard").model_copy(
-        update={"view_url": None, "storage_uri": None, "upload_failed": True, "summary": None}
+    notifier = await make_mqtt_notifier(**mqtt_config(mqtt_broker, mqtt_topic_prefix))
+    alert = sample_alert(
+        camera="backyard",
+        view_url=None,
+        storage_uri=None,
+        upload_failed=True,
+        risk_level=None,
+        summary=None,
     )
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         # When it is sent
@@ -174,18 +137,11 @@ async def test_alert_without_vlm_or_upload_has_nulls_in_the_payload(
 
 
 async def test_system_alert_arrives_on_the_system_topic(
-    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a started notifier and a subscriber
-    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
-    alert = SystemAlert(
-        kind="stage_retries_exhausted",
-        message="upload failed after 3 attempts",
-        ts=datetime(2023, 11, 14, 22, 13, 25, tzinfo=UTC),
-        clip_id="front_door_1700000000.mp4",
-        camera_name="front_door",
-        stage=StageName.UPLOAD,
-    )
+    notifier = await make_mqtt_notifier(**mqtt_config(mqtt_broker, mqtt_topic_prefix))
+    alert = stage_failure_alert()
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         # When a system alert is sent
         await notifier.send_system(alert)
@@ -198,41 +154,41 @@ async def test_system_alert_arrives_on_the_system_topic(
 
 
 async def test_close_delivers_what_is_queued_while_connected(
-    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    mqtt_broker: BrokerAddress, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a connected notifier with alerts just handed to it
-    notifier = await make_notifier(**broker_config(mqtt_broker, mqtt_topic_prefix))
+    notifier = await make_mqtt_notifier(**mqtt_config(mqtt_broker, mqtt_topic_prefix))
     await wait_for_ping(notifier, True)
     async with MQTTSubscriber(mqtt_broker, f"{mqtt_topic_prefix}/#") as subscriber:
         for n in range(5):
-            await notifier.send(make_alert(n))
+            await notifier.send(sample_alert(n))
 
         # When it is closed at once
         await notifier.close()
 
         # Then every alert went out before the disconnect, and later sends are refused
         messages = await subscriber.collect(5)
-    assert clip_ids(messages) == [make_alert(n).clip_id for n in range(5)]
+    assert clip_ids(messages) == [sample_alert(n).clip_id for n in range(5)]
     assert notifier.pending == 0
     with pytest.raises(RuntimeError, match="closed"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
 
 async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
     throwaway_broker: ThrowawayBroker,
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a broker that is down when the notifier starts
     session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
     throwaway_broker.stop()
-    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    notifier = await make_mqtt_notifier(**mqtt_config(throwaway_broker, mqtt_topic_prefix))
     outage = await wait_for_log(caplog, "mqtt_unavailable")
 
     # When alerts are sent during the outage and the broker comes back
     for n in range(3):
-        await notifier.send(make_alert(n))
+        await notifier.send(sample_alert(n))
     assert await notifier.ping() is False
     assert notifier.pending == 3
     throwaway_broker.start()
@@ -242,7 +198,7 @@ async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
         throwaway_broker, f"{mqtt_topic_prefix}/#", session=session
     ) as subscriber:
         messages = await subscriber.collect(3)
-    assert clip_ids(messages) == [make_alert(n).clip_id for n in range(3)]
+    assert clip_ids(messages) == [sample_alert(n).clip_id for n in range(3)]
     assert await notifier.ping() is True
     assert outage.levelno == logging.WARNING
 
@@ -250,31 +206,31 @@ async def test_alerts_sent_while_broker_is_down_at_start_are_delivered_in_order(
 async def test_alerts_sent_during_a_broker_outage_are_delivered_after_it(
     throwaway_broker: ThrowawayBroker,
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a connected notifier whose first alert was delivered
     caplog.set_level(logging.INFO, logger=MQTT_LOGGER)
     topics = f"{mqtt_topic_prefix}/#"
     session = await register_session(throwaway_broker, topics)
-    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    notifier = await make_mqtt_notifier(**mqtt_config(throwaway_broker, mqtt_topic_prefix))
     async with MQTTSubscriber(throwaway_broker, topics, session=session) as subscriber:
-        await notifier.send(make_alert(0))
+        await notifier.send(sample_alert(0))
         await subscriber.next()
 
         # When the broker goes down, alerts are sent, and the broker comes back
         throwaway_broker.stop()
     await wait_for_ping(notifier, False)
-    await notifier.send(make_alert(1))
-    await notifier.send(make_alert(2))
+    await notifier.send(sample_alert(1))
+    await notifier.send(sample_alert(2))
     throwaway_broker.start()
 
     # Then the alerts of the outage arrive, in order, and the outage was logged once
     async with MQTTSubscriber(throwaway_broker, topics, session=session) as subscriber:
         messages = await subscriber.collect(2)
     assert clip_ids(messages) == [
-        make_alert(1).clip_id,
-        make_alert(2).clip_id,
+        sample_alert(1).clip_id,
+        sample_alert(2).clip_id,
     ]
     await wait_for_log(caplog, "mqtt_reconnected")
     outages = [r for r in caplog.records if getattr(r, "event_type", None) == "mqtt_unavailable"]
@@ -284,19 +240,19 @@ async def test_alerts_sent_during_a_broker_outage_are_delivered_after_it(
 async def test_full_outbox_drops_the_oldest_and_counts_it(
     throwaway_broker: ThrowawayBroker,
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a notifier with room for 3 messages and its broker down
     session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
     throwaway_broker.stop()
-    config = broker_config(throwaway_broker, mqtt_topic_prefix)
-    notifier = await make_notifier(**config, max_pending=3)
+    config = mqtt_config(throwaway_broker, mqtt_topic_prefix)
+    notifier = await make_mqtt_notifier(**config, max_pending=3)
     await wait_for_log(caplog, "mqtt_unavailable")
 
     # When 5 alerts are sent before the broker comes back
     for n in range(5):
-        await notifier.send(make_alert(n))
+        await notifier.send(sample_alert(n))
     throwaway_broker.start()
 
     # Then the 2 oldest were dropped (counted, logged at ERROR) and the 3 newest arrive
@@ -310,29 +266,23 @@ async def test_full_outbox_drops_the_oldest_and_counts_it(
     ) as subscriber:
         messages = await subscriber.collect(3)
         await subscriber.expect_silence(0.2)
-    assert clip_ids(messages) == [make_alert(n).clip_id for n in (2, 3, 4)]
+    assert clip_ids(messages) == [sample_alert(n).clip_id for n in (2, 3, 4)]
 
 
 async def test_credentials_come_from_the_named_env_vars(
     make_throwaway_broker: Callable[..., ThrowawayBroker],
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
-    monkeypatch: pytest.MonkeyPatch,
+    make_mqtt_notifier: MakeMQTTNotifier,
+    credentials: dict[str, str],
 ) -> None:
     # Given a broker that requires a password, and the credentials in env vars
-    broker = make_throwaway_broker(users={"homesec": "correct-horse-42"})
-    monkeypatch.setenv("TEST_MQTT_USER", "homesec")
-    monkeypatch.setenv("TEST_MQTT_PASSWORD", "correct-horse-42")
-    notifier = await make_notifier(
-        **broker_config(broker, mqtt_topic_prefix),
-        username_env="TEST_MQTT_USER",
-        password_env="TEST_MQTT_PASSWORD",
-    )
+    broker = make_throwaway_broker(users={USER: PASSWORD})
+    notifier = await make_mqtt_notifier(**mqtt_config(broker, mqtt_topic_prefix, **credentials))
     async with MQTTSubscriber(
-        broker, f"{mqtt_topic_prefix}/#", username="homesec", password="correct-horse-42"
+        broker, f"{mqtt_topic_prefix}/#", username=USER, password=PASSWORD
     ) as subscriber:
         # When an alert is sent
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
         # Then the notifier is connected and the alert arrives
         message = await subscriber.next()
@@ -343,26 +293,22 @@ async def test_credentials_come_from_the_named_env_vars(
 async def test_wrong_password_is_refused_and_logged_without_the_password(
     make_throwaway_broker: Callable[..., ThrowawayBroker],
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
+    credentials: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a broker that requires a password, and a wrong one in the env var
     caplog.set_level(logging.DEBUG)
-    broker = make_throwaway_broker(users={"homesec": "correct-horse-42"})
-    monkeypatch.setenv("TEST_MQTT_USER", "homesec")
-    monkeypatch.setenv("TEST_MQTT_PASSWORD", "wrong-battery-17")
+    broker = make_throwaway_broker(users={USER: PASSWORD})
+    monkeypatch.setenv(credentials["password_env"], "wrong-battery-17")
 
     # When the notifier starts and sends an alert
-    notifier = await make_notifier(
-        **broker_config(broker, mqtt_topic_prefix),
-        username_env="TEST_MQTT_USER",
-        password_env="TEST_MQTT_PASSWORD",
-    )
+    notifier = await make_mqtt_notifier(**mqtt_config(broker, mqtt_topic_prefix, **credentials))
     async with MQTTSubscriber(
-        broker, f"{mqtt_topic_prefix}/#", username="homesec", password="correct-horse-42"
+        broker, f"{mqtt_topic_prefix}/#", username=USER, password=PASSWORD
     ) as subscriber:
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
         # Then the broker refuses it, nothing is published, and the log never shows the password
         record = await wait_for_log(caplog, "mqtt_unavailable")
@@ -403,21 +349,21 @@ def test_bad_config_is_rejected_at_load(
         validate_plugin_config(PluginType.NOTIFIER, "mqtt", raw)
 
     # Then the error names the problem
-    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+    assert names_the_problem(caught.value, problem)
 
 
 async def test_close_does_not_hang_when_the_broker_is_down(
     throwaway_broker: ThrowawayBroker,
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a notifier with queued alerts and no broker
     throwaway_broker.stop()
-    notifier = await make_notifier(**broker_config(throwaway_broker, mqtt_topic_prefix))
+    notifier = await make_mqtt_notifier(**mqtt_config(throwaway_broker, mqtt_topic_prefix))
     await wait_for_log(caplog, "mqtt_unavailable")
     for n in range(3):
-        await notifier.send(make_alert(n))
+        await notifier.send(sample_alert(n))
 
     # When it is closed
     async with asyncio.timeout(2.0):
@@ -427,21 +373,19 @@ async def test_close_does_not_hang_when_the_broker_is_down(
     assert await notifier.ping() is False
     assert notifier.pending == 3
     with pytest.raises(RuntimeError, match="closed"):
-        await notifier.send_system(
-            SystemAlert(kind="camera_unhealthy", message="after close", ts=datetime.now(UTC))
-        )
+        await notifier.send_system(camera_unhealthy_alert("after close"))
 
 
 async def test_close_does_not_hang_when_the_broker_stops_answering(
-    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_notifier: MakeNotifier
+    throwaway_broker: ThrowawayBroker, mqtt_topic_prefix: str, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:
     # Given a connected notifier whose broker hangs while alerts wait for their acks
-    config = broker_config(throwaway_broker, mqtt_topic_prefix)
-    notifier = await make_notifier(**config, close_timeout_s=0.3)
+    config = mqtt_config(throwaway_broker, mqtt_topic_prefix)
+    notifier = await make_mqtt_notifier(**config, close_timeout_s=0.3)
     await wait_for_ping(notifier, True)
     throwaway_broker.pause()
     for n in range(3):
-        await notifier.send(make_alert(n))
+        await notifier.send(sample_alert(n))
 
     # When it is closed
     async with asyncio.timeout(3.0):
@@ -455,36 +399,36 @@ async def test_close_does_not_hang_when_the_broker_stops_answering(
 async def test_tls_connection_trusts_the_configured_ca_file(
     make_throwaway_broker: Callable[..., ThrowawayBroker],
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
 ) -> None:
     # Given a TLS broker with a self-signed certificate for localhost, and that CA file
     broker = make_throwaway_broker(tls=True)
     assert broker.ca_file is not None
-    config = {**broker_config(broker, mqtt_topic_prefix), "host": "localhost"}
-    notifier = await make_notifier(**config, tls=True, ca_file=str(broker.ca_file))
+    config = {**mqtt_config(broker, mqtt_topic_prefix), "host": "localhost"}
+    notifier = await make_mqtt_notifier(**config, tls=True, ca_file=str(broker.ca_file))
     trusting = ssl.create_default_context(cafile=broker.ca_file)
     address = BrokerAddress("localhost", broker.port)
     async with MQTTSubscriber(address, f"{mqtt_topic_prefix}/#", tls_context=trusting) as sub:
         # When an alert is sent
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
         # Then it arrives over TLS
         message = await sub.next()
-    assert Alert.model_validate_json(message.payload) == make_alert()
+    assert Alert.model_validate_json(message.payload) == sample_alert()
 
 
 async def test_tls_refuses_a_certificate_that_does_not_name_the_host(
     make_throwaway_broker: Callable[..., ThrowawayBroker],
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a TLS broker whose certificate names localhost, reached as 127.0.0.1
     broker = make_throwaway_broker(tls=True)
-    config = broker_config(broker, mqtt_topic_prefix)
+    config = mqtt_config(broker, mqtt_topic_prefix)
 
     # When the notifier connects with the CA file but without tls_insecure
-    notifier = await make_notifier(**config, tls=True, ca_file=str(broker.ca_file))
+    notifier = await make_mqtt_notifier(**config, tls=True, ca_file=str(broker.ca_file))
 
     # Then the connection is refused and logged
     record = await wait_for_log(caplog, "mqtt_unavailable")
@@ -495,14 +439,14 @@ async def test_tls_refuses_a_certificate_that_does_not_name_the_host(
 async def test_tls_insecure_accepts_a_certificate_for_another_host(
     make_throwaway_broker: Callable[..., ThrowawayBroker],
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
 ) -> None:
     # Given a TLS broker whose certificate names localhost, reached as 127.0.0.1
     broker = make_throwaway_broker(tls=True)
-    config = broker_config(broker, mqtt_topic_prefix)
+    config = mqtt_config(broker, mqtt_topic_prefix)
 
     # When the notifier connects with tls_insecure
-    notifier = await make_notifier(
+    notifier = await make_mqtt_notifier(
         **config, tls=True, ca_file=str(broker.ca_file), tls_insecure=True
     )
 
@@ -513,19 +457,19 @@ async def test_tls_insecure_accepts_a_certificate_for_another_host(
 async def test_a_restart_resends_only_what_the_broker_never_acknowledged(
     throwaway_broker: ThrowawayBroker,
     mqtt_topic_prefix: str,
-    make_notifier: MakeNotifier,
+    make_mqtt_notifier: MakeMQTTNotifier,
     tmp_path: Path,
 ) -> None:
     # Given a notifier with a work folder: one alert delivered, then the broker goes down and
     # a second alert is queued, and the notifier is closed without delivering it
-    config = {**broker_config(throwaway_broker, mqtt_topic_prefix), "work_dir": str(tmp_path)}
-    first = await make_notifier(**config)
+    config = {**mqtt_config(throwaway_broker, mqtt_topic_prefix), "work_dir": str(tmp_path)}
+    first = await make_mqtt_notifier(**config)
     async with MQTTSubscriber(throwaway_broker, f"{mqtt_topic_prefix}/#") as subscriber:
-        await first.send(make_alert(1))
+        await first.send(sample_alert(1))
         assert clip_ids([await subscriber.next()]) == ["front_door_1700000001.mp4"]
     session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
     throwaway_broker.stop()
-    await first.send(make_alert(2))
+    await first.send(sample_alert(2))
     await first.close()
 
     # When the broker is back and a new notifier starts on the same work folder
@@ -533,7 +477,7 @@ async def test_a_restart_resends_only_what_the_broker_never_acknowledged(
     async with MQTTSubscriber(
         throwaway_broker, f"{mqtt_topic_prefix}/#", session=session
     ) as subscriber:
-        await make_notifier(**config)
+        await make_mqtt_notifier(**config)
         messages = [await subscriber.next(timeout=10)]
         await subscriber.expect_silence(within=1.0)
 

@@ -6,39 +6,26 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from homesec.interfaces import Notifier
-from homesec.models.alert import Alert, SystemAlert
-from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.enums import PluginType
 from homesec.plugins.notifiers.webhook import WebhookNotifier, WebhookNotifierConfig
 from homesec.plugins.registry import load_notifier, validate_plugin_config
+from tests.plugins.notifiers.helpers import (
+    StartNotifier,
+    camera_unhealthy_alert,
+    names_the_problem,
+    sample_alert,
+)
 from tests.services.http_receiver import HTTPReceiver, ReceivedRequest
 
 SECRET = "webhook-signing-key-42"
 MakeNotifier = Callable[..., Awaitable[WebhookNotifier]]
-
-
-def make_alert() -> Alert:
-    clip_id = "front_door_1700000000.mp4"
-    return Alert(
-        clip_id=clip_id,
-        camera_name="front_door",
-        storage_uri=f"file:///srv/clips/front_door/{clip_id}",
-        view_url=f"https://clips.example.invalid/front_door/{clip_id}",
-        risk_level=RiskLevel.MEDIUM,
-        activity_type="delivery",
-        notify_reason="activity_type=delivery",
-        summary="A courier leaves a parcel.",
-        ts=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
-        dedupe_key=clip_id,
-        upload_failed=False,
-    )
 
 
 def signature_is_valid(secret: str, request: ReceivedRequest, max_age_s: float = 300) -> bool:
@@ -53,18 +40,12 @@ def signature_is_valid(secret: str, request: ReceivedRequest, max_age_s: float =
 
 
 @pytest.fixture
-async def make_notifier() -> AsyncIterator[MakeNotifier]:
-    notifiers: list[WebhookNotifier] = []
-
+def make_notifier(start_notifier: StartNotifier) -> MakeNotifier:
     async def make(**config: Any) -> WebhookNotifier:
         notifier = WebhookNotifier.create(WebhookNotifierConfig.model_validate(config))
-        notifiers.append(notifier)
-        await notifier.start()
-        return notifier
+        return await start_notifier(notifier)
 
-    yield make
-    for notifier in notifiers:
-        await notifier.close()
+    return make
 
 
 def test_registered_as_the_webhook_notifier() -> None:
@@ -85,7 +66,7 @@ async def test_alert_is_posted_as_exactly_the_alert_json(
 ) -> None:
     # Given a notifier without a signing secret
     notifier = await make_notifier(url=http_receiver.url("/homesec"))
-    alert = make_alert()
+    alert = sample_alert()
 
     # When an alert is sent
     await notifier.send(alert)
@@ -109,7 +90,7 @@ async def test_signed_alert_passes_the_receivers_signature_check(
     notifier = await make_notifier(url=http_receiver.url(), secret_env="TEST_WEBHOOK_SECRET")
 
     # When an alert is sent
-    await notifier.send(make_alert())
+    await notifier.send(sample_alert())
 
     # Then the receiver accepted it, and the same body with another timestamp would not pass
     [request] = http_receiver.requests
@@ -133,7 +114,7 @@ async def test_wrong_secret_is_rejected_by_the_receiver_and_raises(
 
     # When an alert is sent, then the 401 makes it raise (the pipeline will retry)
     with pytest.raises(ConnectionError, match="HTTP 401"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert await notifier.ping() is False
 
 
@@ -146,10 +127,10 @@ async def test_server_error_raises_and_the_next_success_clears_it(
 
     # When an alert is sent, it raises; once the receiver is fine again, it is delivered
     with pytest.raises(ConnectionError, match="HTTP 503"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert await notifier.ping() is False
     http_receiver.status = 204
-    await notifier.send(make_alert())
+    await notifier.send(sample_alert())
 
     # Then the receiver saw both attempts, and the sink is healthy again
     assert len(http_receiver.requests) == 2
@@ -167,7 +148,7 @@ async def test_url_from_env_is_used_and_its_path_never_shown(
 
     # When an alert is sent
     with pytest.raises(ConnectionError) as caught:
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
 
     # Then it went to that URL, and the error names only the scheme, host and port
     assert http_receiver.requests[0].path == secret_path
@@ -180,7 +161,7 @@ async def test_system_alert_is_posted_as_the_system_alert_json(
 ) -> None:
     # Given a webhook notifier
     notifier = await make_notifier(url=http_receiver.url())
-    alert = SystemAlert(kind="camera_unhealthy", message="no frames", ts=datetime.now(UTC))
+    alert = camera_unhealthy_alert("no frames")
 
     # When a system alert is sent
     await notifier.send_system(alert)
@@ -198,9 +179,10 @@ async def test_receiver_down_raises_at_once(closed_port: int, make_notifier: Mak
     # When an alert is sent, then it raises quickly so the pipeline can retry
     async with asyncio.timeout(2.0):
         with pytest.raises(ConnectionError, match="ConnectError"):
-            await notifier.send(make_alert())
+            await notifier.send(sample_alert())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("peer", ["silent", "slow"])
 async def test_hung_receiver_raises_within_the_timeout(
     peer: str,
@@ -217,7 +199,7 @@ async def test_hung_receiver_raises_within_the_timeout(
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError, match=r"0\.5 s"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert loop.time() - started < 1.5
 
 
@@ -230,7 +212,7 @@ async def test_closed_notifier_refuses_to_send(
 
     # When an alert is sent, then it is refused and nothing is posted
     with pytest.raises(RuntimeError, match="closed"):
-        await notifier.send(make_alert())
+        await notifier.send(sample_alert())
     assert http_receiver.requests == []
 
 
@@ -258,5 +240,5 @@ def test_bad_config_is_rejected_at_load(
         validate_plugin_config(PluginType.NOTIFIER, "webhook", override)
 
     # Then the error names the problem (never the value of an env var)
-    assert problem in str(caught.value) or problem in {e["type"] for e in caught.value.errors()}
+    assert names_the_problem(caught.value, problem)
     assert "/root" not in str(caught.value)

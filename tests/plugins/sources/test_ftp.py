@@ -163,6 +163,7 @@ async def test_a_clip_id_name_is_kept_and_a_repeat_gets_a_suffix(
     assert first.start_ts.timestamp() == 1700000000
 
 
+@pytest.mark.slow
 async def test_three_uploads_of_one_name_at_once_are_three_clips(
     tmp_path: Path, port: int, person_clip: Path
 ) -> None:
@@ -239,6 +240,7 @@ def _abort_with_reset(ftp: ftplib.FTP, data: socket.socket) -> None:
     data.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("abort", [_abort_with_abor, _abort_with_reset])
 async def test_an_aborted_upload_is_never_processed(
     tmp_path: Path,
@@ -318,6 +320,7 @@ async def test_traversal_absolute_paths_and_odd_names_are_refused_and_logged(
     assert not (tmp_path.parent / "outside.mp4").exists()
 
 
+@pytest.mark.slow
 async def test_wrong_passwords_and_anonymous_logins_are_refused_and_logged(
     tmp_path: Path, port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -415,6 +418,7 @@ async def test_an_oversized_upload_is_refused_and_deleted(
     assert _files_under(tmp_path) == []
 
 
+@pytest.mark.slow
 async def test_health_follows_the_server_and_checks_renew_the_heartbeat(
     tmp_path: Path, port: int
 ) -> None:

@@ -48,7 +48,7 @@ def _serving(root: Path, clock: FrozenClock) -> Iterator[int]:
         server.stop()
 
 
-def _ignore(path: Path, remote: str) -> None:
+def _ignore(path: Path, sent_name: str, remote: str) -> None:
     return None
 
 

@@ -50,6 +50,7 @@ async def _collect(watch_dir: Path, seconds: float, settle_s: float = 0.2) -> li
     return clips
 
 
+@pytest.mark.slow
 async def test_a_finished_clip_is_handed_on_once(tmp_path: Path, person_clip: Path) -> None:
     # Given a clip already in the folder
     shutil.copyfile(person_clip, tmp_path / "front_door_1700000000.mp4")
@@ -67,6 +68,7 @@ async def test_a_finished_clip_is_handed_on_once(tmp_path: Path, person_clip: Pa
     assert manifest["processed"] == ["front_door_1700000000.mp4"]
 
 
+@pytest.mark.slow
 async def test_a_file_still_being_written_is_not_picked_up(
     tmp_path: Path, person_clip: Path
 ) -> None:
@@ -95,6 +97,7 @@ async def test_a_file_still_being_written_is_not_picked_up(
     assert target.stat().st_size == len(data)
 
 
+@pytest.mark.slow
 async def test_odd_names_are_renamed_to_the_clip_id_rule(tmp_path: Path, person_clip: Path) -> None:
     # Given two files with names that do not follow the rule, with the same mtime
     hostile = tmp_path / "Cam 1 ; rm -rf $HOME .MP4"
@@ -113,6 +116,7 @@ async def test_odd_names_are_renamed_to_the_clip_id_rule(tmp_path: Path, person_
     assert not hostile.exists() and not other.exists()
 
 
+@pytest.mark.slow
 async def test_non_video_hidden_and_empty_files_are_ignored(tmp_path: Path) -> None:
     # Given a text file, a hidden partial upload, an empty clip and a symlink
     (tmp_path / "notes.txt").write_text("hello")
@@ -127,6 +131,7 @@ async def test_non_video_hidden_and_empty_files_are_ignored(tmp_path: Path) -> N
     assert clips == []
 
 
+@pytest.mark.slow
 async def test_spooled_clips_lists_handed_on_files_still_on_disk(
     tmp_path: Path, person_clip: Path
 ) -> None:
@@ -247,6 +252,7 @@ async def test_a_new_file_under_a_pruned_name_is_taken_in_the_same_run(
     assert clips[1].local_path.read_bytes() == empty_scene_clip.read_bytes()
 
 
+@pytest.mark.slow
 async def test_empty_and_oversized_files_are_reported_once_and_not_taken(
     tmp_path: Path, person_clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dropbox.exceptions import AuthError, RateLimitError
+from dropbox.exceptions import AuthError, RateLimitError  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from homesec.interfaces import StorageBackend
@@ -87,6 +87,7 @@ async def test_a_large_clip_is_uploaded_in_chunks_through_a_session(
     assert outcome.storage_uri == "dropbox:/homecam/front_door/front_door_1700000001.avi"
 
 
+@pytest.mark.slow
 async def test_a_429_is_retried_after_its_retry_after(
     dropbox_fake: DropboxFake, empty_scene_clip: Path
 ) -> None:

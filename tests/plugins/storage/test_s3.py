@@ -50,6 +50,7 @@ async def test_a_clip_is_uploaded_found_and_read_back(
     assert list(copy.parent.glob(".*")) == []
 
 
+@pytest.mark.slow
 async def test_a_large_clip_goes_up_as_a_multipart_upload(
     s3_server: S3Server, s3_bucket: str, media_dir: Path, person_clip: Path, tmp_path: Path
 ) -> None:
@@ -113,6 +114,7 @@ async def test_delete_removes_the_object_and_a_missing_one_is_no_error(
     assert [item["Key"] for item in listed] == ["homecam/front_door/front_door_1700000001.mp4"]
 
 
+@pytest.mark.slow
 async def test_the_presigned_view_url_downloads_the_same_bytes(
     s3_server: S3Server, s3_bucket: str, empty_scene_clip: Path
 ) -> None:
@@ -157,6 +159,7 @@ async def test_encryption_storage_class_and_a_prefix_link_apply_to_every_object(
     assert clip.view_url == f"https://cdn.example.com/{KEY}"
 
 
+@pytest.mark.slow
 async def test_ping_and_errors_carry_their_cause(
     s3_server: S3Server, s3_bucket: str, tmp_path: Path
 ) -> None:

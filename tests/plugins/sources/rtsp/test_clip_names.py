@@ -175,8 +175,8 @@ def test_a_clip_gets_a_suffix_when_its_second_is_taken_or_promised(
     recorder.stop()
 
     # Then the first clip is S_2 (S is taken) and the second S_3 (S_2 was promised)
-    names = [segment.clip_id for segment in recorded.live]
-    assert names == ["cam_1700000000_2.mp4", "cam_1700000000_2.mp4", "cam_1700000000_3.mp4"]
+    clip_ids = [segment.clip_id for segment in recorded.live]
+    assert clip_ids == ["cam_1700000000_2.mp4", "cam_1700000000_2.mp4", "cam_1700000000_3.mp4"]
     clips = recorded.wait_for_clips(2)
     assert sorted(clip.clip_id for clip in clips) == [
         "cam_1700000000_2.mp4",
