@@ -34,6 +34,18 @@ def test_url_credentials_and_registered_secrets_are_redacted() -> None:
     assert clean == "rtsp://***@10.0.0.5:554/stream token=***"
 
 
+def test_a_secret_holding_a_shorter_one_is_redacted_whole() -> None:
+    # Given two secrets, one inside the other, registered short one first
+    register_secret("tr0ub4dor")
+    register_secret("tr0ub4dor-refresh-token")
+
+    # When a line shows the longer one
+    clean = redact("refreshing with tr0ub4dor-refresh-token now")
+
+    # Then none of it survives (not even the part after the shorter secret)
+    assert clean == "refreshing with *** now"
+
+
 def test_the_urls_a_secret_lists_and_their_passwords_are_redacted_on_their_own() -> None:
     # Given a registered secret listing two URLs, one with a %-encoded password
     register_secret("rtsp://cam:p%40ss-8812@10.0.0.9/live, tgram://bot-token-5521/chat")

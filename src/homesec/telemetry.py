@@ -24,15 +24,23 @@ _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
 _secrets: set[str] = set()
+# One pass over the text, longest secrets first: a secret that holds a shorter one
+# ("hunter2-token" and "hunter2") is replaced whole, never leaving a part of itself behind.
+_secrets_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(value: str) -> None:
     """Never let this value appear in a log line, nor any URL it lists, nor such a URL's
     password, as written and %-decoded (tools print either). Short values would redact too
     much and are left out."""
+    global _secrets_pattern
     parts = {value, *_urls(value)}
     parts |= {form for url in parts for form in _passwords(url)}
-    _secrets.update(part for part in parts if len(part) >= 4)
+    new = {part for part in parts if len(part) >= 4} - _secrets
+    if new:
+        _secrets.update(new)
+        longest_first = sorted(_secrets, key=len, reverse=True)
+        _secrets_pattern = re.compile("|".join(re.escape(secret) for secret in longest_first))
 
 
 def _urls(value: str) -> list[str]:
@@ -50,8 +58,8 @@ def _passwords(url: str) -> set[str]:
 def redact(text: str) -> str:
     """Remove URL credentials and registered secret values from a string."""
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    for secret in _secrets:
-        text = text.replace(secret, "***")
+    if _secrets_pattern is not None:
+        text = _secrets_pattern.sub("***", text)
     return text
 
 
