@@ -79,7 +79,10 @@ class FakeFilter:
             detections=detections,
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -116,7 +119,10 @@ class FakeVLM:
             summary=self.config.summary,
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -155,7 +161,10 @@ class FailingStorage:
     async def ping(self) -> bool:
         return False
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -207,8 +216,11 @@ class SwitchableStorage:
     async def ping(self) -> bool:
         return not self._down_while.exists()
 
-    async def close(self) -> None:
-        return None
+    async def start(self) -> None:
+        await self._local.start()
+
+    async def aclose(self) -> None:
+        await self._local.aclose()
 
 
 class RecordingNotifierConfig(NotifierConfig):
@@ -265,7 +277,7 @@ class RecordingNotifier:
     async def ping(self) -> bool:
         return not self.config.fail
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
 
 

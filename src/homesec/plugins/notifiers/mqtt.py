@@ -140,7 +140,7 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
         default=1000, ge=1, description="Messages kept while the broker is down; oldest dropped"
     )
     close_timeout_s: float = Field(
-        default=5.0, ge=0, description="Time close() gives queued messages to be delivered"
+        default=5.0, ge=0, description="Time given at shutdown to deliver queued messages"
     )
 
     @model_validator(mode="after")
@@ -315,7 +315,7 @@ class MQTTNotifier:
             ) from exc
         return f"logged in at {where}" + (" with TLS" if config.tls else "")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
             return
@@ -361,7 +361,7 @@ class MQTTNotifier:
             raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
 
     async def _run(self) -> None:
-        """Connect, publish, and reconnect with backoff, until close() cancels it."""
+        """Connect, publish, and reconnect with backoff, until aclose() cancels it."""
         # Jittered: many clients do not reconnect in lockstep after a broker restart.
         backoff = Backoff(
             self._config.reconnect_min_s, self._config.reconnect_max_s, Jitter.UPPER_HALF
