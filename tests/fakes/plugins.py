@@ -228,6 +228,8 @@ class RecordingNotifierConfig(NotifierConfig):
     fail: bool = False
     fail_while: Path | None = Field(default=None, description="Fails while this file exists")
     log_file: Path | None = Field(default=None, description="Append alerts as JSON lines")
+    fail_start: bool = Field(default=False, description="start() raises")
+    fail_close: bool = Field(default=False, description="aclose() raises (after taking note)")
 
 
 @plugin(PluginType.NOTIFIER, "fake_recorder", config=RecordingNotifierConfig)
@@ -241,6 +243,7 @@ class RecordingNotifier:
         self.system_alerts: list[SystemAlert] = []
         self.health_reports: list[HealthReport] = []
         self.attempts = 0
+        self.closed = False
 
     @classmethod
     def create(cls, config: RecordingNotifierConfig) -> RecordingNotifier:
@@ -251,7 +254,8 @@ class RecordingNotifier:
         return self.config.name
 
     async def start(self) -> None:
-        return None
+        if self.config.fail_start:
+            raise ConnectionError("sink refused to start")
 
     def _check(self) -> None:
         down = self.config.fail_while is not None and self.config.fail_while.exists()
@@ -278,7 +282,9 @@ class RecordingNotifier:
         return not self.config.fail
 
     async def aclose(self) -> None:
-        return None
+        self.closed = True
+        if self.config.fail_close:
+            raise ConnectionError("sink did not let go")
 
 
 def read_alert_log(path: Path) -> list[dict[str, JsonValue]]:
