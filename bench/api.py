@@ -85,7 +85,7 @@ async def _seed(dsn: str, count: int) -> None:
     config = StateStoreConfig(dsn_env=DSN_ENV)
     repository = ClipRepository.from_config(config)
     await repository.start()  # applies the migrations
-    await repository.close()
+    await repository.aclose()
     rows = _states(count, random.Random(7))
     for start in range(0, count, 1000):
         await insert_states(config, rows[start : start + 1000])

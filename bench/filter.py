@@ -129,7 +129,7 @@ async def _bench(repeat: int) -> tuple[float, dict[str, tuple[Runs, Runs]]]:
             results[name] = (ours, plain)
     finally:
         plain_pool.shutdown()
-        await yolo.shutdown()
+        await yolo.aclose()
     return cold, results
 
 

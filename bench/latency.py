@@ -127,7 +127,7 @@ async def _run_clips(count: int, vlm_delay_s: float) -> None:
                     if i > 0:  # the first clip warms the detector's worker up
                         detections.append(detected - start)
                         alerts.append(alerted - start)
-            await components.close()
+            await components.aclose()
 
     print(f"alert latency from clip finalized ({count} clips, 20 s 1080p, YOLOX-nano, Postgres)")
     _report(

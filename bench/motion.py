@@ -119,7 +119,7 @@ async def _measure_sources(args: argparse.Namespace, work: Path) -> None:
         healthy = sum(source.is_healthy() for source in sources)
     finally:
         for source in sources:
-            await source.stop()
+            await source.aclose()
     own, reaped, live = after.since(before)
     ffmpeg = reaped + live
     per = args.cameras * elapsed

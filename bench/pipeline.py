@@ -96,7 +96,7 @@ async def _run(count: int) -> None:
                 for clip in burst:
                     await stopwatch.wait_for("alerts", clip.clip_id)
                 elapsed = time.perf_counter() - start
-            await components.close()
+            await components.aclose()
 
     ms = [latency * 1000 for latency in latencies]
     print(f"pipeline overhead, clip handed on -> MQTT alert received ({count} clips, Postgres)")

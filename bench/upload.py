@@ -58,7 +58,7 @@ async def _run(server: S3Server, count: int, workers: list[int]) -> None:
         storage = load_storage("s3", s3_storage_config(server, server.create_bucket()))
         await storage.put(clips[0], "bench/warm-up.mp4")  # connections, credentials
         seconds = await _upload_all(storage, clips, worker_count)
-        await storage.close()
+        await storage.aclose()
         print(
             f"upload_workers={worker_count}: {megabytes / seconds:7.1f} MB/s   "
             f"{count / seconds:6.2f} clips/s   ({seconds:.2f} s)"

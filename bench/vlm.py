@@ -97,7 +97,7 @@ async def time_analyses(clip: Path, runs: int) -> tuple[list[float], list[float]
             request = server.requests[-1]
             body_bytes = sum(len(url) for url in request.image_urls)
         finally:
-            await analyzer.shutdown()
+            await analyzer.aclose()
     return totals, model, body_bytes
 
 

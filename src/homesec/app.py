@@ -1,6 +1,10 @@
 """Wires config -> plugins -> pipeline -> HTTP server, and runs their lifecycle.
 
-Start order: database, notifiers, HTTP API, recovery of unfinished clips, sources.
+Every long-lived part has one lifecycle, `start()` then `aclose()` (`interfaces.Lifecycle`),
+and the app holds them all on one `AsyncExitStack`, so they stop in the reverse of their start
+order, also after a start that failed half-way; a part that fails to close is logged and the
+others close anyway.
+Start order: database, plugins, HTTP API, retention, recovery of unfinished clips, sources.
 Stop order: sources first (no new clips), in-flight clips get `shutdown_timeout_s`, then the
 server and every plugin release their pools, sessions and connections.
 Sources that hand on the segments of the clips they are recording (`LiveClipSource`) feed
@@ -12,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from homesec.api.app import ApiServer, create_api
 from homesec.config_loader import analyzer_config, notifier_config, source_config
@@ -21,12 +28,14 @@ from homesec.errors import ConfigError, StartupError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
     AlertPolicy,
+    Lifecycle,
     LiveClipSource,
     Notifier,
     ObjectFilter,
     StorageBackend,
     VLMAnalyzer,
 )
+from homesec.lifecycle import close_in_order, close_logged, close_together, enter
 from homesec.models.clip import Clip
 from homesec.models.config import Config
 from homesec.models.enums import RunMode
@@ -63,20 +72,26 @@ class Components:
     names: ClipNames
 
     async def start(self) -> None:
+        """Start the repository, then every plugin."""
         await self.repository.start()
-        for notifier in self.notifiers:
-            await notifier.start()
+        for _, plugin in self._plugins():
+            await plugin.start()
 
-    async def close(self) -> None:
-        """Release every plugin's resources; one failing does not stop the others."""
-        closers = [self.object_filter.shutdown(), self.storage.close()]
+    async def aclose(self) -> None:
+        """Close every plugin at once, then the repository; also after a start that failed or
+        never ran. One failing to close is logged and does not stop the others."""
+        await close_together(self._plugins())
+        await close_logged("State repository", self.repository.aclose)
+
+    def _plugins(self) -> list[tuple[str, Lifecycle]]:
+        plugins: list[tuple[str, Lifecycle]] = [
+            ("Storage", self.storage),
+            ("Object filter", self.object_filter),
+        ]
         if self.analyzer is not None:
-            closers.append(self.analyzer.shutdown())
-        closers += [notifier.close() for notifier in self.notifiers]
-        for result in await asyncio.gather(*closers, return_exceptions=True):
-            if isinstance(result, Exception):
-                logger.error("Error while closing a plugin: %s", result)
-        await self.repository.close()
+            plugins.append(("VLM analyzer", self.analyzer))
+        plugins += [(f"Notifier {notifier.name}", notifier) for notifier in self.notifiers]
+        return plugins
 
 
 @contextlib.contextmanager
@@ -158,10 +173,22 @@ class HomeSecApp:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set, then shut down gracefully."""
+        """Run until `stop` is set, then shut down gracefully (the start order reversed)."""
+        async with AsyncExitStack() as stack:
+            stack.callback(logger.info, "Shutdown complete")
+            try:
+                with startup_errors():
+                    monitor = await self._start(stack)
+                logger.info("HomeSec running with %d camera(s)", len(self.sources))
+                await monitor.publish()
+                await stop.wait()
+            finally:
+                logger.info("Shutting down")
+
+    async def _start(self, stack: AsyncExitStack) -> HealthMonitor:
+        """Start every part, each with its way out on `stack` before it starts."""
         components = self.components
-        with startup_errors():
-            await components.start()
+        await enter(stack, components, "Plugins")
         monitor = HealthMonitor(
             components.pipeline,
             components.repository,
@@ -170,29 +197,25 @@ class HomeSecApp:
             components.notifiers,
             self._retention,
         )
+        _in_background(stack, monitor.beat_forever(), "heartbeat")
+        await self._start_server(stack, monitor)
+        if self._retention is not None:
+            await enter(stack, self._retention, "Retention")
+        # Run once the sources are closed: in-flight clips get a bounded time to finish.
+        timeout_s = self._config.pipeline.shutdown_timeout_s
+        stack.push_async_callback(
+            close_logged, "Pipeline", partial(components.pipeline.drain, timeout_s)
+        )
+        await enter(stack, self._early, "Early detection")
+        await recover_unfinished(components.pipeline, self.sources, components.repository)
+        await self._start_sources(stack)
         watch = CameraWatch(
             self.sources,
             self._config.pipeline.camera_unhealthy_alert_s,
             components.pipeline.system_alert,
         )
-        heartbeat = asyncio.create_task(monitor.beat_forever(), name="heartbeat")
-        camera_watch = asyncio.create_task(watch.watch_forever(), name="camera-watch")
-        background = [heartbeat, camera_watch]
-        if self._retention is not None:
-            sweep = self._retention.sweep_forever(self._config.retention.sweep_interval_s)
-            background.append(asyncio.create_task(sweep, name="retention-sweep"))
-        try:
-            with startup_errors():
-                await self._start_server(monitor)
-                await recover_unfinished(components.pipeline, self.sources, components.repository)
-                await self._start_sources()
-            logger.info("HomeSec running with %d camera(s)", len(self.sources))
-            await monitor.publish()
-            await stop.wait()
-        finally:
-            for task in background:
-                task.cancel()
-            await self._shutdown()
+        _in_background(stack, watch.watch_forever(), "camera-watch")
+        return monitor
 
     def _on_clip(self, clip: Clip) -> None:
         self._early.clip_finalized(clip)
@@ -200,7 +223,7 @@ class HomeSecApp:
         if self._retention is not None:
             self._retention.trigger("clip_arrived")
 
-    async def _start_server(self, monitor: HealthMonitor) -> None:
+    async def _start_server(self, stack: AsyncExitStack, monitor: HealthMonitor) -> None:
         server_config = self._config.server
         if not server_config.enabled:
             return
@@ -219,10 +242,13 @@ class HomeSecApp:
             revoked_sessions_file=self._config.pipeline.work_dir / "revoked-sessions.json",
         )
         self.server = ApiServer(api, server_config.host, server_config.port)
-        await self.server.start()
+        await enter(stack, self.server, "HTTP API")
         logger.info("HTTP API on %s:%d", server_config.host, self.server.port)
 
-    async def _start_sources(self) -> None:
+    async def _start_sources(self, stack: AsyncExitStack) -> None:
+        """Start the sources; at shutdown they are closed first, in the config's order."""
+        named = [(f"Source {source.camera_name}", source) for source in self.sources]
+        stack.push_async_callback(close_in_order, named)
         for source in self.sources:
             source.register_callback(self._on_clip)
             source.use_namer(self.components.names)
@@ -230,18 +256,14 @@ class HomeSecApp:
                 source.register_live_callback(self._early.on_segment)
             await source.start()
 
-    async def _shutdown(self) -> None:
-        logger.info("Shutting down")
-        for source in self.sources:
-            try:
-                await source.stop()
-            except Exception:
-                logger.exception("Source %s did not stop cleanly", source.camera_name)
-        await self._early.close()
-        await self.components.pipeline.drain(self._config.pipeline.shutdown_timeout_s)
-        if self._retention is not None:
-            await self._retention.wait()
-        if self.server is not None:
-            await self.server.stop()
-        await self.components.close()
-        logger.info("Shutdown complete")
+
+def _in_background(stack: AsyncExitStack, loop: Coroutine[Any, Any, None], name: str) -> None:
+    """Run `loop` as a named task, cancelled by `stack`."""
+    task = asyncio.create_task(loop, name=name)
+    stack.push_async_callback(close_logged, f"Task {name}", partial(_cancel, task))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -174,7 +174,7 @@ async def _evaluate(
     try:
         return await evaluate(config, object_filter, labels, settings)
     finally:
-        await object_filter.shutdown()
+        await object_filter.aclose()
 
 
 def _print_scores(scores: list[SettingScore]) -> None:
@@ -224,14 +224,15 @@ async def _run_service(config: Config) -> None:
 async def _process_files(config: Config, files: list[Path], default_camera: str) -> None:
     with startup_errors():
         components = build_components(config)
-        await components.start()
     try:
+        with startup_errors():
+            await components.start()
         folder = config.pipeline.work_dir / "process"
         cameras = {entry.name for entry in config.cameras}
         async with _staged(files, folder, components.names, cameras, default_camera) as clips:
             await _process_clips(components, clips)
     finally:
-        await components.close()
+        await components.aclose()
 
 
 async def _process_clips(components: Components, clips: list[Clip]) -> None:

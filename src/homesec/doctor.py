@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from uuid import uuid4
 
 from sqlalchemy.exc import DBAPIError
@@ -59,7 +59,15 @@ _GRACE_S = 1.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PluginT = TypeVar("PluginT")
+
+
+class _Closable(Protocol):
+    """What doctor lets go of: a plugin never started, or the state store."""
+
+    async def aclose(self) -> None: ...
+
+
+PluginT = TypeVar("PluginT", bound=_Closable)
 
 
 @dataclass(frozen=True)
@@ -74,14 +82,13 @@ class Finding:
 
 @dataclass(frozen=True)
 class _Part(Generic[PluginT]):
-    """A part of the config: how to create it, check it and let it go."""
+    """A part of the config: how to create it and check it (`aclose()` lets it go)."""
 
     name: str
     hint: str
     """Where to look when a check fails without saying so itself."""
     create: Callable[[], PluginT]
     checks: Callable[[PluginT], list[SelfCheck]]
-    release: Callable[[PluginT], Awaitable[None]]
     create_check: str = "loads"
 
 
@@ -112,14 +119,12 @@ def _parts(config: Config) -> list[_Part[Any]]:
             "check `storage.config` and that the storage service takes these credentials",
             partial(load_storage, storage.backend, storage.config),
             _storage_checks,
-            lambda plugin: plugin.close(),
         ),
         _Part[ObjectFilter](
             f"filter ({filter_ref.backend})",
             "check `filter.config`",
             partial(load_filter, filter_ref.backend, filter_ref.config),
             _own_checks,
-            lambda plugin: plugin.shutdown(),
             create_check="model loads",
         ),
     ]
@@ -130,7 +135,6 @@ def _parts(config: Config) -> list[_Part[Any]]:
                 "check `vlm.config` (base_url, model, api_key_env)",
                 partial(load_analyzer, vlm.backend, analyzer_config(vlm)),
                 _own_checks,
-                lambda plugin: plugin.shutdown(),
             )
         )
     for index, ref in enumerate(config.notifiers):
@@ -140,7 +144,6 @@ def _parts(config: Config) -> list[_Part[Any]]:
                 f"check `notifiers[{index}].config`",
                 partial(load_notifier, ref.backend, notifier_config(ref, config)),
                 _notifier_checks,
-                lambda plugin: plugin.close(),
             )
         )
     for index, camera in enumerate(config.cameras):
@@ -150,7 +153,6 @@ def _parts(config: Config) -> list[_Part[Any]]:
                 f"check `cameras[{index}].source.config`",
                 partial(load_source, camera.source.backend, source_config(camera)),
                 _own_checks,
-                lambda plugin: plugin.stop(),
             )
         )
     return parts
@@ -188,7 +190,6 @@ def _database_part(config: Config) -> _Part[StateStore]:
         hint,
         partial(StateStore.from_config, config.state_store),
         checks,
-        lambda store: store.close(),
         create_check="configured",
     )
 
@@ -268,7 +269,7 @@ async def _check_part(part: _Part[PluginT], timeout_s: float) -> list[Finding]:
                 break
     finally:
         # Doctor's own plugins: one that does not close cleanly changes no finding.
-        await _bounded(lambda _: part.release(plugin), timeout_s, part.hint)
+        await _bounded(lambda _: plugin.aclose(), timeout_s, part.hint)
     return findings
 
 

@@ -124,7 +124,7 @@ async def evaluate(
             for label, found in zip(labels, detections, strict=True):
                 await _score_one(analyzer.analyze, label, found, config, score)
         finally:
-            await analyzer.shutdown()
+            await analyzer.aclose()
         scores.append(score)
     return scores
 

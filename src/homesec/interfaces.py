@@ -1,8 +1,9 @@
 """One small Protocol per plugin kind: the only thing the core knows about a plugin.
 
 Every plugin is a class registered with `homesec.plugins.registry.plugin`, built from its
-own validated config model by `create(config)`. Long-lived plugins have an explicit
-lifecycle: `start()` when the app starts, `close()`/`shutdown()` when it stops.
+own validated config model by `create(config)`. Every long-lived plugin (all kinds but the
+alert policy) has one lifecycle, `Lifecycle`: `start()` when the app starts, `aclose()` when
+it stops.
 """
 
 from __future__ import annotations
@@ -65,6 +66,22 @@ class AnalyzerConfig(PluginConfig):
 
 
 @runtime_checkable
+class Lifecycle(Protocol):
+    """How every long-lived part of HomeSec starts and stops (plugins, repository, server).
+
+    `start()` is called once before the part is used and may return before background work
+    is up (a broker or a camera may be down); a part with nothing to start makes it a no-op.
+    `aclose()` is called once at shutdown, also when `start()` failed or never ran: it stops
+    background work and releases pools, sessions, connections and files, and it returns
+    within a bounded time. An error it raises is logged; the other parts close anyway.
+    """
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
 class ClipNamer(Protocol):
     """Names new clips: each gets a clip_id no other clip has or had (SPEC section 3)."""
 
@@ -83,11 +100,11 @@ class ClipNamer(Protocol):
 
 
 @runtime_checkable
-class ClipSource(Protocol):
+class ClipSource(Lifecycle, Protocol):
     """Produces finalized clips on local disk and hands each one to the callback.
 
     Every new clip is named through the `ClipNamer` given to `use_namer` (before `start`).
-    The callback is called on the event loop's thread.
+    The callback is called on the event loop's thread. Sources are closed first at shutdown.
     """
 
     @property
@@ -100,7 +117,7 @@ class ClipSource(Protocol):
     async def start(self) -> None:
         """Start producing clips in the background and return."""
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Stop producing clips; a clip being finalized is handed on first."""
 
     def is_healthy(self) -> bool:
@@ -126,7 +143,7 @@ class LiveClipSource(Protocol):
 
 
 @runtime_checkable
-class StorageBackend(Protocol):
+class StorageBackend(Lifecycle, Protocol):
     """Where clips and their artifacts are kept for the user. Writes are idempotent."""
 
     async def put(self, local_path: Path, dest_key: str) -> UploadOutcome: ...
@@ -144,18 +161,14 @@ class StorageBackend(Protocol):
 
     async def ping(self) -> bool: ...
 
-    async def close(self) -> None: ...
-
 
 @runtime_checkable
-class ObjectFilter(Protocol):
+class ObjectFilter(Lifecycle, Protocol):
     """Decides what is in a clip. CPU-bound work runs off the event loop."""
 
     async def detect(
         self, video_path: Path, overrides: FilterOverrides | None = None
     ) -> FilterResult: ...
-
-    async def shutdown(self) -> None: ...
 
 
 class AnalysisContext(BaseModel):
@@ -167,14 +180,12 @@ class AnalysisContext(BaseModel):
 
 
 @runtime_checkable
-class VLMAnalyzer(Protocol):
+class VLMAnalyzer(Lifecycle, Protocol):
     """Turns a clip into a structured `AnalysisResult`."""
 
     async def analyze(
         self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
     ) -> AnalysisResult: ...
-
-    async def shutdown(self) -> None: ...
 
 
 @runtime_checkable
@@ -208,13 +219,11 @@ class HealthPublisher(Protocol):
 
 
 @runtime_checkable
-class Notifier(Protocol):
+class Notifier(Lifecycle, Protocol):
     """A sink for alerts. `send` raises on failure; the pipeline retries it."""
 
     @property
     def name(self) -> str: ...
-
-    async def start(self) -> None: ...
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         """Deliver the alert; `snapshot` is a JPEG of the best detection, when there is one."""
@@ -222,8 +231,6 @@ class Notifier(Protocol):
     async def send_system(self, alert: SystemAlert) -> None: ...
 
     async def ping(self) -> bool: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

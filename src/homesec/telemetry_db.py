@@ -127,7 +127,7 @@ class PostgresLogHandler(logging.Handler):
                 await self._prune_when_due()
                 self._warn_about_drops()
         finally:
-            await self._store.close()
+            await self._store.aclose()
 
     def _take_batch(self) -> list[Row]:
         batch: list[Row] = []

@@ -82,7 +82,7 @@ async def _serve(
         ):
             yield ApiHarness(client, components.repository, components.storage, config, spool, api)
     finally:
-        await components.close()
+        await components.aclose()
 
 
 def revoked_sessions_file(config: Config) -> Path:

@@ -79,7 +79,10 @@ class SceneFilter:
             detections=[person],
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 

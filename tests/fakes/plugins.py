@@ -79,7 +79,10 @@ class FakeFilter:
             detections=detections,
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -116,7 +119,10 @@ class FakeVLM:
             summary=self.config.summary,
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -155,7 +161,10 @@ class FailingStorage:
     async def ping(self) -> bool:
         return False
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -207,8 +216,11 @@ class SwitchableStorage:
     async def ping(self) -> bool:
         return not self._down_while.exists()
 
-    async def close(self) -> None:
-        return None
+    async def start(self) -> None:
+        await self._local.start()
+
+    async def aclose(self) -> None:
+        await self._local.aclose()
 
 
 class RecordingNotifierConfig(NotifierConfig):
@@ -216,6 +228,8 @@ class RecordingNotifierConfig(NotifierConfig):
     fail: bool = False
     fail_while: Path | None = Field(default=None, description="Fails while this file exists")
     log_file: Path | None = Field(default=None, description="Append alerts as JSON lines")
+    fail_start: bool = Field(default=False, description="start() raises")
+    fail_close: bool = Field(default=False, description="aclose() raises (after taking note)")
 
 
 @plugin(PluginType.NOTIFIER, "fake_recorder", config=RecordingNotifierConfig)
@@ -229,6 +243,7 @@ class RecordingNotifier:
         self.system_alerts: list[SystemAlert] = []
         self.health_reports: list[HealthReport] = []
         self.attempts = 0
+        self.closed = False
 
     @classmethod
     def create(cls, config: RecordingNotifierConfig) -> RecordingNotifier:
@@ -239,7 +254,8 @@ class RecordingNotifier:
         return self.config.name
 
     async def start(self) -> None:
-        return None
+        if self.config.fail_start:
+            raise ConnectionError("sink refused to start")
 
     def _check(self) -> None:
         down = self.config.fail_while is not None and self.config.fail_while.exists()
@@ -265,8 +281,10 @@ class RecordingNotifier:
     async def ping(self) -> bool:
         return not self.config.fail
 
-    async def close(self) -> None:
-        return None
+    async def aclose(self) -> None:
+        self.closed = True
+        if self.config.fail_close:
+            raise ConnectionError("sink did not let go")
 
 
 def read_alert_log(path: Path) -> list[dict[str, JsonValue]]:

@@ -42,6 +42,6 @@ def build_pipeline(tmp_path: Path) -> BuildPipeline:
         try:
             yield components
         finally:
-            await components.close()
+            await components.aclose()
 
     return build

@@ -218,7 +218,7 @@ async def test_a_clip_announced_while_recorded_does_not_announce_again_after_a_r
             early.on_segment(live)
             detection = await subscriber.next(timeout=10)
             await _stored_as_sent(components.repository, live.clip_id)
-            await early.close()
+            await early.aclose()
 
         # When HomeSec restarts and the finalized clip is processed
         async with build_pipeline(**pipeline_config) as components:
@@ -262,7 +262,7 @@ async def test_early_detection_and_the_pipeline_at_once_keep_one_state_of_the_cl
         early.on_segment(live)
         state = await components.pipeline.process(clip_from(person_clip, spool))
         await asyncio.sleep(0.5)
-        await early.close()
+        await early.aclose()
         stored = await components.repository.get(live.clip_id)
         events = await components.repository.list_events(live.clip_id)
 

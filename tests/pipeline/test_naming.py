@@ -33,7 +33,7 @@ async def test_a_name_in_storage_is_not_given_out_while_the_database_hangs(
     try:
         path = await names.claim("front_door", 1, ".mp4", tmp_path / "spool", wanted=NAME)
     finally:
-        await repository.close()
+        await repository.aclose()
 
     # Then it gets the next free name: the old clip in storage is never overwritten
     assert path.name == "front_door_1700000000_2.mp4"
@@ -56,7 +56,7 @@ async def test_names_known_to_the_state_storage_or_a_claim_are_skipped(tmp_path:
         names.claim("front_door", 1700000000, ".mp4", spool),
         names.claim("front_door", 1700000000, ".mp4", spool),
     )
-    await repository.close()
+    await repository.aclose()
 
     # Then each gets a name of its own that nobody had
     assert first.name == "front_door_1700000000_3.mp4"

@@ -44,16 +44,22 @@ async def _spool(directory: Path, media: Path, names: list[str]) -> tuple[object
     await source.start()
     while len(clips) < len(names):
         await asyncio.sleep(0.05)
-    await source.stop()
+    await source.aclose()
     return source, sorted(clips, key=lambda clip: clip.clip_id)
 
 
 def _pruner(
-    cap: int | None, source: object, components: Components, min_free: int = 0
+    cap: int | None,
+    source: object,
+    components: Components,
+    min_free: int = 0,
+    sweep_interval_s: float = 60.0,
 ) -> RetentionPruner:
     """A pruner with the cap (and no free-space floor, unless given) over one source's spool."""
     return RetentionPruner(
-        RetentionConfig(max_local_size_bytes=cap, min_free_bytes=min_free),
+        RetentionConfig(
+            max_local_size_bytes=cap, min_free_bytes=min_free, sweep_interval_s=sweep_interval_s
+        ),
         [source],  # type: ignore[list-item]
         components.repository,
         busy=components.pipeline.busy,
@@ -141,17 +147,16 @@ async def test_the_periodic_sweep_prunes_without_a_new_clip(
         for clip in clips:
             await components.pipeline.process(clip)
         size = person_clip.stat().st_size
-        pruner = _pruner(size + 10, source, components)
+        pruner = _pruner(size + 10, source, components, sweep_interval_s=0.05)
 
         # When the periodic sweep runs for a while
-        sweep = asyncio.create_task(pruner.sweep_forever(0.05))
+        await pruner.start()
         try:
             async with asyncio.timeout(10):
                 while len(list((tmp_path / "spool").glob("*.mp4"))) > 1:
                     await asyncio.sleep(0.05)
         finally:
-            sweep.cancel()
-        await pruner.wait()
+            await pruner.aclose()
 
     # Then the older clip was pruned and the newer one kept
     assert [p.name for p in (tmp_path / "spool").glob("*.mp4")] == [names[1]]

@@ -32,4 +32,4 @@ async def repository(state_config: StateStoreConfig) -> AsyncIterator[ClipReposi
     try:
         yield repo
     finally:
-        await repo.close()
+        await repo.aclose()

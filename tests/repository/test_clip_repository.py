@@ -207,7 +207,7 @@ async def test_restarts_reapply_no_migration_and_keep_data(
     await first.start()
     await first.start()
     await first.save(state)
-    await first.close()
+    await first.aclose()
 
     # When the application restarts with a new repository on the same database
     second = ClipRepository.from_config(state_config)
@@ -219,7 +219,7 @@ async def test_restarts_reapply_no_migration_and_keep_data(
         assert await second.save(new_state("front_door_1700000099.mp4"))
         assert await _alembic_revisions(state_config) == [_newest_migration()]
     finally:
-        await second.close()
+        await second.aclose()
 
 
 def _newest_migration() -> str:

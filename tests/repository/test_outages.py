@@ -42,7 +42,7 @@ async def test_unreachable_database_drops_writes_without_raising(
             await repository.list_events(state.clip_id),
             await repository.ping(),
         )
-    await repository.close()
+    await repository.aclose()
 
     # Then nothing raised: writes are dropped and counted, reads say "unknown", except the
     # clip's own latest state, which this process still holds (its write waits for a replay)
@@ -68,7 +68,7 @@ async def test_hung_database_costs_at_most_the_write_timeout(
     started = time.monotonic()
     saved = await repository.save(new_state())
     elapsed = time.monotonic() - started
-    await repository.close()
+    await repository.aclose()
 
     # Then the write is dropped after the timeout, not after the driver's own
     assert saved is False
@@ -104,7 +104,7 @@ async def test_writes_resume_when_postgres_comes_back(
         stored = await repository.get_many([before.clip_id, during.clip_id, after.clip_id])
         assert stored == {before.clip_id: before, during.clip_id: during, after.clip_id: after}
     finally:
-        await repository.close()
+        await repository.aclose()
 
 
 async def test_a_clip_finished_during_an_outage_is_stored_done_once_a_ping_succeeds(
@@ -131,7 +131,7 @@ async def test_a_clip_finished_during_an_outage_is_stored_done_once_a_ping_succe
         assert await repository.get(finished.clip_id) == finished
         assert len(repository.unsaved_states) == 0
     finally:
-        await repository.close()
+        await repository.aclose()
 
 
 async def test_events_dropped_during_an_outage_are_written_once_it_is_back(
@@ -167,7 +167,7 @@ async def test_events_dropped_during_an_outage_are_written_once_it_is_back(
         ]
         assert len(repository.unsaved_states) == 0
     finally:
-        await repository.close()
+        await repository.aclose()
 
 
 async def test_events_of_a_clip_that_changes_no_more_are_replayed_on_a_ping(
@@ -191,7 +191,7 @@ async def test_events_of_a_clip_that_changes_no_more_are_replayed_on_a_ping(
         stored = await repository.list_events(state.clip_id)
         assert [e.event_type for e in stored] == [EventType.CLIP_DONE]
     finally:
-        await repository.close()
+        await repository.aclose()
 
 
 async def test_schema_is_applied_once_the_database_comes_up(
@@ -214,7 +214,7 @@ async def test_schema_is_applied_once_the_database_comes_up(
         assert await repository.get(state.clip_id) == state
         assert [e.clip_id for e in await repository.list_events(state.clip_id)] == [state.clip_id]
     finally:
-        await repository.close()
+        await repository.aclose()
 
 
 async def test_unusable_sqlite_path_drops_writes_without_raising(
@@ -230,7 +230,7 @@ async def test_unusable_sqlite_path_drops_writes_without_raising(
     # When the repository starts and the pipeline saves a clip
     await repository.start()
     saved = await repository.save(new_state())
-    await repository.close()
+    await repository.aclose()
 
     # Then the write is dropped and counted, and nothing raised
     assert repository.backend_name == "sqlite"
@@ -272,4 +272,4 @@ async def test_write_stuck_on_a_lock_is_dropped_and_the_next_one_lands(
         assert repository.dropped_writes == 1
         assert await repository.get(state.clip_id) == state
     finally:
-        await repository.close()
+        await repository.aclose()

@@ -213,7 +213,7 @@ async def test_reads_answer_none_when_the_database_is_unreachable(
             await repository.camera_activity(),
         ]
     finally:
-        await repository.close()
+        await repository.aclose()
 
     # Then each answers "unknown" instead of raising
     assert results == [None, None, None, None]

@@ -38,7 +38,7 @@ async def clip_table(
     config = StateStoreConfig(dsn_env=DSN_ENV)
     repository = ClipRepository.from_config(config)
     await repository.start()  # applies the migrations
-    await repository.close()
+    await repository.aclose()
     rng = random.Random(3)
     rows = []
     for n in range(3000):

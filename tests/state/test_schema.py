@@ -24,7 +24,7 @@ async def migrated_postgres(
     monkeypatch.setenv(DSN_ENV, postgres_dsn)
     store = StateStore.from_config(StateStoreConfig(dsn_env=DSN_ENV))
     await store.ensure_schema()
-    await store.close()
+    await store.aclose()
     conn = await asyncpg.connect(postgres_dsn)
     try:
         yield conn
@@ -116,7 +116,7 @@ async def test_sqlite_gets_wal_and_json_indexes_from_any_cwd(
     # When the store migrates
     store = StateStore.from_config(config)
     await store.ensure_schema()
-    await store.close()
+    await store.aclose()
 
     # Then the file was created under the cwd, in WAL mode, with the json_extract indexes
     db_file = tmp_path / "nested" / "dir" / "homesec.db"

@@ -106,10 +106,11 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._serve(), name="http-api")
+        task = self._task = asyncio.create_task(self._serve(), name="http-api")
         while not self._server.started:
-            if self._task.done():
-                await self._task  # raises StartupError
+            if task.done():
+                self._task = None  # nothing left to close
+                await task  # raises StartupError
                 raise StartupError(f"HTTP API stopped while starting on {self._where}")
             await asyncio.sleep(0.02)
 
@@ -125,9 +126,10 @@ class ApiServer:
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         return int(sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
-        if self._task is None:
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
             return
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+            await task

@@ -194,7 +194,7 @@ class ClipPipeline:
 
     async def drain(self, timeout_s: float) -> None:
         """Give in-flight clips `timeout_s` to finish, then cancel the rest (recovered later)."""
-        await self._reruns.close()  # their clips are unfinished: recovery picks them up
+        await self._reruns.aclose()  # their clips are unfinished: recovery picks them up
         pending = list(self._tasks.values())
         still_running: set[asyncio.Task[ClipStateData | None]] = set()
         if pending:
@@ -204,7 +204,6 @@ class ClipPipeline:
         if still_running:
             logger.warning("Cancelled %d unfinished clips at shutdown", len(still_running))
         await asyncio.gather(*still_running, return_exceptions=True)
-        await self._reruns.close()  # rounds scheduled by the clips that just ended
 
     async def system_alert(self, alert: SystemAlert) -> bool:
         """Log a system alert and send it to the sinks that take them; whether one took it."""

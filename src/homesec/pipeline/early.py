@@ -86,8 +86,11 @@ class EarlyDetection:
         if lane is not None and lane.clip_id == clip.clip_id:
             lane.finalized, lane.waiting = True, None
 
-    async def close(self) -> None:
-        """Stop looking (at shutdown, once the sources are stopped)."""
+    async def start(self) -> None:
+        """Nothing to start: a camera's worker starts with its first live segment."""
+
+    async def aclose(self) -> None:
+        """Stop looking (at shutdown, once the sources are closed)."""
         await asyncio.gather(*(lane.worker.cancel() for lane in self._lanes.values()))
 
     async def _work(self, lane: _Lane) -> None:

@@ -51,6 +51,7 @@ class Reruns:
         self._error_waits = exponential_wait(retry.rerun_initial_s, retry.rerun_max_backoff_s)
         self._upload_waits = exponential_wait(retry.backoff_s, retry.upload_retry_max_backoff_s)
         self._clips: dict[str, _Rounds] = {}
+        self._closed = False
 
     def begin_round(self, clip_id: str) -> None:
         """A round of the clip starts: decide whether it tries the stages in error again."""
@@ -70,7 +71,9 @@ class Reruns:
         return rounds is None or rounds.retrying_errors
 
     def after_round(self, clip: Clip, state: ClipStateData) -> None:
-        """Schedule the clip's next round, if it needs one."""
+        """Schedule the clip's next round, if it needs one (none once closed)."""
+        if self._closed:
+            return  # shutting down: start-up recovery takes the clip again
         if state.status == ClipStatus.DONE:
             self._clips.pop(clip.clip_id, None)
             return
@@ -112,8 +115,10 @@ class Reruns:
             rounds.timer.cancel()
             rounds.timer = None
 
-    async def close(self) -> None:
-        """Cancel every waiting round (the clips are unfinished: start-up recovery has them)."""
+    async def aclose(self) -> None:
+        """Cancel every waiting round and schedule no more (the clips are unfinished:
+        start-up recovery has them)."""
+        self._closed = True
         timers = [r.timer for r in self._clips.values() if r.timer is not None]
         for timer in timers:
             timer.cancel()

@@ -90,6 +90,7 @@ class RetentionPruner:
         self._busy = busy
         self._system_alert = system_alert
         self._passes = SingleRun()
+        self._sweep: asyncio.Task[None] | None = None
         self.problem: str | None = None
         """Why the limits cannot be held right now (None: they hold); health shows it."""
         self._reported = False
@@ -101,14 +102,27 @@ class RetentionPruner:
         logger.debug("Prune pass already running; %s trigger dropped", reason)
         return False
 
-    async def sweep_forever(self, interval_s: float) -> None:
-        """Trigger a pass every `interval_s` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval_s)
-            self.trigger("periodic")
+    async def start(self) -> None:
+        """Sweep in the background: a pass every `retention.sweep_interval_s`."""
+        self._sweep = asyncio.create_task(self._sweep_forever(), name="retention-sweep")
+
+    async def aclose(self) -> None:
+        """Stop sweeping and let a running pass finish."""
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
+        await self.wait()
 
     async def wait(self) -> None:
+        """Let a running pass finish."""
         await self._passes.wait()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.sweep_interval_s)
+            self.trigger("periodic")
 
     async def _pass(self, reason: str) -> list[str]:
         try:

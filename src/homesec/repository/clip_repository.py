@@ -101,10 +101,10 @@ class ClipRepository:
         """Clips whose latest state is not in the database yet (written again when it is)."""
         return self._unsaved
 
-    async def close(self) -> None:
-        await self._unsaved.close()
+    async def aclose(self) -> None:
+        await self._unsaved.aclose()
         try:
-            await self._store.close()
+            await self._store.aclose()
         except Exception as exc:
             logger.warning("State store did not close cleanly: %s", _describe(exc))
 

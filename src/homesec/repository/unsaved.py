@@ -81,7 +81,7 @@ class UnsavedStates:
         """Let a running replay pass finish."""
         await self._replay.wait()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._replay.cancel()
 
     async def _replay_all(self) -> None:

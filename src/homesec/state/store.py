@@ -115,7 +115,7 @@ class StateStore:
         async with self._engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._engine.dispose()
         if self._read_engine is not self._engine:
             await self._read_engine.dispose()

@@ -64,4 +64,4 @@ async def make_analyzer(openai_server: OpenAIServer) -> AsyncIterator[MakeAnalyz
 
     yield make
     for analyzer in made:
-        await analyzer.shutdown()
+        await analyzer.aclose()

@@ -706,7 +706,7 @@ async def test_shutdown_closes_the_client(
 ) -> None:
     # Given an analyzer that has been shut down
     analyzer = make_analyzer()
-    await analyzer.shutdown()
+    await analyzer.aclose()
 
     # When it is asked to analyse a clip
     with pytest.raises(OpenAIAnalyzerError) as caught:

@@ -28,4 +28,4 @@ def yolo(yolox_nano: Path) -> Iterator[YoloFilter]:
         YoloFilterConfig(model=str(yolox_nano), classes=["person", *VEHICLES])
     )
     yield running
-    asyncio.run(running.shutdown())
+    asyncio.run(running.aclose())

@@ -86,7 +86,7 @@ async def test_min_hits_and_max_frames_bound_the_scan(
         positive = await yolo.detect(person_clip)
         negative = await yolo.detect(empty_scene_clip)
     finally:
-        await yolo.shutdown()
+        await yolo.aclose()
 
     # Then the positive one stops at the third hit, the negative one after 5 frames
     assert positive.detected_classes == ["person"]
@@ -200,12 +200,12 @@ async def test_a_dead_worker_is_replaced(yolox_nano: Path, person_clip: Path) ->
         # Then the next clip is checked by a new worker
         assert "person" in (await yolo.detect(person_clip)).detected_classes
     finally:
-        await yolo.shutdown()
+        await yolo.aclose()
 
     # And once shut down, the filter refuses clips
     with pytest.raises(YoloFilterError, match="shut down"):
         await yolo.detect(person_clip)
-    await yolo.shutdown()
+    await yolo.aclose()
 
 
 @pytest.mark.slow
@@ -220,7 +220,7 @@ async def test_a_missing_execution_provider_falls_back_to_cpu(
         # When it checks a clip
         result = await yolo.detect(person_clip)
     finally:
-        await yolo.shutdown()
+        await yolo.aclose()
 
     # Then it warned, and ran on the CPU
     assert "CoreMLExecutionProvider is not installed" in caplog.text

@@ -43,7 +43,7 @@ async def test_every_layout_reports_the_same_first_person(
         # When each checks the front door clip
         results = await asyncio.gather(*(f.detect(person_clip) for f in filters.values()))
     finally:
-        await asyncio.gather(*(f.shutdown() for f in filters.values()))
+        await asyncio.gather(*(f.aclose() for f in filters.values()))
 
     # Then each sees its best person on the first frame, in the same place
     people = {

@@ -99,7 +99,7 @@ async def test_a_named_model_is_downloaded_once_and_verified(
     try:
         result = await yolo.detect(person_clip)
     finally:
-        await yolo.shutdown()
+        await yolo.aclose()
     again = resolve_model(
         "yolox_nano",
         cache_dir=config.cache_dir,
@@ -203,7 +203,7 @@ async def test_a_name_is_found_in_the_model_dir_first(
     try:
         result = await yolo.detect(person_clip)
     finally:
-        await yolo.shutdown()
+        await yolo.aclose()
 
     # Then the file from that folder is used
     assert result.model == "yolox_nano"

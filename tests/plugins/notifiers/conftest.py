@@ -44,7 +44,7 @@ async def start_notifier() -> AsyncIterator[StartNotifier]:
 
     yield start
     for notifier in started:
-        await notifier.close()
+        await notifier.aclose()
 
 
 @pytest.fixture

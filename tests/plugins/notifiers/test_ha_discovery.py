@@ -309,7 +309,7 @@ async def test_availability_is_online_while_connected_and_offline_after_close(
         online = await subscriber.next()
 
         # When it is closed cleanly
-        await notifier.close()
+        await notifier.aclose()
 
         # Then it said offline itself (the broker drops the will on a clean disconnect)
         offline = await subscriber.next()
@@ -386,7 +386,7 @@ async def test_configs_of_a_removed_camera_are_deleted(
 ) -> None:
     # Given HomeSec announced two cameras
     first = await started(make_mqtt_notifier, throwaway_broker, topics)
-    await first.close()
+    await first.aclose()
 
     # When it is restarted with only one of them
     async with MQTTSubscriber(throwaway_broker, f"{topics.discovery}/#") as watcher:

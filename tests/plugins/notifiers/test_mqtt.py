@@ -164,7 +164,7 @@ async def test_close_delivers_what_is_queued_while_connected(
             await notifier.send(sample_alert(n))
 
         # When it is closed at once
-        await notifier.close()
+        await notifier.aclose()
 
         # Then every alert went out before the disconnect, and later sends are refused
         messages = await subscriber.collect(5)
@@ -367,7 +367,7 @@ async def test_close_does_not_hang_when_the_broker_is_down(
 
     # When it is closed
     async with asyncio.timeout(2.0):
-        await notifier.close()
+        await notifier.aclose()
 
     # Then it is closed promptly, keeping count of what was never delivered
     assert await notifier.ping() is False
@@ -389,7 +389,7 @@ async def test_close_does_not_hang_when_the_broker_stops_answering(
 
     # When it is closed
     async with asyncio.timeout(3.0):
-        await notifier.close()
+        await notifier.aclose()
 
     # Then it gave up after its bounded drain and disconnect times, keeping the alerts counted
     assert await notifier.ping() is False
@@ -470,7 +470,7 @@ async def test_a_restart_resends_only_what_the_broker_never_acknowledged(
     session = await register_session(throwaway_broker, f"{mqtt_topic_prefix}/#")
     throwaway_broker.stop()
     await first.send(sample_alert(2))
-    await first.close()
+    await first.aclose()
 
     # When the broker is back and a new notifier starts on the same work folder
     throwaway_broker.start()

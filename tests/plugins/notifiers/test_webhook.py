@@ -208,7 +208,7 @@ async def test_closed_notifier_refuses_to_send(
 ) -> None:
     # Given a notifier that was closed (its HTTP client released)
     notifier = await make_notifier(url=http_receiver.url())
-    await notifier.close()
+    await notifier.aclose()
 
     # When an alert is sent, then it is refused and nothing is posted
     with pytest.raises(RuntimeError, match="closed"):

@@ -76,7 +76,7 @@ async def _running(
         yield received
     finally:
         for source in sources:
-            await source.stop()
+            await source.aclose()
 
 
 def _client(port: int, camera: str | None = "front_door") -> ftplib.FTP:
@@ -220,7 +220,7 @@ async def test_an_upload_under_a_name_used_before_is_a_new_clip(
             )
             await _wait_for(lambda: len(received["front_door"]) == 1)
     finally:
-        await repository.close()
+        await repository.aclose()
 
     # Then it is a new clip with the next free name
     [clip] = received["front_door"]
@@ -434,7 +434,7 @@ async def test_health_follows_the_server_and_checks_renew_the_heartbeat(
         assert source.is_healthy()
         assert source.last_heartbeat() > first > 0
     finally:
-        await source.stop()
+        await source.aclose()
 
     # When it stops, it is no longer healthy and the port is free again
     assert not source.is_healthy()

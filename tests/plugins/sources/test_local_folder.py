@@ -46,7 +46,7 @@ async def _collect(watch_dir: Path, seconds: float, settle_s: float = 0.2) -> li
     try:
         await asyncio.sleep(seconds)
     finally:
-        await source.stop()
+        await source.aclose()
     return clips
 
 
@@ -90,7 +90,7 @@ async def test_a_file_still_being_written_is_not_picked_up(
                 assert clips == []
         await asyncio.sleep(1.0)
     finally:
-        await source.stop()
+        await source.aclose()
 
     # Then the finished file is handed on, whole
     assert [clip.clip_id for clip in clips] == [target.name]
@@ -158,7 +158,7 @@ async def test_health_and_heartbeat_follow_the_scan_loop(tmp_path: Path) -> None
     # When it is asked while running, then after stop
     healthy_running = source.is_healthy()
     heartbeat = source.last_heartbeat()
-    await source.stop()
+    await source.aclose()
 
     # Then it was healthy with a recent heartbeat, and is not once stopped
     assert healthy_running is True
@@ -199,8 +199,8 @@ async def test_a_file_under_a_name_the_state_knows_is_a_new_clip(
         shutil.copyfile(person_clip, inbox / "front_door_1700000000.mp4")
         await _until(lambda: len(clips) == 1)
     finally:
-        await source.stop()
-        await repository.close()
+        await source.aclose()
+        await repository.aclose()
 
     # Then it is handed on as a new clip with the next free name, renamed in the folder
     [clip] = clips
@@ -221,7 +221,7 @@ async def test_a_file_under_a_name_storage_holds_is_a_new_clip(
         shutil.copyfile(person_clip, inbox / "front_door_1700000000.mp4")
         await _until(lambda: len(clips) == 1)
     finally:
-        await source.stop()
+        await source.aclose()
 
     # Then it gets a name of its own: the stored clip is never overwritten
     assert clips[0].clip_id == "front_door_1700000000_2.mp4"
@@ -242,7 +242,7 @@ async def test_a_new_file_under_a_pruned_name_is_taken_in_the_same_run(
         shutil.copyfile(empty_scene_clip, inbox / "front_door_1700000000.mp4")
         await _until(lambda: len(clips) == 2)
     finally:
-        await source.stop()
+        await source.aclose()
 
     # Then it is taken as a clip of its own
     assert [clip.clip_id for clip in clips] == [
@@ -270,7 +270,7 @@ async def test_empty_and_oversized_files_are_reported_once_and_not_taken(
         await _until(lambda: len(clips) == 1)
         await asyncio.sleep(0.5)
     finally:
-        await source.stop()
+        await source.aclose()
 
     # Then only the normal clip was taken; each refused file was reported once, with why
     assert [clip.clip_id for clip in clips] == ["front_door_1700000000.mp4"]

@@ -41,7 +41,7 @@ async def test_a_small_clip_is_one_upload_and_view_url_is_the_returned_path(
     # When a clip under the threshold is put twice
     first = await storage.put(person_clip, KEY)
     second = await storage.put(person_clip, KEY)
-    await storage.close()
+    await storage.aclose()
 
     # Then each put is one overwrite-mode upload, and the file is stored once, intact
     uploads = dropbox_fake.calls("2/files/upload")
@@ -67,7 +67,7 @@ async def test_a_large_clip_is_uploaded_in_chunks_through_a_session(
 
     # When it is put
     outcome = await storage.put(clip, "front_door/front_door_1700000001.avi")
-    await storage.close()
+    await storage.aclose()
 
     # Then it went as start + append + finish, no request above one chunk, and arrived whole
     routes = [call.route for call in dropbox_fake.requests if call.route != "oauth2/token"]
@@ -99,7 +99,7 @@ async def test_a_429_is_retried_after_its_retry_after(
     started = time.monotonic()
     outcome = await storage.put(empty_scene_clip, KEY)
     elapsed = time.monotonic() - started
-    await storage.close()
+    await storage.aclose()
 
     # Then the upload was tried again after the wait, and succeeded
     assert [call.status for call in dropbox_fake.calls("2/files/upload")] == [429, 200]
@@ -119,7 +119,7 @@ async def test_rate_limits_beyond_the_allowed_retries_raise_with_the_cause(
     with pytest.raises(DropboxStorageError, match="rate limited") as error:
         await storage.put(empty_scene_clip, KEY)
     assert isinstance(error.value.__cause__, RateLimitError)
-    await storage.close()
+    await storage.aclose()
 
 
 async def test_an_expired_access_token_is_refreshed_and_the_call_repeated(
@@ -133,7 +133,7 @@ async def test_an_expired_access_token_is_refreshed_and_the_call_repeated(
     # When Dropbox expires that token before the next call
     dropbox_fake.expire_access_tokens()
     outcome = await storage.put_json({"risk_level": "low"}, "front_door/analysis.json")
-    await storage.close()
+    await storage.aclose()
 
     # Then the refused call is repeated with a fresh token from the refresh token
     attempts = dropbox_fake.calls("2/files/upload")[1:]
@@ -158,7 +158,7 @@ async def test_get_exists_and_put_json_round_trip(
     absent = await storage.exists("front_door/missing.mp4")
     with pytest.raises(DropboxStorageError, match="no such file"):
         await storage.get("dropbox:/homecam/front_door/missing.mp4", tmp_path / "x.mp4")
-    await storage.close()
+    await storage.aclose()
 
     # Then the bytes are the same, existence is right and the artifact is JSON
     assert copy.read_bytes() == empty_scene_clip.read_bytes()
@@ -181,7 +181,7 @@ async def test_delete_removes_the_file_and_a_missing_one_is_no_error(
     await storage.delete(KEY)
     await storage.delete(KEY)
     gone = not await storage.exists(KEY)
-    await storage.close()
+    await storage.aclose()
 
     # Then only that file is gone, through Dropbox's delete call
     assert gone
@@ -205,8 +205,8 @@ async def test_a_long_lived_token_works_and_a_bad_one_fails_without_leaking(
     pings = (await good.ping(), await bad.ping())
     with pytest.raises(DropboxStorageError, match="not authorized") as error:
         await bad.put(empty_scene_clip, KEY)
-    await good.close()
-    await bad.close()
+    await good.aclose()
+    await bad.aclose()
 
     # Then only the good one answers, and the error names no token
     assert pings == (True, False)

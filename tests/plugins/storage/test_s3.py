@@ -37,7 +37,7 @@ async def test_a_clip_is_uploaded_found_and_read_back(
     await storage.get(first.storage_uri, copy)
     present = await storage.exists(KEY)
     absent = await storage.exists("front_door/missing.mp4")
-    await storage.close()
+    await storage.aclose()
 
     # Then it lives once under the prefix, as a video, with the same bytes
     assert first.storage_uri == second.storage_uri == f"s3://{s3_bucket}/homecam/{KEY}"
@@ -66,7 +66,7 @@ async def test_a_large_clip_goes_up_as_a_multipart_upload(
 
     # When it is put
     outcome = await storage.put(clip, "front_door/front_door_1700000001.avi")
-    await storage.close()
+    await storage.aclose()
 
     # Then S3 assembled it from three parts, byte for byte
     key = "front_door/front_door_1700000001.avi"
@@ -85,7 +85,7 @@ async def test_put_json_stores_the_artifact_next_to_the_clip(
 
     # When an analysis is stored
     outcome = await storage.put_json({"risk_level": "low", "summary": "A cat"}, "front_door/a.json")
-    await storage.close()
+    await storage.aclose()
 
     # Then it is a JSON object at that key
     stored = s3_server.client().get_object(Bucket=s3_bucket, Key="front_door/a.json")
@@ -106,7 +106,7 @@ async def test_delete_removes_the_object_and_a_missing_one_is_no_error(
     await storage.delete(KEY)
     await storage.delete(KEY)
     gone = not await storage.exists(KEY)
-    await storage.close()
+    await storage.aclose()
 
     # Then only that object is gone from the bucket
     assert gone
@@ -123,7 +123,7 @@ async def test_the_presigned_view_url_downloads_the_same_bytes(
 
     # When a clip is put and its view_url fetched without credentials
     outcome = await storage.put(empty_scene_clip, KEY)
-    await storage.close()
+    await storage.aclose()
     assert outcome.view_url is not None
     async with httpx.AsyncClient() as client:
         response = await client.get(outcome.view_url)
@@ -150,7 +150,7 @@ async def test_encryption_storage_class_and_a_prefix_link_apply_to_every_object(
     # When a clip and an artifact are stored
     clip = await storage.put(empty_scene_clip, KEY)
     await storage.put_json({"risk_level": "low"}, "front_door/a.json")
-    await storage.close()
+    await storage.aclose()
 
     # Then both objects are encrypted and in that class, and the link is prefix + key
     for key in (KEY, "front_door/a.json"):
@@ -171,8 +171,8 @@ async def test_ping_and_errors_carry_their_cause(
     pings = (await present.ping(), await missing.ping())
     with pytest.raises(S3StorageError, match="download") as error:
         await present.get(f"s3://{s3_bucket}/{KEY}", tmp_path / "clip.mp4")
-    await present.close()
-    await missing.close()
+    await present.aclose()
+    await missing.aclose()
 
     # Then only the existing bucket answers, and the error keeps boto3's as its cause
     assert pings == (True, False)

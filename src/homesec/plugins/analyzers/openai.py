@@ -261,7 +261,10 @@ class OpenAIAnalyzer:
             update={"model": meter.model or self._config.model, "usage": meter.usage(self._prices)}
         )
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        """Nothing to start: the client connects on the first request."""
+
+    async def aclose(self) -> None:
         await self._client.aclose()
 
     def self_checks(self) -> list[SelfCheck]:

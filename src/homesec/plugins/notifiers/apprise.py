@@ -250,7 +250,7 @@ class AppriseNotifier:
         """False after a failed delivery, until one succeeds."""
         return self._last_delivery_ok
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing stays open between notifications."""
 
     async def _notify(

@@ -192,7 +192,7 @@ class EmailNotifier:
         """False after a failed delivery, until one succeeds."""
         return self._last_delivery_ok
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Nothing stays open between messages."""
 
     def _alert_message(self, alert: Alert, image: bytes | None) -> EmailMessage:

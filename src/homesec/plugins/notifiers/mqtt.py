@@ -3,36 +3,27 @@
 Clip alerts go to `homecam/alerts/{camera_name}` as the JSON of `Alert`, QoS 1, not retained;
 system alerts go to `homecam/system/errors` as the JSON of `SystemAlert` (SPEC.md section 3).
 
-`send()` never waits on the broker: it puts the message in a bounded outbox and returns. One
+`send()` never waits on the broker: it puts the message in a bounded outbox (`mqtt_outbox.py`,
+journaled on disk so alerts queued during an outage survive a crash) and returns. One
 background connection task publishes the outbox in order, waiting for the broker's ack of each
 message, and reconnects forever with exponential backoff and jitter. A broker outage therefore
-delays alerts instead of losing them; beyond `max_pending` queued messages the oldest are
-dropped (counted in `dropped`, logged at ERROR). Delivery is at least once: a message whose
-ack was lost is published again after the reconnect. Alerts, detection events and system
-alerts are also written to a journal under HomeSec's work folder (`mqtt_journal.py`) before
-`send()` returns, so the ones still waiting when the process dies go out after the restart.
+delays alerts instead of losing them. Delivery is at least once: a message whose ack was lost is
+published again after the reconnect.
 
 With `discovery: true` it also speaks Home Assistant's MQTT discovery (`ha_discovery.py` says
 what is published): the announcement and `online` on every connect, `offline` as the last will
-and on a clean close, and entity state and the snapshot next to each alert. Retained entity
-state in the outbox is a latest value: a newer message on the same topic replaces it.
+and on a clean close, and entity state and the snapshot next to each alert.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sqlite3
 import ssl
 import string
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -50,7 +41,7 @@ from homesec.plugins.notifiers.ha_discovery import (
     HomeAssistantDiscovery,
     HomeAssistantOptions,
 )
-from homesec.plugins.notifiers.mqtt_journal import JournalEntry, OutboxJournal
+from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage
 from homesec.plugins.registry import plugin
 
 logger = logging.getLogger(__name__)
@@ -59,13 +50,8 @@ logger = logging.getLogger(__name__)
 EVENT_CONNECTED = "mqtt_connected"
 EVENT_RECONNECTED = "mqtt_reconnected"
 EVENT_UNAVAILABLE = "mqtt_unavailable"
-EVENT_MESSAGE_DROPPED = "mqtt_message_dropped"
 EVENT_UNDELIVERED_ON_CLOSE = "mqtt_undelivered_on_close"
 EVENT_UNEXPECTED_ERROR = "mqtt_unexpected_error"
-EVENT_RESUMED = "mqtt_resumed_from_journal"
-EVENT_JOURNAL_FAILED = "mqtt_journal_failed"
-
-T = TypeVar("T")
 
 _TEMPLATE_FIELD = "camera_name"
 # A graceful DISCONNECT to a live broker takes milliseconds; a silent one is not waited for.
@@ -154,7 +140,7 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
         default=1000, ge=1, description="Messages kept while the broker is down; oldest dropped"
     )
     close_timeout_s: float = Field(
-        default=5.0, ge=0, description="Time close() gives queued messages to be delivered"
+        default=5.0, ge=0, description="Time given at shutdown to deliver queued messages"
     )
 
     @model_validator(mode="after")
@@ -178,18 +164,6 @@ class _Lifecycle(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    topic: str
-    payload: str | bytes
-    clip_id: str | None
-    camera_name: str | None
-    retain: bool = False
-    # A latest value (HA entity state): a newer message on the same topic replaces it.
-    supersedable: bool = False
-    journal_id: int | None = None
-
-
 @plugin(PluginType.NOTIFIER, "mqtt", config=MQTTNotifierConfig)
 class MQTTNotifier:
     """Publishes alerts from a bounded outbox over one self-healing broker connection."""
@@ -201,23 +175,18 @@ class MQTTNotifier:
             config.password_env.value.get_secret_value() if config.password_env else None
         )
         self._tls_context = _tls_context(config)
-        self._outbox: deque[_Outgoing] = deque()
-        self._has_mail = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._outbox = Outbox(
+            name=config.name, max_pending=config.max_pending, journal_path=_journal_path(config)
+        )
         self._lifecycle = _Lifecycle.NEW
         self._task: asyncio.Task[None] | None = None
         self._connected = False
         self._in_outage = False
-        self._dropped = 0
-        self._delivered = 0
         self._home_assistant = (
             HomeAssistantDiscovery(config, config.camera_names, self._enqueue_ha)
             if config.discovery
             else None
         )
-        self._journal: OutboxJournal | None = None
-        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix=f"mqtt-journal:{self.name}")
 
     @classmethod
     def create(cls, config: MQTTNotifierConfig) -> MQTTNotifier:
@@ -235,12 +204,12 @@ class MQTTNotifier:
     @property
     def dropped(self) -> int:
         """Messages dropped because the outbox was full."""
-        return self._dropped
+        return self._outbox.dropped
 
     @property
     def delivered(self) -> int:
         """Messages the broker has acknowledged (QoS 1/2) or accepted (QoS 0)."""
-        return self._delivered
+        return self._outbox.delivered
 
     async def start(self) -> None:
         """Start the background connection task and return at once (the broker may be down)."""
@@ -250,7 +219,7 @@ class MQTTNotifier:
             case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
                 raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
         self._lifecycle = _Lifecycle.RUNNING
-        await self._resume_from_journal()
+        await self._outbox.start()
         if self._home_assistant is not None:
             for message in self._home_assistant.initial_states():
                 self._enqueue_ha(message)
@@ -259,10 +228,14 @@ class MQTTNotifier:
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         """Queue the alert; with discovery, also the HA entity state and the snapshot."""
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
-        payload = alert.model_dump_json()
-        retain = self._config.retain
         await self._enqueue_durable(
-            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain)
+            OutboxMessage(
+                topic=topic,
+                payload=alert.model_dump_json(),
+                retain=self._config.retain,
+                clip_id=alert.clip_id,
+                camera_name=alert.camera_name,
+            )
         )
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
@@ -271,17 +244,25 @@ class MQTTNotifier:
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
         topic = self._config.detection_topic_template.format(camera_name=event.camera_name)
-        payload = event.model_dump_json()
         await self._enqueue_durable(
-            _Outgoing(topic, payload, event.clip_id, event.camera_name, False)
+            OutboxMessage(
+                topic=topic,
+                payload=event.model_dump_json(),
+                clip_id=event.clip_id,
+                camera_name=event.camera_name,
+            )
         )
 
     async def send_system(self, alert: SystemAlert) -> None:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""
-        topic, retain = self._config.system_topic, self._config.retain
-        payload = alert.model_dump_json()
         await self._enqueue_durable(
-            _Outgoing(topic, payload, alert.clip_id, alert.camera_name, retain)
+            OutboxMessage(
+                topic=self._config.system_topic,
+                payload=alert.model_dump_json(),
+                retain=self._config.retain,
+                clip_id=alert.clip_id,
+                camera_name=alert.camera_name,
+            )
         )
         if self._home_assistant is not None:
             for message in self._home_assistant.system_alert_messages(alert):
@@ -334,7 +315,7 @@ class MQTTNotifier:
             ) from exc
         return f"logged in at {where}" + (" with TLS" if config.tls else "")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
             return
@@ -345,13 +326,10 @@ class MQTTNotifier:
                 self._enqueue_ha(self._home_assistant.offline())
         self._lifecycle = _Lifecycle.CLOSING
         if self._connected and self._outbox:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), self._config.close_timeout_s)
+            await self._outbox.wait_drained(self._config.close_timeout_s)
         await self._stop_task()
         self._lifecycle = _Lifecycle.CLOSED
-        if self._journal is not None:
-            await self._in_journal(self._journal.close)
-        self._journal_thread.shutdown(wait=True)
+        await self._outbox.aclose()
         if self._outbox:
             logger.warning(
                 "MQTT notifier %s closed with %d undelivered messages (journaled ones go out"
@@ -362,120 +340,28 @@ class MQTTNotifier:
             )
 
     def _enqueue_ha(self, message: HAMessage, alert: Alert | None = None) -> None:
-        clip_id, camera = (alert.clip_id, alert.camera_name) if alert else (None, None)
-        retain = message.retain
-        self._enqueue(
-            _Outgoing(message.topic, message.payload, clip_id, camera, retain, supersedable=retain)
+        self._refuse_when_closed()
+        self._outbox.put(
+            OutboxMessage(
+                topic=message.topic,
+                payload=message.payload,
+                retain=message.retain,
+                clip_id=alert.clip_id if alert else None,
+                camera_name=alert.camera_name if alert else None,
+                supersedable=message.retain,
+            )
         )
 
-    def _enqueue(self, message: _Outgoing) -> None:
+    async def _enqueue_durable(self, message: OutboxMessage) -> None:
+        self._refuse_when_closed()
+        await self._outbox.put_durable(message)
+
+    def _refuse_when_closed(self) -> None:
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
             raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
-        if message.supersedable:
-            # Only the latest value matters (HA entity state): a stale snapshot queued during
-            # an outage must not take an alert's place in the bounded outbox.
-            stale = [m for m in self._outbox if m.supersedable and m.topic == message.topic]
-            for old in stale:
-                self._outbox.remove(old)
-                self._forget(old)
-        if len(self._outbox) >= self._config.max_pending:
-            self._drop_oldest()
-        self._outbox.append(message)
-        self._drained.clear()
-        self._has_mail.set()
-
-    async def _enqueue_durable(self, message: _Outgoing) -> None:
-        """Queue a message that must survive a crash: journal it first."""
-        journal = self._journal
-        if journal is not None:
-            payload = message.payload
-            data = payload.encode() if isinstance(payload, str) else payload
-            try:
-                entry_id = await self._in_journal(
-                    lambda: journal.add(
-                        message.topic,
-                        data,
-                        retain=message.retain,
-                        clip_id=message.clip_id,
-                        camera_name=message.camera_name,
-                    )
-                )
-            except sqlite3.Error as exc:
-                # Delivery comes first: the message still goes out unless the process dies.
-                logger.error(
-                    "MQTT notifier %s cannot journal a message (%s): kept in memory only",
-                    self.name,
-                    exc,
-                    extra=self._extra(EVENT_JOURNAL_FAILED, clip_id=message.clip_id),
-                )
-            else:
-                message = replace(message, journal_id=entry_id)
-        self._enqueue(message)
-
-    async def _resume_from_journal(self) -> None:
-        path = self._journal_path()
-        if path is None:
-            return
-        try:
-            self._journal = journal = await self._in_journal(lambda: OutboxJournal(path))
-            entries = await self._in_journal(journal.pending)
-        except sqlite3.Error as exc:
-            logger.error(
-                "MQTT notifier %s: journal %s unusable (%s); alerts queued in memory only",
-                self.name,
-                path,
-                exc,
-                extra=self._extra(EVENT_JOURNAL_FAILED),
-            )
-            self._journal = None
-            return
-        if entries:
-            logger.warning(
-                "MQTT notifier %s: %d messages from before the last stop go out first",
-                self.name,
-                len(entries),
-                extra=self._extra(EVENT_RESUMED, pending=len(entries)),
-            )
-        for entry in entries:
-            self._enqueue(_from_journal(entry))
-
-    def _journal_path(self) -> Path | None:
-        work_dir = self._config.work_dir
-        if work_dir is None:
-            return None
-        # One journal per broker and sink: a second sink must not publish the first's alerts.
-        key = f"{self.name}-{self._config.host}-{self._config.port}"
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-        return work_dir / "mqtt" / f"{safe}.sqlite3"
-
-    async def _in_journal(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._journal_thread, call)
-
-    def _forget(self, message: _Outgoing) -> None:
-        """Take a message out of the journal (in order, on the journal thread; not awaited)."""
-        if self._journal is not None and message.journal_id is not None:
-            self._journal_thread.submit(self._journal.remove, message.journal_id)
-
-    def _drop_oldest(self) -> None:
-        oldest = self._outbox.popleft()
-        self._forget(oldest)
-        self._dropped += 1
-        logger.error(
-            "MQTT notifier %s: outbox full (%d), dropped the oldest message on %s (%d dropped)",
-            self.name,
-            self._config.max_pending,
-            oldest.topic,
-            self._dropped,
-            extra=self._extra(
-                EVENT_MESSAGE_DROPPED,
-                clip_id=oldest.clip_id,
-                camera_name=oldest.camera_name,
-                dropped=self._dropped,
-            ),
-        )
 
     async def _run(self) -> None:
-        """Connect, publish, and reconnect with backoff, until close() cancels it."""
+        """Connect, publish, and reconnect with backoff, until aclose() cancels it."""
         # Jittered: many clients do not reconnect in lockstep after a broker restart.
         backoff = Backoff(
             self._config.reconnect_min_s, self._config.reconnect_max_s, Jitter.UPPER_HALF
@@ -533,19 +419,10 @@ class MQTTNotifier:
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> None:
         while True:
-            if not self._outbox:
-                self._drained.set()
-                self._has_mail.clear()
-                await self._has_mail.wait()
-                continue
-            head = self._outbox[0]
+            head = await self._outbox.head()
             # On failure the message stays at the head and goes out again after the reconnect.
             await client.publish(head.topic, head.payload, qos=self._config.qos, retain=head.retain)
-            # The head may have been dropped (or superseded) while we waited for the ack.
-            if self._outbox and self._outbox[0] is head:
-                self._outbox.popleft()
-                self._forget(head)
-            self._delivered += 1
+            self._outbox.mark_delivered(head)
 
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
         # Only discovery subscribes; otherwise the iterator just ends, raising, on disconnect.
@@ -630,12 +507,10 @@ def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:
     return context
 
 
-def _from_journal(entry: JournalEntry) -> _Outgoing:
-    return _Outgoing(
-        entry.topic,
-        entry.payload,
-        entry.clip_id,
-        entry.camera_name,
-        entry.retain,
-        journal_id=entry.id,
-    )
+def _journal_path(config: MQTTNotifierConfig) -> Path | None:
+    if config.work_dir is None:
+        return None
+    # One journal per broker and sink: a second sink must not publish the first's alerts.
+    key = f"{config.name}-{config.host}-{config.port}"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+    return config.work_dir / "mqtt" / f"{safe}.sqlite3"

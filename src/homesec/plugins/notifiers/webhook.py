@@ -102,7 +102,7 @@ class WebhookNotifierConfig(NotifierConfig):
 
 @plugin(PluginType.NOTIFIER, "webhook", config=WebhookNotifierConfig)
 class WebhookNotifier:
-    """Posts alerts with one pooled httpx client, closed by close()."""
+    """Posts alerts with one pooled httpx client, closed by aclose()."""
 
     def __init__(self, config: WebhookNotifierConfig) -> None:
         self._config = config
@@ -144,7 +144,7 @@ class WebhookNotifier:
         """False after a failed delivery, until one succeeds."""
         return self._last_delivery_ok
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _post(self, kind: EventKind, body: bytes) -> None:

@@ -173,7 +173,7 @@ class FtpSource:
             self._check_periodically(), name=f"ftp-health:{self.camera_name}"
         )
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

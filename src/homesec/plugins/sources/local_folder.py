@@ -95,7 +95,7 @@ class LocalFolderSource:
         self._last_scan = time.time()  # the folder is there and readable: a sign of life
         self._task = asyncio.create_task(self._watch(), name=f"local_folder:{self.camera_name}")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         if self._task is None:
             return
         self._task.cancel()

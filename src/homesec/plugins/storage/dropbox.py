@@ -157,7 +157,10 @@ class DropboxStorage:
             return False
         return True
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        """Nothing to start: the SDK connects on the first call."""
+
+    async def aclose(self) -> None:
         self._client.close()
 
     async def _run(self, action: str, call: Callable[..., T], *args: Any) -> T:

@@ -64,8 +64,11 @@ class LocalStorage:
     async def ping(self) -> bool:
         return await asyncio.to_thread(_writable_dir, self._root)
 
-    async def close(self) -> None:
-        return None
+    async def start(self) -> None:
+        """Nothing to start: folders are made as clips are written."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     def _target(self, dest_key: str) -> Path:
         key = PurePosixPath(dest_key)

@@ -190,7 +190,10 @@ class S3Storage:
             return False
         return True
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        """Nothing to start: boto3 connects on the first call."""
+
+    async def aclose(self) -> None:
         self._client.close()
 
     async def _run(self, action: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

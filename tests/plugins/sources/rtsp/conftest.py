@@ -87,7 +87,7 @@ async def start_rtsp_source(
 
     yield start
     for started in running:
-        await started.source.stop()
+        await started.source.aclose()
     assert ffmpeg_children() == []
 
 

@@ -35,7 +35,7 @@ async def test_people_walking_in_give_a_playable_clip_that_starts_before_them(
     # When a source with a 3 s pre-roll watches it until its first clip is handed on
     running = await start_rtsp_source(camera.url, pre_roll_s=3.0)
     (clip,) = await running.wait_for_clips(1, timeout=40)
-    await running.source.stop()
+    await running.source.aclose()
 
     # Then the clip is named after the camera and the second it starts, in its folder
     name = parse_clip_id(clip.clip_id, "cam")
@@ -91,7 +91,7 @@ async def test_motion_inside_a_mask_is_ignored(
     )
     await watched.wait_for_clips(1, timeout=40)
     assert masked.source.is_healthy()  # it saw the frames too
-    await masked.source.stop()
+    await masked.source.aclose()
 
     # Then only the source that sees the box recorded it
     assert masked.clips == []

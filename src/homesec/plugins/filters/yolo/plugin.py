@@ -204,7 +204,10 @@ class YoloFilter:
                 f"detection failed on {video_path.name}: {exc}", cause=exc
             ) from exc
 
-    async def shutdown(self) -> None:
+    async def start(self) -> None:
+        """Nothing to start: `create` has started the worker pool."""
+
+    async def aclose(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

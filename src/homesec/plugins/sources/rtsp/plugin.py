@@ -61,7 +61,7 @@ _SEGMENT_TIMEOUT_S = 30.0
 # How long ffmpeg gets to finish its last segment when stopped (then it is killed).
 _STOP_GRACE_S = 5.0
 _STALLED_GRACE_S = 1.0
-# How long stop() waits for the supervisor to finish the last clip before cancelling it.
+# How long aclose() waits for the supervisor to finish the last clip before cancelling it.
 _STOP_TIMEOUT_S = 60.0
 
 
@@ -121,7 +121,7 @@ class RTSPSource:
         self._decoder = DecoderChoice(candidates, self.camera_name)
         self._task = asyncio.create_task(self._supervise(), name=f"rtsp:{self.camera_name}")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         if self._task is None:
             return
         self._stopping.set()
