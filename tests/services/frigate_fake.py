@@ -1,8 +1,9 @@
 """A fake Frigate NVR, written from Frigate's documentation (MQTT and HTTP API pages).
 
 - HTTP (uvicorn in a thread, on a fixed free port): `GET /api/version`, `GET /api/review`
-  (`cameras`, `after`, `before`: items active after `after`), `GET /api/review/{id}/clip.mp4`
-  (the item's clip, or 404 while it is "not ready"). Every request is recorded in `requests`.
+  (`cameras`, `after`, `before`: items active after `after`), and the recording clip
+  `GET /api/{camera}/start/{start}/end/{end}/clip.mp4` (here: the clip of the item with that
+  camera and start, or 404 while it is "not ready"). Every request path is in `requests`.
 - MQTT: `publish_review(type, item)` sends `{prefix}/reviews` messages (`before`/`after`) to
   a real broker, as Frigate does when an item starts, changes and ends.
 - Scripting: `add_review(...)` adds an item with its clip; `not_ready_for(id, n)` answers 404
@@ -95,7 +96,9 @@ class FakeFrigate:
 
     def clip_requests(self, review_id: str) -> int:
         with self._lock:
-            return self.requests.count(f"/api/review/{review_id}/clip.mp4")
+            review = self.reviews[review_id]
+            prefix = f"/api/{review.camera}/start/{review.start_time}/"
+            return sum(path.startswith(prefix) for path in self.requests)
 
     async def publish_review(
         self, kind: str, review: FakeReview, payload: bytes | None = None
@@ -113,7 +116,7 @@ class FakeFrigate:
             routes=[
                 Route("/api/version", self._version),
                 Route("/api/review", self._review_list),
-                Route("/api/review/{review_id}/clip.mp4", self._clip),
+                Route("/api/{camera}/start/{start:float}/end/{end:float}/clip.mp4", self._clip),
             ]
         )
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -162,12 +165,15 @@ class FakeFrigate:
 
     async def _clip(self, request: Request) -> Response:
         self._record(request)
-        review_id = request.path_params["review_id"]
+        camera, start = request.path_params["camera"], request.path_params["start"]
         with self._lock:
-            review = self.reviews.get(review_id)
-            waiting = self._not_ready.get(review_id, 0)
-            if waiting:
-                self._not_ready[review_id] = waiting - 1
+            matching = [
+                r for r in self.reviews.values() if r.camera == camera and r.start_time == start
+            ]
+            review = matching[0] if matching else None
+            waiting = self._not_ready.get(review.id, 0) if review else 0
+            if review is not None and waiting:
+                self._not_ready[review.id] = waiting - 1
         if review is None or waiting:
             return JSONResponse({"success": False, "message": "Not found"}, status_code=404)
         return Response(review.clip, media_type="video/mp4")

@@ -292,6 +292,18 @@ async def test_spooled_clips_survive_a_restart(
             {
                 "type": "end",
                 "after": {
+                    "id": "1700000000.1-x",
+                    "camera": "../config",
+                    "start_time": START,
+                    "end_time": START + 1,
+                    "severity": "alert",
+                },
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "type": "end",
+                "after": {
                     "id": "x",
                     "camera": CAMERA,
                     "start_time": "yesterday",
@@ -306,14 +318,17 @@ async def test_garbage_and_hostile_messages_are_ignored_and_the_source_goes_on(
 ) -> None:
     # Given the source running
     async with _running(_source(fake_frigate, tmp_path)) as clips:
-        # When a message that is not Frigate's format (or a path in an id) arrives
-        await fake_frigate.publish_review("end", _review(fake_frigate, person_clip, "0"), payload)
-        await asyncio.sleep(0.3)
-
-        # Then nothing is requested for it, and the next real item is fetched
         review = _review(fake_frigate, person_clip, "1700000000.9-real")
+
+        # When a message that is not Frigate's format (or a path in an id or camera) arrives
+        await fake_frigate.publish_review("end", review, payload)
+        await asyncio.sleep(0.3)
+        asked_for_garbage = [path for path in fake_frigate.requests if path.endswith(".mp4")]
+
+        # Then nothing is requested for it, and the next real message is followed
         await fake_frigate.publish_review("end", review)
         [clip] = await _wait_for(clips, 1)
+    assert asked_for_garbage == []
     assert clip.clip_id == f"{CAMERA}_1700000000.mp4"
     assert not [path for path in fake_frigate.requests if "config" in path]
 

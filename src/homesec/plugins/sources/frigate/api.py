@@ -1,5 +1,6 @@
 """What HomeSec reads from Frigate: its review items (MQTT `frigate/reviews` and HTTP
-`/api/review`) and their clips (`/api/review/{id}/clip.mp4`), as Frigate documents them.
+`/api/review`) and their clips, cut from the recordings
+(`/api/{camera}/start/{start}/end/{end}/clip.mp4`), as Frigate documents them.
 
 Only the fields HomeSec uses are modelled; Frigate's others are ignored, so a newer Frigate
 that adds fields still parses.
@@ -42,12 +43,16 @@ class ReviewData(BaseModel):
     zones: list[str] = Field(default_factory=list)
 
 
+# Frigate's ids look like `1718987129.308396-fqk5ka`, camera names like `front_cam`; both go
+# into URLs and file names.
+FRIGATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+
+
 class ReviewItem(BaseModel):
     """One review item: a stretch of activity on one camera (Frigate's `ReviewSegment`)."""
 
-    # Frigate's ids look like `1718987129.308396-fqk5ka`; the id goes into URLs and file names.
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-    camera: str
+    id: str = Field(pattern=FRIGATE_NAME)
+    camera: str = Field(pattern=FRIGATE_NAME)
     start_time: datetime
     end_time: datetime | None = None
     severity: Severity
@@ -99,10 +104,13 @@ class FrigateApi:
         except ValueError as exc:
             raise FrigateUnreachable(f"Frigate's /api/review answer is not a list: {exc}") from exc
 
-    async def download_review_clip(self, review_id: str, target: Path, max_bytes: int) -> int:
-        """Write the item's clip to `target`; returns its size. Raises ClipNotReady when
+    async def download_clip(self, item: ReviewItem, target: Path, max_bytes: int) -> int:
+        """Write the ended item's clip to `target`; returns its size. Raises ClipNotReady when
         Frigate has none yet (an error status, an empty or non-MP4 body)."""
-        url = f"/api/review/{review_id}/clip.mp4"
+        end = item.end_time or item.start_time
+        url = (
+            f"/api/{item.camera}/start/{item.start_time.timestamp()}/end/{end.timestamp()}/clip.mp4"
+        )
         try:
             async with self._client.stream("GET", url) as response:
                 if response.status_code != httpx.codes.OK:
@@ -113,7 +121,7 @@ class FrigateApi:
                     async for chunk in response.aiter_bytes(_CHUNK_BYTES):
                         size += len(chunk)
                         if size > max_bytes:
-                            raise ClipTooLarge(f"the clip of {review_id} is over {max_bytes} bytes")
+                            raise ClipTooLarge(f"the clip of {item.id} is over {max_bytes} bytes")
                         head = (head + chunk)[:8]
                         await asyncio.to_thread(file.write, chunk)
                     await asyncio.to_thread(_sync_and_close, file)

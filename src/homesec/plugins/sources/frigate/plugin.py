@@ -2,7 +2,7 @@
 
 It follows Frigate's review items on MQTT (`{topic_prefix}/reviews`). When an item of the
 mapped Frigate camera ends and passes the filters (severity, labels, zones), its clip is
-fetched from Frigate's HTTP API (`/api/review/{id}/clip.mp4`), asked again with a growing
+fetched from Frigate's HTTP API (cut from its recordings), asked again with a growing
 wait while Frigate has not written it yet (up to `clip_ready_timeout_s`, and for as long as
 Frigate is unreachable), spooled to disk, named by the service's `ClipNamer` after the item's
 start, and handed on. Items that ended while HomeSec or the broker was away are found through
@@ -30,6 +30,7 @@ from homesec.models.enums import EventType, PluginType
 from homesec.plugins.mqtt_broker import Broker, BrokerSettings
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.frigate.api import (
+    FRIGATE_NAME,
     ClipNotReady,
     ClipTooLarge,
     FrigateApi,
@@ -48,6 +49,8 @@ BACKEND = "frigate"
 LEDGER_NAME = ".frigate_items.json"
 # Catch-up looks a little before the newest item taken: items end out of order.
 _CATCH_UP_OVERLAP = timedelta(minutes=5)
+# Clips fetched at once (a catch-up may find hundreds): Frigate cuts each from its recordings.
+_PARALLEL_FETCHES = 2
 
 
 class FrigateSourceConfig(SourceConfig):
@@ -63,7 +66,9 @@ class FrigateSourceConfig(SourceConfig):
         default="frigate", min_length=1, description="Frigate's MQTT topic_prefix"
     )
     frigate_camera: str | None = Field(
-        default=None, description="The camera's name in Frigate (default: the camera's name)"
+        default=None,
+        pattern=FRIGATE_NAME,
+        description="The camera's name in Frigate (default: the camera's name)",
     )
     severities: list[Severity] = Field(
         default_factory=lambda: [Severity.ALERT, Severity.DETECTION],
@@ -126,6 +131,7 @@ class FrigateSource:
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = SingleRun()
         self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._fetch_slots = asyncio.Semaphore(_PARALLEL_FETCHES)
         self._subscribed = False
         self._api_ok = False
         self._last_contact = 0.0
@@ -297,11 +303,11 @@ class FrigateSource:
         deadline = time.monotonic() + self._config.clip_ready_timeout_s
         while True:
             try:
-                await self._api.download_review_clip(
-                    item.id, part, self._config.max_file_size_bytes
-                )
+                async with self._fetch_slots:
+                    await self._api.download_clip(item, part, self._config.max_file_size_bytes)
                 self._api_ok = True
-                break
+                await self._spool_clip(item, part)
+                return
             except FrigateUnreachable as exc:
                 self._api_ok = False  # no deadline: Frigate has the clip once it is back
                 logger.warning("Frigate unreachable for %s: %s", item.id, exc, extra=self._extra())
@@ -314,10 +320,13 @@ class FrigateSource:
             except ClipTooLarge as exc:
                 await self._give_up(item, part, str(exc))
                 return
+            except OSError as exc:  # a full disk may be freed by retention: try again later
+                logger.error("Cannot spool Frigate item %s: %s", item.id, exc, extra=self._extra())
+                await asyncio.to_thread(part.unlink, missing_ok=True)
             await asyncio.sleep(backoff.next_s())
-        await self._spool_clip(item, part)
 
     async def _spool_clip(self, item: ReviewItem, part: Path) -> None:
+        """Name the fetched clip, record it, and hand it on."""
         assert self._namer is not None
         start = item.start_time
         end = item.end_time or start
