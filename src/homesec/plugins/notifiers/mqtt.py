@@ -41,7 +41,7 @@ from homesec.plugins.notifiers.ha_discovery import (
     HomeAssistantDiscovery,
     HomeAssistantOptions,
 )
-from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage
+from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage, log_extra
 from homesec.plugins.registry import plugin
 
 logger = logging.getLogger(__name__)
@@ -206,11 +206,6 @@ class MQTTNotifier:
         """Messages dropped because the outbox was full."""
         return self._outbox.dropped
 
-    @property
-    def delivered(self) -> int:
-        """Messages the broker has acknowledged (QoS 1/2) or accepted (QoS 0)."""
-        return self._outbox.delivered
-
     async def start(self) -> None:
         """Start the background connection task and return at once (the broker may be down)."""
         match self._lifecycle:
@@ -228,15 +223,7 @@ class MQTTNotifier:
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         """Queue the alert; with discovery, also the HA entity state and the snapshot."""
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=topic,
-                payload=alert.model_dump_json(),
-                retain=self._config.retain,
-                clip_id=alert.clip_id,
-                camera_name=alert.camera_name,
-            )
-        )
+        await self._enqueue_durable(topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
                 self._enqueue_ha(message, alert)
@@ -244,26 +231,11 @@ class MQTTNotifier:
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
         topic = self._config.detection_topic_template.format(camera_name=event.camera_name)
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=topic,
-                payload=event.model_dump_json(),
-                clip_id=event.clip_id,
-                camera_name=event.camera_name,
-            )
-        )
+        await self._enqueue_durable(topic, event, retain=False)
 
     async def send_system(self, alert: SystemAlert) -> None:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=self._config.system_topic,
-                payload=alert.model_dump_json(),
-                retain=self._config.retain,
-                clip_id=alert.clip_id,
-                camera_name=alert.camera_name,
-            )
-        )
+        await self._enqueue_durable(self._config.system_topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
             for message in self._home_assistant.system_alert_messages(alert):
                 self._enqueue_ha(message)
@@ -287,16 +259,8 @@ class MQTTNotifier:
         """
         config = self._config
         where = f"{config.host}:{config.port}"
-        client = aiomqtt.Client(
-            hostname=config.host,
-            port=config.port,
-            username=self._username,
-            password=self._password,
-            timeout=timeout_s,
-            tls_context=self._tls_context,
-        )
         try:
-            async with client:
+            async with self._client(timeout=timeout_s):
                 pass
         except MqttConnectError as exc:
             named = [env.name for env in (config.username_env, config.password_env) if env]
@@ -336,7 +300,7 @@ class MQTTNotifier:
                 " after the next start)",
                 self.name,
                 len(self._outbox),
-                extra=self._extra(EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
+                extra=log_extra(self.name, EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
             )
 
     def _enqueue_ha(self, message: HAMessage, alert: Alert | None = None) -> None:
@@ -352,9 +316,19 @@ class MQTTNotifier:
             )
         )
 
-    async def _enqueue_durable(self, message: OutboxMessage) -> None:
+    async def _enqueue_durable(
+        self, topic: str, item: Alert | DetectionEvent | SystemAlert, *, retain: bool
+    ) -> None:
         self._refuse_when_closed()
-        await self._outbox.put_durable(message)
+        await self._outbox.put_durable(
+            OutboxMessage(
+                topic=topic,
+                payload=item.model_dump_json(),
+                retain=retain,
+                clip_id=item.clip_id,
+                camera_name=item.camera_name,
+            )
+        )
 
     def _refuse_when_closed(self) -> None:
         if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
@@ -368,7 +342,12 @@ class MQTTNotifier:
         )
         while True:
             try:
-                async with self._new_client() as client:
+                async with self._client(
+                    identifier=self._config.client_id,
+                    keepalive=self._config.keepalive_s,
+                    timeout=self._config.timeout_s,
+                    will=self._will(),
+                ) as client:
                     backoff.reset()
                     self._on_connected()
                     await self._serve(client)
@@ -380,22 +359,19 @@ class MQTTNotifier:
                 logger.exception(
                     "MQTT notifier %s: unexpected error",
                     self.name,
-                    extra=self._extra(EVENT_UNEXPECTED_ERROR),
+                    extra=log_extra(self.name, EVENT_UNEXPECTED_ERROR),
                 )
             await asyncio.sleep(backoff.next_s())
 
-    def _new_client(self) -> aiomqtt.Client:
-        config = self._config
+    def _client(self, **options: Any) -> aiomqtt.Client:
+        """A client of the configured broker, with its credentials and TLS."""
         return aiomqtt.Client(
-            hostname=config.host,
-            port=config.port,
-            identifier=config.client_id,
+            hostname=self._config.host,
+            port=self._config.port,
             username=self._username,
             password=self._password,
-            keepalive=config.keepalive_s,
-            timeout=config.timeout_s,
             tls_context=self._tls_context,
-            will=self._will(),
+            **options,
         )
 
     def _will(self) -> aiomqtt.Will | None:
@@ -449,14 +425,14 @@ class MQTTNotifier:
                 self.name,
                 broker,
                 len(self._outbox),
-                extra=self._extra(EVENT_RECONNECTED, pending=len(self._outbox)),
+                extra=log_extra(self.name, EVENT_RECONNECTED, pending=len(self._outbox)),
             )
         else:
             logger.info(
                 "MQTT notifier %s connected to %s",
                 self.name,
                 broker,
-                extra=self._extra(EVENT_CONNECTED),
+                extra=log_extra(self.name, EVENT_CONNECTED),
             )
 
     def _on_unavailable(self, exc: aiomqtt.MqttError) -> None:
@@ -477,7 +453,7 @@ class MQTTNotifier:
             self._config.port,
             exc,
             len(self._outbox),
-            extra=self._extra(EVENT_UNAVAILABLE, pending=len(self._outbox)),
+            extra=log_extra(self.name, EVENT_UNAVAILABLE, pending=len(self._outbox)),
         )
 
     async def _stop_task(self) -> None:
@@ -491,9 +467,6 @@ class MQTTNotifier:
             task.cancel()
             await asyncio.wait([task])
         self._connected = False
-
-    def _extra(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        return {"event_type": event_type, "notifier": self.name, **fields}
 
 
 def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:
