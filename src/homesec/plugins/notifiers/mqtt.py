@@ -37,9 +37,9 @@ from homesec.models.enums import PluginType
 from homesec.models.env import PlainEnv, SecretEnv
 from homesec.models.health import HealthReport
 from homesec.plugins.notifiers.ha_discovery import (
-    HAMessage,
     HomeAssistantDiscovery,
     HomeAssistantOptions,
+    check_topic,
 )
 from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage, log_extra
 from homesec.plugins.registry import plugin
@@ -58,12 +58,6 @@ _TEMPLATE_FIELD = "camera_name"
 _DISCONNECT_GRACE_S = 1.0
 
 
-def _check_topic(topic: str) -> str:
-    if not topic or "+" in topic or "#" in topic or "\0" in topic:
-        raise ValueError(f"not a valid MQTT topic to publish to: {topic!r}")
-    return topic
-
-
 def _check_topic_template(template: str) -> str:
     try:
         parts = list(string.Formatter().parse(template))
@@ -74,7 +68,7 @@ def _check_topic_template(template: str) -> str:
             raise ValueError(
                 f"topic template {template!r} may only use the placeholder {{{_TEMPLATE_FIELD}}}"
             )
-    _check_topic(template.format(camera_name="camera"))
+    check_topic(template.format(camera_name="camera"))
     return template
 
 
@@ -117,7 +111,7 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
         default="homecam/detections/{camera_name}",
         description="Topic of early detection events (sink option on_detection: true)",
     )
-    system_topic: Annotated[str, AfterValidator(_check_topic)] = Field(
+    system_topic: Annotated[str, AfterValidator(check_topic)] = Field(
         default="homecam/system/errors", description="Topic of system alerts"
     )
     qos: Literal[0, 1, 2] = Field(default=1, description="MQTT QoS of every message")
@@ -226,7 +220,7 @@ class MQTTNotifier:
         await self._enqueue_durable(topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
-                self._enqueue_ha(message, alert)
+                self._enqueue_ha(message)
 
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
@@ -303,18 +297,9 @@ class MQTTNotifier:
                 extra=log_extra(self.name, EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
             )
 
-    def _enqueue_ha(self, message: HAMessage, alert: Alert | None = None) -> None:
+    def _enqueue_ha(self, message: OutboxMessage) -> None:
         self._refuse_when_closed()
-        self._outbox.put(
-            OutboxMessage(
-                topic=message.topic,
-                payload=message.payload,
-                retain=message.retain,
-                clip_id=alert.clip_id if alert else None,
-                camera_name=alert.camera_name if alert else None,
-                supersedable=message.retain,
-            )
-        )
+        self._outbox.put(message)
 
     async def _enqueue_durable(
         self, topic: str, item: Alert | DetectionEvent | SystemAlert, *, retain: bool
@@ -377,7 +362,7 @@ class MQTTNotifier:
     def _will(self) -> aiomqtt.Will | None:
         if self._home_assistant is None:
             return None
-        will = self._home_assistant.will()
+        will = self._home_assistant.offline()
         return aiomqtt.Will(will.topic, will.payload, qos=self._config.qos, retain=will.retain)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -408,7 +393,7 @@ class MQTTNotifier:
                 await self._publish_now(client, replies)
         raise aiomqtt.MqttError("connection closed")
 
-    async def _publish_now(self, client: aiomqtt.Client, messages: list[HAMessage]) -> None:
+    async def _publish_now(self, client: aiomqtt.Client, messages: list[OutboxMessage]) -> None:
         """Publish outside the outbox: discovery is re-sent on every connect anyway."""
         for message in messages:
             await client.publish(
