@@ -44,13 +44,6 @@ from homesec.plugins.notifiers.base import DirectNotifier
 from homesec.plugins.registry import plugin
 
 
-def _problem_with_url(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
-    return None
-
-
 class WebhookNotifierConfig(NotifierConfig):
     """Receiver URL (or the env var holding it), signing secret, timeout."""
 
@@ -76,17 +69,17 @@ class WebhookNotifierConfig(NotifierConfig):
     def _one_url(self) -> WebhookNotifierConfig:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("set exactly one of url and url_env")
-        if self.url is not None and (problem := _problem_with_url(self.url)):
-            raise ValueError(f"url {problem}")
-        if self.url_env is not None and (problem := _problem_with_url(self.target_url())):
-            raise ValueError(f"the value of {self.url_env.name} {problem}")
+        parts = urlsplit(self.target_url())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            where = f"the value of {self.url_env.name}" if self.url_env else "url"
+            raise ValueError(f"{where} must be an http:// or https:// URL with a host")
         return self
 
     def target_url(self) -> str:
-        if self.url is not None:
-            return self.url
-        assert self.url_env is not None  # the validator wants one of the two
-        return self.url_env.value.get_secret_value()
+        if self.url_env is not None:
+            return self.url_env.value.get_secret_value()
+        assert self.url is not None  # the validator wants one of the two
+        return self.url
 
 
 @plugin(PluginType.NOTIFIER, "webhook", config=WebhookNotifierConfig)
