@@ -191,8 +191,7 @@ class HomeAssistantDiscovery:
 
     def _schedule_off(self, camera: str) -> None:
         # HA's off_delay turns it off too, but only HomeSec's retained OFF survives HA restarts.
-        previous = self._off_timers.pop(camera, None)
-        if previous is not None:
+        if (previous := self._off_timers.pop(camera, None)) is not None:
             previous.cancel()
         if not self._closed:
             self._off_timers[camera] = asyncio.get_running_loop().call_later(
