@@ -175,9 +175,9 @@ class HomeAssistantDiscovery:
         self._schedule_off(camera)
         return messages
 
-    def system_alert_messages(self, alert: SystemAlert) -> list[OutboxMessage]:
+    def system_alert_message(self, alert: SystemAlert) -> OutboxMessage:
         payload = {"event_type": SYSTEM_ALERT_EVENT_TYPE, **alert.model_dump(mode="json")}
-        return [_message(self._topic("system_alert"), json.dumps(payload), retain=False)]
+        return _message(self._topic("system_alert"), json.dumps(payload), retain=False)
 
     def health_message(self, report: HealthReport) -> OutboxMessage:
         return _message(self._topic("health"), report.model_dump_json(), retain=True)

@@ -154,7 +154,6 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
 class _Lifecycle(StrEnum):
     NEW = "new"
     RUNNING = "running"
-    CLOSING = "closing"
     CLOSED = "closed"
 
 
@@ -205,7 +204,7 @@ class MQTTNotifier:
         match self._lifecycle:
             case _Lifecycle.RUNNING:
                 return
-            case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
+            case _Lifecycle.CLOSED:
                 raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
         self._lifecycle = _Lifecycle.RUNNING
         await self._outbox.start()
@@ -231,8 +230,7 @@ class MQTTNotifier:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""
         await self._enqueue_durable(self._config.system_topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
-            for message in self._home_assistant.system_alert_messages(alert):
-                self._enqueue_ha(message)
+            self._enqueue_ha(self._home_assistant.system_alert_message(alert))
 
     async def publish_health(self, report: HealthReport) -> None:
         """Feed the HomeSec device's Health entity (a no-op without discovery)."""
@@ -275,18 +273,17 @@ class MQTTNotifier:
 
     async def aclose(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
-        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+        if self._lifecycle is _Lifecycle.CLOSED:
             return
         if self._home_assistant is not None:
             self._home_assistant.close()
             if self._connected:
                 # A clean DISCONNECT discards the last will: say `offline` ourselves.
                 self._enqueue_ha(self._home_assistant.offline())
-        self._lifecycle = _Lifecycle.CLOSING
+        self._lifecycle = _Lifecycle.CLOSED
         if self._connected and self._outbox:
             await self._outbox.wait_drained(self._config.close_timeout_s)
         await self._stop_task()
-        self._lifecycle = _Lifecycle.CLOSED
         await self._outbox.aclose()
         if self._outbox:
             logger.warning(
@@ -316,7 +313,7 @@ class MQTTNotifier:
         )
 
     def _refuse_when_closed(self) -> None:
-        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+        if self._lifecycle is _Lifecycle.CLOSED:
             raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
 
     async def _run(self) -> None:
