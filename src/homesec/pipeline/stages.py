@@ -87,12 +87,21 @@ class StageRunner:
     async def run(
         self,
         journal: ClipJournal,
-        stage: StageName,
+        error_type: type[ErrorT],
+        plugin_name: str,
         call: Callable[[], Awaitable[ResultT]],
-        wrap: Callable[[Exception], ErrorT],
+        consequence: str,
         exhausted: StageStatus = StageStatus.ERROR,
     ) -> ResultT | ErrorT:
-        """Run one stage with retries, journaling every attempt; errors come back as values."""
+        """Run one stage with retries, journaling every attempt; errors come back as values.
+
+        Giving up is logged as "{stage} failed; {consequence}" (what the clip does without it).
+        """
+        stage = error_type.stage
+
+        def wrap(exc: Exception) -> ErrorT:
+            return error_type(journal.clip_id, plugin_name, exc)
+
         max_attempts = self._retry.max_attempts
         first = journal.state.stage(stage).attempts
         try:
@@ -117,6 +126,14 @@ class StageRunner:
         except Exception as exc:
             error = wrap(exc)
             await self.gave_up(journal, error)
+            state = journal.state
+            logger.error(
+                "%s failed; %s: %s",
+                _STAGE_LABELS[stage],
+                consequence,
+                error.describe(),
+                extra=log_extra(state.clip_id, state.camera_name, EventType.STAGE_FAILED),
+            )
             return error
         raise AssertionError("retrying() ended without a result or an error")
 
@@ -135,7 +152,7 @@ class StageRunner:
         else:
             what = f"{error.stage} gave up after {attempts} attempt(s)"
         message = f"{what}: {error.describe()}"
-        extra = {"clip_id": state.clip_id, "camera_name": state.camera_name}
+        extra = log_extra(state.clip_id, state.camera_name)
         silent = self._why_silent(error.stage, state.system_alerted)
         if silent is not None:
             logger.error("%s (no system alert: %s)", message, silent, extra=extra)
@@ -164,7 +181,13 @@ class StageRunner:
         return None
 
 
-def log_extra(clip_id: str, camera_name: str, event_type: EventType | None) -> dict[str, str]:
+_STAGE_LABELS = {StageName.UPLOAD: "Upload", StageName.FILTER: "Filter", StageName.VLM: "VLM"}
+
+
+def log_extra(
+    clip_id: str | None, camera_name: str | None, event_type: EventType | None = None
+) -> dict[str, str | None]:
+    """The `extra` of a log line about one clip (telemetry's fields)."""
     extra = {"clip_id": clip_id, "camera_name": camera_name}
     if event_type is not None:
         extra["event_type"] = event_type
