@@ -42,7 +42,7 @@ from homesec.models.results import (
 )
 from homesec.models.state import ClipStateData
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
-from homesec.pipeline.fetch import fetch_from_storage, remove_copy
+from homesec.pipeline.fetch import fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.reruns import Reruns
@@ -189,7 +189,7 @@ class ClipPipeline:
             await self._run(local, journal)
         finally:
             if local is not clip:
-                await asyncio.to_thread(remove_copy, local)
+                await asyncio.to_thread(remove_local, local)
         return journal.finish()
 
     async def drain(self, timeout_s: float) -> None:

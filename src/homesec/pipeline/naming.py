@@ -21,6 +21,7 @@ from cachetools import FIFOCache
 
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import clip_id_for, parse_clip_id
+from homesec.pipeline.stages import log_extra
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class ClipNames:
                 "Cannot tell whether %s was used before (%s); the local spool decides",
                 clip_id,
                 "; ".join(unknown),
-                extra={"camera_name": camera_name, "clip_id": clip_id},
+                extra=log_extra(clip_id, camera_name),
             )
         return False
 

@@ -27,6 +27,7 @@ from homesec.models.clip import Clip
 from homesec.models.config import RetryConfig
 from homesec.models.enums import ClipStatus
 from homesec.models.state import ClipStateData
+from homesec.pipeline.stages import log_extra
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Reruns:
                 "%s stays in error until the next start (%d background rounds tried)",
                 clip.clip_id,
                 rounds.error_rounds,
-                extra={"clip_id": clip.clip_id, "camera_name": clip.camera_name},
+                extra=log_extra(clip.clip_id, clip.camera_name),
             )
             return
         rounds.timer = asyncio.create_task(
