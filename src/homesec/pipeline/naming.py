@@ -56,11 +56,7 @@ class ClipNames:
         wanted: str | None = None,
         in_place: bool = False,
     ) -> Path:
-        """The path in `folder` a new clip of `camera_name` takes: `wanted` (a name that
-        follows the clip_id rule) when it is free, else the first free name of its second.
-
-        `in_place`: the file is already at `folder / wanted` (it is not a clip of its own).
-        """
+        """`ClipNamer.claim`; a `wanted` name that breaks the clip_id rule is not used."""
         named = parse_clip_id(wanted, camera_name) if wanted is not None else None
         if named is None:
             wanted = None
