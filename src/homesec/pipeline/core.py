@@ -103,7 +103,7 @@ class ClipPipeline:
     @property
     def failing_stages(self) -> dict[StageName, str]:
         """Stages whose last outcome was giving up, with why (until they next succeed)."""
-        return self._stages.failing.current()
+        return dict(self._stages.failing)
 
     def busy(self, clip_id: str) -> bool:
         """Whether the clip is being processed now (its local file must stay)."""
@@ -391,7 +391,7 @@ class ClipPipeline:
         metrics.stage_observed(StageName.NOTIFY, time.perf_counter() - started, ok=not failures)
         if not failures:
             journal.notify_ok()
-            self._stages.failing.succeeded(StageName.NOTIFY)
+            self._stages.succeeded(StageName.NOTIFY)
             return
         for failure in failures:
             logger.error(

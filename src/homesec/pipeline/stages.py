@@ -41,32 +41,6 @@ ResultT = TypeVar("ResultT")
 ErrorT = TypeVar("ErrorT", bound=PipelineError)
 
 
-class FailingStages:
-    """The stages whose last outcome was giving up, with why: the service's health shows them.
-    Each such outage is told by one system alert."""
-
-    def __init__(self) -> None:
-        self._reasons: dict[StageName, str] = {}
-        self._told: set[StageName] = set()
-
-    def gave_up(self, stage: StageName, reason: str) -> None:
-        self._reasons[stage] = reason
-
-    def succeeded(self, stage: StageName) -> None:
-        self._reasons.pop(stage, None)
-        self._told.discard(stage)
-
-    def told(self, stage: StageName) -> bool:
-        """Whether a system alert already told of this outage of the stage."""
-        return stage in self._told
-
-    def tell(self, stage: StageName) -> None:
-        self._told.add(stage)
-
-    def current(self) -> dict[StageName, str]:
-        return dict(self._reasons)
-
-
 class StageRunner:
     def __init__(
         self,
@@ -77,12 +51,13 @@ class StageRunner:
         self._retry = retry
         self._slots = slots
         self._system_alert = system_alert
-        self.failing = FailingStages()
+        self.failing: dict[StageName, str] = {}
+        """The stages whose last outcome was giving up, and why (the health shows them)."""
+        self._told: set[StageName] = set()  # failing stages a system alert told of (once each)
 
-    @property
-    def quiet(self) -> bool:
-        """Whether a stage that gave up is only logged (`retry.on_exhausted: fail`)."""
-        return self._retry.on_exhausted == OnExhausted.FAIL
+    def succeeded(self, stage: StageName) -> None:
+        self.failing.pop(stage, None)
+        self._told.discard(stage)
 
     async def run(
         self,
@@ -121,7 +96,7 @@ class StageRunner:
                         journal.attempt_failed(wrap(exc), then=then)
                         raise
                     metrics.stage_observed(stage, time.perf_counter() - started, ok=True)
-                    self.failing.succeeded(stage)
+                    self.succeeded(stage)
                     return result
         except Exception as exc:
             error = wrap(exc)
@@ -145,7 +120,7 @@ class StageRunner:
         """A stage of the clip is out of tries: the health shows it; a system alert tells a
         person once per clip and stage (unless `on_exhausted: fail`)."""
         state = journal.state
-        self.failing.gave_up(error.stage, error.describe())
+        self.failing[error.stage] = error.describe()
         attempts = state.stage(error.stage).attempts
         if error.stage == StageName.UPLOAD:
             what = f"upload failed {attempts} time(s), retried in the background until it works"
@@ -169,14 +144,14 @@ class StageRunner:
         )
         if delivered:  # else a later round, or the next clip, tells again
             journal.system_alerted(error.stage, message)
-            self.failing.tell(error.stage)
+            self._told.add(error.stage)
 
     def _why_silent(self, stage: StageName, alerted: list[StageName]) -> str | None:
-        if self.quiet:
+        if self._retry.on_exhausted == OnExhausted.FAIL:
             return "retry.on_exhausted is fail"
         if stage in alerted:
             return "already sent for this clip"
-        if self.failing.told(stage):
+        if stage in self._told:
             return f"sent already: {stage} has not worked since"
         return None
 
