@@ -98,15 +98,15 @@ class _Failed:
 
 
 def run_diagnosis(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Finding]:
-    """`diagnose` on an event loop of its own whose blocking work runs on daemon threads."""
+    """Check every part at once, on an event loop of its own whose blocking work runs on
+    daemon threads; the findings come in the config's order."""
+
+    async def diagnose() -> list[list[Finding]]:
+        return await asyncio.gather(*(_check_part(part, timeout_s) for part in _parts(config)))
+
     with asyncio.Runner() as runner:
         runner.get_loop().set_default_executor(_DaemonThreads())
-        return runner.run(_diagnose(config, timeout_s))
-
-
-async def _diagnose(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Finding]:
-    """Check every part at once; the findings come in the config's order."""
-    found = await asyncio.gather(*(_check_part(part, timeout_s) for part in _parts(config)))
+        found = runner.run(diagnose())
     return [finding for findings in found for finding in findings]
 
 
@@ -138,9 +138,10 @@ def _parts(config: Config) -> list[_Part[Any]]:
             )
         )
     for index, ref in enumerate(config.notifiers):
+        name = ref.config.get("name")
         parts.append(
             _Part[Notifier](
-                _notifier_part_name(ref.backend, ref.config.get("name")),
+                f"notifier {name} ({ref.backend})" if name else f"notifier ({ref.backend})",
                 f"check `notifiers[{index}].config`",
                 partial(load_notifier, ref.backend, notifier_config(ref, config)),
                 _notifier_checks,
@@ -156,10 +157,6 @@ def _parts(config: Config) -> list[_Part[Any]]:
             )
         )
     return parts
-
-
-def _notifier_part_name(backend: str, name: object) -> str:
-    return f"notifier {name} ({backend})" if name else f"notifier ({backend})"
 
 
 def _database_part(config: Config) -> _Part[StateStore]:

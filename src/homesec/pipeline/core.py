@@ -90,7 +90,7 @@ class ClipPipeline:
             },
             self.system_alert,
         )
-        self._reruns = Reruns(config.retry, self._rerun)
+        self._reruns = Reruns(config.retry, lambda clip, state: self.submit(clip, known=state))
         self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
@@ -230,9 +230,6 @@ class ClipPipeline:
             return state  # gone, and never in storage: no later round can do anything
         self._reruns.after_round(clip, state)
         return state
-
-    def _rerun(self, clip: Clip, state: ClipStateData) -> None:
-        self.submit(clip, known=state)
 
     async def _run(self, clip: Clip, journal: ClipJournal) -> None:
         upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")

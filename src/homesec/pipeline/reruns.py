@@ -46,7 +46,7 @@ class _Rounds:
 
 
 class Reruns:
-    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], None]) -> None:
+    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], object]) -> None:
         self._retry = retry
         self._rerun = rerun
         self._error_waits = exponential_wait(retry.rerun_initial_s, retry.rerun_max_backoff_s)
