@@ -52,7 +52,6 @@ def stage_observed(stage: str, seconds: float, ok: bool) -> None:
 
 
 def retry(stage: str) -> None:
-    """Count a failed attempt of `stage` that will be tried again."""
     _RETRIES.labels(stage=str(stage)).inc()
 
 

@@ -118,7 +118,6 @@ class RetentionPruner:
         await self.wait()
 
     async def wait(self) -> None:
-        """Let a running pass finish."""
         await self._passes.wait()
 
     async def _sweep_forever(self) -> None:
