@@ -51,6 +51,11 @@ class PipelineError(Exception):
     stage: ClassVar[StageName]
     _failed: ClassVar[str]  # the message, with the plugin's name for {}
 
+    def __init_subclass__(cls, *, stage: StageName, failed: str) -> None:
+        super().__init_subclass__()
+        cls.stage = stage
+        cls._failed = failed
+
     def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
         super().__init__(self._failed.format(plugin_name))
         self.clip_id = clip_id
@@ -66,24 +71,16 @@ class PipelineError(Exception):
         return f"{self}: {type(self.cause).__name__}: {reason}"
 
 
-class UploadError(PipelineError):
-    stage = StageName.UPLOAD
-    _failed = "upload to {} failed"
+class UploadError(PipelineError, stage=StageName.UPLOAD, failed="upload to {} failed"): ...
 
 
-class FilterError(PipelineError):
-    stage = StageName.FILTER
-    _failed = "filter {} failed"
+class FilterError(PipelineError, stage=StageName.FILTER, failed="filter {} failed"): ...
 
 
-class VLMError(PipelineError):
-    stage = StageName.VLM
-    _failed = "VLM {} failed"
+class VLMError(PipelineError, stage=StageName.VLM, failed="VLM {} failed"): ...
 
 
-class NotifyError(PipelineError):
-    stage = StageName.NOTIFY
-    _failed = "notifier {} failed"
+class NotifyError(PipelineError, stage=StageName.NOTIFY, failed="notifier {} failed"): ...
 
 
 class ConfigError(Exception):
