@@ -20,7 +20,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
+
 from homesec import metrics
+from homesec.backoff import Jitter, exponential_wait
 from homesec.errors import PipelineError, RetriesSpent
 from homesec.models.alert import SystemAlert
 from homesec.models.config import RetryConfig
@@ -33,12 +41,26 @@ from homesec.models.enums import (
 )
 from homesec.models.events import utc_now
 from homesec.pipeline.journal import ClipJournal
-from homesec.pipeline.retry import retrying
 
 logger = logging.getLogger(__name__)
 
 ResultT = TypeVar("ResultT")
 ErrorT = TypeVar("ErrorT", bound=PipelineError)
+
+
+def retrying(config: RetryConfig) -> AsyncRetrying:
+    """The one retry policy of the pipeline, for one stage of one clip: exponential backoff
+    with jitter; re-raises the last error.
+
+    Any error is tried again, except `RetriesSpent`: the plugin already did its retrying.
+    """
+    return AsyncRetrying(
+        stop=stop_after_attempt(config.max_attempts),
+        wait=exponential_wait(config.backoff_s, config.max_backoff_s, Jitter.ADDED),
+        # Exception only: a cancelled clip (CancelledError) must stop at once.
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(RetriesSpent),
+        reraise=True,
+    )
 
 
 class StageRunner:
