@@ -215,9 +215,7 @@ def _describe(error: ErrorDetails, prefix: str = "") -> str:
         else:
             parts.append(printable(item))
     location = ".".join(parts) or "(top level)"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
     if error["type"] == "extra_forbidden":
         message = "unknown key"

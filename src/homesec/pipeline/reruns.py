@@ -90,12 +90,11 @@ class Reruns:
         if not state.is_uploaded:
             rounds.upload_rounds += 1
             waits.append(wait_after(self._upload_waits, rounds.upload_rounds))
-        if state.status == ClipStatus.ERROR and rounds.uploaded_just_now:
-            waits.append(0.0)
-        elif (
-            state.status == ClipStatus.ERROR and rounds.error_rounds < self._retry.rerun_max_rounds
-        ):
-            waits.append(max(0.0, rounds.errors_due - now))
+        if state.status == ClipStatus.ERROR:
+            if rounds.uploaded_just_now:
+                waits.append(0.0)
+            elif rounds.error_rounds < self._retry.rerun_max_rounds:
+                waits.append(max(0.0, rounds.errors_due - now))
         if not waits:
             self._clips.pop(clip.clip_id, None)
             logger.warning(
