@@ -72,7 +72,6 @@ class Components:
     names: ClipNames
 
     async def start(self) -> None:
-        """Start the repository, then every plugin."""
         await self.repository.start()
         for _, plugin in self._plugins():
             await plugin.start()
@@ -258,7 +257,6 @@ class HomeSecApp:
 
 
 def _in_background(stack: AsyncExitStack, loop: Coroutine[Any, Any, None], name: str) -> None:
-    """Run `loop` as a named task, cancelled by `stack`."""
     task = asyncio.create_task(loop, name=name)
     stack.push_async_callback(close_logged, f"Task {name}", partial(_cancel, task))
 

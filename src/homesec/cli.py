@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -41,7 +41,6 @@ from homesec.interfaces import ClipNamer
 from homesec.local_first import switch_off_telemetry
 from homesec.models.clip import Clip, analysis_name, parse_clip_id, snapshot_name
 from homesec.models.config import Config, VLMSection
-from homesec.models.state import ClipStateData
 from homesec.plugins.registry import load_filter
 from homesec.telemetry import configure_logging
 from homesec.telemetry_db import postgres_log_handler
@@ -110,12 +109,8 @@ def run(config: ConfigOption) -> None:
     """Run the service: sources, pipeline and HTTP API, until SIGINT or SIGTERM."""
     loaded = _load(config)
     configure_logging(loaded.logging.level, loaded.logging.format)
-    try:
+    with _reported():
         asyncio.run(_run_service(loaded))
-    except (PluginError, StartupError) as exc:
-        _fail(str(exc))
-    except ConfigError as exc:
-        _fail("; ".join(exc.problems))
 
 
 @app.command()
@@ -135,12 +130,8 @@ def process(
     if camera is not None and camera not in cameras:
         _fail(f"--camera {camera!r} is not a configured camera ({', '.join(sorted(cameras))})")
     files = [path.resolve() for path in clips]
-    try:
+    with _reported():
         asyncio.run(_process_files(loaded, files, camera or loaded.cameras[0].name))
-    except (PluginError, StartupError) as exc:
-        _fail(str(exc))
-    except ConfigError as exc:
-        _fail("; ".join(exc.problems))
 
 
 @app.command("eval")
@@ -157,13 +148,11 @@ def evaluate_vlm(
     """Compare VLM settings on labelled clips: accuracy, latency, tokens, estimated cost."""
     loaded = _load(config)
     configure_logging("WARNING", loaded.logging.format)
-    try:
+    with _reported():
         settings = {"config": loaded.vlm}
         settings |= {path.stem: load_vlm_setting(path) for path in vlm_config or []}
         labelled = load_labels(labels)
         scores = asyncio.run(_evaluate(loaded, labelled, settings))
-    except (ConfigError, PluginError) as exc:
-        _fail(str(exc))
     _print_scores(scores)
 
 
@@ -241,14 +230,10 @@ async def _process_clips(components: Components, clips: list[Clip]) -> None:
 
         async def one(clip: Clip) -> None:
             state = await components.pipeline.process(clip)
-            _print_state(state)
+            typer.echo(state.model_dump_json())
             bar.advance(progress)
 
         await asyncio.gather(*(one(clip) for clip in clips))
-
-
-def _print_state(state: ClipStateData) -> None:
-    typer.echo(state.model_dump_json())
 
 
 @contextlib.asynccontextmanager
@@ -322,6 +307,15 @@ def _load(path: Path) -> Config:
         raise typer.Exit(code=2) from None
     except PluginError as exc:
         _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """A problem HomeSec can name is one line for the user (exit 2), not a traceback."""
+    try:
+        yield
+    except (ConfigError, PluginError, StartupError) as exc:
+        _fail(str(exc))  # a ConfigError's text is its problems, joined
 
 
 def _fail(message: str) -> NoReturn:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from homesec.errors import ConfigError, PluginError
-from homesec.models.config import CameraConfig, Config, PluginRef, VLMSection
+from homesec.models.config import CameraConfig, Config, PluginRef, VLMSection, printable
 from homesec.models.enums import PluginType, RunMode
 from homesec.plugins.registry import validate_plugin_config
 
@@ -150,14 +150,10 @@ def _check_aliases(root: yaml.Node, path: Path) -> None:
 
 def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dict[str, Any]]]:
     for index, camera in enumerate(config.cameras):
-        yield (
-            f"cameras[{index}].source",
-            PluginType.SOURCE,
-            camera.source.backend,
-            source_config(camera),
-        )
-    yield from _ref("storage", PluginType.STORAGE, config.storage)
-    yield from _ref("filter", PluginType.FILTER, config.filter)
+        source = f"cameras[{index}].source"
+        yield source, PluginType.SOURCE, camera.source.backend, source_config(camera)
+    yield "storage", PluginType.STORAGE, config.storage.backend, config.storage.config
+    yield "filter", PluginType.FILTER, config.filter.backend, config.filter.config
     if config.vlm.run_mode != RunMode.NEVER and config.vlm.backend:
         yield "vlm", PluginType.ANALYZER, config.vlm.backend, analyzer_config(config.vlm)
     if config.alert_policy.enabled:
@@ -166,12 +162,6 @@ def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dic
     for index, notifier in enumerate(config.notifiers):
         path = f"notifiers[{index}]"
         yield path, PluginType.NOTIFIER, notifier.backend, notifier_config(notifier, config)
-
-
-def _ref(
-    path: str, kind: PluginType, ref: PluginRef
-) -> Iterator[tuple[str, PluginType, str, dict[str, Any]]]:
-    yield path, kind, ref.backend, ref.config
 
 
 def _plugin_problems(config: Config) -> list[str]:
@@ -190,7 +180,7 @@ def _secret_value_problems(node: object, path: str) -> Iterator[str]:
     match node:
         case dict():
             for key, value in node.items():
-                child = f"{path}.{_key_text(key)}" if path else _key_text(key)
+                child = f"{path}.{printable(key)}" if path else printable(key)
                 if str(key).lower() in _SECRET_KEYS and value not in (None, ""):
                     yield (
                         f"{child}: secrets are never written in the config; "
@@ -217,23 +207,15 @@ def _has_url_password(value: str) -> bool:
         return False
 
 
-def _key_text(key: object) -> str:
-    # Problems are printed one per line: a key with a newline in it is shown quoted.
-    text = str(key)
-    return text if text.isprintable() else repr(text)
-
-
 def _describe(error: ErrorDetails, prefix: str = "") -> str:
     parts = [prefix] if prefix else []
     for item in error["loc"]:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
         else:
-            parts.append(_key_text(item))
+            parts.append(printable(item))
     location = ".".join(parts) or "(top level)"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
     if error["type"] == "extra_forbidden":
         message = "unknown key"

@@ -92,21 +92,16 @@ class _Part(Generic[PluginT]):
     create_check: str = "loads"
 
 
-@dataclass(frozen=True)
-class _Failed:
-    reason: str
-
-
 def run_diagnosis(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Finding]:
-    """`diagnose` on an event loop of its own whose blocking work runs on daemon threads."""
+    """Check every part at once, on an event loop of its own whose blocking work runs on
+    daemon threads; the findings come in the config's order."""
+
+    async def diagnose() -> list[list[Finding]]:
+        return await asyncio.gather(*(_check_part(part, timeout_s) for part in _parts(config)))
+
     with asyncio.Runner() as runner:
         runner.get_loop().set_default_executor(_DaemonThreads())
-        return runner.run(_diagnose(config, timeout_s))
-
-
-async def _diagnose(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Finding]:
-    """Check every part at once; the findings come in the config's order."""
-    found = await asyncio.gather(*(_check_part(part, timeout_s) for part in _parts(config)))
+        found = runner.run(diagnose())
     return [finding for findings in found for finding in findings]
 
 
@@ -138,9 +133,10 @@ def _parts(config: Config) -> list[_Part[Any]]:
             )
         )
     for index, ref in enumerate(config.notifiers):
+        name = ref.config.get("name")
         parts.append(
             _Part[Notifier](
-                _notifier_part_name(ref.backend, ref.config.get("name")),
+                f"notifier {name} ({ref.backend})" if name else f"notifier ({ref.backend})",
                 f"check `notifiers[{index}].config`",
                 partial(load_notifier, ref.backend, notifier_config(ref, config)),
                 _notifier_checks,
@@ -156,10 +152,6 @@ def _parts(config: Config) -> list[_Part[Any]]:
             )
         )
     return parts
-
-
-def _notifier_part_name(backend: str, name: object) -> str:
-    return f"notifier {name} ({backend})" if name else f"notifier ({backend})"
 
 
 def _database_part(config: Config) -> _Part[StateStore]:
@@ -249,13 +241,13 @@ def _own_checks(plugin: object) -> list[SelfCheck]:
 
 
 async def _check_part(part: _Part[PluginT], timeout_s: float) -> list[Finding]:
-    def finding(check: str, outcome: str | _Failed) -> Finding:
-        ok, text = (False, outcome.reason) if isinstance(outcome, _Failed) else (True, outcome)
+    def finding(check: str, outcome: str | CheckFailed) -> Finding:
+        ok, text = (False, str(outcome)) if isinstance(outcome, CheckFailed) else (True, outcome)
         # One line per row: errors of some libraries span several.
         return Finding(part.name, check, ok, " ".join(redact(text).split()))
 
     plugin = await _bounded(lambda _: asyncio.to_thread(part.create), timeout_s, part.hint)
-    if isinstance(plugin, _Failed):
+    if isinstance(plugin, CheckFailed):
         return [finding(part.create_check, plugin)]
     findings: list[Finding] = []
     try:
@@ -265,7 +257,7 @@ async def _check_part(part: _Part[PluginT], timeout_s: float) -> list[Finding]:
         for check in checks:
             outcome = await _bounded(check.run, timeout_s, part.hint)
             findings.append(finding(check.name, outcome))
-            if isinstance(outcome, _Failed):
+            if isinstance(outcome, CheckFailed):
                 break
     finally:
         # Doctor's own plugins: one that does not close cleanly changes no finding.
@@ -275,19 +267,19 @@ async def _check_part(part: _Part[PluginT], timeout_s: float) -> list[Finding]:
 
 async def _bounded(
     run: Callable[[float], Awaitable[T]], timeout_s: float, hint: str
-) -> T | _Failed:
+) -> T | CheckFailed:
     """What `run(timeout_s)` returns, or what is wrong and what to fix."""
     try:
         async with asyncio.timeout(timeout_s + _GRACE_S):
             return await run(timeout_s)
     except CheckFailed as exc:
-        return _Failed(str(exc))
+        return exc
     except TimeoutError:
-        return _Failed(f"no answer within {timeout_s:g} s: is it up and reachable? {hint}")
+        return CheckFailed(f"no answer within {timeout_s:g} s: is it up and reachable? {hint}")
     except ConfigError as exc:
-        return _Failed(f"{'; '.join(exc.problems)}: {hint}")
+        return CheckFailed(f"{'; '.join(exc.problems)}: {hint}")
     except Exception as exc:
-        return _Failed(f"{type(exc).__name__}: {exc}: {hint}")
+        return CheckFailed(f"{type(exc).__name__}: {exc}: {hint}")
 
 
 class _DaemonThreads(ThreadPoolExecutor):

@@ -18,6 +18,8 @@ Every error keeps what caused it in `cause` and `__cause__`, so tracebacks survi
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from homesec.models.enums import StageName
 
 
@@ -44,14 +46,20 @@ class RetriesSpent(CausedError):
 
 
 class PipelineError(Exception):
-    """A stage failed for one clip."""
+    """A stage failed for one clip: `plugin_name` (a backend, or the notification sinks) and why."""
 
-    def __init__(
-        self, message: str, *, stage: StageName, clip_id: str, cause: BaseException | None
-    ) -> None:
-        super().__init__(message)
-        self.stage = stage
+    stage: ClassVar[StageName]
+    _failed: ClassVar[str]  # the message, with the plugin's name for {}
+
+    def __init_subclass__(cls, *, stage: StageName, failed: str) -> None:
+        super().__init_subclass__()
+        cls.stage = stage
+        cls._failed = failed
+
+    def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
+        super().__init__(self._failed.format(plugin_name))
         self.clip_id = clip_id
+        self.plugin_name = plugin_name
         self.cause = cause
         self.__cause__ = cause
 
@@ -63,39 +71,16 @@ class PipelineError(Exception):
         return f"{self}: {type(self.cause).__name__}: {reason}"
 
 
-class UploadError(PipelineError):
-    def __init__(self, clip_id: str, backend: str, cause: BaseException | None) -> None:
-        super().__init__(
-            f"upload to {backend} failed", stage=StageName.UPLOAD, clip_id=clip_id, cause=cause
-        )
-        self.backend = backend
+class UploadError(PipelineError, stage=StageName.UPLOAD, failed="upload to {} failed"): ...
 
 
-class FilterError(PipelineError):
-    def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
-        super().__init__(
-            f"filter {plugin_name} failed", stage=StageName.FILTER, clip_id=clip_id, cause=cause
-        )
-        self.plugin_name = plugin_name
+class FilterError(PipelineError, stage=StageName.FILTER, failed="filter {} failed"): ...
 
 
-class VLMError(PipelineError):
-    def __init__(self, clip_id: str, plugin_name: str, cause: BaseException | None) -> None:
-        super().__init__(
-            f"VLM {plugin_name} failed", stage=StageName.VLM, clip_id=clip_id, cause=cause
-        )
-        self.plugin_name = plugin_name
+class VLMError(PipelineError, stage=StageName.VLM, failed="VLM {} failed"): ...
 
 
-class NotifyError(PipelineError):
-    def __init__(self, clip_id: str, notifier_name: str, cause: BaseException | None) -> None:
-        super().__init__(
-            f"notifier {notifier_name} failed",
-            stage=StageName.NOTIFY,
-            clip_id=clip_id,
-            cause=cause,
-        )
-        self.notifier_name = notifier_name
+class NotifyError(PipelineError, stage=StageName.NOTIFY, failed="notifier {} failed"): ...
 
 
 class ConfigError(Exception):

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from homesec import __version__, metrics
 from homesec.interfaces import ClipSource, HealthPublisher, Notifier, StorageBackend
@@ -33,30 +34,22 @@ HEALTH_PUBLISH_INTERVAL_S = 30.0
 _CHECK_TIMEOUT_S = 3.0
 
 
+@dataclass
 class HealthMonitor:
-    def __init__(
-        self,
-        pipeline: ClipPipeline,
-        repository: ClipRepository,
-        storage: StorageBackend,
-        sources: list[ClipSource],
-        notifiers: list[Notifier],
-        retention: RetentionPruner | None = None,
-    ) -> None:
-        self._retention = retention
-        self._pipeline = pipeline
-        self._repository = repository
-        self._storage = storage
-        self._sources = sources
-        self._notifiers = notifiers
-        self._started = time.monotonic()
+    pipeline: ClipPipeline
+    repository: ClipRepository
+    storage: StorageBackend
+    sources: list[ClipSource]
+    notifiers: list[Notifier]
+    retention: RetentionPruner | None = None
+    started: float = field(default_factory=time.monotonic, init=False)
 
     async def beat_forever(self) -> None:
         """Proves the event loop is alive (health fails when this stops ticking) and publishes
         the health report to the notifiers that show it, every HEALTH_PUBLISH_INTERVAL_S."""
         last_published = time.monotonic()  # the app publishes once itself when it is up
         while True:
-            self._pipeline.last_heartbeat = time.time()
+            self.pipeline.last_heartbeat = time.time()
             if time.monotonic() - last_published >= HEALTH_PUBLISH_INTERVAL_S:
                 last_published = time.monotonic()
                 await self.publish()
@@ -64,7 +57,7 @@ class HealthMonitor:
 
     async def publish(self) -> None:
         """Send the current report to the notifiers that show health (Home Assistant)."""
-        publishers = [n for n in self._notifiers if isinstance(n, HealthPublisher)]
+        publishers = [n for n in self.notifiers if isinstance(n, HealthPublisher)]
         if not publishers:
             return
         report = await self.report()
@@ -77,25 +70,25 @@ class HealthMonitor:
                 logger.warning("Could not publish health: %s", result)
 
     async def report(self) -> HealthReport:
-        heartbeat_age = time.time() - self._pipeline.last_heartbeat
+        heartbeat_age = time.time() - self.pipeline.last_heartbeat
         pipeline_ok = heartbeat_age < 3 * HEARTBEAT_INTERVAL_S
         database_ok, storage_ok = await asyncio.gather(
-            _bounded(self._repository.ping()), _bounded(self._storage.ping())
+            _bounded(self.repository.ping()), _bounded(self.storage.ping())
         )
         components = [
             ComponentHealth(
                 name="pipeline", ok=pipeline_ok, detail=f"heartbeat {heartbeat_age:.0f}s ago"
             ),
-            ComponentHealth(name="database", ok=database_ok, detail=self._repository.backend_name),
+            ComponentHealth(name="database", ok=database_ok, detail=self.repository.backend_name),
             ComponentHealth(name="storage", ok=storage_ok),
         ]
         # Clips keep flowing, but a person should look: shown as degraded.
         warnings = [
             ComponentHealth(name=str(stage), ok=False, detail=f"gave up on the last clip: {why}")
-            for stage, why in self._pipeline.failing_stages.items()
+            for stage, why in self.pipeline.failing_stages.items()
         ]
-        if self._retention is not None:
-            problem = self._retention.problem
+        if self.retention is not None:
+            problem = self.retention.problem
             warnings.append(ComponentHealth(name="spool", ok=problem is None, detail=problem))
         components += warnings
         cameras = [
@@ -104,28 +97,28 @@ class HealthMonitor:
                 healthy=source.is_healthy(),
                 last_heartbeat=source.last_heartbeat() or None,
             )
-            for source in self._sources
+            for source in self.sources
         ]
         return HealthReport(
             status=_overall(
                 pipeline_ok, storage_ok, cameras, database_ok and all(w.ok for w in warnings)
             ),
             version=__version__,
-            uptime_s=round(time.monotonic() - self._started, 1),
+            uptime_s=round(time.monotonic() - self.started, 1),
             components=components,
             cameras=cameras,
         )
 
     async def diagnostics(self) -> Diagnostics:
-        pings = await asyncio.gather(*(_bounded(n.ping()) for n in self._notifiers))
+        pings = await asyncio.gather(*(_bounded(n.ping()) for n in self.notifiers))
         return Diagnostics(
             health=await self.report(),
-            clips_in_flight=self._pipeline.in_flight,
-            state_backend=self._repository.backend_name,
-            dropped_state_writes=self._repository.dropped_writes,
+            clips_in_flight=self.pipeline.in_flight,
+            state_backend=self.repository.backend_name,
+            dropped_state_writes=self.repository.dropped_writes,
             notifiers=[
                 ComponentHealth(name=notifier.name, ok=ok)
-                for notifier, ok in zip(self._notifiers, pings, strict=True)
+                for notifier, ok in zip(self.notifiers, pings, strict=True)
             ],
         )
 
@@ -146,29 +139,24 @@ async def _bounded(check: Awaitable[bool]) -> bool:
         return False
 
 
+@dataclass
 class CameraWatch:
     """Raises a system alert when a camera stays unhealthy too long, and when it recovers."""
 
-    def __init__(
-        self,
-        sources: list[ClipSource],
-        threshold_s: float,
-        raise_alert: Callable[[SystemAlert], Awaitable[object]],
-    ) -> None:
-        self._sources = sources
-        self._threshold_s = threshold_s
-        self._raise_alert = raise_alert
-        self._unhealthy_since: dict[str, float] = {}
-        self._alerted: set[str] = set()
+    sources: list[ClipSource]
+    threshold_s: float
+    raise_alert: Callable[[SystemAlert], Awaitable[object]]
+    _unhealthy_since: dict[str, float] = field(default_factory=dict, init=False)
+    _alerted: set[str] = field(default_factory=set, init=False)
 
     async def watch_forever(self) -> None:
-        interval = min(HEARTBEAT_INTERVAL_S, self._threshold_s / 2)
+        interval = min(HEARTBEAT_INTERVAL_S, self.threshold_s / 2)
         while True:
             await self.check(time.monotonic())
             await asyncio.sleep(interval)
 
     async def check(self, now: float) -> None:
-        for source in self._sources:
+        for source in self.sources:
             camera = source.camera_name
             healthy = source.is_healthy()
             metrics.set_source_health(camera, healthy)
@@ -176,15 +164,15 @@ class CameraWatch:
                 self._unhealthy_since.pop(camera, None)
                 if camera in self._alerted:
                     self._alerted.discard(camera)
-                    await self._raise_alert(
+                    await self.raise_alert(
                         _camera_alert(SystemAlertKind.CAMERA_RECOVERED, camera, "is back")
                     )
                 continue
             since = self._unhealthy_since.setdefault(camera, now)
-            if now - since >= self._threshold_s and camera not in self._alerted:
+            if now - since >= self.threshold_s and camera not in self._alerted:
                 self._alerted.add(camera)
                 message = f"unhealthy for {now - since:.0f}s"
-                await self._raise_alert(
+                await self.raise_alert(
                     _camera_alert(SystemAlertKind.CAMERA_UNHEALTHY, camera, message)
                 )
 

@@ -104,7 +104,8 @@ class ClipSource(Lifecycle, Protocol):
     """Produces finalized clips on local disk and hands each one to the callback.
 
     Every new clip is named through the `ClipNamer` given to `use_namer` (before `start`).
-    The callback is called on the event loop's thread. Sources are closed first at shutdown.
+    The callback is called on the event loop's thread. `start()` produces clips in the
+    background; `aclose()` hands on a clip being finalized, then stops (sources close first).
     """
 
     @property
@@ -113,12 +114,6 @@ class ClipSource(Lifecycle, Protocol):
     def register_callback(self, callback: ClipCallback) -> None: ...
 
     def use_namer(self, namer: ClipNamer) -> None: ...
-
-    async def start(self) -> None:
-        """Start producing clips in the background and return."""
-
-    async def aclose(self) -> None:
-        """Stop producing clips; a clip being finalized is handed on first."""
 
     def is_healthy(self) -> bool:
         """Able to receive clips right now (independent of motion or clip activity)."""
@@ -150,8 +145,7 @@ class StorageBackend(Lifecycle, Protocol):
 
     async def get(self, storage_uri: str, local_path: Path) -> None: ...
 
-    async def exists(self, dest_key: str) -> bool:
-        """Whether an object is stored under the key (the one `put` takes)."""
+    async def exists(self, dest_key: str) -> bool: ...
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome: ...
 
@@ -226,7 +220,7 @@ class Notifier(Lifecycle, Protocol):
     def name(self) -> str: ...
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
-        """Deliver the alert; `snapshot` is a JPEG of the best detection, when there is one."""
+        """`snapshot`: a JPEG of the best detection, when there is one."""
 
     async def send_system(self, alert: SystemAlert) -> None: ...
 

@@ -32,11 +32,10 @@ async def close_logged(name: str, close: Callable[[], Awaitable[None]]) -> None:
 
 
 async def close_together(parts: Sequence[tuple[str, Lifecycle]]) -> None:
-    """Close the named parts at once (each bounds its own close)."""
+    # Each part bounds its own close.
     await asyncio.gather(*(close_logged(name, part.aclose) for name, part in parts))
 
 
 async def close_in_order(parts: Sequence[tuple[str, Lifecycle]]) -> None:
-    """Close the named parts one after the other, in the given order."""
     for name, part in parts:
         await close_logged(name, part.aclose)

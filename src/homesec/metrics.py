@@ -2,18 +2,8 @@
 
 The metrics live in prometheus_client's default registry (with the process collectors) and
 are served at `/metrics`. Callers use the functions below, never the metric objects, so the
-names and labels stay in one place:
-
-    clip_finished(camera, status)      a clip's flow ended (status: done | error)
-    stage_observed(stage, seconds, ok) one stage attempt took `seconds`
-    retry(stage)                       a stage attempt failed and will be tried again
-    set_in_flight(n)                   clips being processed now
-    set_queue_depth(n)                 clips waiting for a processing slot
-    set_source_health(camera, ok)      a camera's source can receive clips
-    set_spool(bytes, over_limit)       local clip bytes, and whether retention can hold its limits
-    log_records_dropped(n)             the Postgres log sink dropped records
-
-Labels are bounded: camera names come from the config, stages and outcomes from enums.
+names and labels stay in one place. Labels are bounded: camera names come from the config,
+stages and outcomes from enums.
 """
 
 from __future__ import annotations
@@ -62,7 +52,6 @@ def stage_observed(stage: str, seconds: float, ok: bool) -> None:
 
 
 def retry(stage: str) -> None:
-    """Count a failed attempt of `stage` that will be tried again."""
     _RETRIES.labels(stage=str(stage)).inc()
 
 

@@ -44,7 +44,6 @@ class SingleRun:
             await asyncio.wait([self._task])
 
     async def cancel(self) -> None:
-        """Cancel the run going on, if any, and let it end."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])

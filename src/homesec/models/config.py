@@ -3,6 +3,7 @@ each plugin validates its own `config` with its own model when it is loaded."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,9 +14,10 @@ from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
 
 
-def _shown(path: Path) -> str:
-    # Problems are printed one per line: a path with a newline in it is shown quoted.
-    text = str(path)
+def printable(value: object) -> str:
+    """`value` as text for a problem line: quoted when it holds a newline or the like
+    (problems are printed one per line)."""
+    text = str(value)
     return text if text.isprintable() else repr(text)
 
 
@@ -25,7 +27,7 @@ def _expanded(path: Path) -> Path:
     try:
         return path.expanduser()
     except RuntimeError as exc:  # `~` with no home folder
-        raise ValueError(f"{_shown(path)} cannot be used ({exc})") from exc
+        raise ValueError(f"{printable(path)} cannot be used ({exc})") from exc
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -33,39 +35,30 @@ def _nearest_existing(path: Path) -> Path:
     try:
         return next(p for p in (path, *path.absolute().parents) if p.exists())
     except OSError as exc:  # a parent not searchable, a name too long...
-        raise ValueError(f"{_shown(path)} cannot be used ({exc.strerror or exc})") from exc
+        raise ValueError(f"{printable(path)} cannot be used ({exc.strerror or exc})") from exc
 
 
 def _kind(path: Path) -> str:
     return "a file" if path.is_file() else "a special file"
 
 
-def _check_folder(path: Path) -> Path:
-    folder = _expanded(path)
-    existing = _nearest_existing(folder)
-    if existing.is_dir():
-        return folder
-    if existing == folder:
-        raise ValueError(f"{_shown(folder)} is {_kind(folder)}, not a folder")
-    raise ValueError(f"{_shown(folder)} cannot be created: {_shown(existing)} is {_kind(existing)}")
+def _check_path(path: Path, *, folder: bool) -> Path:
+    path = _expanded(path)
+    existing = _nearest_existing(path)
+    if existing == path and folder and not path.is_dir():
+        raise ValueError(f"{printable(path)} is {_kind(path)}, not a folder")
+    if existing == path and not folder and path.is_dir():
+        raise ValueError(f"{printable(path)} is a folder, not a file")
+    if existing != path and not existing.is_dir():
+        where = f"{printable(existing)} is {_kind(existing)}"
+        raise ValueError(f"{printable(path)} cannot be created: {where}")
+    return path
 
 
-def _check_file_in_folder(path: Path) -> Path:
-    file = _expanded(path)
-    existing = _nearest_existing(file)
-    if existing == file and file.is_dir():
-        raise ValueError(f"{_shown(file)} is a folder, not a file")
-    if existing != file and not existing.is_dir():
-        raise ValueError(
-            f"{_shown(file)} cannot be created: {_shown(existing)} is {_kind(existing)}"
-        )
-    return file
-
-
-FolderPath = Annotated[Path, AfterValidator(_check_folder)]
+FolderPath = Annotated[Path, AfterValidator(partial(_check_path, folder=True))]
 """A folder HomeSec creates when missing; refused when it, or a parent, is a file."""
 
-FileInFolderPath = Annotated[Path, AfterValidator(_check_file_in_folder)]
+FileInFolderPath = Annotated[Path, AfterValidator(partial(_check_path, folder=False))]
 """A file HomeSec creates when missing, in a folder it creates when missing."""
 
 

@@ -153,12 +153,11 @@ class RiskLevel(IntEnum):
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
+        labels = core_schema.literal_schema([level.label for level in cls])
         return core_schema.no_info_plain_validator_function(
             cls._validate,
-            json_schema_input_schema=core_schema.literal_schema([lvl.label for lvl in cls]),
+            json_schema_input_schema=labels,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda level: level.label,
-                when_used="always",
-                return_schema=core_schema.literal_schema([lvl.label for lvl in cls]),
+                lambda level: level.label, when_used="always", return_schema=labels
             ),
         )

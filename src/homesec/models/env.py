@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from pydantic import GetCoreSchemaHandler, SecretStr
 from pydantic_core import CoreSchema, core_schema
@@ -25,27 +24,47 @@ _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
-class SecretEnv:
-    """A set environment variable holding a secret, and its value (registered for redaction)."""
+class _NamedEnv:
+    """A name in the YAML (and in dumps and JSON schemas), the resolved variable in Python."""
 
     name: str
-    value: SecretStr
+
+    @classmethod
+    def _resolve(cls, name: str) -> Self:
+        raise NotImplementedError
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return _named_env_schema(lambda name: cls(name, SecretStr(_secret(_required(name)))))
+        return core_schema.no_info_after_validator_function(
+            lambda name: cls._resolve(_checked_name(name)),
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda env: env.name, return_schema=core_schema.str_schema()
+            ),
+        )
 
 
 @dataclass(frozen=True)
-class OptionalSecretEnv:
+class SecretEnv(_NamedEnv):
+    """A set environment variable holding a secret, and its value (registered for redaction)."""
+
+    value: SecretStr
+
+    @classmethod
+    def _resolve(cls, name: str) -> Self:
+        return cls(name, _secret(_required(name)))
+
+
+@dataclass(frozen=True)
+class OptionalSecretEnv(_NamedEnv):
     """An environment variable holding a secret, and its value unless it is unset."""
 
-    name: str
     value: SecretStr | None
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return _named_env_schema(lambda name: cls(name, _optional_secret(name)))
+    def _resolve(cls, name: str) -> Self:
+        value = os.environ.get(name)
+        return cls(name, None if value is None else _secret(value))
 
     def required(self) -> SecretStr:
         """The value, for a feature switched on: refused while the variable is unset."""
@@ -55,26 +74,14 @@ class OptionalSecretEnv:
 
 
 @dataclass(frozen=True)
-class PlainEnv:
+class PlainEnv(_NamedEnv):
     """A set environment variable holding a value that is not secret (a user name)."""
 
-    name: str
     value: str
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return _named_env_schema(lambda name: cls(name, _required(name)))
-
-
-def _named_env_schema(resolve: Callable[[str], Any]) -> CoreSchema:
-    """A name in the YAML (and in dumps and JSON schemas), the resolved variable in Python."""
-    return core_schema.no_info_after_validator_function(
-        lambda name: resolve(_checked_name(name)),
-        core_schema.str_schema(),
-        serialization=core_schema.plain_serializer_function_ser_schema(
-            lambda env: env.name, return_schema=core_schema.str_schema()
-        ),
-    )
+    def _resolve(cls, name: str) -> Self:
+        return cls(name, _required(name))
 
 
 def _checked_name(name: str) -> str:
@@ -94,14 +101,9 @@ def _required(name: str) -> str:
     return value
 
 
-def _optional_secret(name: str) -> SecretStr | None:
-    value = os.environ.get(name)
-    return None if value is None else SecretStr(_secret(value))
-
-
-def _secret(value: str) -> str:
+def _secret(value: str) -> SecretStr:
     register_secret(value)
-    return value
+    return SecretStr(value)
 
 
 def _unset(name: str) -> str:

@@ -30,10 +30,6 @@ class StageLog(BaseModel):
     last_error: str | None = None
 
 
-def _fresh_stages() -> dict[StageName, StageLog]:
-    return {stage: StageLog() for stage in StageName}
-
-
 class ClipStateData(BaseModel):
     """Complete state of one clip, stored as JSON in `clip_states.data`."""
 
@@ -43,7 +39,9 @@ class ClipStateData(BaseModel):
     clip_id: str
     camera_name: str
     source_backend: str | None = None
-    stages: dict[StageName, StageLog] = Field(default_factory=_fresh_stages)
+    stages: dict[StageName, StageLog] = Field(
+        default_factory=lambda: {stage: StageLog() for stage in StageName}
+    )
     local_path: str
     start_ts: datetime | None = None
     storage_uri: str | None = None

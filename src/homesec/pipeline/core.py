@@ -42,7 +42,7 @@ from homesec.models.results import (
 )
 from homesec.models.state import ClipStateData
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
-from homesec.pipeline.fetch import fetch_from_storage, remove_copy
+from homesec.pipeline.fetch import fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.reruns import Reruns
@@ -90,7 +90,7 @@ class ClipPipeline:
             },
             self.system_alert,
         )
-        self._reruns = Reruns(config.retry, self._rerun)
+        self._reruns = Reruns(config.retry, lambda clip, state: self.submit(clip, known=state))
         self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
@@ -103,7 +103,7 @@ class ClipPipeline:
     @property
     def failing_stages(self) -> dict[StageName, str]:
         """Stages whose last outcome was giving up, with why (until they next succeed)."""
-        return self._stages.failing.current()
+        return dict(self._stages.failing)
 
     def busy(self, clip_id: str) -> bool:
         """Whether the clip is being processed now (its local file must stay)."""
@@ -181,7 +181,7 @@ class ClipPipeline:
                     "%s cannot be processed now: %s",
                     clip.clip_id,
                     why,
-                    extra=log_extra(clip.clip_id, clip.camera_name, None),
+                    extra=log_extra(clip.clip_id, clip.camera_name),
                 )
                 return None
             local = fetched
@@ -189,7 +189,7 @@ class ClipPipeline:
             await self._run(local, journal)
         finally:
             if local is not clip:
-                await asyncio.to_thread(remove_copy, local)
+                await asyncio.to_thread(remove_local, local)
         return journal.finish()
 
     async def drain(self, timeout_s: float) -> None:
@@ -210,11 +210,7 @@ class ClipPipeline:
         logger.error(
             "System alert: %s",
             alert.message,
-            extra={
-                "event_type": EventType.SYSTEM_ALERT,
-                "clip_id": alert.clip_id,
-                "camera_name": alert.camera_name,
-            },
+            extra=log_extra(alert.clip_id, alert.camera_name, EventType.SYSTEM_ALERT),
         )
         return await self._fanout.broadcast_system(alert)
 
@@ -235,9 +231,6 @@ class ClipPipeline:
         self._reruns.after_round(clip, state)
         return state
 
-    def _rerun(self, clip: Clip, state: ClipStateData) -> None:
-        self.submit(clip, known=state)
-
     async def _run(self, clip: Clip, journal: ClipJournal) -> None:
         upload = asyncio.create_task(self._upload(clip, journal), name=f"upload:{clip.clip_id}")
         try:
@@ -248,7 +241,7 @@ class ClipPipeline:
         if filter_result is None:
             return
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
-        extra = log_extra(clip.clip_id, clip.camera_name, None)
+        extra = log_extra(clip.clip_id, clip.camera_name)
         snapshot = await snapshot_of(clip.local_path, filter_result, target, extra)
         detection = asyncio.create_task(
             self._detection_event(clip, journal, filter_result, snapshot),
@@ -268,24 +261,16 @@ class ClipPipeline:
         state = journal.state
         if journal.is_ok(StageName.UPLOAD) and state.storage_uri:
             return UploadOutcome(storage_uri=state.storage_uri, view_url=state.view_url)
-        backend = self._config.storage.backend
         result = await self._stages.run(
             journal,
-            StageName.UPLOAD,
+            UploadError,
+            self._config.storage.backend,
             lambda: self._storage.put(clip.local_path, f"{clip.camera_name}/{clip.clip_id}"),
-            lambda exc: UploadError(clip.clip_id, backend, exc),
+            "continuing without a storage URI, retrying in the background",
             exhausted=StageStatus.PENDING,
         )
-        match result:
-            case UploadOutcome() as outcome:
-                journal.upload_ok(outcome)
-            case UploadError() as error:
-                logger.error(
-                    "Upload failed; continuing without a storage URI, retrying in the "
-                    "background: %s",
-                    error.describe(),
-                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
-                )
+        if isinstance(result, UploadOutcome):
+            journal.upload_ok(result)
         return result
 
     async def _filter_stage(self, clip: Clip, journal: ClipJournal) -> FilterResult | None:
@@ -293,24 +278,17 @@ class ClipPipeline:
             return journal.state.filter_result
         if not self._may_retry(journal, StageName.FILTER):
             return None
-        backend = self._config.filter.backend
         result = await self._stages.run(
             journal,
-            StageName.FILTER,
+            FilterError,
+            self._config.filter.backend,
             lambda: self._filter.detect(clip.local_path),
-            lambda exc: FilterError(clip.clip_id, backend, exc),
+            "no alert can be decided",
         )
-        match result:
-            case FilterError() as error:
-                logger.error(
-                    "Filter failed; no alert can be decided: %s",
-                    error.describe(),
-                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
-                )
-                return None
-            case FilterResult() as detections:
-                journal.filter_ok(detections)
-                return detections
+        if isinstance(result, FilterError):
+            return None
+        journal.filter_ok(result)
+        return result
 
     async def _detection_event(
         self,
@@ -343,24 +321,17 @@ class ClipPipeline:
         context = AnalysisContext(
             clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
         )
-        backend = self._config.vlm.backend or ""
         result = await self._stages.run(
             journal,
-            StageName.VLM,
+            VLMError,
+            self._config.vlm.backend or "",
             lambda: analyzer.analyze(clip.local_path, filter_result, context),
-            lambda exc: VLMError(clip.clip_id, backend, exc),
+            "deciding without analysis",
         )
-        match result:
-            case VLMError() as error:
-                logger.error(
-                    "VLM failed; deciding without analysis: %s",
-                    error.describe(),
-                    extra=log_extra(clip.clip_id, clip.camera_name, EventType.STAGE_FAILED),
-                )
-                return self._unavailable(filter_result, _short_reason(error))
-            case AnalysisResult() as analysis:
-                journal.vlm_ok(analysis)
-                return analysis
+        if isinstance(result, VLMError):
+            return self._unavailable(filter_result, _short_reason(result))
+        journal.vlm_ok(result)
+        return result
 
     def _unavailable(self, filter_result: FilterResult, reason: str | None) -> AnalysisUnavailable:
         found = [c for c in filter_result.detected_classes if c in self._config.vlm.trigger_classes]
@@ -417,15 +388,15 @@ class ClipPipeline:
         metrics.stage_observed(StageName.NOTIFY, time.perf_counter() - started, ok=not failures)
         if not failures:
             journal.notify_ok()
-            self._stages.failing.succeeded(StageName.NOTIFY)
+            self._stages.succeeded(StageName.NOTIFY)
             return
         for failure in failures:
             logger.error(
                 "Notify failed: %s",
                 failure.describe(),
-                extra=log_extra(clip.clip_id, clip.camera_name, None),
+                extra=log_extra(clip.clip_id, clip.camera_name),
             )
-        sinks = ", ".join(failure.notifier_name for failure in failures)
+        sinks = ", ".join(failure.plugin_name for failure in failures)
         error = NotifyError(clip.clip_id, sinks, failures[0].cause)
         journal.attempt_failed(error, then=StageStatus.ERROR)
         await self._stages.gave_up(journal, error)

@@ -27,6 +27,7 @@ from homesec.models.results import FilterResult
 from homesec.pipeline.detection import Announcement, DetectionAnnouncer
 from homesec.pipeline.journal import ClipJournals
 from homesec.pipeline.snapshot import snapshot_of
+from homesec.pipeline.stages import log_extra
 from homesec.single_flight import SingleRun
 
 logger = logging.getLogger(__name__)
@@ -116,13 +117,15 @@ class EarlyDetection:
                 "Live segment %s not checked (the finalized clip will be): %s",
                 segment.path.name,
                 exc,
-                extra=_extra(segment),
+                extra=log_extra(segment.clip_id, segment.camera_name),
             )
             return None
 
     async def _announce(self, segment: LiveSegment, result: FilterResult) -> Announcement | None:
         target = segment.clip_path.with_name(snapshot_name(segment.clip_id))
-        snapshot = await snapshot_of(segment.path, result, target, _extra(segment))
+        snapshot = await snapshot_of(
+            segment.path, result, target, log_extra(segment.clip_id, segment.camera_name)
+        )
         announcement = await self._detections.announce(
             segment.clip_id, segment.camera_name, result, snapshot, live=True
         )
@@ -131,7 +134,7 @@ class EarlyDetection:
                 "Detection event for %s sent while it is recorded: %s",
                 segment.clip_id,
                 ", ".join(result.detected_classes),
-                extra={**_extra(segment), "event_type": EventType.DETECTION_SENT},
+                extra=log_extra(segment.clip_id, segment.camera_name, EventType.DETECTION_SENT),
             )
         return announcement
 
@@ -141,7 +144,3 @@ class EarlyDetection:
             segment.clip_id, segment.camera_name, segment.clip_path
         ) as journal:
             journal.detection_sent(announcement.sent_at, announcement.describe())
-
-
-def _extra(segment: LiveSegment) -> dict[str, str]:
-    return {"clip_id": segment.clip_id, "camera_name": segment.camera_name}

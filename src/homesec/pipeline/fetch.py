@@ -56,7 +56,8 @@ async def fetch_from_storage(
     return await asyncio.to_thread(clip_from_state, state, target)
 
 
-def remove_copy(clip: Clip) -> None:
-    """Blocking: remove a downloaded copy and the snapshot made next to it."""
+def remove_local(clip: Clip) -> None:
+    """Blocking: remove the clip's local file (a downloaded copy, or a pruned one) and the
+    snapshot made next to it."""
     clip.local_path.unlink(missing_ok=True)
     clip.local_path.with_name(snapshot_name(clip.clip_id)).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from cachetools import FIFOCache
 
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import clip_id_for, parse_clip_id
+from homesec.pipeline.stages import log_extra
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,7 @@ class ClipNames:
         wanted: str | None = None,
         in_place: bool = False,
     ) -> Path:
-        """The path in `folder` a new clip of `camera_name` takes: `wanted` (a name that
-        follows the clip_id rule) when it is free, else the first free name of its second.
-
-        `in_place`: the file is already at `folder / wanted` (it is not a clip of its own).
-        """
+        """`ClipNamer.claim`; a `wanted` name that breaks the clip_id rule is not used."""
         named = parse_clip_id(wanted, camera_name) if wanted is not None else None
         if named is None:
             wanted = None
@@ -103,7 +100,7 @@ class ClipNames:
                 "Cannot tell whether %s was used before (%s); the local spool decides",
                 clip_id,
                 "; ".join(unknown),
-                extra={"camera_name": camera_name, "clip_id": clip_id},
+                extra=log_extra(clip_id, camera_name),
             )
         return False
 

@@ -20,7 +20,7 @@ from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.config import NotifierRef, RetryConfig
 from homesec.models.enums import EventType, StageStatus
 from homesec.pipeline.journal import ClipJournal
-from homesec.pipeline.retry import retrying
+from homesec.pipeline.stages import retrying
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from homesec.models.enums import ClipStatus, EventType
 from homesec.models.state import ClipStateData
 from homesec.pipeline.core import ClipPipeline
 from homesec.pipeline.fetch import clip_from_state
+from homesec.pipeline.stages import log_extra
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,7 @@ async def recover_unfinished(
         logger.info(
             "Recovering %s",
             clip.clip_id,
-            extra={
-                "event_type": EventType.CLIP_RECOVERED,
-                "clip_id": clip.clip_id,
-                "camera_name": clip.camera_name,
-            },
+            extra=log_extra(clip.clip_id, clip.camera_name, EventType.CLIP_RECOVERED),
         )
         pipeline.submit(clip)
     return len(clips)

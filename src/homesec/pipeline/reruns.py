@@ -27,6 +27,7 @@ from homesec.models.clip import Clip
 from homesec.models.config import RetryConfig
 from homesec.models.enums import ClipStatus
 from homesec.models.state import ClipStateData
+from homesec.pipeline.stages import log_extra
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class _Rounds:
 
 
 class Reruns:
-    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], None]) -> None:
+    def __init__(self, retry: RetryConfig, rerun: Callable[[Clip, ClipStateData], object]) -> None:
         self._retry = retry
         self._rerun = rerun
         self._error_waits = exponential_wait(retry.rerun_initial_s, retry.rerun_max_backoff_s)
@@ -89,19 +90,18 @@ class Reruns:
         if not state.is_uploaded:
             rounds.upload_rounds += 1
             waits.append(wait_after(self._upload_waits, rounds.upload_rounds))
-        if state.status == ClipStatus.ERROR and rounds.uploaded_just_now:
-            waits.append(0.0)
-        elif (
-            state.status == ClipStatus.ERROR and rounds.error_rounds < self._retry.rerun_max_rounds
-        ):
-            waits.append(max(0.0, rounds.errors_due - now))
+        if state.status == ClipStatus.ERROR:
+            if rounds.uploaded_just_now:
+                waits.append(0.0)
+            elif rounds.error_rounds < self._retry.rerun_max_rounds:
+                waits.append(max(0.0, rounds.errors_due - now))
         if not waits:
             self._clips.pop(clip.clip_id, None)
             logger.warning(
                 "%s stays in error until the next start (%d background rounds tried)",
                 clip.clip_id,
                 rounds.error_rounds,
-                extra={"clip_id": clip.clip_id, "camera_name": clip.camera_name},
+                extra=log_extra(clip.clip_id, clip.camera_name),
             )
             return
         rounds.timer = asyncio.create_task(

@@ -23,11 +23,13 @@ from pathlib import Path
 from homesec import metrics
 from homesec.interfaces import ClipSource
 from homesec.models.alert import SystemAlert
-from homesec.models.clip import Clip, snapshot_name
+from homesec.models.clip import Clip
 from homesec.models.config import RetentionConfig
 from homesec.models.enums import EventType, SystemAlertKind
 from homesec.models.events import utc_now
 from homesec.models.state import ClipStateData
+from homesec.pipeline.fetch import remove_local
+from homesec.pipeline.stages import log_extra
 from homesec.repository.clip_repository import ClipRepository
 from homesec.single_flight import SingleRun
 
@@ -116,7 +118,6 @@ class RetentionPruner:
         await self.wait()
 
     async def wait(self) -> None:
-        """Let a running pass finish."""
         await self._passes.wait()
 
     async def _sweep_forever(self) -> None:
@@ -163,10 +164,18 @@ class RetentionPruner:
         for file in eligible:
             if not pressure.relieved_by(file) or self._busy(file.clip.clip_id):
                 continue
-            await asyncio.to_thread(_delete_local, file.clip)
+            clip = file.clip
+            await asyncio.to_thread(remove_local, clip)
             pressure.deleted(file)
-            pruned.append(file.clip.clip_id)
-            _log_pruned(file, reason)
+            pruned.append(clip.clip_id)
+            # A log record only: retention makes no database writes.
+            logger.info(
+                "Pruned local copy of %s (%d bytes, reason=%s)",
+                clip.clip_id,
+                file.size,
+                reason,
+                extra=log_extra(clip.clip_id, clip.camera_name, EventType.LOCAL_FILE_PRUNED),
+            )
         return pruned
 
     async def _report(self, problem: str | None) -> None:
@@ -211,27 +220,6 @@ def _free_bytes(files: list[_SpooledFile], work_dir: Path) -> dict[int, int]:
             continue
         free[device] = stats.f_bavail * stats.f_frsize
     return free
-
-
-def _log_pruned(file: _SpooledFile, reason: str) -> None:
-    # A log record only: retention makes no database writes.
-    clip = file.clip
-    logger.info(
-        "Pruned local copy of %s (%d bytes, reason=%s)",
-        clip.clip_id,
-        file.size,
-        reason,
-        extra={
-            "event_type": EventType.LOCAL_FILE_PRUNED,
-            "clip_id": clip.clip_id,
-            "camera_name": clip.camera_name,
-        },
-    )
-
-
-def _delete_local(clip: Clip) -> None:
-    clip.local_path.unlink(missing_ok=True)
-    clip.local_path.with_name(snapshot_name(clip.clip_id)).unlink(missing_ok=True)
 
 
 def _eligible(state: ClipStateData | None) -> bool:

@@ -27,7 +27,7 @@ def best_detection(result: FilterResult) -> Detection | None:
 
 
 async def snapshot_of(
-    video: Path, result: FilterResult, target: Path, log_extra: Mapping[str, str]
+    video: Path, result: FilterResult, target: Path, log_extra: Mapping[str, str | None]
 ) -> Path | None:
     """The best detection's snapshot at `target`, written off the event loop unless it is
     there already; None when there is nothing to show or it cannot be made (logged)."""

@@ -20,7 +20,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
+
 from homesec import metrics
+from homesec.backoff import Jitter, exponential_wait
 from homesec.errors import PipelineError, RetriesSpent
 from homesec.models.alert import SystemAlert
 from homesec.models.config import RetryConfig
@@ -33,7 +41,6 @@ from homesec.models.enums import (
 )
 from homesec.models.events import utc_now
 from homesec.pipeline.journal import ClipJournal
-from homesec.pipeline.retry import retrying
 
 logger = logging.getLogger(__name__)
 
@@ -41,30 +48,19 @@ ResultT = TypeVar("ResultT")
 ErrorT = TypeVar("ErrorT", bound=PipelineError)
 
 
-class FailingStages:
-    """The stages whose last outcome was giving up, with why: the service's health shows them.
-    Each such outage is told by one system alert."""
+def retrying(config: RetryConfig) -> AsyncRetrying:
+    """The one retry policy of the pipeline, for one stage of one clip: exponential backoff
+    with jitter; re-raises the last error.
 
-    def __init__(self) -> None:
-        self._reasons: dict[StageName, str] = {}
-        self._told: set[StageName] = set()
-
-    def gave_up(self, stage: StageName, reason: str) -> None:
-        self._reasons[stage] = reason
-
-    def succeeded(self, stage: StageName) -> None:
-        self._reasons.pop(stage, None)
-        self._told.discard(stage)
-
-    def told(self, stage: StageName) -> bool:
-        """Whether a system alert already told of this outage of the stage."""
-        return stage in self._told
-
-    def tell(self, stage: StageName) -> None:
-        self._told.add(stage)
-
-    def current(self) -> dict[StageName, str]:
-        return dict(self._reasons)
+    Any error is tried again, except `RetriesSpent`: the plugin already did its retrying.
+    """
+    return AsyncRetrying(
+        stop=stop_after_attempt(config.max_attempts),
+        wait=exponential_wait(config.backoff_s, config.max_backoff_s, Jitter.ADDED),
+        # Exception only: a cancelled clip (CancelledError) must stop at once.
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(RetriesSpent),
+        reraise=True,
+    )
 
 
 class StageRunner:
@@ -77,22 +73,32 @@ class StageRunner:
         self._retry = retry
         self._slots = slots
         self._system_alert = system_alert
-        self.failing = FailingStages()
+        self.failing: dict[StageName, str] = {}
+        """The stages whose last outcome was giving up, and why (the health shows them)."""
+        self._told: set[StageName] = set()  # failing stages a system alert told of (once each)
 
-    @property
-    def quiet(self) -> bool:
-        """Whether a stage that gave up is only logged (`retry.on_exhausted: fail`)."""
-        return self._retry.on_exhausted == OnExhausted.FAIL
+    def succeeded(self, stage: StageName) -> None:
+        self.failing.pop(stage, None)
+        self._told.discard(stage)
 
     async def run(
         self,
         journal: ClipJournal,
-        stage: StageName,
+        error_type: type[ErrorT],
+        plugin_name: str,
         call: Callable[[], Awaitable[ResultT]],
-        wrap: Callable[[Exception], ErrorT],
+        consequence: str,
         exhausted: StageStatus = StageStatus.ERROR,
     ) -> ResultT | ErrorT:
-        """Run one stage with retries, journaling every attempt; errors come back as values."""
+        """Run one stage with retries, journaling every attempt; errors come back as values.
+
+        Giving up is logged as "{stage} failed; {consequence}" (what the clip does without it).
+        """
+        stage = error_type.stage
+
+        def wrap(exc: Exception) -> ErrorT:
+            return error_type(journal.clip_id, plugin_name, exc)
+
         max_attempts = self._retry.max_attempts
         first = journal.state.stage(stage).attempts
         try:
@@ -112,11 +118,19 @@ class StageRunner:
                         journal.attempt_failed(wrap(exc), then=then)
                         raise
                     metrics.stage_observed(stage, time.perf_counter() - started, ok=True)
-                    self.failing.succeeded(stage)
+                    self.succeeded(stage)
                     return result
         except Exception as exc:
             error = wrap(exc)
             await self.gave_up(journal, error)
+            state = journal.state
+            logger.error(
+                "%s failed; %s: %s",
+                _STAGE_LABELS[stage],
+                consequence,
+                error.describe(),
+                extra=log_extra(state.clip_id, state.camera_name, EventType.STAGE_FAILED),
+            )
             return error
         raise AssertionError("retrying() ended without a result or an error")
 
@@ -128,14 +142,14 @@ class StageRunner:
         """A stage of the clip is out of tries: the health shows it; a system alert tells a
         person once per clip and stage (unless `on_exhausted: fail`)."""
         state = journal.state
-        self.failing.gave_up(error.stage, error.describe())
+        self.failing[error.stage] = error.describe()
         attempts = state.stage(error.stage).attempts
         if error.stage == StageName.UPLOAD:
             what = f"upload failed {attempts} time(s), retried in the background until it works"
         else:
             what = f"{error.stage} gave up after {attempts} attempt(s)"
         message = f"{what}: {error.describe()}"
-        extra = {"clip_id": state.clip_id, "camera_name": state.camera_name}
+        extra = log_extra(state.clip_id, state.camera_name)
         silent = self._why_silent(error.stage, state.system_alerted)
         if silent is not None:
             logger.error("%s (no system alert: %s)", message, silent, extra=extra)
@@ -152,19 +166,25 @@ class StageRunner:
         )
         if delivered:  # else a later round, or the next clip, tells again
             journal.system_alerted(error.stage, message)
-            self.failing.tell(error.stage)
+            self._told.add(error.stage)
 
     def _why_silent(self, stage: StageName, alerted: list[StageName]) -> str | None:
-        if self.quiet:
+        if self._retry.on_exhausted == OnExhausted.FAIL:
             return "retry.on_exhausted is fail"
         if stage in alerted:
             return "already sent for this clip"
-        if self.failing.told(stage):
+        if stage in self._told:
             return f"sent already: {stage} has not worked since"
         return None
 
 
-def log_extra(clip_id: str, camera_name: str, event_type: EventType | None) -> dict[str, str]:
+_STAGE_LABELS = {StageName.UPLOAD: "Upload", StageName.FILTER: "Filter", StageName.VLM: "VLM"}
+
+
+def log_extra(
+    clip_id: str | None, camera_name: str | None, event_type: EventType | None = None
+) -> dict[str, str | None]:
+    """The `extra` of a log line about one clip (telemetry's fields)."""
     extra = {"clip_id": clip_id, "camera_name": camera_name}
     if event_type is not None:
         extra["event_type"] = event_type

@@ -41,6 +41,7 @@ from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.env import SecretEnv
+from homesec.plugins.notifiers.base import DirectNotifier
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
@@ -104,15 +105,11 @@ class AppriseNotifierConfig(NotifierConfig):
         default=30.0, gt=0, description="Longest time one alert may take, all services together"
     )
 
-    def secret_urls(self) -> Iterator[tuple[str, str]]:
-        """(where, URL) for every URL held by the env vars of `urls_env`."""
+    def all_urls(self) -> Iterator[tuple[str, str]]:
+        """(where, URL) for every URL, the env vars' first; `where` never shows a secret."""
         for env in self.urls_env:
             for number, url in enumerate(_split_urls(env.value.get_secret_value()), start=1):
                 yield f"entry {number} of {env.name}", url
-
-    def all_urls(self) -> Iterator[tuple[str, str]]:
-        """(where, URL) for every URL, the env vars' first; `where` never shows a secret."""
-        yield from self.secret_urls()
         for number, url in enumerate(self.urls):
             yield f"urls[{number}] {url!r}", url
 
@@ -161,13 +158,13 @@ class _Templates:
 
     def __init__(self, config: AppriseNotifierConfig) -> None:
         env = environment()
-        self.title = checked(env, "title_template", source=config.title_template)
-        self.body = checked(env, "body_template", source=config.body_template)
+        self.title = checked(env, "title_template", config.title_template)
+        self.body = checked(env, "body_template", config.body_template)
         self.system_title = checked(
-            env, "system_title_template", source=config.system_title_template, system=True
+            env, "system_title_template", config.system_title_template, system=True
         )
         self.system_body = checked(
-            env, "system_body_template", source=config.system_body_template, system=True
+            env, "system_body_template", config.system_body_template, system=True
         )
 
 
@@ -196,11 +193,11 @@ class _Service:
 
 
 @plugin(PluginType.NOTIFIER, "apprise", config=AppriseNotifierConfig)
-class AppriseNotifier:
+class AppriseNotifier(DirectNotifier[AppriseNotifierConfig]):
     """Notifies every configured Apprise service; raises when any of them fails."""
 
     def __init__(self, config: AppriseNotifierConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._templates = _Templates(config)
         self._services = [_Service(where, url) for where, url in config.all_urls()]
         # Apprise's DEBUG lines carry whole service URLs (tokens included, in forms our
@@ -208,21 +205,8 @@ class AppriseNotifier:
         apprise_logger = logging.getLogger(apprise.LOGGER_NAME)
         apprise_logger.setLevel(max(apprise_logger.level, logging.INFO))
         self._delivered_to: FIFOCache[str, set[int]] = FIFOCache(_PARTIAL_MEMORY)
-        self._last_delivery_ok = True
-
-    @classmethod
-    def create(cls, config: AppriseNotifierConfig) -> AppriseNotifier:
-        return cls(config)
-
-    @property
-    def name(self) -> str:
-        return self._config.name
-
-    async def start(self) -> None:
-        """Nothing to open: Apprise connects per notification."""
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
-        image = await read_snapshot(snapshot, alert) if self._config.attach_snapshot else None
         context = alert_context(alert)
         await self._notify(
             alert.dedupe_key,
@@ -230,14 +214,13 @@ class AppriseNotifier:
             one_line(self._templates.title.render(context)),
             self._templates.body.render(context),
             _NOTIFY_TYPES[alert.risk_level],
-            (image, snapshot_filename(alert)) if image is not None else None,
+            await self._attachment(snapshot, alert),
         )
 
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """The short early message: "person at front_door", with the snapshot."""
-        image = await read_snapshot(snapshot, event) if self._config.attach_snapshot else None
         title, body = detection_summary(event)
-        attachment = (image, snapshot_filename(event)) if image is not None else None
+        attachment = await self._attachment(snapshot, event)
         await self._notify(None, event.dedupe_key, title, body, apprise.NotifyType.INFO, attachment)
 
     async def send_system(self, alert: SystemAlert) -> None:
@@ -246,12 +229,11 @@ class AppriseNotifier:
         body = self._templates.system_body.render(context)
         await self._notify(None, None, title, body, apprise.NotifyType.FAILURE, None)
 
-    async def ping(self) -> bool:
-        """False after a failed delivery, until one succeeds."""
-        return self._last_delivery_ok
-
-    async def aclose(self) -> None:
-        """Nothing stays open between notifications."""
+    async def _attachment(
+        self, snapshot: Path | None, item: Alert | DetectionEvent
+    ) -> tuple[bytes, str] | None:
+        image = await read_snapshot(snapshot, item) if self._config.attach_snapshot else None
+        return (image, snapshot_filename(item)) if image is not None else None
 
     async def _notify(
         self,

@@ -31,6 +31,7 @@ from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import PluginType
 from homesec.models.env import PlainEnv, SecretEnv
+from homesec.plugins.notifiers.base import DirectNotifier
 from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
@@ -127,21 +128,21 @@ class _Templates:
 
     def __init__(self, config: EmailNotifierConfig) -> None:
         env = environment(config.template_dir)
-        self.subject = checked(env, "subject_template", source=config.subject_template)
-        self.text = checked(env, _ALERT_TEXT, name=_ALERT_TEXT)
-        self.html = checked(env, _ALERT_HTML, name=_ALERT_HTML)
+        self.subject = checked(env, "subject_template", config.subject_template)
+        self.text = checked(env, _ALERT_TEXT)
+        self.html = checked(env, _ALERT_HTML)
         self.system_subject = checked(
-            env, "system_subject_template", source=config.system_subject_template, system=True
+            env, "system_subject_template", config.system_subject_template, system=True
         )
-        self.system_text = checked(env, _SYSTEM_TEXT, name=_SYSTEM_TEXT, system=True)
+        self.system_text = checked(env, _SYSTEM_TEXT, system=True)
 
 
 @plugin(PluginType.NOTIFIER, "email", config=EmailNotifierConfig)
-class EmailNotifier:
+class EmailNotifier(DirectNotifier[EmailNotifierConfig]):
     """Mails each alert; one SMTP connection per message, bounded by `timeout_s`."""
 
     def __init__(self, config: EmailNotifierConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._templates = _Templates(config)
         self._username = config.username_env.value if config.username_env else None
         self._password = (
@@ -153,33 +154,30 @@ class EmailNotifier:
         )
         self._sender = parseaddr(config.from_address)[1]
         self._recipients = [parseaddr(address)[1] for address in config.to_addresses]
-        self._last_delivery_ok = True
-
-    @classmethod
-    def create(cls, config: EmailNotifierConfig) -> EmailNotifier:
-        return cls(config)
-
-    @property
-    def name(self) -> str:
-        return self._config.name
-
-    async def start(self) -> None:
-        """Nothing to open: each message gets its own connection."""
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
-        image = await read_snapshot(snapshot, alert) if self._config.snapshot != "none" else None
-        await self._deliver(self._alert_message(alert, image))
+        image = await self._snapshot(snapshot, alert)
+        inline = image is not None and self._config.snapshot == "inline"
+        cid = make_msgid(domain="homesec")[1:-1] if inline else None
+        context = alert_context(alert, snapshot_cid=cid)
+        message = self._new_message(self._templates.subject.render(context), alert.clip_id)
+        message.set_content(self._templates.text.render(context))
+        message.add_alternative(self._templates.html.render(context), subtype="html")
+        html_part = message.get_body(preferencelist=("html",))
+        if image is not None and cid is not None and html_part is not None:
+            filename = snapshot_filename(alert)
+            html_part.add_related(image, "image", "jpeg", cid=f"<{cid}>", filename=filename)
+        elif image is not None:
+            message.add_attachment(image, "image", "jpeg", filename=snapshot_filename(alert))
+        await self._deliver(message)
 
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """The short early e-mail: "person at front_door", with the snapshot."""
         title, body = detection_summary(event)
-        message = self._new_message(f"HomeSec: {title}")
-        message["X-HomeSec-Clip-Id"] = event.clip_id
+        message = self._new_message(f"HomeSec: {title}", event.clip_id)
         message.set_content(body)
-        image = await read_snapshot(snapshot, event) if self._config.snapshot != "none" else None
-        if image is not None:
-            filename = snapshot_filename(event)
-            message.add_attachment(image, "image", "jpeg", filename=filename)
+        if (image := await self._snapshot(snapshot, event)) is not None:
+            message.add_attachment(image, "image", "jpeg", filename=snapshot_filename(event))
         await self._deliver(message)
 
     async def send_system(self, alert: SystemAlert) -> None:
@@ -188,65 +186,43 @@ class EmailNotifier:
         message.set_content(self._templates.system_text.render(context))
         await self._deliver(message)
 
-    async def ping(self) -> bool:
-        """False after a failed delivery, until one succeeds."""
-        return self._last_delivery_ok
+    async def _snapshot(self, snapshot: Path | None, item: Alert | DetectionEvent) -> bytes | None:
+        return await read_snapshot(snapshot, item) if self._config.snapshot != "none" else None
 
-    async def aclose(self) -> None:
-        """Nothing stays open between messages."""
-
-    def _alert_message(self, alert: Alert, image: bytes | None) -> EmailMessage:
-        inline = image is not None and self._config.snapshot == "inline"
-        cid = make_msgid(domain="homesec")[1:-1] if inline else None
-        context = alert_context(alert, snapshot_cid=cid)
-        message = self._new_message(self._templates.subject.render(context))
-        message["X-HomeSec-Clip-Id"] = alert.clip_id
-        message.set_content(self._templates.text.render(context))
-        message.add_alternative(self._templates.html.render(context), subtype="html")
-        if image is None:
-            return message
-        filename = snapshot_filename(alert)
-        html_part = message.get_body(preferencelist=("html",))
-        if cid is not None and html_part is not None:
-            html_part.add_related(image, "image", "jpeg", cid=f"<{cid}>", filename=filename)
-        else:
-            message.add_attachment(image, "image", "jpeg", filename=filename)
-        return message
-
-    def _new_message(self, subject: str) -> EmailMessage:
+    def _new_message(self, subject: str, clip_id: str | None = None) -> EmailMessage:
         message = EmailMessage()
         message["Subject"] = one_line(subject)
         message["From"] = self._config.from_address
         message["To"] = ", ".join(self._config.to_addresses)
         message["Date"] = formatdate(localtime=True)
         message["Message-ID"] = make_msgid(domain=self._sender.rpartition("@")[2])
+        if clip_id is not None:
+            message["X-HomeSec-Clip-Id"] = clip_id
         return message
 
     async def _deliver(self, message: EmailMessage) -> None:
         server = f"{self._config.host}:{self._port}"
         timeout = self._config.timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                refused, _ = await aiosmtplib.send(
-                    message,
-                    sender=self._sender,
-                    recipients=self._recipients,
-                    hostname=self._config.host,
-                    port=self._port,
-                    username=self._username,
-                    password=self._password,
-                    use_tls=self._config.security == "tls",
-                    start_tls=self._config.security == "starttls",
-                    tls_context=self._tls_context,
-                    timeout=timeout,
-                )
-        except TimeoutError:
-            self._last_delivery_ok = False
-            raise TimeoutError(f"e-mail via {server}: no answer within {timeout:g} s") from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self._last_delivery_ok = False
-            raise ConnectionError(f"e-mail via {server} failed: {exc}") from exc
-        self._last_delivery_ok = True
+        with self._delivery():
+            try:
+                async with asyncio.timeout(timeout):
+                    refused, _ = await aiosmtplib.send(
+                        message,
+                        sender=self._sender,
+                        recipients=self._recipients,
+                        hostname=self._config.host,
+                        port=self._port,
+                        username=self._username,
+                        password=self._password,
+                        use_tls=self._config.security == "tls",
+                        start_tls=self._config.security == "starttls",
+                        tls_context=self._tls_context,
+                        timeout=timeout,
+                    )
+            except TimeoutError:
+                raise TimeoutError(f"e-mail via {server}: no answer within {timeout:g} s") from None
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                raise ConnectionError(f"e-mail via {server} failed: {exc}") from exc
         if refused:
             # Some recipients took it: a retry would mail them twice, so only say so.
             logger.warning(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from homesec import __version__
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.health import HealthReport
+from homesec.plugins.notifiers.mqtt_outbox import OutboxMessage
 from homesec.plugins.notifiers.templates import read_snapshot
 
 ONLINE = "online"
@@ -44,14 +44,19 @@ _HA_STATUS = "status"
 _MAX_STATE_LENGTH = 255
 
 
-def _check_prefix(prefix: str) -> str:
-    if not prefix or prefix.startswith("/") or prefix.endswith("/"):
+def check_topic(topic: str) -> str:
+    if not topic or any(char in topic for char in "+#\0"):
         raise ValueError(
-            f"topic prefix must be non-empty without a leading or trailing '/': {prefix!r}"
+            f"not a valid MQTT topic to publish to: {topic!r} (it must be non-empty and must not"
+            " contain '+', '#' or NUL)"
         )
-    if any(char in prefix for char in "+#\0"):
-        raise ValueError(f"topic prefix must not contain '+', '#' or NUL: {prefix!r}")
-    return prefix
+    return topic
+
+
+def _check_prefix(prefix: str) -> str:
+    if prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError(f"topic prefix must have no leading or trailing '/': {prefix!r}")
+    return check_topic(prefix)
 
 
 TopicPrefix = Annotated[str, AfterValidator(_check_prefix)]
@@ -83,13 +88,18 @@ class HomeAssistantOptions(BaseModel):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class HAMessage:
-    """One MQTT message to publish; a retained one is a latest value that supersedes older."""
-
-    topic: str
-    payload: str | bytes
-    retain: bool
+def _message(
+    topic: str, payload: str | bytes, *, retain: bool, about: Alert | None = None
+) -> OutboxMessage:
+    """A retained message is a latest value: a newer one on its topic supersedes it."""
+    return OutboxMessage(
+        topic=topic,
+        payload=payload,
+        retain=retain,
+        supersedable=retain,
+        clip_id=about.clip_id if about else None,
+        camera_name=about.camera_name if about else None,
+    )
 
 
 class HomeAssistantDiscovery:
@@ -102,47 +112,40 @@ class HomeAssistantDiscovery:
         self,
         options: HomeAssistantOptions,
         camera_names: Iterable[str],
-        publish: Callable[[HAMessage], None],
+        publish: Callable[[OutboxMessage], None],
     ) -> None:
         self._options = options
         self._cameras = list(dict.fromkeys(camera_names))
         self._publish = publish
         self._off_timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
-        self._configs = self._all_configs()
+        self._status_topic = self._topic(_HA_STATUS)
+        self._configs = dict(self._homesec_configs())
+        for camera in self._cameras:
+            self._configs.update(self._camera_configs(camera))
 
-    @property
-    def availability_topic(self) -> str:
-        return self._topic(_HA_STATUS)
-
-    def will(self) -> HAMessage:
-        """The last will: the broker says `offline` for us when the connection dies."""
-        return HAMessage(self.availability_topic, OFFLINE, retain=True)
-
-    def offline(self) -> HAMessage:
-        """Published on a clean close, since the broker drops the will on DISCONNECT."""
-        return self.will()
+    def offline(self) -> OutboxMessage:
+        """The last will, and published on a clean close (the broker drops the will then)."""
+        return _message(self._status_topic, OFFLINE, retain=True)
 
     def subscriptions(self) -> list[str]:
         """HA's birth topic (re-announce on HA restart) and our own configs (prune stale)."""
         prefix = self._options.discovery_prefix
         return [f"{prefix}/{_HA_STATUS}", f"{prefix}/+/{self._options.node_id}/+/config"]
 
-    def announcement(self) -> list[HAMessage]:
+    def announcement(self) -> list[OutboxMessage]:
         """Every discovery config, then `online`: sent on each (re)connect."""
         configs = [
-            HAMessage(topic, json.dumps(payload), retain=True)
+            _message(topic, json.dumps(payload), retain=True)
             for topic, payload in self._configs.items()
         ]
-        return [*configs, HAMessage(self.availability_topic, ONLINE, retain=True)]
+        return [*configs, _message(self._status_topic, ONLINE, retain=True)]
 
-    def initial_states(self) -> list[HAMessage]:
+    def initial_states(self) -> list[OutboxMessage]:
         """No alert is active when HomeSec starts."""
-        return [
-            HAMessage(self._camera_topic(c, "active"), "OFF", retain=True) for c in self._cameras
-        ]
+        return [self._alert_off(camera) for camera in self._cameras]
 
-    def on_message(self, topic: str, payload: object) -> list[HAMessage]:
+    def on_message(self, topic: str, payload: object) -> list[OutboxMessage]:
         """Replies to a message on a subscribed topic."""
         if topic == f"{self._options.discovery_prefix}/{_HA_STATUS}":
             # HA restarted: announce again, as its discovery documentation asks.
@@ -151,35 +154,33 @@ class HomeAssistantDiscovery:
         if payload and topic not in self._configs:
             # A config of ours for an entity that no longer exists (camera removed or renamed):
             # an empty retained config removes the entity from HA.
-            return [HAMessage(topic, b"", retain=True)]
+            return [_message(topic, b"", retain=True)]
         return []
 
-    async def alert_messages(self, alert: Alert, snapshot: Path | None) -> list[HAMessage]:
+    async def alert_messages(self, alert: Alert, snapshot: Path | None) -> list[OutboxMessage]:
         """State for one alert, snapshot first so an automation fired by the event sees it."""
         camera = alert.camera_name
         payload = alert.model_dump(mode="json")
-        messages = []
+
+        def state(leaf: str, value: str | bytes, retain: bool = True) -> OutboxMessage:
+            return _message(self._camera_topic(camera, leaf), value, retain=retain, about=alert)
+
         image = await read_snapshot(snapshot, alert)
-        if image is not None:
-            messages.append(HAMessage(self._camera_topic(camera, "snapshot"), image, True))
+        messages = [] if image is None else [state("snapshot", image)]
         messages += [
-            HAMessage(self._camera_topic(camera, "alert"), json.dumps(payload), retain=True),
-            HAMessage(self._camera_topic(camera, "active"), "ON", retain=True),
-            HAMessage(
-                self._camera_topic(camera, "event"),
-                json.dumps({"event_type": ALERT_EVENT_TYPE, **payload}),
-                retain=False,
-            ),
+            state("alert", json.dumps(payload)),
+            state("active", "ON"),
+            state("event", json.dumps({"event_type": ALERT_EVENT_TYPE, **payload}), retain=False),
         ]
         self._schedule_off(camera)
         return messages
 
-    def system_alert_messages(self, alert: SystemAlert) -> list[HAMessage]:
+    def system_alert_message(self, alert: SystemAlert) -> OutboxMessage:
         payload = {"event_type": SYSTEM_ALERT_EVENT_TYPE, **alert.model_dump(mode="json")}
-        return [HAMessage(self._topic("system_alert"), json.dumps(payload), retain=False)]
+        return _message(self._topic("system_alert"), json.dumps(payload), retain=False)
 
-    def health_message(self, report: HealthReport) -> HAMessage:
-        return HAMessage(self._topic("health"), report.model_dump_json(), retain=True)
+    def health_message(self, report: HealthReport) -> OutboxMessage:
+        return _message(self._topic("health"), report.model_dump_json(), retain=True)
 
     def close(self) -> None:
         """Cancel pending 'Alert active' off switches (the entities go unavailable anyway)."""
@@ -190,25 +191,19 @@ class HomeAssistantDiscovery:
 
     def _schedule_off(self, camera: str) -> None:
         # HA's off_delay turns it off too, but only HomeSec's retained OFF survives HA restarts.
-        previous = self._off_timers.pop(camera, None)
-        if previous is not None:
+        if (previous := self._off_timers.pop(camera, None)) is not None:
             previous.cancel()
-        if self._closed:
-            return
-        off = HAMessage(self._camera_topic(camera, "active"), "OFF", retain=True)
-        self._off_timers[camera] = asyncio.get_running_loop().call_later(
-            self._options.alert_active_s, self._switch_off, camera, off
-        )
+        if not self._closed:
+            self._off_timers[camera] = asyncio.get_running_loop().call_later(
+                self._options.alert_active_s, self._switch_off, camera
+            )
 
-    def _switch_off(self, camera: str, off: HAMessage) -> None:
+    def _switch_off(self, camera: str) -> None:
         self._off_timers.pop(camera, None)
-        self._publish(off)
+        self._publish(self._alert_off(camera))
 
-    def _all_configs(self) -> dict[str, dict[str, Any]]:
-        configs = dict(self._homesec_configs())
-        for camera in self._cameras:
-            configs.update(self._camera_configs(camera))
-        return configs
+    def _alert_off(self, camera: str) -> OutboxMessage:
+        return _message(self._camera_topic(camera, "active"), "OFF", retain=True)
 
     def _homesec_configs(self) -> Iterable[tuple[str, dict[str, Any]]]:
         device = {
@@ -224,7 +219,7 @@ class HomeAssistantDiscovery:
             "status",
             device,
             name="Status",
-            state_topic=self.availability_topic,
+            state_topic=self._status_topic,
             payload_on=ONLINE,
             payload_off=OFFLINE,
             device_class="connectivity",
@@ -343,7 +338,7 @@ class HomeAssistantDiscovery:
         }
         if available:
             payload |= {
-                "availability_topic": self.availability_topic,
+                "availability_topic": self._status_topic,
                 "payload_available": ONLINE,
                 "payload_not_available": OFFLINE,
             }

@@ -37,11 +37,11 @@ from homesec.models.enums import PluginType
 from homesec.models.env import PlainEnv, SecretEnv
 from homesec.models.health import HealthReport
 from homesec.plugins.notifiers.ha_discovery import (
-    HAMessage,
     HomeAssistantDiscovery,
     HomeAssistantOptions,
+    check_topic,
 )
-from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage
+from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage, log_extra
 from homesec.plugins.registry import plugin
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,6 @@ _TEMPLATE_FIELD = "camera_name"
 _DISCONNECT_GRACE_S = 1.0
 
 
-def _check_topic(topic: str) -> str:
-    if not topic or "+" in topic or "#" in topic or "\0" in topic:
-        raise ValueError(f"not a valid MQTT topic to publish to: {topic!r}")
-    return topic
-
-
 def _check_topic_template(template: str) -> str:
     try:
         parts = list(string.Formatter().parse(template))
@@ -74,7 +68,7 @@ def _check_topic_template(template: str) -> str:
             raise ValueError(
                 f"topic template {template!r} may only use the placeholder {{{_TEMPLATE_FIELD}}}"
             )
-    _check_topic(template.format(camera_name="camera"))
+    check_topic(template.format(camera_name="camera"))
     return template
 
 
@@ -117,7 +111,7 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
         default="homecam/detections/{camera_name}",
         description="Topic of early detection events (sink option on_detection: true)",
     )
-    system_topic: Annotated[str, AfterValidator(_check_topic)] = Field(
+    system_topic: Annotated[str, AfterValidator(check_topic)] = Field(
         default="homecam/system/errors", description="Topic of system alerts"
     )
     qos: Literal[0, 1, 2] = Field(default=1, description="MQTT QoS of every message")
@@ -160,7 +154,6 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
 class _Lifecycle(StrEnum):
     NEW = "new"
     RUNNING = "running"
-    CLOSING = "closing"
     CLOSED = "closed"
 
 
@@ -206,17 +199,12 @@ class MQTTNotifier:
         """Messages dropped because the outbox was full."""
         return self._outbox.dropped
 
-    @property
-    def delivered(self) -> int:
-        """Messages the broker has acknowledged (QoS 1/2) or accepted (QoS 0)."""
-        return self._outbox.delivered
-
     async def start(self) -> None:
         """Start the background connection task and return at once (the broker may be down)."""
         match self._lifecycle:
             case _Lifecycle.RUNNING:
                 return
-            case _Lifecycle.CLOSING | _Lifecycle.CLOSED:
+            case _Lifecycle.CLOSED:
                 raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
         self._lifecycle = _Lifecycle.RUNNING
         await self._outbox.start()
@@ -228,45 +216,21 @@ class MQTTNotifier:
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         """Queue the alert; with discovery, also the HA entity state and the snapshot."""
         topic = self._config.topic_template.format(camera_name=alert.camera_name)
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=topic,
-                payload=alert.model_dump_json(),
-                retain=self._config.retain,
-                clip_id=alert.clip_id,
-                camera_name=alert.camera_name,
-            )
-        )
+        await self._enqueue_durable(topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
             for message in await self._home_assistant.alert_messages(alert, snapshot):
-                self._enqueue_ha(message, alert)
+                self._enqueue_ha(message)
 
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None:
         """Queue the early detection event on its own topic (same dedupe_key as the alert)."""
         topic = self._config.detection_topic_template.format(camera_name=event.camera_name)
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=topic,
-                payload=event.model_dump_json(),
-                clip_id=event.clip_id,
-                camera_name=event.camera_name,
-            )
-        )
+        await self._enqueue_durable(topic, event, retain=False)
 
     async def send_system(self, alert: SystemAlert) -> None:
         """Queue the system alert; with discovery, also HomeSec's System alert event."""
-        await self._enqueue_durable(
-            OutboxMessage(
-                topic=self._config.system_topic,
-                payload=alert.model_dump_json(),
-                retain=self._config.retain,
-                clip_id=alert.clip_id,
-                camera_name=alert.camera_name,
-            )
-        )
+        await self._enqueue_durable(self._config.system_topic, alert, retain=self._config.retain)
         if self._home_assistant is not None:
-            for message in self._home_assistant.system_alert_messages(alert):
-                self._enqueue_ha(message)
+            self._enqueue_ha(self._home_assistant.system_alert_message(alert))
 
     async def publish_health(self, report: HealthReport) -> None:
         """Feed the HomeSec device's Health entity (a no-op without discovery)."""
@@ -287,16 +251,8 @@ class MQTTNotifier:
         """
         config = self._config
         where = f"{config.host}:{config.port}"
-        client = aiomqtt.Client(
-            hostname=config.host,
-            port=config.port,
-            username=self._username,
-            password=self._password,
-            timeout=timeout_s,
-            tls_context=self._tls_context,
-        )
         try:
-            async with client:
+            async with self._client(timeout=timeout_s):
                 pass
         except MqttConnectError as exc:
             named = [env.name for env in (config.username_env, config.password_env) if env]
@@ -317,18 +273,17 @@ class MQTTNotifier:
 
     async def aclose(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
-        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+        if self._lifecycle is _Lifecycle.CLOSED:
             return
         if self._home_assistant is not None:
             self._home_assistant.close()
             if self._connected:
                 # A clean DISCONNECT discards the last will: say `offline` ourselves.
                 self._enqueue_ha(self._home_assistant.offline())
-        self._lifecycle = _Lifecycle.CLOSING
+        self._lifecycle = _Lifecycle.CLOSED
         if self._connected and self._outbox:
             await self._outbox.wait_drained(self._config.close_timeout_s)
         await self._stop_task()
-        self._lifecycle = _Lifecycle.CLOSED
         await self._outbox.aclose()
         if self._outbox:
             logger.warning(
@@ -336,28 +291,29 @@ class MQTTNotifier:
                 " after the next start)",
                 self.name,
                 len(self._outbox),
-                extra=self._extra(EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
+                extra=log_extra(self.name, EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
             )
 
-    def _enqueue_ha(self, message: HAMessage, alert: Alert | None = None) -> None:
+    def _enqueue_ha(self, message: OutboxMessage) -> None:
         self._refuse_when_closed()
-        self._outbox.put(
+        self._outbox.put(message)
+
+    async def _enqueue_durable(
+        self, topic: str, item: Alert | DetectionEvent | SystemAlert, *, retain: bool
+    ) -> None:
+        self._refuse_when_closed()
+        await self._outbox.put_durable(
             OutboxMessage(
-                topic=message.topic,
-                payload=message.payload,
-                retain=message.retain,
-                clip_id=alert.clip_id if alert else None,
-                camera_name=alert.camera_name if alert else None,
-                supersedable=message.retain,
+                topic=topic,
+                payload=item.model_dump_json(),
+                retain=retain,
+                clip_id=item.clip_id,
+                camera_name=item.camera_name,
             )
         )
 
-    async def _enqueue_durable(self, message: OutboxMessage) -> None:
-        self._refuse_when_closed()
-        await self._outbox.put_durable(message)
-
     def _refuse_when_closed(self) -> None:
-        if self._lifecycle in (_Lifecycle.CLOSING, _Lifecycle.CLOSED):
+        if self._lifecycle is _Lifecycle.CLOSED:
             raise RuntimeError(f"MQTT notifier {self.name!r} is closed")
 
     async def _run(self) -> None:
@@ -368,7 +324,12 @@ class MQTTNotifier:
         )
         while True:
             try:
-                async with self._new_client() as client:
+                async with self._client(
+                    identifier=self._config.client_id,
+                    keepalive=self._config.keepalive_s,
+                    timeout=self._config.timeout_s,
+                    will=self._will(),
+                ) as client:
                     backoff.reset()
                     self._on_connected()
                     await self._serve(client)
@@ -380,28 +341,25 @@ class MQTTNotifier:
                 logger.exception(
                     "MQTT notifier %s: unexpected error",
                     self.name,
-                    extra=self._extra(EVENT_UNEXPECTED_ERROR),
+                    extra=log_extra(self.name, EVENT_UNEXPECTED_ERROR),
                 )
             await asyncio.sleep(backoff.next_s())
 
-    def _new_client(self) -> aiomqtt.Client:
-        config = self._config
+    def _client(self, **options: Any) -> aiomqtt.Client:
+        """A client of the configured broker, with its credentials and TLS."""
         return aiomqtt.Client(
-            hostname=config.host,
-            port=config.port,
-            identifier=config.client_id,
+            hostname=self._config.host,
+            port=self._config.port,
             username=self._username,
             password=self._password,
-            keepalive=config.keepalive_s,
-            timeout=config.timeout_s,
             tls_context=self._tls_context,
-            will=self._will(),
+            **options,
         )
 
     def _will(self) -> aiomqtt.Will | None:
         if self._home_assistant is None:
             return None
-        will = self._home_assistant.will()
+        will = self._home_assistant.offline()
         return aiomqtt.Will(will.topic, will.payload, qos=self._config.qos, retain=will.retain)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -432,7 +390,7 @@ class MQTTNotifier:
                 await self._publish_now(client, replies)
         raise aiomqtt.MqttError("connection closed")
 
-    async def _publish_now(self, client: aiomqtt.Client, messages: list[HAMessage]) -> None:
+    async def _publish_now(self, client: aiomqtt.Client, messages: list[OutboxMessage]) -> None:
         """Publish outside the outbox: discovery is re-sent on every connect anyway."""
         for message in messages:
             await client.publish(
@@ -449,14 +407,14 @@ class MQTTNotifier:
                 self.name,
                 broker,
                 len(self._outbox),
-                extra=self._extra(EVENT_RECONNECTED, pending=len(self._outbox)),
+                extra=log_extra(self.name, EVENT_RECONNECTED, pending=len(self._outbox)),
             )
         else:
             logger.info(
                 "MQTT notifier %s connected to %s",
                 self.name,
                 broker,
-                extra=self._extra(EVENT_CONNECTED),
+                extra=log_extra(self.name, EVENT_CONNECTED),
             )
 
     def _on_unavailable(self, exc: aiomqtt.MqttError) -> None:
@@ -477,7 +435,7 @@ class MQTTNotifier:
             self._config.port,
             exc,
             len(self._outbox),
-            extra=self._extra(EVENT_UNAVAILABLE, pending=len(self._outbox)),
+            extra=log_extra(self.name, EVENT_UNAVAILABLE, pending=len(self._outbox)),
         )
 
     async def _stop_task(self) -> None:
@@ -491,9 +449,6 @@ class MQTTNotifier:
             task.cancel()
             await asyncio.wait([task])
         self._connected = False
-
-    def _extra(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        return {"event_type": event_type, "notifier": self.name, **fields}
 
 
 def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:

@@ -64,6 +64,11 @@ class OutboxMessage:
     journal_id: int | None = None
 
 
+def log_extra(notifier: str, event_type: str, **fields: Any) -> dict[str, Any]:
+    """The telemetry fields of a log line of the MQTT notifier or its outbox."""
+    return {"event_type": event_type, "notifier": notifier, **fields}
+
+
 class _Journal:
     """Messages not yet acknowledged by the broker, in the order they were queued."""
 
@@ -96,14 +101,14 @@ class _Journal:
         payload = message.payload
         cursor = self._db.execute(
             "INSERT INTO pending (topic, payload, retain, clip_id, camera_name)"
-            " VALUES (:topic, :payload, :retain, :clip_id, :camera_name)",
-            {
-                "topic": message.topic,
-                "payload": payload.encode() if isinstance(payload, str) else payload,
-                "retain": int(message.retain),
-                "clip_id": message.clip_id,
-                "camera_name": message.camera_name,
-            },
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                message.topic,
+                payload.encode() if isinstance(payload, str) else payload,
+                int(message.retain),
+                message.clip_id,
+                message.camera_name,
+            ),
         )
         if cursor.lastrowid is None:
             raise RuntimeError("SQLite gave no row id for an insert")
@@ -133,7 +138,6 @@ class Outbox:
         self._drained = asyncio.Event()
         self._drained.set()
         self._dropped = 0
-        self._delivered = 0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -142,11 +146,6 @@ class Outbox:
     def dropped(self) -> int:
         """Messages dropped because the outbox was full."""
         return self._dropped
-
-    @property
-    def delivered(self) -> int:
-        """Messages taken out after the broker acknowledged (or, at QoS 0, accepted) them."""
-        return self._delivered
 
     async def start(self) -> None:
         """Open the journal and queue what it still holds from before the last stop."""
@@ -162,7 +161,7 @@ class Outbox:
                 self._name,
                 path,
                 exc,
-                extra=self._extra(EVENT_JOURNAL_FAILED),
+                extra=log_extra(self._name, EVENT_JOURNAL_FAILED),
             )
             self._journal = None
             return
@@ -171,7 +170,7 @@ class Outbox:
                 "MQTT notifier %s: %d messages from before the last stop go out first",
                 self._name,
                 len(left_over),
-                extra=self._extra(EVENT_RESUMED, pending=len(left_over)),
+                extra=log_extra(self._name, EVENT_RESUMED, pending=len(left_over)),
             )
         for message in left_over:
             self.put(message)
@@ -188,7 +187,7 @@ class Outbox:
                     "MQTT notifier %s cannot journal a message (%s): kept in memory only",
                     self._name,
                     exc,
-                    extra=self._extra(EVENT_JOURNAL_FAILED, clip_id=message.clip_id),
+                    extra=log_extra(self._name, EVENT_JOURNAL_FAILED, clip_id=message.clip_id),
                 )
             else:
                 message = replace(message, journal_id=entry_id)
@@ -221,7 +220,6 @@ class Outbox:
         if self._queue and self._queue[0] is message:
             self._queue.popleft()
             self._forget(message)
-        self._delivered += 1
 
     async def wait_drained(self, timeout_s: float) -> None:
         """Wait until the queue is empty, at most `timeout_s`."""
@@ -253,13 +251,11 @@ class Outbox:
             self._max_pending,
             oldest.topic,
             self._dropped,
-            extra=self._extra(
+            extra=log_extra(
+                self._name,
                 EVENT_MESSAGE_DROPPED,
                 clip_id=oldest.clip_id,
                 camera_name=oldest.camera_name,
                 dropped=self._dropped,
             ),
         )
-
-    def _extra(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        return {"event_type": event_type, "notifier": self._name, **fields}

@@ -40,26 +40,8 @@ from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
+from homesec.plugins.notifiers.base import DirectNotifier
 from homesec.plugins.registry import plugin
-
-SIGNATURE_HEADER = "X-HomeSec-Signature"
-TIMESTAMP_HEADER = "X-HomeSec-Timestamp"
-EVENT_HEADER = "X-HomeSec-Event"
-
-EventKind = Literal["alert", "system"]
-
-
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The `X-HomeSec-Signature` value of a request."""
-    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def _problem_with_url(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
-    return None
 
 
 class WebhookNotifierConfig(NotifierConfig):
@@ -87,25 +69,25 @@ class WebhookNotifierConfig(NotifierConfig):
     def _one_url(self) -> WebhookNotifierConfig:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("set exactly one of url and url_env")
-        if self.url is not None and (problem := _problem_with_url(self.url)):
-            raise ValueError(f"url {problem}")
-        if self.url_env is not None and (problem := _problem_with_url(self.target_url())):
-            raise ValueError(f"the value of {self.url_env.name} {problem}")
+        parts = urlsplit(self.target_url())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            where = f"the value of {self.url_env.name}" if self.url_env else "url"
+            raise ValueError(f"{where} must be an http:// or https:// URL with a host")
         return self
 
     def target_url(self) -> str:
-        if self.url is not None:
-            return self.url
-        assert self.url_env is not None  # the validator wants one of the two
-        return self.url_env.value.get_secret_value()
+        if self.url_env is not None:
+            return self.url_env.value.get_secret_value()
+        assert self.url is not None  # the validator wants one of the two
+        return self.url
 
 
 @plugin(PluginType.NOTIFIER, "webhook", config=WebhookNotifierConfig)
-class WebhookNotifier:
+class WebhookNotifier(DirectNotifier[WebhookNotifierConfig]):
     """Posts alerts with one pooled httpx client, closed by aclose()."""
 
     def __init__(self, config: WebhookNotifierConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._url = config.target_url()
         parts = urlsplit(self._url)
         # Only what is safe to log: the path and query may be the secret.
@@ -121,18 +103,6 @@ class WebhookNotifier:
             verify=verify,
             headers={"User-Agent": f"HomeSec/{__version__}", "Content-Type": "application/json"},
         )
-        self._last_delivery_ok = True
-
-    @classmethod
-    def create(cls, config: WebhookNotifierConfig) -> WebhookNotifier:
-        return cls(config)
-
-    @property
-    def name(self) -> str:
-        return self._config.name
-
-    async def start(self) -> None:
-        """Nothing to open: the client connects on the first request."""
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
         await self._post("alert", alert.model_dump_json().encode())
@@ -140,39 +110,30 @@ class WebhookNotifier:
     async def send_system(self, alert: SystemAlert) -> None:
         await self._post("system", alert.model_dump_json().encode())
 
-    async def ping(self) -> bool:
-        """False after a failed delivery, until one succeeds."""
-        return self._last_delivery_ok
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _post(self, kind: EventKind, body: bytes) -> None:
-        headers: dict[str, str] = {EVENT_HEADER: kind}
+    async def _post(self, kind: Literal["alert", "system"], body: bytes) -> None:
+        headers: dict[str, str] = {"X-HomeSec-Event": kind}
         if self._secret is not None:
             timestamp = str(int(time.time()))
-            headers[TIMESTAMP_HEADER] = timestamp
-            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
-        try:
-            response = await self._request(body, headers)
-        except Exception:
-            self._last_delivery_ok = False
-            raise
-        self._last_delivery_ok = response.is_success
-        if not response.is_success:
-            raise ConnectionError(
-                f"webhook {self._target} answered HTTP {response.status_code} "
-                f"{response.reason_phrase}"
-            )
-
-    async def _request(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """The receiver's answer; its errors translated, naming only scheme and host."""
+            signed = timestamp.encode() + b"." + body
+            digest = hmac.new(self._secret, signed, hashlib.sha256).hexdigest()
+            headers |= {"X-HomeSec-Timestamp": timestamp, "X-HomeSec-Signature": f"sha256={digest}"}
         timeout = self._config.timeout_s
-        try:
-            # httpx's timeout is per phase (connect, write, read); this bounds the whole request.
-            async with asyncio.timeout(timeout):
-                return await self._client.post(self._url, content=body, headers=headers)
-        except (TimeoutError, httpx.TimeoutException):
-            raise TimeoutError(f"webhook {self._target}: no answer within {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise ConnectionError(f"webhook {self._target} failed: {exc!r}") from exc
+        with self._delivery():
+            try:
+                # httpx times each phase (connect, write, read); this bounds the whole request.
+                async with asyncio.timeout(timeout):
+                    response = await self._client.post(self._url, content=body, headers=headers)
+            except (TimeoutError, httpx.TimeoutException):
+                raise TimeoutError(
+                    f"webhook {self._target}: no answer within {timeout:g} s"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise ConnectionError(f"webhook {self._target} failed: {exc!r}") from exc
+            if not response.is_success:
+                raise ConnectionError(
+                    f"webhook {self._target} answered HTTP {response.status_code} "
+                    f"{response.reason_phrase}"
+                )

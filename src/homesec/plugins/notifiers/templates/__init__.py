@@ -108,17 +108,12 @@ def one_line(text: str) -> str:
 
 
 def checked(
-    env: jinja2.Environment,
-    label: str,
-    *,
-    source: str | None = None,
-    name: str | None = None,
-    system: bool = False,
+    env: jinja2.Environment, label: str, source: str | None = None, *, system: bool = False
 ) -> jinja2.Template:
-    """Compile a template from `source` or the file `name` and render it with sample alerts
-    (system alerts when `system`); ValueError naming `label` when that fails."""
+    """Compile a template from `source`, else the file named `label`, and render it with sample
+    alerts (system alerts when `system`); ValueError naming `label` when that fails."""
     try:
-        template = env.from_string(source) if source is not None else env.get_template(str(name))
+        template = env.from_string(source) if source is not None else env.get_template(label)
         contexts: Iterable[dict[str, Any]] = (
             [system_context(alert) for alert in _SAMPLE_SYSTEM_ALERTS]
             if system
