@@ -18,37 +18,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback, SelfCheck
-from homesec.models.clip import Clip, LiveSegment, parse_clip_id
-from homesec.models.enums import EventType, PluginType
+from homesec.interfaces import LiveSegmentCallback, SelfCheck
+from homesec.models.clip import Clip, LiveSegment
+from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
+from homesec.plugins.sources.base import SourceBase
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
 from homesec.plugins.sources.rtsp.detection import MotionRecording
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
 from homesec.plugins.sources.rtsp.motion import GrayFrame
-from homesec.plugins.sources.rtsp.recorder import (
-    BACKEND,
-    CLIP_EXTENSION,
-    ClipRecorder,
-    clip_record,
-)
+from homesec.plugins.sources.rtsp.recorder import BACKEND, CLIP_EXTENSION, ClipRecorder
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
 from homesec.telemetry import redact
 from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
-
-ItemT = TypeVar("ItemT")
 
 # Health is judged from frames; this is how often the supervisor looks.
 _WATCH_INTERVAL_S = 0.5
@@ -66,9 +58,11 @@ _STOP_TIMEOUT_S = 60.0
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=RTSPSourceConfig)
-class RTSPSource:
+class RTSPSource(SourceBase[RTSPSourceConfig]):
+    backend = BACKEND
+
     def __init__(self, config: RTSPSourceConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._main_url = _rtsp_url(config.rtsp_url_env)
         self._detect_url = _rtsp_url(config.detect_url_env) if config.detect_url_env else None
         self._recordings_dir = config.recordings_dir.expanduser().resolve()
@@ -84,37 +78,15 @@ class RTSPSource:
             hand_on=self._hand_on_threadsafe,
             on_live=self._live_threadsafe,
         )
-        self._callbacks: list[ClipCallback] = []
-        self._namer: ClipNamer | None = None
         self._live_callbacks: list[LiveSegmentCallback] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._decoder = DecoderChoice([None], config.camera_name)
         self._connections = 0
-        self._last_frame = 0.0
-
-    @classmethod
-    def create(cls, config: RTSPSourceConfig) -> RTSPSource:
-        return cls(config)
-
-    @property
-    def camera_name(self) -> str:
-        return self._config.camera_name
-
-    def register_callback(self, callback: ClipCallback) -> None:
-        self._callbacks.append(callback)
 
     def register_live_callback(self, callback: LiveSegmentCallback) -> None:
         self._live_callbacks.append(callback)
 
-    def use_namer(self, namer: ClipNamer) -> None:
-        self._namer = namer
-
-    async def start(self) -> None:
-        if self._namer is None:
-            raise RuntimeError("use_namer() must be called before start()")
-        self._loop = asyncio.get_running_loop()
+    async def _open(self) -> None:
         self._stopping = asyncio.Event()
         await asyncio.to_thread(self._recorder.start)
         candidates = await asyncio.to_thread(decoder_candidates, self._config.hwaccel)
@@ -129,14 +101,10 @@ class RTSPSource:
             await asyncio.wait_for(asyncio.shield(self._task), _STOP_TIMEOUT_S)
         except TimeoutError:
             logger.error("Camera did not stop in time", extra=self._log_extra)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self._cancel_task()
 
     def is_healthy(self) -> bool:
-        running = self._task is not None and not self._task.done()
-        return running and time.time() - self._last_frame < 3 * self._config.frame_timeout_s
+        return self._running and time.time() - self._heartbeat < 3 * self._config.frame_timeout_s
 
     def self_checks(self) -> list[SelfCheck]:
         """Each stream opens and sends a video packet, with the configured credentials."""
@@ -180,24 +148,8 @@ class RTSPSource:
             ) from exc
         return f"{redact(url)} sends video"
 
-    def last_heartbeat(self) -> float:
-        return self._last_frame
-
     def spooled_clips(self) -> list[Clip]:
-        if not self._recordings_dir.is_dir():
-            return []
-        clips = []
-        for path in sorted(self._recordings_dir.iterdir()):
-            name = parse_clip_id(path.name, self.camera_name)
-            if name is not None and path.is_file():
-                start = float(name.unix_seconds)
-                duration = max(0.0, path.stat().st_mtime - start)
-                clips.append(clip_record(path, self.camera_name, start, duration))
-        return clips
-
-    @property
-    def _log_extra(self) -> dict[str, str]:
-        return {"camera_name": self.camera_name}
+        return self._clips_in(self._recordings_dir)
 
     async def _supervise(self) -> None:
         # Jittered: cameras behind one switch or NVR do not reconnect in lockstep.
@@ -288,7 +240,7 @@ class RTSPSource:
         motion = MotionRecording(config, self._recorder, self._log_extra)
 
         def on_frame(frame: GrayFrame, now: float) -> None:
-            if self._last_frame < stream_started:
+            if self._heartbeat < stream_started:
                 logger.info(
                     "Receiving frames from %s (%dx%d, hardware decoding: %s)",
                     redact(self._main_url),
@@ -297,7 +249,7 @@ class RTSPSource:
                     spec.hwaccel or "off",
                     extra=self._log_extra,
                 )
-            self._last_frame = now
+            self._heartbeat = now
             motion.on_frame(frame, now)
 
         return CameraStream(
@@ -308,23 +260,12 @@ class RTSPSource:
             log_extra=self._log_extra,
         )
 
-    def _on_loop(self, call: Callable[[ItemT], None], item: ItemT) -> bool:
-        """Have the event loop's thread run `call(item)`; False when the loop is gone."""
-        loop = self._loop
-        try:
-            if loop is None:
-                raise RuntimeError("no event loop")
-            loop.call_soon_threadsafe(call, item)
-        except RuntimeError:
-            return False
-        return True
-
     def _claim_name(self, unix_seconds: int) -> Future[Path]:
         """Recorder's threads: a new clip's name, claimed on the event loop."""
-        loop, namer = self._loop, self._namer
-        if loop is None or loop.is_closed() or namer is None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._namer is None:
             raise RuntimeError("the source is not running")
-        claim = namer.claim(self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir)
+        claim = self._claim(unix_seconds, CLIP_EXTENSION, self._recordings_dir)
         return asyncio.run_coroutine_threadsafe(claim, loop)
 
     def _hand_on_threadsafe(self, clip: Clip) -> None:
@@ -340,20 +281,6 @@ class RTSPSource:
     def _hand_on_live(self, segment: LiveSegment) -> None:
         for callback in self._live_callbacks:
             callback(segment)
-
-    def _hand_on(self, clip: Clip) -> None:
-        logger.info(
-            "New clip %s (%.1f s)",
-            clip.clip_id,
-            clip.duration_s,
-            extra={
-                "event_type": EventType.CLIP_RECEIVED,
-                "camera_name": clip.camera_name,
-                "clip_id": clip.clip_id,
-            },
-        )
-        for callback in self._callbacks:
-            callback(clip)
 
 
 def _rtsp_url(env: SecretEnv) -> str:

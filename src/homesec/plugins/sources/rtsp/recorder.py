@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from homesec.models.clip import Clip, LiveSegment, clip_id_for, free_clip_path, parse_clip_id
+from homesec.plugins.sources.base import clip_record
 from homesec.plugins.sources.rtsp.clipfile import assemble_clip
 
 logger = logging.getLogger(__name__)
@@ -332,18 +333,4 @@ class ClipRecorder:
             return
         shutil.rmtree(recording.folder, ignore_errors=True)
         duration = length if written.duration_s is None else written.duration_s
-        self._hand_on(clip_record(written.path, self._camera_name, end - length, duration))
-
-
-def clip_record(path: Path, camera_name: str, start: float, duration: float) -> Clip:
-    """The `Clip` of a finished file of this source (times in unix seconds)."""
-    duration = max(0.0, duration)
-    return Clip(
-        clip_id=path.name,
-        camera_name=camera_name,
-        local_path=path,
-        start_ts=datetime.fromtimestamp(start, UTC),
-        end_ts=datetime.fromtimestamp(start + duration, UTC),
-        duration_s=duration,
-        source_backend=BACKEND,
-    )
+        self._hand_on(clip_record(written.path, self._camera_name, BACKEND, end - length, duration))
