@@ -32,11 +32,18 @@ from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.base import SourceBase
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
-from homesec.plugins.sources.rtsp.detection import MotionRecording
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
-from homesec.plugins.sources.rtsp.motion import GrayFrame
+from homesec.plugins.sources.rtsp.motion import (
+    ClipDecision,
+    EndClip,
+    GrayFrame,
+    MotionDetector,
+    MotionTrigger,
+    RotateClip,
+    StartClip,
+)
 from homesec.plugins.sources.rtsp.recorder import BACKEND, CLIP_EXTENSION, ClipRecorder
-from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
+from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec, rtsp_input_args
 from homesec.telemetry import redact
 from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
@@ -122,21 +129,8 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
 
     async def _check_stream(self, url: str, env_name: str, timeout_s: float) -> str:
         args = [
-            "-rtsp_transport",
-            self._config.rtsp_transport,
-            "-timeout",
-            str(int(timeout_s * 1_000_000)),  # microseconds
-            "-i",
-            url,
-            "-map",
-            "0:v:0",
-            "-c",
-            "copy",
-            "-frames:v",
-            "1",
-            "-f",
-            "null",
-            "-",
+            *rtsp_input_args(self._config.rtsp_transport, timeout_s),
+            *["-i", url, "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "null", "-"],
         ]
         try:
             await asyncio.to_thread(run_ffmpeg, args, timeout_s=timeout_s)
@@ -177,8 +171,7 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
                     delay,
                     extra=self._log_extra,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await self._wait_unless_stopping(delay)
         finally:
             await asyncio.to_thread(self._recorder.stop)
 
@@ -199,13 +192,16 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
                     # the last segment is on disk and kept anyway.
                     grace_s = _STALLED_GRACE_S
                     return stream.frames, stalled
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), _WATCH_INTERVAL_S)
+                await self._wait_unless_stopping(_WATCH_INTERVAL_S)
             return stream.frames, "stopping"
         finally:
             await asyncio.to_thread(stream.stop, grace_s)
             # The recording of a lost stream is finished now, not when it comes back.
             await asyncio.to_thread(self._recorder.stream_ended)
+
+    async def _wait_unless_stopping(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
 
     def _stalled(self, stream: CameraStream) -> str | None:
         """Why the connection counts as stalled, or None while it works."""
@@ -237,7 +233,15 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
             io_timeout_s=2 * config.frame_timeout_s,
         )
         stream_started = time.time()
-        motion = MotionRecording(config, self._recorder, self._log_extra)
+        # A new connection starts with a fresh background model and no clip running (the
+        # recorder finished the last one when the old connection ended).
+        detector = MotionDetector(config.motion)
+        trigger = MotionTrigger(
+            pre_roll_s=config.pre_roll_s,
+            stop_delay_s=config.stop_delay_s,
+            max_clip_s=config.max_clip_s,
+            min_frames=config.motion.min_motion_frames,
+        )
 
         def on_frame(frame: GrayFrame, now: float) -> None:
             if self._heartbeat < stream_started:
@@ -250,7 +254,7 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
                     extra=self._log_extra,
                 )
             self._heartbeat = now
-            motion.on_frame(frame, now)
+            self._act_on(trigger.update(now, detector.detect(frame)))
 
         return CameraStream(
             spec,
@@ -259,6 +263,21 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
             name=f"rtsp-ffmpeg:{self.camera_name}",
             log_extra=self._log_extra,
         )
+
+    def _act_on(self, decision: ClipDecision | None) -> None:
+        """Frame thread: carry a motion decision out on the recorder."""
+        match decision:
+            case StartClip(motion_start=start):
+                logger.info("Motion: recording", extra=self._log_extra)
+                self._recorder.start_clip(start)
+            case EndClip(last_motion=last):
+                logger.info("Motion ended: finishing the clip", extra=self._log_extra)
+                self._recorder.end_clip(last)
+            case RotateClip():
+                logger.info("Clip reached max_clip_s: going on in a new one", extra=self._log_extra)
+                self._recorder.rotate_clip()
+            case None:
+                pass
 
     def _claim_name(self, unix_seconds: int) -> Future[Path]:
         """Recorder's threads: a new clip's name, claimed on the event loop."""

@@ -54,17 +54,15 @@ class StreamSpec:
     io_timeout_s: float
 
 
+def rtsp_input_args(transport: str, timeout_s: float) -> list[str]:
+    """How ffmpeg opens a camera's stream: transport, and the I/O timeout it gives up after."""
+    return ["-rtsp_transport", transport, "-timeout", str(int(timeout_s * 1_000_000))]  # µs
+
+
 def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
     """The ffmpeg arguments of a connection, segment announcements going to `list_fd`."""
-    network = [
-        "-rtsp_transport",
-        spec.transport,
-        "-timeout",
-        str(int(spec.io_timeout_s * 1_000_000)),  # microseconds; ffmpeg gives up by itself
-        # The stream's parameters are known within a second (5 s by default: slow starts).
-        "-analyzeduration",
-        "1000000",
-    ]
+    # The stream's parameters are known within a second (5 s by default: slow starts).
+    network = [*rtsp_input_args(spec.transport, spec.io_timeout_s), "-analyzeduration", "1000000"]
     # A sub-stream is small: one decoding thread is cheaper than several, and adds no delay.
     # Deblocking only makes pictures prettier; motion detection does not need it.
     decoding = ["-threads", "1" if spec.detect_url else "2", "-skip_loop_filter", "all"]
@@ -79,24 +77,10 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
     # ffmpeg reads '%' in the file name as a pattern: the folder's own must be escaped.
     folder = str(spec.segments_dir).replace("%", "%%")
     recording = [
-        "-map",
-        "0:v:0",
-        "-c:v",
-        "copy",
-        *_audio_args(spec.audio),
-        "-f",
-        "segment",
-        "-segment_time",
-        str(SEGMENT_S),
-        "-segment_format",
-        "mpegts",
-        "-reset_timestamps",
-        "0",
-        "-segment_list",
-        f"pipe:{list_fd}",
-        "-segment_list_type",
-        "csv",
-        f"{folder}/{spec.prefix}%06d{SEGMENT_SUFFIX}",
+        *["-map", "0:v:0", "-c:v", "copy", *_audio_args(spec.audio)],
+        *["-f", "segment", "-segment_time", str(SEGMENT_S), "-segment_format", "mpegts"],
+        *["-reset_timestamps", "0", "-segment_list", f"pipe:{list_fd}"],
+        *["-segment_list_type", "csv", f"{folder}/{spec.prefix}%06d{SEGMENT_SUFFIX}"],
     ]
     # Gray is the luma plane, taken as is (swscale's conversion to gray costs more than
     # decoding); planar and semi-planar YUV keep it apart, other formats are converted.
@@ -105,8 +89,7 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
         f"format={_LUMA_FIRST_FORMATS},extractplanes=y"
     )
     detection = ["-map", f"{detect_input}:v:0", "-an", "-sn", "-dn", "-vf", scale]
-    detection += ["-c:v", "pgm", "-f", "image2pipe", "pipe:1"]
-    return [*inputs, *recording, *detection]
+    return [*inputs, *recording, *detection, "-c:v", "pgm", "-f", "image2pipe", "pipe:1"]
 
 
 def _audio_args(audio: str) -> list[str]:
