@@ -79,19 +79,10 @@ class SourceBase(Generic[ConfigT]):
             await self._task
         self._task = None
 
-    async def _claim(
-        self,
-        unix_seconds: int,
-        extension: str,
-        folder: Path,
-        *,
-        wanted: str | None = None,
-        in_place: bool = False,
-    ) -> Path:
+    @property
+    def _names(self) -> ClipNamer:
         assert self._namer is not None  # start() makes sure
-        return await self._namer.claim(
-            self.camera_name, unix_seconds, extension, folder, wanted=wanted, in_place=in_place
-        )
+        return self._namer
 
     def _on_loop(self, call: Callable[[ItemT], None], item: ItemT) -> bool:
         """Have the event loop's thread run `call(item)`; False when the loop is gone."""

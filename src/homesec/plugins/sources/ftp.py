@@ -17,8 +17,8 @@ successful check is the source's heartbeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
+import ftplib
 import logging
 import socket
 import time
@@ -223,7 +223,9 @@ class FtpSource(SourceBase[FtpSourceConfig]):
         try:
             arrived = (await asyncio.to_thread(staged.stat)).st_mtime
             # A name without the clip_id rule gets the upload's completion time.
-            target = await self._claim(int(arrived), staged.suffix, self._spool, wanted=sent_name)
+            target = await self._names.claim(
+                self.camera_name, int(arrived), staged.suffix, self._spool, wanted=sent_name
+            )
             await asyncio.to_thread(staged.rename, target)
             clip = await asyncio.to_thread(self._clip_for, target)
         except OSError:
@@ -244,17 +246,8 @@ class FtpSource(SourceBase[FtpSourceConfig]):
         """Connect as a client would and expect the FTP greeting."""
         host = _WILDCARD_HOSTS.get(self._config.host, self._config.host)
         try:
-            async with asyncio.timeout(_PROBE_TIMEOUT_S):
-                reader, writer = await asyncio.open_connection(host, self._config.port)
-                try:
-                    greeting = await reader.readline()
-                    writer.write(b"QUIT\r\n")
-                    await writer.drain()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
-        except (OSError, TimeoutError) as exc:
+            greeting = await asyncio.to_thread(_greeting, host, self._config.port)
+        except ftplib.all_errors as exc:
             self._check_ok = False
             logger.warning(
                 "FTP server %s:%d does not answer: %s",
@@ -264,9 +257,14 @@ class FtpSource(SourceBase[FtpSourceConfig]):
                 extra=self._log_extra,
             )
             return
-        self._check_ok = greeting.startswith(b"220")
+        self._check_ok = greeting.startswith("220")
         if self._check_ok:
             self._heartbeat = time.time()
+
+
+def _greeting(host: str, port: int) -> str:
+    with ftplib.FTP(timeout=_PROBE_TIMEOUT_S) as ftp:  # says QUIT on the way out
+        return ftp.connect(host, port)
 
 
 def _bind_once(host: str, port: int) -> None:

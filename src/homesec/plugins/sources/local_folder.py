@@ -161,8 +161,13 @@ class LocalFolderSource(SourceBase[LocalFolderConfig]):
     async def _admit(self, file: _Finished) -> Clip:
         """Name the finished file as a new clip (renamed when its name is not free)."""
         path = file.path
-        target = await self._claim(
-            int(file.mtime), path.suffix, self._dir, wanted=path.name, in_place=True
+        target = await self._names.claim(
+            self.camera_name,
+            int(file.mtime),
+            path.suffix,
+            self._dir,
+            wanted=path.name,
+            in_place=True,
         )
         if target != path:
             await asyncio.to_thread(path.rename, target)

@@ -284,7 +284,9 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
         loop = self._loop
         if loop is None or loop.is_closed() or self._namer is None:
             raise RuntimeError("the source is not running")
-        claim = self._claim(unix_seconds, CLIP_EXTENSION, self._recordings_dir)
+        claim = self._names.claim(
+            self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir
+        )
         return asyncio.run_coroutine_threadsafe(claim, loop)
 
     def _hand_on_threadsafe(self, clip: Clip) -> None:
