@@ -48,6 +48,11 @@ logger = logging.getLogger(__name__)
 BACKEND = "ftp"
 _PROBE_TIMEOUT_S = 3.0
 _WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+_BIND_FIXES = {
+    errno.EADDRINUSE: "another program listens there (a running HomeSec?): stop it or change port",
+    errno.EACCES: "ports below 1024 need root: use a higher port (the default is 2121)",
+    errno.EADDRNOTAVAIL: "host is not an address of this machine: use one of its own, or 0.0.0.0",
+}
 
 
 class FtpSourceConfig(SourceConfig):
@@ -175,17 +180,7 @@ class FtpSource(SourceBase[FtpSourceConfig]):
         try:
             await asyncio.to_thread(_bind_once, self._config.host, self._config.port)
         except OSError as exc:
-            match exc.errno:
-                case errno.EADDRINUSE:
-                    fix = (
-                        "another program listens there (a running HomeSec?): stop it or change port"
-                    )
-                case errno.EACCES:
-                    fix = "ports below 1024 need root: use a higher port (the default is 2121)"
-                case errno.EADDRNOTAVAIL:
-                    fix = "host is not an address of this machine: use one of its own, or 0.0.0.0"
-                case _:
-                    fix = "check host and port"
+            fix = _BIND_FIXES.get(exc.errno or 0, "check host and port")
             reason = exc.strerror or type(exc).__name__
             raise CheckFailed(f"cannot listen on {where} ({reason}): {fix}", exc) from exc
         return f"{where} is free"

@@ -81,7 +81,7 @@ class ClipRecorder:
         pre_roll_s: float,
         claim_name: Callable[[int], Future[Path]],
         hand_on: Callable[[Clip], None],
-        on_live: Callable[[LiveSegment], None] | None = None,
+        on_live: Callable[[LiveSegment], None],
     ) -> None:
         self._camera_name = camera_name
         self._recordings_dir = recordings_dir
@@ -144,12 +144,10 @@ class ClipRecorder:
     def stop(self) -> None:
         """Finish what is recorded and wait until every clip is handed on (blocking)."""
         self.stream_ended()
-        if self._finisher is not None:
-            self._finisher.shutdown(wait=True)
-            self._finisher = None
-        if self._naming is not None:
-            self._naming.shutdown(wait=True)
-            self._naming = None
+        for pool in (self._finisher, self._naming):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._finisher = self._naming = None
 
     def add_segment(self, segment: Segment) -> None:
         """A segment is complete: it goes to the oldest clip still taking segments."""
@@ -285,7 +283,7 @@ class ClipRecorder:
             self._live(recording, taken)
 
     def _live(self, recording: _Recording, segment: Segment) -> None:
-        if self._on_live is None or recording.clip_path is None:
+        if recording.clip_path is None:
             return
         self._on_live(
             LiveSegment(
