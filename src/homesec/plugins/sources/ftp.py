@@ -17,8 +17,8 @@ successful check is the source's heartbeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-import ftplib
 import logging
 import socket
 import time
@@ -241,8 +241,19 @@ class FtpSource(SourceBase[FtpSourceConfig]):
         """Connect as a client would and expect the FTP greeting."""
         host = _WILDCARD_HOSTS.get(self._config.host, self._config.host)
         try:
-            greeting = await asyncio.to_thread(_greeting, host, self._config.port)
-        except ftplib.all_errors as exc:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(host, self._config.port)
+                try:
+                    greeting = await reader.readline()
+                    # Closing at once, before the server answers: TIME_WAIT stays on this
+                    # side, not on the server's port (ftplib's QUIT waits for the answer).
+                    writer.write(b"QUIT\r\n")
+                    await writer.drain()
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
             self._check_ok = False
             logger.warning(
                 "FTP server %s:%d does not answer: %s",
@@ -252,14 +263,9 @@ class FtpSource(SourceBase[FtpSourceConfig]):
                 extra=self._log_extra,
             )
             return
-        self._check_ok = greeting.startswith("220")
+        self._check_ok = greeting.startswith(b"220")
         if self._check_ok:
             self._heartbeat = time.time()
-
-
-def _greeting(host: str, port: int) -> str:
-    with ftplib.FTP(timeout=_PROBE_TIMEOUT_S) as ftp:  # says QUIT on the way out
-        return ftp.connect(host, port)
 
 
 def _bind_once(host: str, port: int) -> None:

@@ -223,10 +223,7 @@ class _Manifest:
     def contains(self, name: str, signature: Signature) -> bool:
         """Whether this very file (not only its name) was handed on."""
         with self._lock:
-            if name not in self._files:
-                return False
-            recorded = self._files[name]
-            return recorded is None or recorded == signature
+            return name in self._files and self._files[name] in (None, signature)
 
     def names(self) -> list[str]:
         with self._lock:

@@ -31,17 +31,9 @@ from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.base import SourceBase
+from homesec.plugins.sources.rtsp import motion
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
-from homesec.plugins.sources.rtsp.motion import (
-    ClipDecision,
-    EndClip,
-    GrayFrame,
-    MotionDetector,
-    MotionTrigger,
-    RotateClip,
-    StartClip,
-)
 from homesec.plugins.sources.rtsp.recorder import BACKEND, CLIP_EXTENSION, ClipRecorder
 from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec, rtsp_input_args
 from homesec.telemetry import redact
@@ -207,11 +199,11 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
         """Why the connection counts as stalled, or None while it works."""
         now = time.time()
         allowed_s = self._config.frame_timeout_s + (0 if stream.frames else _CONNECT_GRACE_S)
-        quiet_s = now - max(stream.last_frame_at, stream.started_at)
+        quiet_s = now - stream.last_frame_at
         if quiet_s > allowed_s:
             return f"no frame for {quiet_s:.1f} s (stalled)"
         # Frames flowing while the main stream stopped (it has its own RTSP session).
-        unrecorded_s = now - max(stream.last_segment_at, stream.started_at)
+        unrecorded_s = now - stream.last_segment_at
         if unrecorded_s > max(_SEGMENT_TIMEOUT_S, 3 * self._config.frame_timeout_s):
             return f"nothing recorded for {unrecorded_s:.1f} s (main stream stalled)"
         return None
@@ -235,15 +227,15 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
         stream_started = time.time()
         # A new connection starts with a fresh background model and no clip running (the
         # recorder finished the last one when the old connection ended).
-        detector = MotionDetector(config.motion)
-        trigger = MotionTrigger(
+        detector = motion.MotionDetector(config.motion)
+        trigger = motion.MotionTrigger(
             pre_roll_s=config.pre_roll_s,
             stop_delay_s=config.stop_delay_s,
             max_clip_s=config.max_clip_s,
             min_frames=config.motion.min_motion_frames,
         )
 
-        def on_frame(frame: GrayFrame, now: float) -> None:
+        def on_frame(frame: motion.GrayFrame, now: float) -> None:
             if self._heartbeat < stream_started:
                 logger.info(
                     "Receiving frames from %s (%dx%d, hardware decoding: %s)",
@@ -264,16 +256,16 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
             log_extra=self._log_extra,
         )
 
-    def _act_on(self, decision: ClipDecision | None) -> None:
+    def _act_on(self, decision: motion.ClipDecision | None) -> None:
         """Frame thread: carry a motion decision out on the recorder."""
         match decision:
-            case StartClip(motion_start=start):
+            case motion.StartClip(motion_start=start):
                 logger.info("Motion: recording", extra=self._log_extra)
                 self._recorder.start_clip(start)
-            case EndClip(last_motion=last):
+            case motion.EndClip(last_motion=last):
                 logger.info("Motion ended: finishing the clip", extra=self._log_extra)
                 self._recorder.end_clip(last)
-            case RotateClip():
+            case motion.RotateClip():
                 logger.info("Clip reached max_clip_s: going on in a new one", extra=self._log_extra)
                 self._recorder.rotate_clip()
             case None:

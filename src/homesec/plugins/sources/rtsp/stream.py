@@ -103,7 +103,10 @@ def _audio_args(audio: str) -> list[str]:
 
 
 class CameraStream:
-    """One connection: start it, watch `frames`/`last_frame_at`, stop it (always reaped)."""
+    """One connection: start it, watch `frames`/`last_frame_at`, stop it (always reaped).
+
+    `last_frame_at` and `last_segment_at` (unix seconds) are the start time until the first.
+    """
 
     def __init__(
         self,
@@ -122,8 +125,6 @@ class CameraStream:
         self._process: FfmpegProcess | None = None
         self._threads: list[threading.Thread] = []
         self._announced: set[str] = set()
-        self._last_segment_end = 0.0
-        self.started_at = 0.0
         self.frames = 0
         self.last_frame_at = 0.0
         self.last_segment_at = 0.0
@@ -144,7 +145,7 @@ class CameraStream:
             raise
         finally:
             os.close(write_fd)  # the child has its copy: EOF comes when ffmpeg ends
-        self.started_at = self._last_segment_end = time.time()
+        self.last_frame_at = self.last_segment_at = time.time()
         announcements = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
         self._threads = [
             threading.Thread(
@@ -210,7 +211,7 @@ class CameraStream:
 
     def _announce(self, name: str, start: float, end: float) -> None:
         self._announced.add(name)
-        self.last_segment_at = self._last_segment_end = end
+        self.last_segment_at = end
         self._on_segment(Segment(self._spec.segments_dir / name, start, end))
 
     def _announce_leftovers(self) -> None:
@@ -221,7 +222,7 @@ class CameraStream:
                 continue
             written = path.stat()
             if written.st_size > 0:
-                start = self._last_segment_end
+                start = self.last_segment_at
                 self._announce(path.name, start, max(start, written.st_mtime))
 
 
