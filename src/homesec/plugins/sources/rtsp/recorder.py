@@ -279,12 +279,11 @@ class ClipRecorder:
         segment.path.replace(moved)
         taken = Segment(moved, segment.start, segment.end)
         recording.segments.append(taken)
-        if recording.clip_path is not None:
-            self._live(recording, taken)
+        self._live(recording, taken)
 
     def _live(self, recording: _Recording, segment: Segment) -> None:
         if recording.clip_path is None:
-            return
+            return  # handed on once the name is known (see _named)
         self._on_live(
             LiveSegment(
                 camera_name=self._camera_name,

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -148,18 +149,11 @@ class CameraStream:
         self.last_frame_at = self.last_segment_at = time.time()
         announcements = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
         self._threads = [
-            threading.Thread(
-                target=self._read_frames,
-                args=(self._process.stdout,),
-                name=f"{self._name}:frames",
-                daemon=True,
-            ),
-            threading.Thread(
-                target=self._read_segments,
-                args=(announcements,),
-                name=f"{self._name}:segments",
-                daemon=True,
-            ),
+            threading.Thread(target=read, name=f"{self._name}:{what}", daemon=True)
+            for what, read in (
+                ("frames", partial(self._read_frames, self._process.stdout)),
+                ("segments", partial(self._read_segments, announcements)),
+            )
         ]
         for thread in self._threads:
             thread.start()
