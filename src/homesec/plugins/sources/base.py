@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ ConfigT = TypeVar("ConfigT", bound=SourceConfig)
 ItemT = TypeVar("ItemT")
 
 
-class SourceBase(Generic[ConfigT]):
+class SourceBase(ABC, Generic[ConfigT]):
     """A source of clips named by the service's `ClipNamer`; subclasses implement `_open`."""
 
     backend: ClassVar[str]
@@ -54,8 +55,9 @@ class SourceBase(Generic[ConfigT]):
         self._loop = asyncio.get_running_loop()
         await self._open()
 
+    @abstractmethod
     async def _open(self) -> None:
-        raise NotImplementedError
+        """Start the source's own work (the namer is there and the loop known)."""
 
     async def aclose(self) -> None:
         await self._cancel_task()
