@@ -20,21 +20,20 @@ import asyncio
 import contextlib
 import errno
 import logging
-import os
 import socket
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
-from homesec.models.clip import Clip, is_valid_camera_name, parse_clip_id
+from homesec.interfaces import SelfCheck, SourceConfig
+from homesec.models.clip import Clip, is_valid_camera_name
 from homesec.models.config import FolderPath
-from homesec.models.enums import EventType, PluginType
+from homesec.models.enums import PluginType
 from homesec.models.env import PlainEnv, SecretEnv
 from homesec.plugins.registry import plugin
+from homesec.plugins.sources.base import SourceBase
 from homesec.plugins.sources.ftp_server import (
     ANONYMOUS_USERS,
     CameraRoute,
@@ -49,6 +48,11 @@ logger = logging.getLogger(__name__)
 BACKEND = "ftp"
 _PROBE_TIMEOUT_S = 3.0
 _WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+_BIND_FIXES = {
+    errno.EADDRINUSE: "another program listens there (a running HomeSec?): stop it or change port",
+    errno.EACCES: "ports below 1024 need root: use a higher port (the default is 2121)",
+    errno.EADDRNOTAVAIL: "host is not an address of this machine: use one of its own, or 0.0.0.0",
+}
 
 
 class FtpSourceConfig(SourceConfig):
@@ -112,40 +116,20 @@ class FtpSourceConfig(SourceConfig):
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=FtpSourceConfig)
-class FtpSource:
+class FtpSource(SourceBase[FtpSourceConfig]):
+    backend = BACKEND
+
     def __init__(self, config: FtpSourceConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._root = config.root_dir.expanduser().resolve()
         self._spool = self._root / "clips" / config.camera_name
         self._arrivals = self._spool / ".arrivals"
-        self._callbacks: list[ClipCallback] = []
-        self._namer: ClipNamer | None = None
         self._spooling: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: FtpServer | None = None
         self._route: CameraRoute | None = None
-        self._health_task: asyncio.Task[None] | None = None
-        self._last_check = 0.0
         self._check_ok = False
 
-    @classmethod
-    def create(cls, config: FtpSourceConfig) -> FtpSource:
-        return cls(config)
-
-    @property
-    def camera_name(self) -> str:
-        return self._config.camera_name
-
-    def register_callback(self, callback: ClipCallback) -> None:
-        self._callbacks.append(callback)
-
-    def use_namer(self, namer: ClipNamer) -> None:
-        self._namer = namer
-
-    async def start(self) -> None:
-        if self._namer is None:
-            raise RuntimeError("use_namer() must be called before start()")
-        self._loop = asyncio.get_running_loop()
+    async def _open(self) -> None:
         config = self._config
         settings = ServerSettings(
             host=config.host,
@@ -169,16 +153,12 @@ class FtpSource:
             self._spool_soon(staged)
         self._server = await asyncio.to_thread(acquire, settings, self._route)
         await self._check()
-        self._health_task = asyncio.create_task(
+        self._task = asyncio.create_task(
             self._check_periodically(), name=f"ftp-health:{self.camera_name}"
         )
 
     async def aclose(self) -> None:
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
-            self._health_task = None
+        await self._cancel_task()
         if self._server is not None and self._route is not None:
             await asyncio.to_thread(release, self._server, self._route)
             # Uploads the server finished before it stopped are queued on the loop: hand
@@ -189,11 +169,8 @@ class FtpSource:
         self._check_ok = False
 
     def is_healthy(self) -> bool:
-        fresh = time.time() - self._last_check < 3 * self._config.health_check_interval_s + 5
+        fresh = time.time() - self._heartbeat < 3 * self._config.health_check_interval_s + 5
         return self._server is not None and self._server.is_alive() and self._check_ok and fresh
-
-    def last_heartbeat(self) -> float:
-        return self._last_check
 
     def self_checks(self) -> list[SelfCheck]:
         return [SelfCheck("listen port free", self._check_port)]
@@ -203,31 +180,13 @@ class FtpSource:
         try:
             await asyncio.to_thread(_bind_once, self._config.host, self._config.port)
         except OSError as exc:
-            match exc.errno:
-                case errno.EADDRINUSE:
-                    fix = (
-                        "another program listens there (a running HomeSec?): stop it or change port"
-                    )
-                case errno.EACCES:
-                    fix = "ports below 1024 need root: use a higher port (the default is 2121)"
-                case errno.EADDRNOTAVAIL:
-                    fix = "host is not an address of this machine: use one of its own, or 0.0.0.0"
-                case _:
-                    fix = "check host and port"
+            fix = _BIND_FIXES.get(exc.errno or 0, "check host and port")
             reason = exc.strerror or type(exc).__name__
             raise CheckFailed(f"cannot listen on {where} ({reason}): {fix}", exc) from exc
         return f"{where} is free"
 
     def spooled_clips(self) -> list[Clip]:
-        if not self._spool.is_dir():
-            return []
-        with os.scandir(self._spool) as entries:
-            names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
-        return [
-            self._clip_for(self._spool / name)
-            for name in sorted(names)
-            if parse_clip_id(name, self.camera_name) is not None
-        ]
+        return self._clips_in(self._spool)
 
     def _on_upload(self, part: Path, sent_name: str, remote: str) -> None:
         """Server thread: move a completed upload out of FTP reach, then name it on the loop."""
@@ -235,10 +194,7 @@ class FtpSource:
         if size == 0:
             part.unlink()
             logger.warning(
-                "Discarded the empty upload %s from %s",
-                sent_name,
-                remote,
-                extra={"camera_name": self.camera_name},
+                "Discarded the empty upload %s from %s", sent_name, remote, extra=self._log_extra
             )
             return
         # The part's random token keeps two uploads of one name apart here too.
@@ -246,18 +202,9 @@ class FtpSource:
         staged = self._arrivals / f"{token}.{sent_name}"
         part.rename(staged)
         logger.info(
-            "Received %s (%d bytes) from %s",
-            sent_name,
-            size,
-            remote,
-            extra={"camera_name": self.camera_name},
+            "Received %s (%d bytes) from %s", sent_name, size, remote, extra=self._log_extra
         )
-        loop = self._loop
-        try:
-            if loop is None:
-                raise RuntimeError("no event loop")
-            loop.call_soon_threadsafe(self._spool_soon, staged)
-        except RuntimeError:
+        if not self._on_loop(self._spool_soon, staged):
             logger.error("No event loop for %s; the next start takes it", sent_name)
 
     def _spool_soon(self, staged: Path) -> None:
@@ -267,12 +214,11 @@ class FtpSource:
 
     async def _spool_arrival(self, staged: Path) -> None:
         """Name the upload as a new clip, move it into the spool and hand it on."""
-        assert self._namer is not None
         sent_name = staged.name.split(".", 1)[-1]
         try:
             arrived = (await asyncio.to_thread(staged.stat)).st_mtime
             # A name without the clip_id rule gets the upload's completion time.
-            target = await self._namer.claim(
+            target = await self._names.claim(
                 self.camera_name, int(arrived), staged.suffix, self._spool, wanted=sent_name
             )
             await asyncio.to_thread(staged.rename, target)
@@ -281,38 +227,10 @@ class FtpSource:
             logger.exception(
                 "Cannot spool the upload %s; the next start tries again",
                 sent_name,
-                extra={"camera_name": self.camera_name},
+                extra=self._log_extra,
             )
             return
-        logger.info(
-            "Spooled %s as %s",
-            sent_name,
-            clip.clip_id,
-            extra={
-                "event_type": EventType.CLIP_RECEIVED,
-                "camera_name": self.camera_name,
-                "clip_id": clip.clip_id,
-            },
-        )
-        self._hand_on(clip)
-
-    def _hand_on(self, clip: Clip) -> None:
-        for callback in self._callbacks:
-            callback(clip)
-
-    def _clip_for(self, path: Path) -> Clip:
-        name = parse_clip_id(path.name, self.camera_name)
-        end = path.stat().st_mtime
-        start = float(name.unix_seconds) if name else end
-        return Clip(
-            clip_id=path.name,
-            camera_name=self.camera_name,
-            local_path=path,
-            start_ts=datetime.fromtimestamp(start, UTC),
-            end_ts=datetime.fromtimestamp(max(start, end), UTC),
-            duration_s=max(0.0, end - start),
-            source_backend=BACKEND,
-        )
+        self._hand_on(clip, f", uploaded as {sent_name}")
 
     async def _check_periodically(self) -> None:
         while True:
@@ -327,6 +245,8 @@ class FtpSource:
                 reader, writer = await asyncio.open_connection(host, self._config.port)
                 try:
                     greeting = await reader.readline()
+                    # Closing at once, before the server answers: TIME_WAIT stays on this
+                    # side, not on the server's port (ftplib's QUIT waits for the answer).
                     writer.write(b"QUIT\r\n")
                     await writer.drain()
                 finally:
@@ -340,12 +260,12 @@ class FtpSource:
                 host,
                 self._config.port,
                 exc,
-                extra={"camera_name": self.camera_name},
+                extra=self._log_extra,
             )
             return
         self._check_ok = greeting.startswith(b"220")
         if self._check_ok:
-            self._last_check = time.time()
+            self._heartbeat = time.time()
 
 
 def _bind_once(host: str, port: int) -> None:

@@ -163,7 +163,7 @@ class FtpServer:
         settings = self.settings
         attrs: dict[str, Any] = {
             "hub": self,
-            "authorizer": _Authorizer(self),
+            "authorizer": self,
             "banner": "HomeSec FTP ready.",
             "auth_failed_timeout": settings.login_failure_delay_s,
             "masquerade_address": settings.masquerade_address,
@@ -175,33 +175,61 @@ class FtpServer:
         }
         return type("HomeSecFTPHandler", (_CameraHandler,), attrs)
 
-    # --- decisions (server thread)
+    # --- pyftpdlib's authorizer interface, answered from the attached cameras (server thread)
 
-    def login_refusal(self, username: str, password: str, client: str) -> LoginRefusal | None:
+    def validate_authentication(
+        self, username: str, password: str, handler: _CameraHandler
+    ) -> None:
+        handler.login_refusal = refusal = self._login_refusal(username, password, handler.remote_ip)
+        if refusal is not None:
+            raise AuthenticationFailed(refusal.value)
+
+    def _login_refusal(self, username: str, password: str, client: str) -> LoginRefusal | None:
         """Why this login from `client` is refused, or None; a wrong one counts against it."""
         if self._throttle.retry_after_s(client) is not None:
             return LoginRefusal.THROTTLED
         if username.lower() in ANONYMOUS_USERS:
             refusal = LoginRefusal.ANONYMOUS
-        elif self._authenticate(username, password):
+        elif any(_same(route.password, password) for route in self._routes_of(username)):
             return None
         else:
             refusal = LoginRefusal.BAD_CREDENTIALS
         self._throttle.failed(client)
         return refusal
 
-    def _authenticate(self, username: str, password: str) -> bool:
+    def _routes_of(self, username: str) -> list[CameraRoute]:
         with self._lock:
-            routes = [r for r in self._routes.values() if r.username == username]
-        return any(_same(route.password, password) for route in routes)
+            return [route for route in self._routes.values() if route.username == username]
 
     def has_user(self, username: str) -> bool:
-        with self._lock:
-            return any(route.username == username for route in self._routes.values())
+        return bool(self._routes_of(username))
 
-    def may_write(self, username: str, fs_path: str) -> bool:
-        route = self._route_of(Path(fs_path))
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        # e: change folder, l: list, anywhere in the home; w: store, m: mkdir, in own folders.
+        if perm in "el":
+            return True
+        route = self._route_of(Path(path)) if perm in "wm" and path is not None else None
         return route is not None and route.username == username
+
+    def get_home_dir(self, username: str) -> str:
+        return str(self.incoming)
+
+    def get_perms(self, username: str) -> str:
+        return "elwm"
+
+    def get_msg_login(self, username: str) -> str:
+        return "Welcome."
+
+    def get_msg_quit(self, username: str) -> str:
+        return "Goodbye."
+
+    def impersonate_user(self, username: str, password: str) -> None:
+        return None
+
+    def terminate_impersonation(self, username: str) -> None:
+        return None
+
+    # --- decisions (server thread)
 
     def write_refusal(self, username: str, virtual_path: str, is_file: bool) -> str | None:
         """Why storing (or creating a folder at) this virtual path is refused, or None."""
@@ -275,48 +303,6 @@ def _discard_leftovers(incoming: Path) -> None:
         for name in files:
             Path(folder, name).unlink(missing_ok=True)
             logger.warning("Discarded an unfinished upload left from the last run: %s", name)
-
-
-class _Authorizer:
-    """pyftpdlib's authorizer interface, answered from the cameras attached to the server."""
-
-    def __init__(self, hub: FtpServer) -> None:
-        self._hub = hub
-
-    def validate_authentication(
-        self, username: str, password: str, handler: _CameraHandler
-    ) -> None:
-        refusal = self._hub.login_refusal(username, password, handler.remote_ip)
-        handler.login_refusal = refusal
-        if refusal is not None:
-            raise AuthenticationFailed(refusal.value)
-
-    def get_home_dir(self, username: str) -> str:
-        return str(self._hub.incoming)
-
-    def has_user(self, username: str) -> bool:
-        return self._hub.has_user(username)
-
-    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
-        # e: change folder, l: list, anywhere in the home; w: store, m: mkdir, in own folders.
-        if perm in "el":
-            return True
-        return perm in "wm" and path is not None and self._hub.may_write(username, path)
-
-    def get_perms(self, username: str) -> str:
-        return "elwm"
-
-    def get_msg_login(self, username: str) -> str:
-        return "Welcome."
-
-    def get_msg_quit(self, username: str) -> str:
-        return "Goodbye."
-
-    def impersonate_user(self, username: str, password: str) -> None:
-        return None
-
-    def terminate_impersonation(self, username: str) -> None:
-        return None
 
 
 class _UploadDTP(DTPHandler):  # type: ignore[misc]

@@ -12,7 +12,6 @@ the file's mtime; `_2`, `_3`... when taken). An empty file, or one over
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -20,17 +19,17 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
 
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
-from homesec.models.clip import VIDEO_EXTENSIONS, Clip, parse_clip_id
+from homesec.interfaces import SelfCheck, SourceConfig
+from homesec.models.clip import VIDEO_EXTENSIONS, Clip
 from homesec.models.config import FolderPath
-from homesec.models.enums import EventType, PluginType
+from homesec.models.enums import PluginType
 from homesec.plugins.registry import plugin
+from homesec.plugins.sources.base import SourceBase
 
 logger = logging.getLogger(__name__)
 
@@ -61,54 +60,25 @@ class _Finished:
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=LocalFolderConfig)
-class LocalFolderSource:
+class LocalFolderSource(SourceBase[LocalFolderConfig]):
+    backend = BACKEND
+
     def __init__(self, config: LocalFolderConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._dir = config.watch_dir.expanduser().resolve()
         self._manifest = _Manifest(self._dir / MANIFEST_NAME)
-        self._callbacks: list[ClipCallback] = []
-        self._namer: ClipNamer | None = None
         self._seen: dict[str, Signature] = {}
         self._refused: dict[str, Signature] = {}  # name -> signature, reported once
-        self._task: asyncio.Task[None] | None = None
-        self._last_scan = 0.0
         self._scan_failed = False
 
-    @classmethod
-    def create(cls, config: LocalFolderConfig) -> LocalFolderSource:
-        return cls(config)
-
-    @property
-    def camera_name(self) -> str:
-        return self._config.camera_name
-
-    def register_callback(self, callback: ClipCallback) -> None:
-        self._callbacks.append(callback)
-
-    def use_namer(self, namer: ClipNamer) -> None:
-        self._namer = namer
-
-    async def start(self) -> None:
-        if self._namer is None:
-            raise RuntimeError("use_namer() must be called before start()")
-        await asyncio.to_thread(self._prepare)
-        self._last_scan = time.time()  # the folder is there and readable: a sign of life
+    async def _open(self) -> None:
+        await asyncio.to_thread(self._manifest.load)  # creates the folder too
+        self._heartbeat = time.time()  # the folder is there and readable: a sign of life
         self._task = asyncio.create_task(self._watch(), name=f"local_folder:{self.camera_name}")
 
-    async def aclose(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
     def is_healthy(self) -> bool:
-        recent = time.time() - self._last_scan < max(5 * self._config.poll_interval_s, 10.0)
-        return self._task is not None and not self._task.done() and recent and not self._scan_failed
-
-    def last_heartbeat(self) -> float:
-        return self._last_scan
+        recent = time.time() - self._heartbeat < max(5 * self._config.poll_interval_s, 10.0)
+        return self._running and recent and not self._scan_failed
 
     def self_checks(self) -> list[SelfCheck]:
         return [SelfCheck("folder writable", self._check_folder)]
@@ -128,16 +98,8 @@ class LocalFolderSource:
     def spooled_clips(self) -> list[Clip]:
         # Recovery asks before start(): read the manifest left by the previous run.
         self._manifest.ensure_loaded()
-        clips = []
-        for name in self._manifest.names():
-            path = self._dir / name
-            if path.is_file():
-                clips.append(self._clip_for(path))
-        return clips
-
-    def _prepare(self) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self._manifest.load()
+        paths = [self._dir / name for name in self._manifest.names()]
+        return [self._clip_for(path) for path in paths if path.is_file()]
 
     async def _watch(self) -> None:
         while True:
@@ -147,11 +109,9 @@ class LocalFolderSource:
                     self._hand_on(await self._admit(file))
                 self._scan_failed = False
             except OSError:  # the folder, or a file being taken (left for the next scan)
-                logger.exception(
-                    "Cannot scan %s", self._dir, extra={"camera_name": self.camera_name}
-                )
+                logger.exception("Cannot scan %s", self._dir, extra=self._log_extra)
                 self._scan_failed = True
-            self._last_scan = time.time()
+            self._heartbeat = time.time()
             await asyncio.sleep(self._config.poll_interval_s)
 
     def _scan(self) -> list[_Finished]:
@@ -188,13 +148,7 @@ class LocalFolderSource:
             return None
         if self._refused.get(name) != signature:
             self._refused[name] = signature
-            logger.warning(
-                "Not taking %r from %s: %s",
-                name,
-                self._dir,
-                why,
-                extra={"camera_name": self.camera_name},
-            )
+            logger.warning("Not taking %r from %s: %s", name, self._dir, why, extra=self._log_extra)
         return why
 
     def _is_candidate(self, entry: os.DirEntry[str]) -> bool:
@@ -206,9 +160,8 @@ class LocalFolderSource:
 
     async def _admit(self, file: _Finished) -> Clip:
         """Name the finished file as a new clip (renamed when its name is not free)."""
-        assert self._namer is not None
         path = file.path
-        target = await self._namer.claim(
+        target = await self._names.claim(
             self.camera_name,
             int(file.mtime),
             path.suffix,
@@ -228,33 +181,6 @@ class LocalFolderSource:
         stat = await asyncio.to_thread(target.stat)
         await asyncio.to_thread(self._manifest.add, target.name, (stat.st_size, stat.st_mtime_ns))
         return await asyncio.to_thread(self._clip_for, target)
-
-    def _clip_for(self, path: Path) -> Clip:
-        name = parse_clip_id(path.name, self.camera_name)
-        end = path.stat().st_mtime
-        start = float(name.unix_seconds) if name else end
-        return Clip(
-            clip_id=path.name,
-            camera_name=self.camera_name,
-            local_path=path,
-            start_ts=datetime.fromtimestamp(start, UTC),
-            end_ts=datetime.fromtimestamp(max(start, end), UTC),
-            duration_s=max(0.0, end - start),
-            source_backend=BACKEND,
-        )
-
-    def _hand_on(self, clip: Clip) -> None:
-        logger.info(
-            "New clip %s",
-            clip.clip_id,
-            extra={
-                "event_type": EventType.CLIP_RECEIVED,
-                "camera_name": clip.camera_name,
-                "clip_id": clip.clip_id,
-            },
-        )
-        for callback in self._callbacks:
-            callback(clip)
 
 
 Signature = tuple[int, int]
@@ -297,10 +223,7 @@ class _Manifest:
     def contains(self, name: str, signature: Signature) -> bool:
         """Whether this very file (not only its name) was handed on."""
         with self._lock:
-            if name not in self._files:
-                return False
-            recorded = self._files[name]
-            return recorded is None or recorded == signature
+            return name in self._files and self._files[name] in (None, signature)
 
     def names(self) -> list[str]:
         with self._lock:

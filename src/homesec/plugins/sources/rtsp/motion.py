@@ -28,15 +28,6 @@ _DILATE_KERNEL = np.ones((3, 3), np.uint8)
 _AREA = cv2.INTER_AREA
 
 
-@dataclass(frozen=True)
-class MotionResult:
-    """The verdict on one frame."""
-
-    motion: bool
-    changed_area: float
-    """Share of the watched picture covered by the blobs kept."""
-
-
 class MotionDetector:
     """Finds motion in a stream of grayscale frames (not thread-safe: one per stream)."""
 
@@ -50,8 +41,8 @@ class MotionDetector:
         self._watched: GrayFrame | None = None  # 255 where motion counts, 0 in masks
         self._watched_px = 0
 
-    def detect(self, frame: GrayFrame) -> MotionResult:
-        """Compare `frame` with the background, then let the background learn from it."""
+    def detect(self, frame: GrayFrame) -> bool:
+        """Whether `frame` shows motion against the background, which then learns from it."""
         # Half size: a quarter of the work in every step after this one, and averaging 2x2
         # pixels already evens out sensor noise, so the blur can stay small.
         height, width = frame.shape
@@ -62,7 +53,7 @@ class MotionDetector:
         if self._background is None or self._background.shape != blurred.shape:
             # First frame, or the camera changed resolution: nothing to compare with yet.
             self._reset(blurred)
-            return MotionResult(motion=False, changed_area=0.0)
+            return False
         diff = cv2.absdiff(blurred, cv2.convertScaleAbs(self._background))
         cv2.accumulateWeighted(blurred, self._background, self._config.background_alpha)
         _, changed = cv2.threshold(diff, self._config.pixel_threshold, 255, cv2.THRESH_BINARY)
@@ -71,7 +62,7 @@ class MotionDetector:
         if cv2.countNonZero(changed) > self._config.max_changed_area * self._watched_px:
             # Lights on, IR switch, a cloud: the whole scene changed, nobody moved.
             self._background = blurred.astype(np.float32)
-            return MotionResult(motion=False, changed_area=0.0)
+            return False
         # Joins the parts of one moving body into one blob before blobs are sized.
         changed = cv2.dilate(changed, _DILATE_KERNEL, iterations=2)
         contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -79,7 +70,7 @@ class MotionDetector:
         areas = (cv2.contourArea(contour) for contour in contours)
         kept = sum(area for area in areas if area >= min_blob)
         share = kept / self._watched_px if self._watched_px else 0.0
-        return MotionResult(motion=share >= self._config.min_changed_area, changed_area=share)
+        return share >= self._config.min_changed_area
 
     def _reset(self, blurred: GrayFrame) -> None:
         self._background = blurred.astype(np.float32)
@@ -138,10 +129,6 @@ class MotionTrigger:
         self._streak_start = 0.0
         self._clip_start: float | None = None  # None: no clip running
         self._last_motion = 0.0
-
-    @property
-    def recording(self) -> bool:
-        return self._clip_start is not None
 
     def update(self, now: float, motion: bool) -> ClipDecision | None:
         """Take the verdict on the frame seen at `now`; return what the recorder must do."""

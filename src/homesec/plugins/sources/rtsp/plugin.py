@@ -18,37 +18,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipCallback, ClipNamer, LiveSegmentCallback, SelfCheck
-from homesec.models.clip import Clip, LiveSegment, parse_clip_id
-from homesec.models.enums import EventType, PluginType
+from homesec.interfaces import LiveSegmentCallback, SelfCheck
+from homesec.models.clip import Clip, LiveSegment
+from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.plugins.registry import plugin
+from homesec.plugins.sources.base import SourceBase
+from homesec.plugins.sources.rtsp import motion
 from homesec.plugins.sources.rtsp.config import RTSPSourceConfig
-from homesec.plugins.sources.rtsp.detection import MotionRecording
 from homesec.plugins.sources.rtsp.hardware import DecoderChoice, decoder_candidates
-from homesec.plugins.sources.rtsp.motion import GrayFrame
-from homesec.plugins.sources.rtsp.recorder import (
-    BACKEND,
-    CLIP_EXTENSION,
-    ClipRecorder,
-    clip_record,
-)
-from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec
+from homesec.plugins.sources.rtsp.recorder import BACKEND, CLIP_EXTENSION, ClipRecorder
+from homesec.plugins.sources.rtsp.stream import CameraStream, StreamSpec, rtsp_input_args
 from homesec.telemetry import redact
 from homesec.video.ffmpeg import FfmpegError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
-
-ItemT = TypeVar("ItemT")
 
 # Health is judged from frames; this is how often the supervisor looks.
 _WATCH_INTERVAL_S = 0.5
@@ -66,9 +57,11 @@ _STOP_TIMEOUT_S = 60.0
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=RTSPSourceConfig)
-class RTSPSource:
+class RTSPSource(SourceBase[RTSPSourceConfig]):
+    backend = BACKEND
+
     def __init__(self, config: RTSPSourceConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._main_url = _rtsp_url(config.rtsp_url_env)
         self._detect_url = _rtsp_url(config.detect_url_env) if config.detect_url_env else None
         self._recordings_dir = config.recordings_dir.expanduser().resolve()
@@ -84,37 +77,15 @@ class RTSPSource:
             hand_on=self._hand_on_threadsafe,
             on_live=self._live_threadsafe,
         )
-        self._callbacks: list[ClipCallback] = []
-        self._namer: ClipNamer | None = None
         self._live_callbacks: list[LiveSegmentCallback] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._decoder = DecoderChoice([None], config.camera_name)
         self._connections = 0
-        self._last_frame = 0.0
-
-    @classmethod
-    def create(cls, config: RTSPSourceConfig) -> RTSPSource:
-        return cls(config)
-
-    @property
-    def camera_name(self) -> str:
-        return self._config.camera_name
-
-    def register_callback(self, callback: ClipCallback) -> None:
-        self._callbacks.append(callback)
 
     def register_live_callback(self, callback: LiveSegmentCallback) -> None:
         self._live_callbacks.append(callback)
 
-    def use_namer(self, namer: ClipNamer) -> None:
-        self._namer = namer
-
-    async def start(self) -> None:
-        if self._namer is None:
-            raise RuntimeError("use_namer() must be called before start()")
-        self._loop = asyncio.get_running_loop()
+    async def _open(self) -> None:
         self._stopping = asyncio.Event()
         await asyncio.to_thread(self._recorder.start)
         candidates = await asyncio.to_thread(decoder_candidates, self._config.hwaccel)
@@ -129,14 +100,10 @@ class RTSPSource:
             await asyncio.wait_for(asyncio.shield(self._task), _STOP_TIMEOUT_S)
         except TimeoutError:
             logger.error("Camera did not stop in time", extra=self._log_extra)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self._cancel_task()
 
     def is_healthy(self) -> bool:
-        running = self._task is not None and not self._task.done()
-        return running and time.time() - self._last_frame < 3 * self._config.frame_timeout_s
+        return self._running and time.time() - self._heartbeat < 3 * self._config.frame_timeout_s
 
     def self_checks(self) -> list[SelfCheck]:
         """Each stream opens and sends a video packet, with the configured credentials."""
@@ -154,21 +121,8 @@ class RTSPSource:
 
     async def _check_stream(self, url: str, env_name: str, timeout_s: float) -> str:
         args = [
-            "-rtsp_transport",
-            self._config.rtsp_transport,
-            "-timeout",
-            str(int(timeout_s * 1_000_000)),  # microseconds
-            "-i",
-            url,
-            "-map",
-            "0:v:0",
-            "-c",
-            "copy",
-            "-frames:v",
-            "1",
-            "-f",
-            "null",
-            "-",
+            *rtsp_input_args(self._config.rtsp_transport, timeout_s),
+            *["-i", url, "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "null", "-"],
         ]
         try:
             await asyncio.to_thread(run_ffmpeg, args, timeout_s=timeout_s)
@@ -180,24 +134,8 @@ class RTSPSource:
             ) from exc
         return f"{redact(url)} sends video"
 
-    def last_heartbeat(self) -> float:
-        return self._last_frame
-
     def spooled_clips(self) -> list[Clip]:
-        if not self._recordings_dir.is_dir():
-            return []
-        clips = []
-        for path in sorted(self._recordings_dir.iterdir()):
-            name = parse_clip_id(path.name, self.camera_name)
-            if name is not None and path.is_file():
-                start = float(name.unix_seconds)
-                duration = max(0.0, path.stat().st_mtime - start)
-                clips.append(clip_record(path, self.camera_name, start, duration))
-        return clips
-
-    @property
-    def _log_extra(self) -> dict[str, str]:
-        return {"camera_name": self.camera_name}
+        return self._clips_in(self._recordings_dir)
 
     async def _supervise(self) -> None:
         # Jittered: cameras behind one switch or NVR do not reconnect in lockstep.
@@ -225,8 +163,7 @@ class RTSPSource:
                     delay,
                     extra=self._log_extra,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await self._wait_unless_stopping(delay)
         finally:
             await asyncio.to_thread(self._recorder.stop)
 
@@ -247,23 +184,26 @@ class RTSPSource:
                     # the last segment is on disk and kept anyway.
                     grace_s = _STALLED_GRACE_S
                     return stream.frames, stalled
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), _WATCH_INTERVAL_S)
+                await self._wait_unless_stopping(_WATCH_INTERVAL_S)
             return stream.frames, "stopping"
         finally:
             await asyncio.to_thread(stream.stop, grace_s)
             # The recording of a lost stream is finished now, not when it comes back.
             await asyncio.to_thread(self._recorder.stream_ended)
 
+    async def _wait_unless_stopping(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+
     def _stalled(self, stream: CameraStream) -> str | None:
         """Why the connection counts as stalled, or None while it works."""
         now = time.time()
         allowed_s = self._config.frame_timeout_s + (0 if stream.frames else _CONNECT_GRACE_S)
-        quiet_s = now - max(stream.last_frame_at, stream.started_at)
+        quiet_s = now - stream.last_frame_at
         if quiet_s > allowed_s:
             return f"no frame for {quiet_s:.1f} s (stalled)"
         # Frames flowing while the main stream stopped (it has its own RTSP session).
-        unrecorded_s = now - max(stream.last_segment_at, stream.started_at)
+        unrecorded_s = now - stream.last_segment_at
         if unrecorded_s > max(_SEGMENT_TIMEOUT_S, 3 * self._config.frame_timeout_s):
             return f"nothing recorded for {unrecorded_s:.1f} s (main stream stalled)"
         return None
@@ -285,10 +225,18 @@ class RTSPSource:
             io_timeout_s=2 * config.frame_timeout_s,
         )
         stream_started = time.time()
-        motion = MotionRecording(config, self._recorder, self._log_extra)
+        # A new connection starts with a fresh background model and no clip running (the
+        # recorder finished the last one when the old connection ended).
+        detector = motion.MotionDetector(config.motion)
+        trigger = motion.MotionTrigger(
+            pre_roll_s=config.pre_roll_s,
+            stop_delay_s=config.stop_delay_s,
+            max_clip_s=config.max_clip_s,
+            min_frames=config.motion.min_motion_frames,
+        )
 
-        def on_frame(frame: GrayFrame, now: float) -> None:
-            if self._last_frame < stream_started:
+        def on_frame(frame: motion.GrayFrame, now: float) -> None:
+            if self._heartbeat < stream_started:
                 logger.info(
                     "Receiving frames from %s (%dx%d, hardware decoding: %s)",
                     redact(self._main_url),
@@ -297,8 +245,8 @@ class RTSPSource:
                     spec.hwaccel or "off",
                     extra=self._log_extra,
                 )
-            self._last_frame = now
-            motion.on_frame(frame, now)
+            self._heartbeat = now
+            self._act_on(trigger.update(now, detector.detect(frame)))
 
         return CameraStream(
             spec,
@@ -308,23 +256,29 @@ class RTSPSource:
             log_extra=self._log_extra,
         )
 
-    def _on_loop(self, call: Callable[[ItemT], None], item: ItemT) -> bool:
-        """Have the event loop's thread run `call(item)`; False when the loop is gone."""
-        loop = self._loop
-        try:
-            if loop is None:
-                raise RuntimeError("no event loop")
-            loop.call_soon_threadsafe(call, item)
-        except RuntimeError:
-            return False
-        return True
+    def _act_on(self, decision: motion.ClipDecision | None) -> None:
+        """Frame thread: carry a motion decision out on the recorder."""
+        match decision:
+            case motion.StartClip(motion_start=start):
+                logger.info("Motion: recording", extra=self._log_extra)
+                self._recorder.start_clip(start)
+            case motion.EndClip(last_motion=last):
+                logger.info("Motion ended: finishing the clip", extra=self._log_extra)
+                self._recorder.end_clip(last)
+            case motion.RotateClip():
+                logger.info("Clip reached max_clip_s: going on in a new one", extra=self._log_extra)
+                self._recorder.rotate_clip()
+            case None:
+                pass
 
     def _claim_name(self, unix_seconds: int) -> Future[Path]:
         """Recorder's threads: a new clip's name, claimed on the event loop."""
-        loop, namer = self._loop, self._namer
-        if loop is None or loop.is_closed() or namer is None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._namer is None:
             raise RuntimeError("the source is not running")
-        claim = namer.claim(self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir)
+        claim = self._names.claim(
+            self.camera_name, unix_seconds, CLIP_EXTENSION, self._recordings_dir
+        )
         return asyncio.run_coroutine_threadsafe(claim, loop)
 
     def _hand_on_threadsafe(self, clip: Clip) -> None:
@@ -340,20 +294,6 @@ class RTSPSource:
     def _hand_on_live(self, segment: LiveSegment) -> None:
         for callback in self._live_callbacks:
             callback(segment)
-
-    def _hand_on(self, clip: Clip) -> None:
-        logger.info(
-            "New clip %s (%.1f s)",
-            clip.clip_id,
-            clip.duration_s,
-            extra={
-                "event_type": EventType.CLIP_RECEIVED,
-                "camera_name": clip.camera_name,
-                "clip_id": clip.clip_id,
-            },
-        )
-        for callback in self._callbacks:
-            callback(clip)
 
 
 def _rtsp_url(env: SecretEnv) -> str:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from homesec.models.clip import Clip, LiveSegment, clip_id_for, free_clip_path, parse_clip_id
+from homesec.plugins.sources.base import clip_record
 from homesec.plugins.sources.rtsp.clipfile import assemble_clip
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class ClipRecorder:
         pre_roll_s: float,
         claim_name: Callable[[int], Future[Path]],
         hand_on: Callable[[Clip], None],
-        on_live: Callable[[LiveSegment], None] | None = None,
+        on_live: Callable[[LiveSegment], None],
     ) -> None:
         self._camera_name = camera_name
         self._recordings_dir = recordings_dir
@@ -143,12 +144,10 @@ class ClipRecorder:
     def stop(self) -> None:
         """Finish what is recorded and wait until every clip is handed on (blocking)."""
         self.stream_ended()
-        if self._finisher is not None:
-            self._finisher.shutdown(wait=True)
-            self._finisher = None
-        if self._naming is not None:
-            self._naming.shutdown(wait=True)
-            self._naming = None
+        for pool in (self._finisher, self._naming):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._finisher = self._naming = None
 
     def add_segment(self, segment: Segment) -> None:
         """A segment is complete: it goes to the oldest clip still taking segments."""
@@ -280,12 +279,11 @@ class ClipRecorder:
         segment.path.replace(moved)
         taken = Segment(moved, segment.start, segment.end)
         recording.segments.append(taken)
-        if recording.clip_path is not None:
-            self._live(recording, taken)
+        self._live(recording, taken)
 
     def _live(self, recording: _Recording, segment: Segment) -> None:
-        if self._on_live is None or recording.clip_path is None:
-            return
+        if recording.clip_path is None:
+            return  # handed on once the name is known (see _named)
         self._on_live(
             LiveSegment(
                 camera_name=self._camera_name,
@@ -332,18 +330,4 @@ class ClipRecorder:
             return
         shutil.rmtree(recording.folder, ignore_errors=True)
         duration = length if written.duration_s is None else written.duration_s
-        self._hand_on(clip_record(written.path, self._camera_name, end - length, duration))
-
-
-def clip_record(path: Path, camera_name: str, start: float, duration: float) -> Clip:
-    """The `Clip` of a finished file of this source (times in unix seconds)."""
-    duration = max(0.0, duration)
-    return Clip(
-        clip_id=path.name,
-        camera_name=camera_name,
-        local_path=path,
-        start_ts=datetime.fromtimestamp(start, UTC),
-        end_ts=datetime.fromtimestamp(start + duration, UTC),
-        duration_s=duration,
-        source_backend=BACKEND,
-    )
+        self._hand_on(clip_record(written.path, self._camera_name, BACKEND, end - length, duration))

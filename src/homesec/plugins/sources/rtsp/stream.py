@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -54,17 +55,15 @@ class StreamSpec:
     io_timeout_s: float
 
 
+def rtsp_input_args(transport: str, timeout_s: float) -> list[str]:
+    """How ffmpeg opens a camera's stream: transport, and the I/O timeout it gives up after."""
+    return ["-rtsp_transport", transport, "-timeout", str(int(timeout_s * 1_000_000))]  # µs
+
+
 def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
     """The ffmpeg arguments of a connection, segment announcements going to `list_fd`."""
-    network = [
-        "-rtsp_transport",
-        spec.transport,
-        "-timeout",
-        str(int(spec.io_timeout_s * 1_000_000)),  # microseconds; ffmpeg gives up by itself
-        # The stream's parameters are known within a second (5 s by default: slow starts).
-        "-analyzeduration",
-        "1000000",
-    ]
+    # The stream's parameters are known within a second (5 s by default: slow starts).
+    network = [*rtsp_input_args(spec.transport, spec.io_timeout_s), "-analyzeduration", "1000000"]
     # A sub-stream is small: one decoding thread is cheaper than several, and adds no delay.
     # Deblocking only makes pictures prettier; motion detection does not need it.
     decoding = ["-threads", "1" if spec.detect_url else "2", "-skip_loop_filter", "all"]
@@ -79,24 +78,10 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
     # ffmpeg reads '%' in the file name as a pattern: the folder's own must be escaped.
     folder = str(spec.segments_dir).replace("%", "%%")
     recording = [
-        "-map",
-        "0:v:0",
-        "-c:v",
-        "copy",
-        *_audio_args(spec.audio),
-        "-f",
-        "segment",
-        "-segment_time",
-        str(SEGMENT_S),
-        "-segment_format",
-        "mpegts",
-        "-reset_timestamps",
-        "0",
-        "-segment_list",
-        f"pipe:{list_fd}",
-        "-segment_list_type",
-        "csv",
-        f"{folder}/{spec.prefix}%06d{SEGMENT_SUFFIX}",
+        *["-map", "0:v:0", "-c:v", "copy", *_audio_args(spec.audio)],
+        *["-f", "segment", "-segment_time", str(SEGMENT_S), "-segment_format", "mpegts"],
+        *["-reset_timestamps", "0", "-segment_list", f"pipe:{list_fd}"],
+        *["-segment_list_type", "csv", f"{folder}/{spec.prefix}%06d{SEGMENT_SUFFIX}"],
     ]
     # Gray is the luma plane, taken as is (swscale's conversion to gray costs more than
     # decoding); planar and semi-planar YUV keep it apart, other formats are converted.
@@ -105,8 +90,7 @@ def ffmpeg_args(spec: StreamSpec, list_fd: int) -> list[str]:
         f"format={_LUMA_FIRST_FORMATS},extractplanes=y"
     )
     detection = ["-map", f"{detect_input}:v:0", "-an", "-sn", "-dn", "-vf", scale]
-    detection += ["-c:v", "pgm", "-f", "image2pipe", "pipe:1"]
-    return [*inputs, *recording, *detection]
+    return [*inputs, *recording, *detection, "-c:v", "pgm", "-f", "image2pipe", "pipe:1"]
 
 
 def _audio_args(audio: str) -> list[str]:
@@ -120,7 +104,10 @@ def _audio_args(audio: str) -> list[str]:
 
 
 class CameraStream:
-    """One connection: start it, watch `frames`/`last_frame_at`, stop it (always reaped)."""
+    """One connection: start it, watch `frames`/`last_frame_at`, stop it (always reaped).
+
+    `last_frame_at` and `last_segment_at` (unix seconds) are the start time until the first.
+    """
 
     def __init__(
         self,
@@ -139,8 +126,6 @@ class CameraStream:
         self._process: FfmpegProcess | None = None
         self._threads: list[threading.Thread] = []
         self._announced: set[str] = set()
-        self._last_segment_end = 0.0
-        self.started_at = 0.0
         self.frames = 0
         self.last_frame_at = 0.0
         self.last_segment_at = 0.0
@@ -161,21 +146,14 @@ class CameraStream:
             raise
         finally:
             os.close(write_fd)  # the child has its copy: EOF comes when ffmpeg ends
-        self.started_at = self._last_segment_end = time.time()
+        self.last_frame_at = self.last_segment_at = time.time()
         announcements = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
         self._threads = [
-            threading.Thread(
-                target=self._read_frames,
-                args=(self._process.stdout,),
-                name=f"{self._name}:frames",
-                daemon=True,
-            ),
-            threading.Thread(
-                target=self._read_segments,
-                args=(announcements,),
-                name=f"{self._name}:segments",
-                daemon=True,
-            ),
+            threading.Thread(target=read, name=f"{self._name}:{what}", daemon=True)
+            for what, read in (
+                ("frames", partial(self._read_frames, self._process.stdout)),
+                ("segments", partial(self._read_segments, announcements)),
+            )
         ]
         for thread in self._threads:
             thread.start()
@@ -227,7 +205,7 @@ class CameraStream:
 
     def _announce(self, name: str, start: float, end: float) -> None:
         self._announced.add(name)
-        self.last_segment_at = self._last_segment_end = end
+        self.last_segment_at = end
         self._on_segment(Segment(self._spec.segments_dir / name, start, end))
 
     def _announce_leftovers(self) -> None:
@@ -238,7 +216,7 @@ class CameraStream:
                 continue
             written = path.stat()
             if written.st_size > 0:
-                start = self._last_segment_end
+                start = self.last_segment_at
                 self._announce(path.name, start, max(start, written.st_mtime))
 
 
