@@ -23,12 +23,13 @@ from pydantic import Field, HttpUrl, ValidationError
 
 from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipCallback, ClipNamer, SelfCheck, SourceConfig
+from homesec.interfaces import SelfCheck, SourceConfig
 from homesec.models.clip import Clip
 from homesec.models.config import FolderPath
-from homesec.models.enums import EventType, PluginType
+from homesec.models.enums import PluginType
 from homesec.plugins.mqtt_broker import Broker, BrokerSettings
 from homesec.plugins.registry import plugin
+from homesec.plugins.sources.base import SourceBase, clip_record
 from homesec.plugins.sources.frigate.api import (
     FRIGATE_NAME,
     ClipNotReady,
@@ -116,9 +117,11 @@ class FrigateSourceConfig(SourceConfig):
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=FrigateSourceConfig)
-class FrigateSource:
+class FrigateSource(SourceBase[FrigateSourceConfig]):
+    backend = BACKEND
+
     def __init__(self, config: FrigateSourceConfig) -> None:
-        self._config = config
+        super().__init__(config)
         self._frigate_camera = config.frigate_camera or config.camera_name
         self._spool = config.spool_dir.expanduser().resolve() / config.camera_name
         self._parts = self._spool / ".parts"
@@ -126,33 +129,14 @@ class FrigateSource:
         self._ledger = Ledger(self._spool / LEDGER_NAME, keep)
         self._broker = Broker(config.mqtt)
         self._api: FrigateApi | None = None
-        self._callbacks: list[ClipCallback] = []
-        self._namer: ClipNamer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = SingleRun()
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._fetch_slots = asyncio.Semaphore(_PARALLEL_FETCHES)
         self._subscribed = False
         self._api_ok = False
-        self._last_contact = 0.0
 
-    @classmethod
-    def create(cls, config: FrigateSourceConfig) -> FrigateSource:
-        return cls(config)
-
-    @property
-    def camera_name(self) -> str:
-        return self._config.camera_name
-
-    def register_callback(self, callback: ClipCallback) -> None:
-        self._callbacks.append(callback)
-
-    def use_namer(self, namer: ClipNamer) -> None:
-        self._namer = namer
-
-    async def start(self) -> None:
-        if self._namer is None:
-            raise RuntimeError("use_namer() must be called before start()")
+    async def _open(self) -> None:
         await asyncio.to_thread(self._prepare)
         self._api = FrigateApi(str(self._config.api_url), self._config.request_timeout_s)
         self._tasks = [
@@ -175,9 +159,6 @@ class FrigateSource:
 
     def is_healthy(self) -> bool:
         return self._subscribed and self._api_ok
-
-    def last_heartbeat(self) -> float:
-        return self._last_contact
 
     def self_checks(self) -> list[SelfCheck]:
         return [
@@ -225,10 +206,10 @@ class FrigateSource:
                     await client.subscribe(topic, qos=1)
                     self._subscribed = True
                     backoff.reset()
-                    logger.info("Following %s on %s", topic, broker.where, extra=self._extra())
+                    logger.info("Following %s on %s", topic, broker.where, extra=self._log_extra)
                     self._catching_up.start(self._catch_up, f"frigate-catch-up:{self.camera_name}")
                     async for message in client.messages:
-                        self._last_contact = time.time()
+                        self._heartbeat = time.time()
                         self._on_message(message.payload)
             except aiomqtt.MqttError as exc:
                 if self._subscribed:
@@ -236,7 +217,7 @@ class FrigateSource:
                         "Lost the broker at %s (%s); reconnecting",
                         broker.where,
                         exc,
-                        extra=self._extra(),
+                        extra=self._log_extra,
                     )
                 self._subscribed = False
             await asyncio.sleep(backoff.next_s())
@@ -250,7 +231,7 @@ class FrigateSource:
             logger.warning(
                 "Ignoring a review message that is not Frigate's format: %s",
                 exc.errors(include_url=False, include_input=False)[:1],
-                extra=self._extra(),
+                extra=self._log_extra,
             )
             return
         if message.type == MessageType.END:
@@ -270,11 +251,11 @@ class FrigateSource:
                 break
             except FrigateUnreachable as exc:
                 self._api_ok = False
-                logger.warning("Cannot catch up yet: %s", exc, extra=self._extra())
+                logger.warning("Cannot catch up yet: %s", exc, extra=self._log_extra)
                 await asyncio.sleep(backoff.next_s())
         taken = [item for item in items if item.end_time is not None and self._take(item)]
         if taken:
-            logger.info("Catching up on %d Frigate item(s)", len(taken), extra=self._extra())
+            logger.info("Catching up on %d Frigate item(s)", len(taken), extra=self._log_extra)
 
     def _take(self, item: ReviewItem) -> bool:
         """Start fetching the item's clip, unless it is not ours, filtered out, or known."""
@@ -297,7 +278,7 @@ class FrigateSource:
 
     async def _fetch(self, item: ReviewItem) -> None:
         """Download the item's clip, asking again while Frigate has not written it yet."""
-        assert self._api is not None and self._namer is not None
+        assert self._api is not None
         part = self._parts / f"{item.id}.mp4.part"
         backoff = Backoff(self._config.retry_min_s, self._config.retry_max_s, Jitter.UPPER_HALF)
         deadline = time.monotonic() + self._config.clip_ready_timeout_s
@@ -310,7 +291,9 @@ class FrigateSource:
                 return
             except FrigateUnreachable as exc:
                 self._api_ok = False  # no deadline: Frigate has the clip once it is back
-                logger.warning("Frigate unreachable for %s: %s", item.id, exc, extra=self._extra())
+                logger.warning(
+                    "Frigate unreachable for %s: %s", item.id, exc, extra=self._log_extra
+                )
             except ClipNotReady as exc:
                 if time.monotonic() > deadline:
                     await self._give_up(
@@ -321,16 +304,17 @@ class FrigateSource:
                 await self._give_up(item, part, str(exc))
                 return
             except OSError as exc:  # a full disk may be freed by retention: try again later
-                logger.error("Cannot spool Frigate item %s: %s", item.id, exc, extra=self._extra())
+                logger.error(
+                    "Cannot spool Frigate item %s: %s", item.id, exc, extra=self._log_extra
+                )
                 await asyncio.to_thread(part.unlink, missing_ok=True)
             await asyncio.sleep(backoff.next_s())
 
     async def _spool_clip(self, item: ReviewItem, part: Path) -> None:
         """Name the fetched clip, record it, and hand it on."""
-        assert self._namer is not None
         start = item.start_time
         end = item.end_time or start
-        target = await self._namer.claim(
+        target = await self._names.claim(
             self.camera_name, int(start.timestamp()), ".mp4", self._spool
         )
         entry = LedgerEntry(state=ItemState.CLAIMED, clip_id=target.name, start=start, end=end)
@@ -338,19 +322,11 @@ class FrigateSource:
         await asyncio.to_thread(part.rename, target)
         taken = entry.model_copy(update={"state": ItemState.TAKEN})
         await asyncio.to_thread(self._ledger.record, item.id, taken)
-        clip = self._clip(target, taken)
-        logger.info(
-            "Fetched Frigate item %s (%s) as %s",
-            item.id,
-            ", ".join(item.data.objects) or item.severity,
-            clip.clip_id,
-            extra=self._extra(EventType.CLIP_RECEIVED, clip.clip_id),
-        )
-        for callback in self._callbacks:
-            callback(clip)
+        objects = ", ".join(item.data.objects) or item.severity
+        self._hand_on(self._clip(target, taken), f", Frigate item {item.id} ({objects})")
 
     async def _give_up(self, item: ReviewItem, part: Path, why: str) -> None:
-        logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._extra())
+        logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._log_extra)
         await asyncio.to_thread(part.unlink, missing_ok=True)
         end = item.end_time or item.start_time
         entry = LedgerEntry(state=ItemState.UNAVAILABLE, start=item.start_time, end=end)
@@ -363,28 +339,11 @@ class FrigateSource:
             try:
                 await self._api.version()
                 self._api_ok = True
-                self._last_contact = time.time()
+                self._heartbeat = time.time()
             except FrigateUnreachable:
                 self._api_ok = False
             await asyncio.sleep(self._config.health_check_interval_s)
 
     def _clip(self, path: Path, entry: LedgerEntry) -> Clip:
-        return Clip(
-            clip_id=path.name,
-            camera_name=self.camera_name,
-            local_path=path,
-            start_ts=entry.start,
-            end_ts=entry.end,
-            duration_s=max(0.0, (entry.end - entry.start).total_seconds()),
-            source_backend=BACKEND,
-        )
-
-    def _extra(
-        self, event_type: EventType | None = None, clip_id: str | None = None
-    ) -> dict[str, str]:
-        extra = {"camera_name": self.camera_name}
-        if event_type is not None:
-            extra["event_type"] = event_type
-        if clip_id is not None:
-            extra["clip_id"] = clip_id
-        return extra
+        duration = (entry.end - entry.start).total_seconds()
+        return clip_record(path, self.camera_name, BACKEND, entry.start.timestamp(), duration)
