@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.services.dropbox_fake",
     "tests.services.s3_server",
     "tests.services.rtsp_server",
+    "tests.services.frigate_fake",
 ]
 
 

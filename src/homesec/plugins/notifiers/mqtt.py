@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import string
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
-from pydantic import AfterValidator, Field, FilePath, model_validator
+from pydantic import AfterValidator, Field
 
 from homesec.backoff import Backoff, Jitter
-from homesec.errors import CheckFailed
 from homesec.interfaces import NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import PluginType
-from homesec.models.env import PlainEnv, SecretEnv
 from homesec.models.health import HealthReport
+from homesec.plugins.mqtt_broker import Broker, BrokerSettings
 from homesec.plugins.notifiers.ha_discovery import (
     HomeAssistantDiscovery,
     HomeAssistantOptions,
@@ -72,37 +70,10 @@ def _check_topic_template(template: str) -> str:
     return template
 
 
-class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
+class MQTTNotifierConfig(NotifierConfig, BrokerSettings, HomeAssistantOptions):
     """Broker address, credentials (as env var names), topics, delivery bounds, HA discovery."""
 
     name: str = Field(default="mqtt", min_length=1, description="Name of this sink in logs")
-    host: str = Field(default="localhost", min_length=1, description="Broker host name or address")
-    port: int = Field(
-        default=1883, ge=1, le=65535, description="Broker port (usually 8883 for TLS)"
-    )
-    client_id: str | None = Field(
-        default=None, description="MQTT client identifier; a random one when unset"
-    )
-    username_env: PlainEnv | None = Field(
-        default=None, description="Env var holding the broker user name"
-    )
-    password_env: SecretEnv | None = Field(
-        default=None, description="Env var holding the broker password (needs username_env)"
-    )
-    tls: bool = Field(default=False, description="Connect over TLS")
-    ca_file: FilePath | None = Field(
-        default=None, description="CA bundle that signed the broker's certificate (default: system)"
-    )
-    certfile: FilePath | None = Field(
-        default=None, description="Client certificate, for brokers that require one"
-    )
-    keyfile: FilePath | None = Field(
-        default=None, description="Private key of certfile, when not inside certfile"
-    )
-    tls_insecure: bool = Field(
-        default=False,
-        description="Accept a certificate that does not name `host` (self-signed setups only)",
-    )
     topic_template: Annotated[str, AfterValidator(_check_topic_template)] = Field(
         default="homecam/alerts/{camera_name}",
         description="Topic of clip alerts; may use {camera_name} and nothing else",
@@ -116,39 +87,12 @@ class MQTTNotifierConfig(NotifierConfig, HomeAssistantOptions):
     )
     qos: Literal[0, 1, 2] = Field(default=1, description="MQTT QoS of every message")
     retain: bool = Field(default=False, description="Ask the broker to retain the messages")
-    keepalive_s: int = Field(
-        default=60, ge=5, le=65535, description="MQTT keepalive: how soon a dead link is noticed"
-    )
-    timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="Longest wait for the broker's CONNACK or a publish ack before reconnecting",
-    )
-    reconnect_min_s: float = Field(
-        default=1.0, gt=0, description="First wait before reconnecting to an unreachable broker"
-    )
-    reconnect_max_s: float = Field(
-        default=60.0, gt=0, description="Longest wait between reconnection attempts"
-    )
     max_pending: int = Field(
         default=1000, ge=1, description="Messages kept while the broker is down; oldest dropped"
     )
     close_timeout_s: float = Field(
         default=5.0, ge=0, description="Time given at shutdown to deliver queued messages"
     )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> MQTTNotifierConfig:
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
-        if self.password_env is not None and self.username_env is None:
-            raise ValueError("password_env needs username_env")
-        tls_options = (self.ca_file, self.certfile, self.keyfile)
-        if not self.tls and (any(tls_options) or self.tls_insecure):
-            raise ValueError("ca_file, certfile, keyfile and tls_insecure need tls: true")
-        if self.keyfile is not None and self.certfile is None:
-            raise ValueError("keyfile needs certfile")
-        return self
 
 
 class _Lifecycle(StrEnum):
@@ -163,11 +107,7 @@ class MQTTNotifier:
 
     def __init__(self, config: MQTTNotifierConfig) -> None:
         self._config = config
-        self._username = config.username_env.value if config.username_env else None
-        self._password = (
-            config.password_env.value.get_secret_value() if config.password_env else None
-        )
-        self._tls_context = _tls_context(config)
+        self._broker = Broker(config)
         self._outbox = Outbox(
             name=config.name, max_pending=config.max_pending, journal_path=_journal_path(config)
         )
@@ -241,35 +181,7 @@ class MQTTNotifier:
         return self._connected
 
     def self_checks(self) -> list[SelfCheck]:
-        return [SelfCheck("broker login", self._check_login)]
-
-    async def _check_login(self, timeout_s: float) -> str:
-        """Connect with the configured address, TLS and credentials, then disconnect.
-
-        Under a client id of its own: the configured one would take the session of a
-        HomeSec running with this config off the broker.
-        """
-        config = self._config
-        where = f"{config.host}:{config.port}"
-        try:
-            async with self._client(timeout=timeout_s):
-                pass
-        except MqttConnectError as exc:
-            named = [env.name for env in (config.username_env, config.password_env) if env]
-            login = (
-                f"the user and password in {' and '.join(f'${name}' for name in named)}"
-                if named
-                else "username_env and password_env (the broker wants a login)"
-            )
-            message = f"the broker at {where} refused the login ({exc}): check {login}"
-            raise CheckFailed(message, exc) from exc
-        except aiomqtt.MqttError as exc:
-            raise CheckFailed(
-                f"cannot connect to the broker at {where} ({exc}): is it running? check host, "
-                "port and tls",
-                exc,
-            ) from exc
-        return f"logged in at {where}" + (" with TLS" if config.tls else "")
+        return [SelfCheck("broker login", self._broker.check_login)]
 
     async def aclose(self) -> None:
         """Give queued messages `close_timeout_s` to go out, then disconnect. Never hangs."""
@@ -324,12 +236,7 @@ class MQTTNotifier:
         )
         while True:
             try:
-                async with self._client(
-                    identifier=self._config.client_id,
-                    keepalive=self._config.keepalive_s,
-                    timeout=self._config.timeout_s,
-                    will=self._will(),
-                ) as client:
+                async with self._broker.client(will=self._will()) as client:
                     backoff.reset()
                     self._on_connected()
                     await self._serve(client)
@@ -344,17 +251,6 @@ class MQTTNotifier:
                     extra=log_extra(self.name, EVENT_UNEXPECTED_ERROR),
                 )
             await asyncio.sleep(backoff.next_s())
-
-    def _client(self, **options: Any) -> aiomqtt.Client:
-        """A client of the configured broker, with its credentials and TLS."""
-        return aiomqtt.Client(
-            hostname=self._config.host,
-            port=self._config.port,
-            username=self._username,
-            password=self._password,
-            tls_context=self._tls_context,
-            **options,
-        )
 
     def _will(self) -> aiomqtt.Will | None:
         if self._home_assistant is None:
@@ -399,7 +295,7 @@ class MQTTNotifier:
 
     def _on_connected(self) -> None:
         self._connected = True
-        broker = f"{self._config.host}:{self._config.port}"
+        broker = self._config.where
         if self._in_outage:
             self._in_outage = False
             logger.info(
@@ -428,11 +324,10 @@ class MQTTNotifier:
         what = "lost the connection to" if was_connected else "cannot connect to"
         logger.log(
             level,
-            "MQTT notifier %s %s %s:%d: %s; retrying in the background (%d pending)",
+            "MQTT notifier %s %s %s: %s; retrying in the background (%d pending)",
             self.name,
             what,
-            self._config.host,
-            self._config.port,
+            self._config.where,
             exc,
             len(self._outbox),
             extra=log_extra(self.name, EVENT_UNAVAILABLE, pending=len(self._outbox)),
@@ -449,17 +344,6 @@ class MQTTNotifier:
             task.cancel()
             await asyncio.wait([task])
         self._connected = False
-
-
-def _tls_context(config: MQTTNotifierConfig) -> ssl.SSLContext | None:
-    if not config.tls:
-        return None
-    context = ssl.create_default_context(cafile=config.ca_file)
-    if config.certfile is not None:
-        context.load_cert_chain(config.certfile, config.keyfile)
-    if config.tls_insecure:
-        context.check_hostname = False
-    return context
 
 
 def _journal_path(config: MQTTNotifierConfig) -> Path | None:

@@ -1,0 +1,149 @@
+"""What HomeSec reads from Frigate: its review items (MQTT `frigate/reviews` and HTTP
+`/api/review`) and their clips, cut from the recordings
+(`/api/{camera}/start/{start}/end/{end}/clip.mp4`), as Frigate documents them.
+
+Only the fields HomeSec uses are modelled; Frigate's others are ignored, so a newer Frigate
+that adds fields still parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+from pydantic import BaseModel, Field, TypeAdapter
+
+from homesec.errors import CausedError
+
+# Every MP4 starts with a box whose type, at bytes 4-8, is `ftyp`.
+_MP4_SIGNATURE = b"ftyp"
+_CHUNK_BYTES = 1 << 16
+
+
+class Severity(StrEnum):
+    ALERT = "alert"
+    DETECTION = "detection"
+
+
+class MessageType(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+class ReviewData(BaseModel):
+    detections: list[str] = Field(default_factory=list, description="Frigate event ids")
+    objects: list[str] = Field(default_factory=list)
+    sub_labels: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+
+
+# Frigate's ids look like `1718987129.308396-fqk5ka`, camera names like `front_cam`; both go
+# into URLs and file names.
+FRIGATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+
+
+class ReviewItem(BaseModel):
+    """One review item: a stretch of activity on one camera (Frigate's `ReviewSegment`)."""
+
+    id: str = Field(pattern=FRIGATE_NAME)
+    camera: str = Field(pattern=FRIGATE_NAME)
+    start_time: datetime
+    end_time: datetime | None = None
+    severity: Severity
+    data: ReviewData = Field(default_factory=ReviewData)
+
+
+class ReviewMessage(BaseModel):
+    """A message on `{topic_prefix}/reviews`: the item before and after a change."""
+
+    type: MessageType
+    after: ReviewItem
+
+
+_REVIEW_LIST = TypeAdapter(list[ReviewItem])
+
+
+class FrigateUnreachable(CausedError):
+    """Frigate did not answer (down, restarting, wrong address)."""
+
+
+class ClipNotReady(CausedError):
+    """Frigate answered, but has no usable clip (yet): it writes the clip a little after the
+    item ends."""
+
+
+class ClipTooLarge(CausedError):
+    """The clip is larger than the source accepts."""
+
+
+class FrigateApi:
+    """Frigate's HTTP API, through one connection pool."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def version(self) -> str:
+        response = await self._get("/api/version")
+        return response.text.strip()
+
+    async def reviews(self, camera: str, after: datetime) -> list[ReviewItem]:
+        """The camera's review items active after `after` (ended or not)."""
+        params: dict[str, str | float] = {"cameras": camera, "after": after.timestamp()}
+        response = await self._get("/api/review", params=params)
+        try:
+            return _REVIEW_LIST.validate_json(response.content)
+        except ValueError as exc:
+            raise FrigateUnreachable(f"Frigate's /api/review answer is not a list: {exc}") from exc
+
+    async def download_clip(self, item: ReviewItem, target: Path, max_bytes: int) -> int:
+        """Write the ended item's clip to `target`; returns its size. Raises ClipNotReady when
+        Frigate has none yet (an error status, an empty or non-MP4 body)."""
+        end = item.end_time or item.start_time
+        url = (
+            f"/api/{item.camera}/start/{item.start_time.timestamp()}/end/{end.timestamp()}/clip.mp4"
+        )
+        try:
+            async with self._client.stream("GET", url) as response:
+                if response.status_code != httpx.codes.OK:
+                    raise ClipNotReady(f"Frigate answered HTTP {response.status_code} for {url}")
+                file = await asyncio.to_thread(target.open, "wb")
+                try:
+                    size, head = 0, b""
+                    async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ClipTooLarge(f"the clip of {item.id} is over {max_bytes} bytes")
+                        head = (head + chunk)[:8]
+                        await asyncio.to_thread(file.write, chunk)
+                    await asyncio.to_thread(_sync_and_close, file)
+                finally:
+                    file.close()
+        except httpx.TransportError as exc:
+            raise FrigateUnreachable(f"cannot reach Frigate for {url}: {exc}", exc) from exc
+        if head[4:8] != _MP4_SIGNATURE:
+            raise ClipNotReady(f"Frigate's answer for {url} is not an MP4 ({size} bytes)")
+        return size
+
+    async def _get(self, path: str, params: dict[str, str | float] | None = None) -> httpx.Response:
+        try:
+            response = await self._client.get(path, params=params)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise FrigateUnreachable(f"Frigate {path}: {exc}", exc) from exc
+        return response
+
+
+def _sync_and_close(file: BinaryIO) -> None:
+    # On disk before the clip is handed on: a crash must not leave a clip of zeros.
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()

@@ -1,0 +1,113 @@
+"""The Frigate items a source has taken, kept on disk next to their clips.
+
+Each item is taken once: a clip name is claimed and recorded before the fetched file gets it,
+so after a crash an item whose file got its name is a spooled clip, and one whose file did not
+is fetched again. Items Frigate never had a clip for are recorded too (not asked again). The
+newest end time is where the next catch-up starts. Entries older than the catch-up window
+whose clip is gone are forgotten, so the file stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class ItemState(StrEnum):
+    CLAIMED = "claimed"
+    """A clip name is claimed; the fetched file may not have it yet."""
+    TAKEN = "taken"
+    """The clip is in the spool under its name (or was, and was pruned)."""
+    UNAVAILABLE = "unavailable"
+    """Frigate had no clip for it in time: not asked again."""
+
+
+class LedgerEntry(BaseModel):
+    state: ItemState
+    clip_id: str | None = None
+    start: datetime
+    end: datetime
+
+
+class _LedgerFile(BaseModel):
+    items: dict[str, LedgerEntry] = Field(default_factory=dict)
+
+
+class Ledger:
+    """Thread-safe: the source writes it from worker threads, recovery reads it."""
+
+    def __init__(self, path: Path, keep: timedelta) -> None:
+        self._path = path
+        self._keep = keep
+        self._items: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def load(self) -> None:
+        """Read the file (a missing or unreadable one starts empty) and settle claimed items."""
+        folder = self._path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            items = _LedgerFile.model_validate_json(self._path.read_bytes()).items
+        except FileNotFoundError:
+            items = {}
+        except (OSError, ValidationError):
+            logger.exception("Unreadable Frigate ledger %s; starting a new one", self._path)
+            items = {}
+        settled: dict[str, LedgerEntry] = {}
+        for item_id, entry in items.items():
+            exists = entry.clip_id is not None and (folder / entry.clip_id).exists()
+            if entry.state == ItemState.CLAIMED:
+                if not exists:
+                    continue  # the crash came before the file got its name: fetch again
+                entry = entry.model_copy(update={"state": ItemState.TAKEN})
+            settled[item_id] = entry
+        with self._lock:
+            self._items = settled
+            self._loaded = True
+        self._save()
+
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+
+    def known(self, item_id: str) -> bool:
+        with self._lock:
+            return item_id in self._items
+
+    def newest_end(self) -> datetime | None:
+        with self._lock:
+            return max((entry.end for entry in self._items.values()), default=None)
+
+    def taken(self) -> list[LedgerEntry]:
+        with self._lock:
+            return [e for e in self._items.values() if e.state == ItemState.TAKEN and e.clip_id]
+
+    def record(self, item_id: str, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._items[item_id] = entry
+            self._forget_old(entry.end)
+        self._save()
+
+    def _forget_old(self, now: datetime) -> None:
+        folder = self._path.parent
+        self._items = {
+            item_id: entry
+            for item_id, entry in self._items.items()
+            if now - entry.end < self._keep
+            or (entry.clip_id is not None and (folder / entry.clip_id).exists())
+        }
+
+    def _save(self) -> None:
+        with self._lock:
+            payload = _LedgerFile(items=self._items).model_dump_json()
+            tmp = self._path.with_name(self._path.name + ".tmp")
+            tmp.write_text(payload, encoding="utf-8")
+            tmp.replace(self._path)

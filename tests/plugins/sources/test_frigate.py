@@ -1,0 +1,387 @@
+"""frigate source: review items followed on a real broker, clips fetched from a fake Frigate
+that speaks its documented MQTT payloads and HTTP routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homesec.errors import CheckFailed
+from homesec.interfaces import ClipSource, SelfChecking
+from homesec.models.clip import Clip
+from homesec.models.enums import PluginType
+from homesec.pipeline.naming import ClipNames
+from homesec.plugins.registry import load_source, validate_plugin_config
+from tests.services.frigate_fake import VERSION, FakeFrigate, FakeReview
+
+CAMERA = "front_door"
+START = 1_700_000_000.0
+
+
+def _source(frigate: FakeFrigate, spool: Path, **config: object) -> ClipSource:
+    source = load_source(
+        "frigate",
+        {
+            "camera_name": CAMERA,
+            "api_url": frigate.url,
+            "mqtt": {
+                "host": frigate.broker.host,
+                "port": frigate.broker.port,
+                "reconnect_min_s": 0.05,
+                "reconnect_max_s": 0.2,
+            },
+            "topic_prefix": frigate.topic_prefix,
+            "spool_dir": str(spool),
+            "retry_min_s": 0.05,
+            "retry_max_s": 0.2,
+            "health_check_interval_s": 0.1,
+            "catch_up_s": 10 * 365 * 86_400,
+            **config,
+        },
+    )
+    source.use_namer(ClipNames())
+    return source
+
+
+@asynccontextmanager
+async def _running(source: ClipSource) -> AsyncIterator[list[Clip]]:
+    clips: list[Clip] = []
+    source.register_callback(clips.append)
+    await source.start()
+    try:
+        async with asyncio.timeout(10):
+            while not source.is_healthy():
+                await asyncio.sleep(0.02)
+        yield clips
+    finally:
+        await source.aclose()
+
+
+async def _wait_for(clips: list[Clip], count: int, timeout: float = 10.0) -> list[Clip]:
+    async with asyncio.timeout(timeout):
+        while len(clips) < count:
+            await asyncio.sleep(0.02)
+    return clips
+
+
+def _review(
+    frigate: FakeFrigate, media: Path, review_id: str, offset: float = 0.0, **fields: Any
+) -> FakeReview:
+    review = FakeReview(
+        id=review_id,
+        camera=fields.pop("camera", CAMERA),
+        start_time=START + offset,
+        end_time=START + offset + 20,
+        clip=media.read_bytes(),
+        **fields,
+    )
+    return frigate.add_review(review)
+
+
+async def test_an_ended_review_item_is_fetched_and_handed_on_as_a_clip(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given the source following a fake Frigate, and an item that just ended
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.1-abc123")
+
+        # When Frigate publishes the item's end on MQTT
+        await fake_frigate.publish_review("end", review)
+
+        # Then its clip is fetched, spooled under the clip_id rule and handed on
+        [clip] = await _wait_for(clips, 1)
+    assert clip.clip_id == f"{CAMERA}_1700000000.mp4"
+    assert clip.camera_name == CAMERA and clip.source_backend == "frigate"
+    assert clip.local_path.read_bytes() == person_clip.read_bytes()
+    assert clip.duration_s == 20.0
+    assert fake_frigate.clip_requests(review.id) == 1
+
+
+async def test_new_and_update_messages_do_not_fetch_until_the_item_ends(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given the source and an item still going on
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.2-abc")
+
+        # When Frigate says it started and changed
+        await fake_frigate.publish_review("new", review)
+        await fake_frigate.publish_review("update", review)
+        await asyncio.sleep(0.5)
+
+        # Then nothing is fetched yet; the end brings the clip
+        assert clips == [] and fake_frigate.clip_requests(review.id) == 0
+        await fake_frigate.publish_review("end", review)
+        await _wait_for(clips, 1)
+
+
+async def test_a_clip_frigate_has_not_written_yet_is_asked_for_again(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item whose clip Frigate answers 404 for the first three requests
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.3-late")
+        fake_frigate.not_ready_for(review.id, 3)
+
+        # When the item ends
+        await fake_frigate.publish_review("end", review)
+
+        # Then the source asks again until the clip is there
+        [clip] = await _wait_for(clips, 1)
+    assert fake_frigate.clip_requests(review.id) == 4
+    assert clip.local_path.read_bytes() == person_clip.read_bytes()
+
+
+async def test_an_item_without_a_clip_in_time_is_given_up_once_and_the_source_goes_on(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an item Frigate never has a clip for, then a normal one
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=0.5)
+    async with _running(source) as clips:
+        missing = _review(fake_frigate, person_clip, "1700000000.4-none")
+        fake_frigate.not_ready_for(missing.id, 10_000)
+        with caplog.at_level(logging.ERROR):
+            await fake_frigate.publish_review("end", missing)
+            await asyncio.sleep(1.2)
+        asked = fake_frigate.clip_requests(missing.id)
+        later = _review(fake_frigate, person_clip, "1700000100.0-next", offset=100)
+
+        # When the next item ends
+        await fake_frigate.publish_review("end", later)
+
+        # Then the first is reported once and not asked for again; the next one arrives
+        [clip] = await _wait_for(clips, 1)
+        await asyncio.sleep(0.3)
+    assert clip.clip_id == f"{CAMERA}_1700000100.mp4"
+    assert any("No clip for Frigate item 1700000000.4-none" in r.message for r in caplog.records)
+    assert asked >= 2 and fake_frigate.clip_requests(missing.id) == asked
+
+
+async def test_frigate_down_when_an_item_ends_makes_the_source_unhealthy_and_the_clip_comes_later(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given the source running and Frigate's API going down
+    source = _source(fake_frigate, tmp_path)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.5-down")
+        fake_frigate.stop()
+
+        # When an item ends while the API is down (its MQTT message still arrives)
+        await fake_frigate.publish_review("end", review)
+        async with asyncio.timeout(5):
+            while source.is_healthy():
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert clips == []
+
+        # Then, once Frigate is back, the clip is fetched and the source is healthy again
+        fake_frigate.start()
+        [clip] = await _wait_for(clips, 1)
+        async with asyncio.timeout(5):
+            while not source.is_healthy():
+                await asyncio.sleep(0.05)
+    assert clip.local_path.read_bytes() == person_clip.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("config", "fields", "taken"),
+    [
+        ({}, {"camera": "garage"}, False),
+        ({"frigate_camera": "garage"}, {"camera": "garage"}, True),
+        ({"severities": ["alert"]}, {"severity": "detection"}, False),
+        ({"severities": ["detection"]}, {"severity": "detection"}, True),
+        ({"labels": ["person"]}, {"objects": ["car"]}, False),
+        ({"labels": ["person", "dog"]}, {"objects": ["car", "dog"]}, True),
+        ({"zones": ["porch"]}, {"zones": ["sidewalk"]}, False),
+        ({"zones": ["porch"]}, {"zones": ["sidewalk", "porch"]}, True),
+        ({"zones": ["porch"]}, {"zones": []}, False),
+    ],
+)
+async def test_filters_by_frigate_camera_severity_label_and_zone(
+    tmp_path: Path,
+    fake_frigate: FakeFrigate,
+    person_clip: Path,
+    config: dict[str, object],
+    fields: dict[str, Any],
+    taken: bool,
+) -> None:
+    # Given a source with a filter, and an item that passes it or not
+    async with _running(_source(fake_frigate, tmp_path, **config)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.6-filter", **fields)
+
+        # When the item ends
+        await fake_frigate.publish_review("end", review)
+        await asyncio.sleep(0.6)
+
+    # Then it is fetched only when it passes
+    assert (len(clips) == 1) is taken
+    assert (fake_frigate.clip_requests(review.id) == 1) is taken
+
+
+async def test_items_that_ended_while_homesec_was_stopped_are_caught_up_once(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item taken in a first run
+    first = _review(fake_frigate, person_clip, "1700000000.7-first")
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        await fake_frigate.publish_review("end", first)
+        await _wait_for(clips, 1)
+
+    # When two more items end while HomeSec is stopped (their messages go nowhere)
+    away = [
+        _review(fake_frigate, person_clip, "1700000060.0-away", offset=60),
+        _review(fake_frigate, person_clip, "1700000120.0-away", offset=120),
+    ]
+    for review in away:
+        await fake_frigate.publish_review("end", review)
+
+    # Then the next start fetches those two from Frigate's review list, and not the first
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        caught = await _wait_for(clips, 2)
+        await asyncio.sleep(0.3)
+    assert sorted(clip.clip_id for clip in caught) == [
+        f"{CAMERA}_1700000060.mp4",
+        f"{CAMERA}_1700000120.mp4",
+    ]
+    assert fake_frigate.clip_requests(first.id) == 1
+    assert "/api/review" in fake_frigate.requests
+
+
+async def test_spooled_clips_survive_a_restart(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip taken in a first run
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.8-kept")
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+    # When a new source instance is asked for its spool (recovery, before start)
+    spooled = _source(fake_frigate, tmp_path).spooled_clips()
+
+    # Then the clip is there with its times
+    assert [c.clip_id for c in spooled] == [clip.clip_id]
+    assert spooled[0].start_ts == clip.start_ts and spooled[0].end_ts == clip.end_ts
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"{}",
+        json.dumps(
+            {
+                "type": "end",
+                "after": {
+                    "id": "../../config",
+                    "camera": CAMERA,
+                    "start_time": START,
+                    "end_time": START + 1,
+                    "severity": "alert",
+                },
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "type": "end",
+                "after": {
+                    "id": "1700000000.1-x",
+                    "camera": "../config",
+                    "start_time": START,
+                    "end_time": START + 1,
+                    "severity": "alert",
+                },
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "type": "end",
+                "after": {
+                    "id": "x",
+                    "camera": CAMERA,
+                    "start_time": "yesterday",
+                    "severity": "alert",
+                },
+            }
+        ).encode(),
+    ],
+)
+async def test_garbage_and_hostile_messages_are_ignored_and_the_source_goes_on(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, payload: bytes
+) -> None:
+    # Given the source running
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.9-real")
+
+        # When a message that is not Frigate's format (or a path in an id or camera) arrives
+        await fake_frigate.publish_review("end", review, payload)
+        await asyncio.sleep(0.3)
+        asked_for_garbage = [path for path in fake_frigate.requests if path.endswith(".mp4")]
+
+        # Then nothing is requested for it, and the next real message is followed
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+    assert asked_for_garbage == []
+    assert clip.clip_id == f"{CAMERA}_1700000000.mp4"
+    assert not [path for path in fake_frigate.requests if "config" in path]
+
+
+async def test_a_body_that_is_not_an_mp4_is_not_a_clip(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item whose "clip" is an HTML error page served with 200
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=0.4)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.10-html")
+        review.clip = b"<html>Could not create clip from recordings</html>"
+
+        # When the item ends
+        await fake_frigate.publish_review("end", review)
+        await asyncio.sleep(1.0)
+
+    # Then no clip is handed on and nothing is left in the spool
+    assert clips == []
+    assert not list((tmp_path / CAMERA).glob("*.mp4"))
+    assert not list((tmp_path / CAMERA / ".parts").iterdir())
+
+
+def test_config_needs_an_api_url_and_a_known_severity() -> None:
+    # Given configs without api_url, or with a severity Frigate does not have
+    # When they are validated
+    # Then each is refused, naming the key
+    with pytest.raises(ValueError, match="api_url"):
+        validate_plugin_config(PluginType.SOURCE, "frigate", {"camera_name": CAMERA})
+    with pytest.raises(ValueError, match="severities"):
+        validate_plugin_config(
+            PluginType.SOURCE,
+            "frigate",
+            {"camera_name": CAMERA, "api_url": "http://frigate:5000", "severities": ["urgent"]},
+        )
+
+
+async def test_doctor_checks_say_whether_frigate_answers(
+    tmp_path: Path, fake_frigate: FakeFrigate
+) -> None:
+    # Given the source as doctor creates it (never started)
+    source = _source(fake_frigate, tmp_path)
+    assert isinstance(source, SelfChecking)
+    checks = {check.name: check for check in source.self_checks()}
+
+    # When its checks run with Frigate up, then down
+    login = await checks["broker login"].run(2.0)
+    seen = await checks["Frigate API"].run(2.0)
+    fake_frigate.stop()
+    with pytest.raises(CheckFailed) as failed:
+        await checks["Frigate API"].run(2.0)
+
+    # Then they say what they saw, and what to fix when Frigate does not answer
+    assert login.startswith("logged in at ")
+    assert VERSION in seen
+    assert "api_url" in str(failed.value) and fake_frigate.url in str(failed.value)
