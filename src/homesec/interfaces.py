@@ -138,6 +138,14 @@ class LiveClipSource(Protocol):
 
 
 @runtime_checkable
+class AnalysisListener(Protocol):
+    """Optional for sources: told of the analysis of each of its clips, to show it where the
+    clip came from (an NVR's own UI). Best effort: an error is logged and the clip goes on."""
+
+    async def analysis_ready(self, clip: Clip, analysis: AnalysisResult) -> None: ...
+
+
+@runtime_checkable
 class StorageBackend(Lifecycle, Protocol):
     """Where clips and their artifacts are kept for the user. Writes are idempotent."""
 
