@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, TypeVar, cast
+from importlib.metadata import entry_points
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -40,6 +40,7 @@ class _Creatable(Protocol):
 
 
 PluginClass = TypeVar("PluginClass", bound=type[_Creatable])
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -89,48 +90,29 @@ def validate_plugin_config(kind: PluginType, name: str, raw: dict[str, Any]) -> 
     return config_model(kind, name).model_validate(raw)
 
 
-def load_source(backend: str, raw: dict[str, Any]) -> ClipSource:
-    return cast(ClipSource, _load(PluginType.SOURCE, backend, raw))
+@dataclass(frozen=True)
+class _Loader(Generic[P]):
+    """`load_*(backend, raw)`: validate the config, build the plugin, check its Protocol."""
+
+    kind: PluginType
+    interface: type
+
+    def __call__(self, backend: str, raw: dict[str, Any]) -> P:
+        spec = _spec(self.kind, backend)
+        instance = spec.factory(spec.config_cls.model_validate(raw))
+        if not isinstance(instance, self.interface):
+            raise TypeError(
+                f"{self.kind} plugin {backend!r} does not implement {self.interface.__name__}"
+            )
+        return cast(P, instance)
 
 
-def load_storage(backend: str, raw: dict[str, Any]) -> StorageBackend:
-    return cast(StorageBackend, _load(PluginType.STORAGE, backend, raw))
-
-
-def load_filter(backend: str, raw: dict[str, Any]) -> ObjectFilter:
-    return cast(ObjectFilter, _load(PluginType.FILTER, backend, raw))
-
-
-def load_analyzer(backend: str, raw: dict[str, Any]) -> VLMAnalyzer:
-    return cast(VLMAnalyzer, _load(PluginType.ANALYZER, backend, raw))
-
-
-def load_alert_policy(backend: str, raw: dict[str, Any]) -> AlertPolicy:
-    return cast(AlertPolicy, _load(PluginType.ALERT_POLICY, backend, raw))
-
-
-def load_notifier(backend: str, raw: dict[str, Any]) -> Notifier:
-    return cast(Notifier, _load(PluginType.NOTIFIER, backend, raw))
-
-
-_INTERFACES: dict[PluginType, type] = {
-    PluginType.SOURCE: ClipSource,
-    PluginType.STORAGE: StorageBackend,
-    PluginType.FILTER: ObjectFilter,
-    PluginType.ANALYZER: VLMAnalyzer,
-    PluginType.ALERT_POLICY: AlertPolicy,
-    PluginType.NOTIFIER: Notifier,
-}
-
-
-def _load(kind: PluginType, name: str, raw: dict[str, Any]) -> object:
-    """Validate the config, build the plugin, and check it implements its kind's Protocol."""
-    spec = _spec(kind, name)
-    instance = spec.factory(spec.config_cls.model_validate(raw))
-    interface = _INTERFACES[kind]
-    if not isinstance(instance, interface):
-        raise TypeError(f"{kind} plugin {name!r} does not implement {interface.__name__}")
-    return instance
+load_source = _Loader[ClipSource](PluginType.SOURCE, ClipSource)
+load_storage = _Loader[StorageBackend](PluginType.STORAGE, StorageBackend)
+load_filter = _Loader[ObjectFilter](PluginType.FILTER, ObjectFilter)
+load_analyzer = _Loader[VLMAnalyzer](PluginType.ANALYZER, VLMAnalyzer)
+load_alert_policy = _Loader[AlertPolicy](PluginType.ALERT_POLICY, AlertPolicy)
+load_notifier = _Loader[Notifier](PluginType.NOTIFIER, Notifier)
 
 
 def available(kind: PluginType) -> list[str]:
@@ -143,43 +125,37 @@ def announced(kind: PluginType) -> list[str]:
     """Names of the backends of a kind announced by entry points (the installed plugins)."""
     prefix = f"{kind}."
     return sorted(
-        ep.name.removeprefix(prefix) for ep in _entry_points() if ep.name.startswith(prefix)
+        ep.name.removeprefix(prefix)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.name.startswith(prefix)
     )
 
 
 def _spec(kind: PluginType, name: str) -> PluginSpec:
-    spec = _registry.get((kind, name))
-    if spec is None:
+    if (kind, name) not in _registry:
         _import_entry_points(kind, name)
-        spec = _registry.get((kind, name))
+    spec = _registry.get((kind, name))
     if spec is None:
         choices = ", ".join(available(kind)) or "none"
         raise PluginError(f"unknown {kind} backend {name!r} (available: {choices})")
     return spec
 
 
-def _entry_points() -> list[EntryPoint]:
-    return list(entry_points(group=ENTRY_POINT_GROUP))
-
-
 def _import_entry_points(kind: PluginType, name: str) -> None:
     # Exact `{kind}.{name}` entries first; entries without a kind prefix may register anything.
     wanted = f"{kind}.{name}"
-    for ep in _entry_points():
-        if ep.name == wanted or "." not in ep.name:
-            _load_entry_point(ep)
-
-
-def _load_entry_point(ep: EntryPoint) -> None:
-    try:
-        ep.load()
-    except ModuleNotFoundError as exc:
-        if exc.name and ep.value.startswith(exc.name):
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name != wanted and "." in ep.name:
+            continue
+        try:
+            ep.load()
+        except ModuleNotFoundError as exc:
+            if exc.name and ep.value.startswith(exc.name):
+                raise PluginError(
+                    f"plugin {ep.name!r} points at a missing module {ep.value!r}"
+                ) from exc
             raise PluginError(
-                f"plugin {ep.name!r} points at a missing module {ep.value!r}"
+                f"plugin {ep.name!r} needs the Python package {exc.name!r}: install it "
+                f"(for example `uv pip install {exc.name}`)",
+                cause=exc,
             ) from exc
-        raise PluginError(
-            f"plugin {ep.name!r} needs the Python package {exc.name!r}: install it "
-            f"(for example `uv pip install {exc.name}`)",
-            cause=exc,
-        ) from exc
