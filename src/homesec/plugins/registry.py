@@ -1,11 +1,12 @@
 """The one plugin registry: registration by decorator, validated loading, entry points.
 
-A plugin is a class with `create(config)`; it registers under a kind and a name with its
-own Pydantic config model. Modules are found through the `homesec.plugins` entry-point group,
-where the name `{kind}.{backend}` points at the module that registers that backend (built-in
-plugins are listed the same way in HomeSec's own pyproject.toml). A module is imported only
-when a config asks for its backend, so a missing optional dependency fails loudly then,
-naming the package, and never silently drops a plugin.
+A plugin is a class built from its own Pydantic config model (by `create(config)` where it
+has one, else by the class itself) and registered under a kind and a name. Modules are found
+through the `homesec.plugins` entry-point group, where the name `{kind}.{backend}` points at
+the module that registers that backend (built-in plugins are listed the same way in
+HomeSec's own pyproject.toml). A module is imported only when a config asks for its backend,
+so a missing optional dependency fails loudly then, naming the package, and never silently
+drops a plugin.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -34,12 +35,7 @@ from homesec.models.enums import PluginType
 ENTRY_POINT_GROUP = "homesec.plugins"
 
 
-class _Creatable(Protocol):
-    @classmethod
-    def create(cls, config: Any) -> object: ...
-
-
-PluginClass = TypeVar("PluginClass", bound=type[_Creatable])
+PluginClass = TypeVar("PluginClass", bound=type)
 P = TypeVar("P")
 
 
@@ -71,10 +67,11 @@ def plugin(
 
     def register(cls: PluginClass) -> PluginClass:
         key = (kind, name)
+        factory = getattr(cls, "create", cls)
         existing = _registry.get(key)
-        if existing is not None and existing.factory != cls.create:
+        if existing is not None and existing.factory != factory:
             raise ValueError(f"{kind} plugin {name!r} is already registered")
-        _registry[key] = PluginSpec(kind, name, config, cls.create)
+        _registry[key] = PluginSpec(kind, name, config, factory)
         return cls
 
     return register

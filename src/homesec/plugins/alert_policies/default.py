@@ -55,10 +55,6 @@ class DefaultAlertPolicy:
     def __init__(self, config: DefaultAlertPolicyConfig) -> None:
         self._config = config
 
-    @classmethod
-    def create(cls, config: DefaultAlertPolicyConfig) -> DefaultAlertPolicy:
-        return cls(config)
-
     def decide(
         self,
         camera_name: str,
