@@ -8,6 +8,8 @@ included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
 Only the configured key goes out, and only to `base_url`: the SDK would otherwise fill a
 missing key, organization or project from `OPENAI_*` environment variables. `list_models`
 asks `{base_url}/models` once (no retries: `homesec doctor` wants the answer of the moment).
+`describe_failure` and `summarize_failure` put the SDK's errors in our words: a log line with
+the server's reason, and a few words for alerts ("HTTP 500", "no answer in time").
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncAzureOpenAI, AsyncOpenAI, Omit, omit
+from openai import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncAzureOpenAI,
+    AsyncOpenAI,
+    Omit,
+    omit,
+)
 from pydantic import BaseModel, Field, ValidationError
+from tenacity.wait import wait_base
 
 from homesec.backoff import Jitter, exponential_wait, wait_after
 
@@ -71,25 +82,38 @@ class ChatReply:
     output_tokens: int
 
 
-@dataclass(frozen=True)
-class ChatEndpoint:
-    """Where and how to call: the API key is passed in, never read from here."""
-
-    base_url: str
-    timeout_s: float
-    max_retries: int
-    backoff_s: float
-    max_backoff_s: float
-    api_version: str | None = None
-    azure: bool = False
-
-
 class ChatClient:
     """Sends chat-completion requests to one endpoint over the SDK's pooled connection."""
 
-    def __init__(self, endpoint: ChatEndpoint, api_key: str | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        api_version: str | None,
+        azure: bool,
+    ) -> None:
         self._api_key = api_key
-        self._sdk = _sdk_client(endpoint, api_key)
+        options: dict[str, Any] = {"timeout": timeout_s, "max_retries": max_retries}
+        if azure:
+            self._sdk: _PacedOpenAI = _PacedAzureOpenAI(
+                base_url=base_url, api_key=api_key, api_version=api_version, **options
+            )
+        else:
+            self._sdk = _PacedOpenAI(
+                base_url=base_url,
+                # Without a key no Authorization header is sent (see below), but the SDK must
+                # be given one, or it reads OPENAI_API_KEY.
+                api_key=api_key or "no-key",
+                default_query={"api-version": api_version} if api_version else None,
+                **options,
+            )
+        self._sdk.max_backoff_s = max_backoff_s
+        self._sdk.waits = exponential_wait(backoff_s, max_backoff_s, Jitter.ADDED)
         # Left out of every request (the SDK leaves headers out only per request): nothing from
         # OPENAI_ORG_ID or OPENAI_PROJECT_ID, and without a key no Authorization at all.
         self._left_out: dict[str, str | Omit] = {
@@ -144,25 +168,14 @@ class ChatClient:
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
-class _Pace:
-    """Waits between attempts: `backoff_s` doubling, jittered, up to `max_backoff_s`; a
-    server's `Retry-After` instead when it gives one, capped the same."""
-
-    def __init__(self, backoff_s: float, max_backoff_s: float) -> None:
-        self._max_backoff_s = max_backoff_s
-        self._waits = exponential_wait(backoff_s, max_backoff_s, Jitter.ADDED)
-
-    def wait_s(self, retries_taken: int, asked_s: float | None) -> float:
-        if asked_s is not None and asked_s > 0:
-            return min(asked_s, self._max_backoff_s)
-        return wait_after(self._waits, retries_taken + 1)
-
-
 class _PacedOpenAI(AsyncOpenAI):
-    """The SDK's client, waiting between retries as configured (its own waits are fixed)."""
+    """The SDK's client, waiting between retries as configured (its own waits are fixed):
+    `backoff_s` doubling, jittered, up to `max_backoff_s`; a server's `Retry-After` instead
+    when it gives one, capped the same."""
 
-    pace: _Pace
-    """Set by `_sdk_client` right after construction."""
+    # Set by ChatClient right after construction.
+    max_backoff_s: float
+    waits: wait_base
 
     def _calculate_retry_timeout(
         self,
@@ -172,33 +185,54 @@ class _PacedOpenAI(AsyncOpenAI):
     ) -> float:
         # The SDK's one hook for the wait before a retry (it does not retry at all when a
         # server asks for more than 2 minutes). Requests never change max_retries.
-        retries_taken = self.max_retries - remaining_retries
-        return self.pace.wait_s(retries_taken, self._parse_retry_after_header(response_headers))
+        asked_s = self._parse_retry_after_header(response_headers)
+        if asked_s is not None and asked_s > 0:
+            return min(asked_s, self.max_backoff_s)
+        return wait_after(self.waits, self.max_retries - remaining_retries + 1)
 
 
 class _PacedAzureOpenAI(AsyncAzureOpenAI, _PacedOpenAI):
     """The same on Azure OpenAI: `api-key` header, `api-version` query, deployment URLs."""
 
 
-def _sdk_client(endpoint: ChatEndpoint, api_key: str | None) -> _PacedOpenAI:
-    client: _PacedOpenAI
-    if endpoint.azure:
-        client = _PacedAzureOpenAI(
-            base_url=endpoint.base_url,
-            api_key=api_key,
-            api_version=endpoint.api_version,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-        )
-    else:
-        client = _PacedOpenAI(
-            base_url=endpoint.base_url,
-            # Without a key no Authorization header is sent (ChatClient omits it), but the SDK
-            # must be given one, or it reads OPENAI_API_KEY.
-            api_key=api_key or "no-key",
-            default_query={"api-version": endpoint.api_version} if endpoint.api_version else None,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-        )
-    client.pace = _Pace(endpoint.backoff_s, endpoint.max_backoff_s)
-    return client
+def describe_failure(exc: BaseException) -> str:
+    """For the log and the stage journal: "HTTP 500: <the server's message>"."""
+    match exc:
+        case APIStatusError():
+            return f"HTTP {exc.status_code}: {_server_message(exc)}"
+        case APITimeoutError():
+            return f"no answer in time ({_cause(exc)})"
+        case APIConnectionError():
+            return f"connection failed ({_cause(exc)}: {exc.__cause__ or exc})"
+        case _:
+            return f"{type(exc).__name__}: {exc}"
+
+
+def summarize_failure(exc: BaseException) -> str:
+    """A few words for a person (no address, no server text)."""
+    match exc:
+        case APIStatusError():
+            return f"HTTP {exc.status_code}"
+        case APITimeoutError():
+            return "no answer in time"
+        case APIConnectionError():
+            return "cannot connect"
+        case ChatProtocolError():
+            return "not a chat completion"
+        case _:
+            return type(exc).__name__
+
+
+def _server_message(exc: APIStatusError) -> str:
+    """The message of an OpenAI-style error body (the SDK unwraps `error`), or the body's start."""
+    match exc.body:
+        case {"message": str(message)}:
+            return message
+        case str(message):
+            return message[:300]
+    return exc.response.text[:300]
+
+
+def _cause(exc: APIConnectionError) -> str:
+    """The transport's error under the SDK's (ReadTimeout, ConnectError...)."""
+    return type(exc.__cause__ or exc).__name__

@@ -29,8 +29,13 @@ from homesec.interfaces import AnalysisContext, AnalyzerConfig, SelfCheck
 from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.models.results import AnalysisResult, FilterResult
-from homesec.plugins.analyzers.chat import ChatClient, ChatEndpoint, ChatProtocolError, ChatReply
-from homesec.plugins.analyzers.failures import describe_failure, summarize_failure
+from homesec.plugins.analyzers.chat import (
+    ChatClient,
+    ChatProtocolError,
+    ChatReply,
+    describe_failure,
+    summarize_failure,
+)
 from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
 from homesec.plugins.analyzers.prompt import (
     ImageDetail,
@@ -47,7 +52,7 @@ from homesec.plugins.analyzers.reply import (
     parse_reply,
     response_format_param,
 )
-from homesec.plugins.analyzers.usage import Prices, UsageMeter, log_usage
+from homesec.plugins.analyzers.usage import Prices, UsageMeter
 from homesec.plugins.registry import plugin
 from homesec.video.clip import VideoReadError, probe_clip
 
@@ -214,8 +219,9 @@ class OpenAIAnalyzer:
     @classmethod
     def create(cls, config: OpenAIAnalyzerConfig) -> OpenAIAnalyzer:
         api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
-        endpoint = ChatEndpoint(
-            base_url=config.base_url,
+        client = ChatClient(
+            config.base_url,
+            api_key,
             timeout_s=config.timeout_s,
             max_retries=config.max_retries,
             backoff_s=config.retry_backoff_s,
@@ -223,7 +229,7 @@ class OpenAIAnalyzer:
             api_version=config.api_version,
             azure=config.azure,
         )
-        return cls(config, ChatClient(endpoint, api_key))
+        return cls(config, client)
 
     @property
     def response_format(self) -> ResponseFormat:
@@ -237,7 +243,7 @@ class OpenAIAnalyzer:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
         messages = build_messages(self._prompt, context, filter_result, frames, duration_s)
-        meter = UsageMeter()
+        meter = UsageMeter(self._config.model, self._prices)
         outcome = "error"
         try:
             analysis = await self._converse(messages, meter)
@@ -250,16 +256,8 @@ class OpenAIAnalyzer:
             ) from exc
         finally:
             if meter.replies:
-                log_usage(
-                    context,
-                    meter.model or self._config.model,
-                    meter.usage(self._prices),
-                    frames=len(frames),
-                    outcome=outcome,
-                )
-        return analysis.model_copy(
-            update={"model": meter.model or self._config.model, "usage": meter.usage(self._prices)}
-        )
+                meter.log(context, frames=len(frames), outcome=outcome)
+        return analysis.model_copy(update={"model": meter.model, "usage": meter.usage()})
 
     async def start(self) -> None:
         """Nothing to start: the client connects on the first request."""

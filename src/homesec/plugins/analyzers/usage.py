@@ -36,12 +36,13 @@ class Prices:
 class UsageMeter:
     """Token counts and model time of one clip's requests."""
 
+    model: str
+    """The configured model name, replaced by the one the server reports, when it does."""
+    prices: Prices
     input_tokens: int = 0
     output_tokens: int = 0
     model_s: float = 0.0
     replies: int = 0
-    model: str | None = None
-    """The model name the server reported, when it did."""
 
     def add(self, reply: ChatReply) -> None:
         self.input_tokens += reply.input_tokens
@@ -49,35 +50,33 @@ class UsageMeter:
         self.replies += 1
         self.model = reply.model or self.model
 
-    def usage(self, prices: Prices) -> VLMUsage:
+    def usage(self) -> VLMUsage:
         return VLMUsage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             latency_s=round(self.model_s, 3),
-            estimated_cost_usd=prices.cost(self.input_tokens, self.output_tokens),
+            estimated_cost_usd=self.prices.cost(self.input_tokens, self.output_tokens),
         )
 
-
-def log_usage(
-    context: AnalysisContext, model: str, usage: VLMUsage, *, frames: int, outcome: str
-) -> None:
-    """The one `vlm_usage` event of a clip (also when its analysis failed: it was paid for)."""
-    logger.info(
-        "VLM %s: %d input / %d output tokens, %.2f s",
-        model,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.latency_s,
-        extra={
-            "event_type": EventType.VLM_USAGE,
-            "camera_name": context.camera_name,
-            "clip_id": context.clip_id,
-            "model": model,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "latency_s": usage.latency_s,
-            "estimated_cost_usd": usage.estimated_cost_usd,
-            "frames": frames,
-            "outcome": outcome,
-        },
-    )
+    def log(self, context: AnalysisContext, *, frames: int, outcome: str) -> None:
+        """The one `vlm_usage` event of a clip (also when its analysis failed: it was paid for)."""
+        usage = self.usage()
+        logger.info(
+            "VLM %s: %d input / %d output tokens, %.2f s",
+            self.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.latency_s,
+            extra={
+                "event_type": EventType.VLM_USAGE,
+                "camera_name": context.camera_name,
+                "clip_id": context.clip_id,
+                "model": self.model,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "latency_s": usage.latency_s,
+                "estimated_cost_usd": usage.estimated_cost_usd,
+                "frames": frames,
+                "outcome": outcome,
+            },
+        )
