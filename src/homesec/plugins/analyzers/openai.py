@@ -199,9 +199,18 @@ class OpenAIAnalyzerError(RetriesSpent):
 class OpenAIAnalyzer:
     """VLM analyzer over an OpenAI-compatible chat-completions API."""
 
-    def __init__(self, config: OpenAIAnalyzerConfig, client: ChatClient) -> None:
+    def __init__(self, config: OpenAIAnalyzerConfig) -> None:
         self._config = config
-        self._client = client
+        self._client = ChatClient(
+            config.base_url,
+            config.api_key_env.value.get_secret_value() if config.api_key_env else None,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            backoff_s=config.retry_backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            api_version=config.api_version,
+            azure=config.azure,
+        )
         self._format: ResponseFormat = (
             ResponseFormat.JSON_SCHEMA
             if config.response_format == ResponseFormat.AUTO
@@ -215,21 +224,6 @@ class OpenAIAnalyzer:
             activity_descriptions=config.activity_descriptions,
             image_detail=config.image_detail,
         )
-
-    @classmethod
-    def create(cls, config: OpenAIAnalyzerConfig) -> OpenAIAnalyzer:
-        api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
-        client = ChatClient(
-            config.base_url,
-            api_key,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            backoff_s=config.retry_backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            api_version=config.api_version,
-            azure=config.azure,
-        )
-        return cls(config, client)
 
     @property
     def response_format(self) -> ResponseFormat:

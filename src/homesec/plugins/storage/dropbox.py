@@ -15,7 +15,7 @@ expired access token once per call. Every SDK and network error leaves this modu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -201,15 +201,15 @@ class DropboxStorage(SDKStorage):
         return self._client.check_user("homesec")
 
     def _delete(self, path: str) -> None:
-        try:
-            self._client.files_delete_v2(path)
-        except ApiError as exc:
-            if not _is_not_found(exc):
-                raise
+        self._found(self._client.files_delete_v2, path)
 
     def _exists(self, path: str) -> bool:
+        return self._found(self._client.files_get_metadata, path)
+
+    def _found(self, call: Callable[[str], object], path: str) -> bool:
+        """`call(path)`; False when Dropbox has no such file."""
         try:
-            self._client.files_get_metadata(path)
+            call(path)
         except ApiError as exc:
             if _is_not_found(exc):
                 return False

@@ -180,17 +180,13 @@ class S3Storage(SDKStorage):
         await self._run("delete", self._client.delete_object, Bucket=self._bucket, Key=key)
 
     async def _outcome(self, key: str) -> UploadOutcome:
-        uri = f"s3://{self._bucket}/{key}"
+        view_url = None
         match self._config.view_url:
             case "prefix":
-                return UploadOutcome(
-                    storage_uri=uri, view_url=f"{self._config.view_url_prefix}{key}"
-                )
+                view_url = f"{self._config.view_url_prefix}{key}"
             case "presigned":
-                url = await self._run("presign", self._presign, key)
-                return UploadOutcome(storage_uri=uri, view_url=url)
-            case _:
-                return UploadOutcome(storage_uri=uri)
+                view_url = await self._run("presign", self._presign, key)
+        return UploadOutcome(storage_uri=f"s3://{self._bucket}/{key}", view_url=view_url)
 
     def _translate(self, action: str, exc: Exception) -> S3StorageError:
         match exc:
@@ -273,14 +269,12 @@ def _client(config: S3StorageConfig) -> Any:
 
 
 def _write_args(config: S3StorageConfig) -> dict[str, str]:
-    args: dict[str, str] = {}
-    if config.server_side_encryption:
-        args["ServerSideEncryption"] = config.server_side_encryption
-    if config.sse_kms_key_id:
-        args["SSEKMSKeyId"] = config.sse_kms_key_id
-    if config.storage_class:
-        args["StorageClass"] = config.storage_class
-    return args
+    args = {
+        "ServerSideEncryption": config.server_side_encryption,
+        "SSEKMSKeyId": config.sse_kms_key_id,
+        "StorageClass": config.storage_class,
+    }
+    return {name: value for name, value in args.items() if value}
 
 
 def _error_code(exc: ClientError) -> str:

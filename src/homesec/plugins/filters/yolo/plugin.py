@@ -214,13 +214,11 @@ class YoloFilter:
 
     def _request(self, overrides: FilterOverrides | None) -> ScanRequest:
         config = self._config
-        classes = config.classes
-        min_confidence = config.min_confidence
-        if overrides is not None:
-            if overrides.classes is not None:
-                classes = overrides.classes
-            if overrides.min_confidence is not None:
-                min_confidence = overrides.min_confidence
+        overrides = overrides or FilterOverrides()
+        classes = config.classes if overrides.classes is None else overrides.classes
+        min_confidence = overrides.min_confidence
+        if min_confidence is None:
+            min_confidence = config.min_confidence
         try:
             _check_classes(classes)
         except ValueError as exc:
@@ -289,18 +287,12 @@ def _check_classes(classes: list[str]) -> None:
 
 def _session_providers(wanted: list[Provider]) -> list[str]:
     available = set(ort.get_available_providers())
-    chosen: list[str] = []
-    for name in wanted:
-        provider = _ORT_PROVIDERS[name]
-        if provider in available:
-            chosen.append(provider)
-        else:
+    chosen = [_ORT_PROVIDERS[name] for name in dict.fromkeys([*wanted, "cpu"])]
+    for provider in chosen:
+        if provider not in available:
             logger.warning(
                 "ONNX Runtime execution provider %s is not installed; skipping it (install "
                 "the onnxruntime build that ships it, e.g. onnxruntime-gpu for cuda)",
                 provider,
             )
-    chosen = list(dict.fromkeys(chosen))
-    if _ORT_PROVIDERS["cpu"] not in chosen:
-        chosen.append(_ORT_PROVIDERS["cpu"])
-    return chosen
+    return [provider for provider in chosen if provider in available]
