@@ -213,19 +213,15 @@ class YoloFilter:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def _request(self, overrides: FilterOverrides | None) -> ScanRequest:
-        config = self._config
-        overrides = overrides or FilterOverrides()
-        classes = config.classes if overrides.classes is None else overrides.classes
-        min_confidence = overrides.min_confidence
-        if min_confidence is None:
-            min_confidence = config.min_confidence
+        changed = {key: value for key, value in overrides or FilterOverrides() if value is not None}
+        config = self._config.model_copy(update=changed)
         try:
-            _check_classes(classes)
+            _check_classes(config.classes)
         except ValueError as exc:
             raise YoloFilterError(f"bad filter overrides: {exc}", cause=exc) from exc
         return ScanRequest(
-            class_ids=tuple(dict.fromkeys(COCO_INDEX[name] for name in classes)),
-            min_confidence=min_confidence,
+            class_ids=tuple(dict.fromkeys(COCO_INDEX[name] for name in config.classes)),
+            min_confidence=config.min_confidence,
             iou_threshold=config.iou_threshold,
             sample_fps=config.sample_fps,
             min_hits=config.min_hits,
