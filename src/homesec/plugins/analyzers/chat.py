@@ -1,9 +1,9 @@
 """Chat completions through the official `openai` SDK (OpenAI, Azure OpenAI, Ollama, vLLM...).
 
 The SDK sends the request and retries what is worth retrying (408, 409, 429 and 5xx answers,
-timeouts, lost connections), honouring `Retry-After`; here its waits are ours: `backoff_s`,
-doubling and jittered, and never more than `max_backoff_s`, a server's `Retry-After`
-included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
+timeouts, lost connections), honouring `Retry-After`; here its waits are the config's:
+`retry_backoff_s`, doubling and jittered, and never more than `max_backoff_s`, a server's
+`Retry-After` included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
 
 Only the configured key goes out, and only to `base_url`: the SDK would otherwise fill a
 missing key, organization or project from `OPENAI_*` environment variables. `list_models`
@@ -33,6 +33,8 @@ from homesec.backoff import Jitter, exponential_wait, wait_after
 
 if TYPE_CHECKING:
     import httpx2
+
+    from homesec.plugins.analyzers.openai import OpenAIAnalyzerConfig
 
 
 class ChatProtocolError(Exception):
@@ -85,35 +87,30 @@ class ChatReply:
 class ChatClient:
     """Sends chat-completion requests to one endpoint over the SDK's pooled connection."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None,
-        *,
-        timeout_s: float,
-        max_retries: int,
-        backoff_s: float,
-        max_backoff_s: float,
-        api_version: str | None,
-        azure: bool,
-    ) -> None:
+    def __init__(self, config: OpenAIAnalyzerConfig) -> None:
+        api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
         self._api_key = api_key
-        options: dict[str, Any] = {"timeout": timeout_s, "max_retries": max_retries}
-        if azure:
+        options: dict[str, Any] = {
+            "base_url": config.base_url,
+            "timeout": config.timeout_s,
+            "max_retries": config.max_retries,
+        }
+        if config.azure:
             self._sdk: _PacedOpenAI = _PacedAzureOpenAI(
-                base_url=base_url, api_key=api_key, api_version=api_version, **options
+                api_key=api_key, api_version=config.api_version, **options
             )
         else:
             self._sdk = _PacedOpenAI(
-                base_url=base_url,
                 # Without a key no Authorization header is sent (see below), but the SDK must
                 # be given one, or it reads OPENAI_API_KEY.
                 api_key=api_key or "no-key",
-                default_query={"api-version": api_version} if api_version else None,
+                default_query={"api-version": config.api_version} if config.api_version else None,
                 **options,
             )
-        self._sdk.max_backoff_s = max_backoff_s
-        self._sdk.waits = exponential_wait(backoff_s, max_backoff_s, Jitter.ADDED)
+        self._sdk.max_backoff_s = config.max_backoff_s
+        self._sdk.waits = exponential_wait(
+            config.retry_backoff_s, config.max_backoff_s, Jitter.ADDED
+        )
         # Left out of every request (the SDK leaves headers out only per request): nothing from
         # OPENAI_ORG_ID or OPENAI_PROJECT_ID, and without a key no Authorization at all.
         self._left_out: dict[str, str | Omit] = {
@@ -169,9 +166,7 @@ class ChatClient:
 
 
 class _PacedOpenAI(AsyncOpenAI):
-    """The SDK's client, waiting between retries as configured (its own waits are fixed):
-    `backoff_s` doubling, jittered, up to `max_backoff_s`; a server's `Retry-After` instead
-    when it gives one, capped the same."""
+    """The SDK's client, waiting between retries as configured (its own waits are fixed)."""
 
     # Set by ChatClient right after construction.
     max_backoff_s: float

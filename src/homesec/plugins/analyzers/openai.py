@@ -40,7 +40,6 @@ from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_
 from homesec.plugins.analyzers.prompt import (
     ImageDetail,
     Message,
-    PromptSettings,
     build_messages,
     correction_messages,
 )
@@ -201,16 +200,7 @@ class OpenAIAnalyzer:
 
     def __init__(self, config: OpenAIAnalyzerConfig) -> None:
         self._config = config
-        self._client = ChatClient(
-            config.base_url,
-            config.api_key_env.value.get_secret_value() if config.api_key_env else None,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            backoff_s=config.retry_backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            api_version=config.api_version,
-            azure=config.azure,
-        )
+        self._client = ChatClient(config)
         self._format: ResponseFormat = (
             ResponseFormat.JSON_SCHEMA
             if config.response_format == ResponseFormat.AUTO
@@ -218,12 +208,6 @@ class OpenAIAnalyzer:
         )
         self._schema = analysis_schema(config.activity_types)
         self._prices = Prices(config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens)
-        self._prompt = PromptSettings(
-            activity_types=config.activity_types,
-            base_prompt=config.base_prompt,
-            activity_descriptions=config.activity_descriptions,
-            image_detail=config.image_detail,
-        )
 
     @property
     def response_format(self) -> ResponseFormat:
@@ -236,7 +220,7 @@ class OpenAIAnalyzer:
         if self._client.closed:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
-        messages = build_messages(self._prompt, context, filter_result, frames, duration_s)
+        messages = build_messages(self._config, context, filter_result, frames, duration_s)
         meter = UsageMeter(self._config.model, self._prices)
         outcome = "error"
         try:
