@@ -51,7 +51,7 @@ from homesec.plugins.analyzers.reply import (
     parse_reply,
     response_format_param,
 )
-from homesec.plugins.analyzers.usage import Prices, UsageMeter
+from homesec.plugins.analyzers.usage import UsageMeter
 from homesec.plugins.registry import plugin
 from homesec.video.clip import VideoReadError, probe_clip
 
@@ -207,7 +207,6 @@ class OpenAIAnalyzer:
             else config.response_format
         )
         self._schema = analysis_schema(config.activity_types)
-        self._prices = Prices(config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens)
 
     @property
     def response_format(self) -> ResponseFormat:
@@ -221,7 +220,10 @@ class OpenAIAnalyzer:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
         messages = build_messages(self._config, context, filter_result, frames, duration_s)
-        meter = UsageMeter(self._config.model, self._prices)
+        config = self._config
+        meter = UsageMeter(
+            config.model, config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens
+        )
         outcome = "error"
         try:
             analysis = await self._converse(messages, meter)

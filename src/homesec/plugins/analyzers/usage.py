@@ -17,28 +17,15 @@ from homesec.plugins.analyzers.chat import ChatReply
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prices:
-    """USD per million tokens; unknown prices give no estimate."""
-
-    input_per_1m: float | None = None
-    output_per_1m: float | None = None
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
-        if self.input_per_1m is None and self.output_per_1m is None:
-            return None
-        spent = (self.input_per_1m or 0.0) * input_tokens
-        spent += (self.output_per_1m or 0.0) * output_tokens
-        return spent / 1_000_000
-
-
 @dataclass
 class UsageMeter:
     """Token counts and model time of one clip's requests."""
 
     model: str
     """The configured model name, replaced by the one the server reports, when it does."""
-    prices: Prices
+    input_per_1m: float | None
+    """USD per million input tokens; with neither price known there is no estimate."""
+    output_per_1m: float | None
     input_tokens: int = 0
     output_tokens: int = 0
     model_s: float = 0.0
@@ -51,11 +38,16 @@ class UsageMeter:
         self.model = reply.model or self.model
 
     def usage(self) -> VLMUsage:
+        cost = None
+        if self.input_per_1m is not None or self.output_per_1m is not None:
+            spent = (self.input_per_1m or 0.0) * self.input_tokens
+            spent += (self.output_per_1m or 0.0) * self.output_tokens
+            cost = spent / 1_000_000
         return VLMUsage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             latency_s=round(self.model_s, 3),
-            estimated_cost_usd=self.prices.cost(self.input_tokens, self.output_tokens),
+            estimated_cost_usd=cost,
         )
 
     def log(self, context: AnalysisContext, *, frames: int, outcome: str) -> None:
@@ -72,10 +64,7 @@ class UsageMeter:
                 "camera_name": context.camera_name,
                 "clip_id": context.clip_id,
                 "model": self.model,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "latency_s": usage.latency_s,
-                "estimated_cost_usd": usage.estimated_cost_usd,
+                **usage.model_dump(),
                 "frames": frames,
                 "outcome": outcome,
             },
