@@ -14,7 +14,6 @@ the server's reason, and a few words for alerts ("HTTP 500", "no answer in time"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openai import (
@@ -64,24 +63,17 @@ class _ModelList(BaseModel):
     data: list[_Model]
 
 
-class _Completion(BaseModel):
-    """What we read of a completion; lenient servers leave out fields the SDK's type requires."""
+class ChatReply(BaseModel):
+    """A completion, as far as we read it: lenient servers leave out fields the SDK's type
+    requires. Its first choice is the answer; `usage` counts the tokens of the call."""
 
     model: str | None = None
     choices: list[_Choice] = Field(min_length=1)
     usage: _Usage | None = None
 
-
-@dataclass(frozen=True)
-class ChatReply:
-    """The first choice of a completion, with the token counts of the call."""
-
-    content: str | None
-    refusal: str | None
-    finish_reason: str | None
-    model: str | None
-    input_tokens: int
-    output_tokens: int
+    @property
+    def message(self) -> _Message:
+        return self.choices[0].message
 
 
 class ChatClient:
@@ -130,22 +122,12 @@ class ChatClient:
             **body, extra_headers=self._left_out
         )
         try:
-            completion = _Completion.model_validate_json(raw.content)
+            return ChatReply.model_validate_json(raw.content)
         except ValidationError as exc:
             raise ChatProtocolError(
                 f"the server's 200 answer is not a chat completion: {exc.error_count()} "
                 f"problem(s), first: {exc.errors(include_url=False)[0]['msg']}"
             ) from exc
-        choice = completion.choices[0]
-        usage = completion.usage or _Usage()
-        return ChatReply(
-            content=choice.message.content,
-            refusal=choice.message.refusal,
-            finish_reason=choice.finish_reason,
-            model=completion.model,
-            input_tokens=usage.prompt_tokens,
-            output_tokens=usage.completion_tokens,
-        )
 
     async def list_models(self, timeout_s: float) -> list[str]:
         """The ids of the models the server offers (`GET {base_url}/models`), asked once."""

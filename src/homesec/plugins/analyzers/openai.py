@@ -326,7 +326,7 @@ class OpenAIAnalyzer:
             return self._parse(reply)
         except ReplyError as first:
             logger.warning("VLM reply did not validate (%s); asking once more", first)
-            retry = [*messages, *correction_messages(reply.content, str(first))]
+            retry = [*messages, *correction_messages(reply.message.content, str(first))]
             reply = await self._ask(retry, meter)
             try:
                 return self._parse(reply)
@@ -382,12 +382,12 @@ class OpenAIAnalyzer:
         return any(word in text for word in _FORMAT_REJECTION)
 
     def _parse(self, reply: ChatReply) -> AnalysisResult:
-        if reply.refusal and not reply.content:
-            raise ReplyError(f"the model refused: {reply.refusal}")
+        if reply.message.refusal and not reply.message.content:
+            raise ReplyError(f"the model refused: {reply.message.refusal}")
         try:
-            return parse_reply(reply.content, self._config.activity_types)
+            return parse_reply(reply.message.content, self._config.activity_types)
         except ReplyError as exc:
-            if reply.finish_reason == "length":
+            if reply.choices[0].finish_reason == "length":
                 raise ReplyError(f"{exc} (cut off at {self._config.max_tokens} tokens)") from exc
             raise
 

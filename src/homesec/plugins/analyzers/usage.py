@@ -32,8 +32,9 @@ class UsageMeter:
     replies: int = 0
 
     def add(self, reply: ChatReply) -> None:
-        self.input_tokens += reply.input_tokens
-        self.output_tokens += reply.output_tokens
+        if reply.usage is not None:
+            self.input_tokens += reply.usage.prompt_tokens
+            self.output_tokens += reply.usage.completion_tokens
         self.replies += 1
         self.model = reply.model or self.model
 
