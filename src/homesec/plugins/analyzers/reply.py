@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from homesec.models.enums import RiskLevel
-from homesec.models.results import AnalysisResult, EntityEvent
+from homesec.models.results import AnalysisResult
 
 UNKNOWN_ACTIVITY = "unknown"
 SCHEMA_NAME = "clip_analysis"
@@ -122,17 +122,8 @@ def parse_reply(text: str | None, activity_types: Sequence[str]) -> AnalysisResu
         reply = _Reply.model_validate(data)
     except ValidationError as exc:
         raise ReplyError(_describe(exc)) from exc
-    return AnalysisResult(
-        risk_level=reply.risk_level,
-        activity_type=_known_activity(reply.activity_type, activity_types),
-        summary=reply.summary,
-        entities_timeline=[
-            EntityEvent(time_s=entry.time_s, entity=entry.entity, action=entry.action)
-            for entry in reply.entities_timeline
-        ],
-        requires_review=reply.requires_review,
-        confidence=reply.confidence,
-    )
+    known = _known_activity(reply.activity_type, activity_types)
+    return AnalysisResult.model_validate({**reply.model_dump(), "activity_type": known})
 
 
 def extract_json(text: str) -> str:
