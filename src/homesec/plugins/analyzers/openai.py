@@ -38,6 +38,7 @@ from homesec.plugins.analyzers.chat import (
 )
 from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
 from homesec.plugins.analyzers.prompt import (
+    DEFAULT_ACTIVITY_DESCRIPTIONS,
     ImageDetail,
     Message,
     build_messages,
@@ -57,18 +58,6 @@ from homesec.video.clip import VideoReadError, probe_clip
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ACTIVITY_TYPES = [
-    "delivery",
-    "doorbell",
-    "person_at_door",
-    "package_pickup",
-    "loitering",
-    "break_in",
-    "animal",
-    "vehicle",
-    "passerby",
-    UNKNOWN_ACTIVITY,
-]
 _ACTIVITY_NAME = re.compile(r"^[a-z0-9_]+$")
 # The next form to try when a server rejects one (auto mode only).
 _FALLBACK = {
@@ -117,7 +106,7 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
         "more than 2 minutes is not retried)",
     )
     activity_types: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES),
+        default_factory=lambda: list(DEFAULT_ACTIVITY_DESCRIPTIONS),
         min_length=1,
         description="Names the model may give the activity (lowercase, underscores); `unknown` "
         "is always added and replaces any other answer",

@@ -30,6 +30,7 @@ DEFAULT_BASE_PROMPT = (
     "about identity or intent beyond what is visible."
 )
 
+# The default activity types, in the order shown to the model, and what each means.
 DEFAULT_ACTIVITY_DESCRIPTIONS: Mapping[str, str] = {
     "delivery": "a courier or postal worker drops off a parcel, food or mail",
     "doorbell": "someone rings the bell or knocks and waits to be answered",
