@@ -67,38 +67,23 @@ class _Reply(BaseModel):
 
 def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
     """JSON schema of the reply, valid for OpenAI's strict structured outputs."""
-    return {
-        "type": "object",
-        "properties": {
+    timeline_entry = _strict_object(
+        {
+            "time_s": {"type": "number", "description": "Seconds from clip start"},
+            "entity": {"type": "string"},
+            "action": {"type": "string"},
+        }
+    )
+    return _strict_object(
+        {
             "risk_level": {"type": "string", "enum": [level.label for level in RiskLevel]},
             "activity_type": {"type": "string", "enum": list(activity_types)},
             "summary": {"type": "string", "description": "One or two plain sentences"},
-            "entities_timeline": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "time_s": {"type": "number", "description": "Seconds from clip start"},
-                        "entity": {"type": "string"},
-                        "action": {"type": "string"},
-                    },
-                    "required": ["time_s", "entity", "action"],
-                    "additionalProperties": False,
-                },
-            },
+            "entities_timeline": {"type": "array", "items": timeline_entry},
             "requires_review": {"type": "boolean"},
             "confidence": {"type": "number", "description": "0.0 to 1.0"},
-        },
-        "required": [
-            "risk_level",
-            "activity_type",
-            "summary",
-            "entities_timeline",
-            "requires_review",
-            "confidence",
-        ],
-        "additionalProperties": False,
-    }
+        }
+    )
 
 
 def response_format_param(mode: ResponseFormat, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -172,3 +157,13 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "reply"
         problems.append(f"{where}: {error['msg']}")
     return "the JSON does not match the required fields: " + "; ".join(problems)
+
+
+def _strict_object(properties: dict[str, Any]) -> dict[str, Any]:
+    # Strict mode wants every property required and no other allowed.
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
