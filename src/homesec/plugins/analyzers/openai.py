@@ -208,8 +208,8 @@ class OpenAIAnalyzer:
         if self._client.closed:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
-        messages = build_messages(self._config, context, filter_result, frames, duration_s)
         config = self._config
+        messages = build_messages(config, context, filter_result, frames, duration_s)
         meter = UsageMeter(
             config.model, config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens
         )
