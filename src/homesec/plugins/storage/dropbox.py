@@ -218,23 +218,19 @@ class DropboxStorage(SDKStorage):
 
 
 def _client(config: DropboxStorageConfig) -> Any:
-    options: dict[str, Any] = {
-        "max_retries_on_error": config.max_retries_on_error,
-        "max_retries_on_rate_limit": config.max_retries_on_rate_limit,
-        "timeout": config.timeout_s,
-        "user_agent": "HomeSec",
-    }
-    if config.token_env is not None:
-        return dropbox.Dropbox(
-            oauth2_access_token=config.token_env.value.get_secret_value(), **options
-        )
-    assert config.refresh_token_env is not None and config.app_key_env is not None
-    app_secret = config.app_secret_env.value.get_secret_value() if config.app_secret_env else None
+    def secret(env: SecretEnv | None) -> str | None:
+        return env.value.get_secret_value() if env is not None else None
+
+    # The config holds either an access token or a refresh token with the app key.
     return dropbox.Dropbox(
-        oauth2_refresh_token=config.refresh_token_env.value.get_secret_value(),
-        app_key=config.app_key_env.value.get_secret_value(),
-        app_secret=app_secret,
-        **options,
+        oauth2_access_token=secret(config.token_env),
+        oauth2_refresh_token=secret(config.refresh_token_env),
+        app_key=secret(config.app_key_env),
+        app_secret=secret(config.app_secret_env),
+        max_retries_on_error=config.max_retries_on_error,
+        max_retries_on_rate_limit=config.max_retries_on_rate_limit,
+        timeout=config.timeout_s,
+        user_agent="HomeSec",
     )
 
 
