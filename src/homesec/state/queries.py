@@ -1,4 +1,5 @@
-"""Read queries behind the clips API: filtered newest-first pages, statistics, camera activity.
+"""Read queries of the clip tables: states and events by id, filtered newest-first pages,
+statistics, camera activity.
 
 Clips are ordered by `created_at` (when HomeSec first recorded the clip's state) and paged
 by keyset on (created_at, clip_id), which `idx_clip_states_created` serves: a page costs the
@@ -9,6 +10,7 @@ a page. Every function takes a connection and the dialect (`StateStore.run_read`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     not_,
+    or_,
     select,
     tuple_,
 )
@@ -43,13 +46,17 @@ from homesec.models.queries import (
     VLMSpend,
     as_utc,
 )
-from homesec.state.tables import POSTGRES, clip_states, json_path_text, json_text
+from homesec.state.tables import POSTGRES, clip_events, clip_states, json_path_text, json_text
 
 _data = clip_states.c.data
 _received = clip_states.c.created_at
 # Listed documents come back as JSON text: pydantic-core parses it faster than the driver's
 # json.loads, and a page of 50 states is most of a list request's work.
 _data_text = cast(_data, Text).label("document")
+_listed = select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text)
+_MAX_IDS_PER_QUERY = 500  # stays far below SQLite's bound-parameter limit
+
+JsonDocument = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -86,19 +93,61 @@ def clip_list_query(
         last = tuple_(_bind_time(after.created_at), after.clip_id)
         conditions.append(tuple_(_received, clip_states.c.clip_id) < last)
     return (
-        select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text)
-        .where(*conditions)
+        _listed.where(*conditions)
         .order_by(_received.desc(), clip_states.c.clip_id.desc())
         .limit(limit)
     )
 
 
 async def fetch_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> ClipRow | None:
-    query = select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text).where(
-        clip_states.c.clip_id == clip_id
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_listed.where(clip_states.c.clip_id == clip_id))).first()
     return None if row is None else _row(row)
+
+
+async def fetch_state(conn: AsyncConnection, dialect: str, clip_id: str) -> JsonDocument | None:
+    query = select(_data).where(clip_states.c.clip_id == clip_id)
+    document: JsonDocument | None = (await conn.execute(query)).scalar_one_or_none()
+    return document
+
+
+async def has_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> bool:
+    query = select(exists().where(clip_states.c.clip_id == clip_id))
+    return bool((await conn.execute(query)).scalar())
+
+
+async def fetch_states(
+    conn: AsyncConnection, dialect: str, clip_ids: Sequence[str]
+) -> dict[str, JsonDocument]:
+    found: dict[str, JsonDocument] = {}
+    for start in range(0, len(clip_ids), _MAX_IDS_PER_QUERY):
+        chunk = clip_ids[start : start + _MAX_IDS_PER_QUERY]
+        query = select(clip_states.c.clip_id, _data).where(clip_states.c.clip_id.in_(chunk))
+        found.update({row.clip_id: row.data for row in await conn.execute(query)})
+    return found
+
+
+async def fetch_unfinished(
+    conn: AsyncConnection, dialect: str, limit: int
+) -> list[tuple[str, JsonDocument]]:
+    """(clip_id, document) of every clip not `done`, newest first."""
+    status = json_text(_data, "status", dialect)
+    query = (
+        select(clip_states.c.clip_id, _data)
+        .where(or_(status.is_(None), status != ClipStatus.DONE.value))
+        .order_by(_received.desc(), clip_states.c.clip_id.desc())
+        .limit(limit)
+    )
+    return [(row.clip_id, row.data) for row in await conn.execute(query)]
+
+
+async def fetch_events(conn: AsyncConnection, dialect: str, clip_id: str) -> list[JsonDocument]:
+    """The event documents of one clip in the order they were appended."""
+    query = (
+        select(clip_events.c.data)
+        .where(clip_events.c.clip_id == clip_id)
+        .order_by(clip_events.c.id)
+    )
+    return list((await conn.execute(query)).scalars())
 
 
 async def clip_stats(

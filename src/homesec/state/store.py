@@ -8,16 +8,15 @@ problem; `ClipRepository` owns the policy (timeouts, dropped writes, models).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, insert, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -25,11 +24,10 @@ from sqlalchemy.sql.dml import Insert
 
 from homesec.errors import ConfigError
 from homesec.models.config import StateStoreConfig
-from homesec.models.enums import ClipStatus
 from homesec.models.events import ClipEvent
-from homesec.state.tables import POSTGRES, SQLITE, clip_events, clip_states, json_text
+from homesec.state.queries import JsonDocument
+from homesec.state.tables import POSTGRES, SQLITE, clip_events, clip_states
 
-JsonDocument = dict[str, Any]
 T = TypeVar("T")
 Query = Callable[[AsyncConnection, str], Awaitable[T]]
 """SQL run by `StateStore.run_read`/`run_write`: gets a connection and the dialect name."""
@@ -38,7 +36,6 @@ _MIGRATIONS = "homesec.state:migrations"  # a package resource: works installed,
 _POSTGRES_CONNECT_TIMEOUT_S = 3.0
 _SQLITE_BUSY_TIMEOUT_S = 5.0
 _MIGRATION_LOCK_KEY = 0x486F6D65536563  # pg advisory lock id: one migrator per database
-_MAX_IDS_PER_QUERY = 500  # stays far below SQLite's bound-parameter limit
 
 
 def database_url(config: StateStoreConfig) -> URL:
@@ -129,48 +126,6 @@ class StateStore:
     async def append_events(self, events: Sequence[ClipEvent]) -> None:
         await self._write(None, events)
 
-    async def fetch_state(self, clip_id: str) -> JsonDocument | None:
-        await self.ensure_schema()
-        query = select(clip_states.c.data).where(clip_states.c.clip_id == clip_id)
-        async with self._engine.connect() as conn:
-            data: JsonDocument | None = (await conn.execute(query)).scalar_one_or_none()
-            return data
-
-    async def fetch_states(self, clip_ids: Sequence[str]) -> dict[str, JsonDocument]:
-        await self.ensure_schema()
-        found: dict[str, JsonDocument] = {}
-        async with self._engine.connect() as conn:
-            for chunk in _chunks(clip_ids, _MAX_IDS_PER_QUERY):
-                query = select(clip_states.c.clip_id, clip_states.c.data).where(
-                    clip_states.c.clip_id.in_(chunk)
-                )
-                found.update({row.clip_id: row.data for row in await conn.execute(query)})
-        return found
-
-    async def fetch_unfinished(self, limit: int) -> list[tuple[str, JsonDocument]]:
-        """(clip_id, document) of every clip not `done`, newest first."""
-        await self.ensure_schema()
-        status = json_text(clip_states.c.data, "status", self._dialect)
-        query = (
-            select(clip_states.c.clip_id, clip_states.c.data)
-            .where(or_(status.is_(None), status != ClipStatus.DONE.value))
-            .order_by(clip_states.c.created_at.desc(), clip_states.c.clip_id.desc())
-            .limit(limit)
-        )
-        async with self._engine.connect() as conn:
-            return [(row.clip_id, row.data) for row in await conn.execute(query)]
-
-    async def fetch_events(self, clip_id: str) -> list[JsonDocument]:
-        """The event documents of one clip in the order they were appended."""
-        await self.ensure_schema()
-        query = (
-            select(clip_events.c.data)
-            .where(clip_events.c.clip_id == clip_id)
-            .order_by(clip_events.c.id)
-        )
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
-
     async def run_read(self, query: Query[T]) -> T:
         """Run a read query (`queries.py`) on a pooled connection, after the migrations."""
         await self.ensure_schema()
@@ -209,13 +164,13 @@ class StateStore:
         # SQLite's CURRENT_TIMESTAMP has whole seconds (list_unfinished orders by created_at).
         now = datetime.now(UTC)
         row = {"clip_id": clip_id, "data": state, "created_at": now, "updated_at": now}
+        upsert: postgresql.Insert | sqlite.Insert
         if self._dialect == POSTGRES:
-            pg = postgres_insert(clip_states).values(row)
-            changes = {"data": pg.excluded.data, "updated_at": pg.excluded.updated_at}
-            return pg.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
-        lite = sqlite_insert(clip_states).values(row)
-        changes = {"data": lite.excluded.data, "updated_at": lite.excluded.updated_at}
-        return lite.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
+            upsert = postgresql.insert(clip_states).values(row)
+        else:
+            upsert = sqlite.insert(clip_states).values(row)
+        changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
+        return upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
 
 
 def _create_engine(url: URL, autocommit: bool = False) -> AsyncEngine:
@@ -270,8 +225,3 @@ def _event_row(event: ClipEvent) -> Mapping[str, Any]:
         "ts": event.ts.astimezone(UTC),
         "data": event.model_dump(mode="json"),
     }
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
