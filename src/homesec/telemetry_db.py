@@ -187,17 +187,9 @@ def _row(record: logging.LogRecord) -> Row:
         "logger": record.name,
         "message": redact(record.getMessage()),
         **columns,
-        "extras": _json_safe(extras),
+        # Through JSON text once: any value becomes JSON-safe, and secrets are redacted.
+        "extras": json.loads(redact_json(extras)),
     }
-
-
-def _json_safe(extras: dict[str, Any]) -> Any:
-    # Through JSON text once: any value becomes JSON-safe, and secrets are redacted.
-    text = redact_json(extras)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"unparsed": text}
 
 
 def _text(value: object) -> str | None:

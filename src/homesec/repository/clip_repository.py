@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
+from weakref import WeakValueDictionary
 
 from cachetools import LRUCache
 from pydantic import ValidationError
@@ -64,7 +64,8 @@ class ClipRepository:
     def __init__(self, store: StateStore, *, write_timeout_s: float) -> None:
         self._store = store
         self._timeout_s = write_timeout_s
-        self._locks = _ClipLocks()
+        # One lock per clip, forgotten as soon as nobody holds or awaits it.
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._dropped_writes = 0
         self._parsed = _ParsedStates(_PARSED_STATES_KEPT)
         self._unsaved = UnsavedStates(self.save)
@@ -121,7 +122,8 @@ class ClipRepository:
         """Upsert the clip's state and append `events` atomically (after any of the clip's
         events dropped earlier); False when dropped (written again once the database is back)."""
         try:
-            async with asyncio.timeout(self._timeout_s), self._locks.hold(state.clip_id):
+            lock = self._locks.setdefault(state.clip_id, asyncio.Lock())
+            async with asyncio.timeout(self._timeout_s), lock:
                 # Serialized under the lock, so of two saves of one (shared, mutable) state
                 # the later write always carries the newer snapshot.
                 document = state.model_dump(mode="json")
@@ -237,31 +239,6 @@ class ClipRepository:
             _describe(exc),
             extra={"event_type": EventType.STATE_WRITE_DROPPED.value, "clip_id": clip_id},
         )
-
-
-@dataclass
-class _LockEntry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
-class _ClipLocks:
-    """One asyncio.Lock per clip_id, forgotten as soon as nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _LockEntry] = {}
-
-    @asynccontextmanager
-    async def hold(self, clip_id: str) -> AsyncIterator[None]:
-        entry = self._entries.setdefault(clip_id, _LockEntry())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[clip_id]
 
 
 class _ParsedStates:

@@ -1,4 +1,4 @@
-"""The state store: engine, migrations and SQL for `clip_states` and `clip_events`.
+"""The state store: engines, migrations, clip writes, and running the SQL of `queries.py`.
 
 One class serves Postgres (asyncpg) and the embedded SQLite file (aiosqlite) through the
 schema in `tables.py`. It speaks rows and JSON documents and raises on every database
@@ -69,10 +69,10 @@ class StateStore:
         self._url = url
         self._dialect = url.get_backend_name()
         self._engine = _create_engine(url)
-        # The API's reads get a Postgres pool of their own in autocommit: a read and its
-        # pre-ping then cost no BEGIN/ROLLBACK round trips (per page of the clip list, that
-        # halved the time spent on the database). SQLite's transactions are our own
-        # (_tune_sqlite): one engine there.
+        # Reads get a Postgres pool of their own in autocommit: a read and its pre-ping then
+        # cost no BEGIN/ROLLBACK round trips (per page of the clip list, that halved the time
+        # spent on the database). SQLite's transactions are our own (_tune_sqlite): one
+        # engine there.
         self._read_engine = (
             _create_engine(url, autocommit=True) if self._dialect == POSTGRES else self._engine
         )
@@ -150,14 +150,11 @@ class StateStore:
         if self._dialect == SQLITE:
             Path(str(self._url.database)).parent.mkdir(parents=True, exist_ok=True)
         async with self._engine.begin() as conn:
-            await self._lock_migrations(conn)
+            if self._dialect == POSTGRES:
+                # Two HomeSec processes starting on one Postgres must not race on CREATE TABLE.
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade_to_head)
-
-    async def _lock_migrations(self, conn: AsyncConnection) -> None:
-        # Two HomeSec processes starting on one Postgres must not race on CREATE TABLE.
-        if self._dialect == POSTGRES:
-            lock = text("SELECT pg_advisory_xact_lock(:key)")
-            await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
 
     def _upsert_state(self, clip_id: str, state: JsonDocument) -> Insert:
         # Timestamps come from Python: one clock for both engines, and microseconds where
