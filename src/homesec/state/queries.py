@@ -272,9 +272,4 @@ def _bind_time(moment: datetime) -> datetime:
 
 
 def _row(row: Any) -> ClipRow:
-    return ClipRow(
-        clip_id=row.clip_id,
-        created_at=as_utc(row.created_at),
-        updated_at=row.updated_at,
-        document=row.document,
-    )
+    return ClipRow(row.clip_id, as_utc(row.created_at), row.updated_at, row.document)
