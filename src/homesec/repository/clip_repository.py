@@ -128,7 +128,10 @@ class ClipRepository:
                 # the later write always carries the newer snapshot.
                 document = state.model_dump(mode="json")
                 batch = [*self._unsaved.events_of(state.clip_id), *events]
-                await self._store.save_state(state.clip_id, document, batch)
+                save = partial(
+                    queries.save_state, clip_id=state.clip_id, document=document, events=batch
+                )
+                await self._store.run_write(save)
         except Exception as exc:
             self._drop_write(state.clip_id, exc)
             self._unsaved.remember(state, events)
@@ -139,7 +142,9 @@ class ClipRepository:
 
     async def append_event(self, event: ClipEvent) -> bool:
         try:
-            await self._bounded(self._store.append_events([event]))
+            await self._bounded(
+                self._store.run_write(partial(queries.append_events, events=[event]))
+            )
         except Exception as exc:
             self._drop_write(event.clip_id, exc)
             return False
@@ -198,7 +203,8 @@ class ClipRepository:
         if rows is None:
             return None
         page = rows[:limit]
-        next_key = page[-1].key if len(rows) > limit else None
+        last = page[-1] if len(rows) > limit else None
+        next_key = PageKey(last.created_at, last.clip_id) if last else None
         return ClipPage(items=self._parsed.listings(page), next_key=next_key)
 
     async def get_listing(self, clip_id: str) -> ClipListing | None:

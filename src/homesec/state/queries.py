@@ -1,5 +1,5 @@
-"""Read queries of the clip tables: states and events by id, filtered newest-first pages,
-statistics, camera activity.
+"""SQL of the clip tables: state upserts and events, reads by id, filtered newest-first
+pages, statistics, camera activity.
 
 Clips are ordered by `created_at` (when HomeSec first recorded the clip's state) and paged
 by keyset on (created_at, clip_id), which `idx_clip_states_created` serves: a page costs the
@@ -25,6 +25,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal,
     literal_column,
     not_,
@@ -32,11 +33,13 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Select
 
 from homesec.models.enums import ClipStatus, StageName
+from homesec.models.events import ClipEvent
 from homesec.models.queries import (
     CameraActivity,
     ClipFilter,
@@ -67,9 +70,43 @@ class ClipRow:
     document: str
     """`clip_states.data` as JSON text."""
 
-    @property
-    def key(self) -> PageKey:
-        return PageKey(self.created_at, self.clip_id)
+
+async def save_state(
+    conn: AsyncConnection,
+    dialect: str,
+    clip_id: str,
+    document: JsonDocument,
+    events: Sequence[ClipEvent],
+) -> None:
+    """Upsert the state document and append the events (one transaction: `run_write`)."""
+    # Timestamps come from Python: one clock for both engines, and microseconds where
+    # SQLite's CURRENT_TIMESTAMP has whole seconds (fetch_unfinished orders by created_at).
+    now = datetime.now(UTC)
+    row = {"clip_id": clip_id, "data": document, "created_at": now, "updated_at": now}
+    upsert: postgresql.Insert | sqlite.Insert
+    if dialect == POSTGRES:
+        upsert = postgresql.insert(clip_states).values(row)
+    else:
+        upsert = sqlite.insert(clip_states).values(row)
+    changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
+    await conn.execute(
+        upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
+    )
+    await append_events(conn, dialect, events)
+
+
+async def append_events(conn: AsyncConnection, dialect: str, events: Sequence[ClipEvent]) -> None:
+    rows = [
+        {
+            "clip_id": event.clip_id,
+            "event_type": event.event_type.value,
+            "ts": event.ts.astimezone(UTC),
+            "data": event.model_dump(mode="json"),
+        }
+        for event in events
+    ]
+    if rows:
+        await conn.execute(insert(clip_events), rows)
 
 
 async def list_clips(

@@ -1,32 +1,27 @@
-"""The state store: engines, migrations, clip writes, and running the SQL of `queries.py`.
+"""The state store: engines, migrations, and a connection for the SQL of `queries.py`.
 
 One class serves Postgres (asyncpg) and the embedded SQLite file (aiosqlite) through the
-schema in `tables.py`. It speaks rows and JSON documents and raises on every database
-problem; `ClipRepository` owns the policy (timeouts, dropped writes, models).
+schema in `tables.py`. It raises on every database problem; `ClipRepository` owns the
+policy (timeouts, dropped writes, models).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, insert, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.dml import Insert
 
 from homesec.errors import ConfigError
 from homesec.models.config import StateStoreConfig
-from homesec.models.events import ClipEvent
-from homesec.state.queries import JsonDocument
-from homesec.state.tables import POSTGRES, SQLITE, clip_events, clip_states
+from homesec.state.tables import POSTGRES, SQLITE
 
 T = TypeVar("T")
 Query = Callable[[AsyncConnection, str], Awaitable[T]]
@@ -63,7 +58,7 @@ def _asyncpg_url(dsn: str, env_name: str) -> URL:
 
 
 class StateStore:
-    """SQL access to the clip tables; applies the Alembic migrations before first use."""
+    """Runs SQL functions on pooled connections; applies the Alembic migrations first."""
 
     def __init__(self, url: URL) -> None:
         self._url = url
@@ -117,15 +112,6 @@ class StateStore:
         if self._read_engine is not self._engine:
             await self._read_engine.dispose()
 
-    async def save_state(
-        self, clip_id: str, state: JsonDocument, events: Sequence[ClipEvent] = ()
-    ) -> None:
-        """Upsert the state document and append the events, in one transaction."""
-        await self._write(self._upsert_state(clip_id, state), events)
-
-    async def append_events(self, events: Sequence[ClipEvent]) -> None:
-        await self._write(None, events)
-
     async def run_read(self, query: Query[T]) -> T:
         """Run a read query (`queries.py`) on a pooled connection, after the migrations."""
         await self.ensure_schema()
@@ -133,18 +119,10 @@ class StateStore:
             return await query(conn, self._dialect)
 
     async def run_write(self, statement: Query[T]) -> T:
-        """Run writes (`log_records.py`) in one transaction, after the migrations."""
+        """Run writes (`queries.py`, `log_records.py`) in one transaction, after the migrations."""
         await self.ensure_schema()
         async with self._engine.begin() as conn:
             return await statement(conn, self._dialect)
-
-    async def _write(self, upsert: Insert | None, events: Sequence[ClipEvent]) -> None:
-        await self.ensure_schema()
-        async with self._engine.begin() as conn:
-            if upsert is not None:
-                await conn.execute(upsert)
-            if events:
-                await conn.execute(insert(clip_events), [_event_row(e) for e in events])
 
     async def _migrate(self) -> None:
         if self._dialect == SQLITE:
@@ -155,19 +133,6 @@ class StateStore:
                 lock = text("SELECT pg_advisory_xact_lock(:key)")
                 await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade_to_head)
-
-    def _upsert_state(self, clip_id: str, state: JsonDocument) -> Insert:
-        # Timestamps come from Python: one clock for both engines, and microseconds where
-        # SQLite's CURRENT_TIMESTAMP has whole seconds (list_unfinished orders by created_at).
-        now = datetime.now(UTC)
-        row = {"clip_id": clip_id, "data": state, "created_at": now, "updated_at": now}
-        upsert: postgresql.Insert | sqlite.Insert
-        if self._dialect == POSTGRES:
-            upsert = postgresql.insert(clip_states).values(row)
-        else:
-            upsert = sqlite.insert(clip_states).values(row)
-        changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
-        return upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
 
 
 def _create_engine(url: URL, autocommit: bool = False) -> AsyncEngine:
@@ -213,12 +178,3 @@ def _upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", _MIGRATIONS)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-def _event_row(event: ClipEvent) -> Mapping[str, Any]:
-    return {
-        "clip_id": event.clip_id,
-        "event_type": event.event_type.value,
-        "ts": event.ts.astimezone(UTC),
-        "data": event.model_dump(mode="json"),
-    }
