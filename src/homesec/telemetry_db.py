@@ -147,7 +147,9 @@ class PostgresLogHandler(logging.Handler):
             self._drop(len(batch))
             logger.debug("Log sink could not write %d records: %s", len(batch), exc)
             if back_off:
-                await self._pause(wait_after(_WRITE_RETRY_WAITS, self._failures))
+                # Ends early on close(), so shutdown is not held up by an outage.
+                wait_s = wait_after(_WRITE_RETRY_WAITS, self._failures)
+                await asyncio.to_thread(self._stop.wait, wait_s)
             return
         self._failures = 0
 
@@ -170,10 +172,6 @@ class PostgresLogHandler(logging.Handler):
             # Reaches the other handlers only: emit() ignores this thread's records.
             logger.warning("Postgres log sink dropped %d records so far", dropped)
             self._warned_dropped, self._next_warning = dropped, now + _DROP_WARNING_INTERVAL_S
-
-    async def _pause(self, seconds: float) -> None:
-        # Back-off that ends early on close(), so shutdown is not held up by an outage.
-        await asyncio.to_thread(self._stop.wait, seconds)
 
 
 def _row(record: logging.LogRecord) -> Row:
