@@ -92,4 +92,3 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     api_key: str = Field(min_length=1, max_length=4096)
-    next: str = "/ui/"
