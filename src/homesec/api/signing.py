@@ -47,7 +47,8 @@ class Signer:
 
     def verify(self, message: str, expires: str, sig: str) -> Verdict:
         """Check `sig` over `message` until `expires` (epoch seconds, as the client sent them)."""
-        if not expires.isdigit() or not sig:
+        # isascii: str.isdigit also takes digits such as "²" that int() refuses.
+        if not (expires.isascii() and expires.isdigit()) or not sig:
             return Verdict.INVALID
         # Compare first, so an expired-but-forged signature is reported as forged.
         if not hmac.compare_digest(sig.encode(), self.sign(message, int(expires)).encode()):
