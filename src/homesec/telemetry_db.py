@@ -147,7 +147,9 @@ class PostgresLogHandler(logging.Handler):
             self._drop(len(batch))
             logger.debug("Log sink could not write %d records: %s", len(batch), exc)
             if back_off:
-                await self._pause(wait_after(_WRITE_RETRY_WAITS, self._failures))
+                # Ends early on close(), so shutdown is not held up by an outage.
+                wait_s = wait_after(_WRITE_RETRY_WAITS, self._failures)
+                await asyncio.to_thread(self._stop.wait, wait_s)
             return
         self._failures = 0
 
@@ -171,10 +173,6 @@ class PostgresLogHandler(logging.Handler):
             logger.warning("Postgres log sink dropped %d records so far", dropped)
             self._warned_dropped, self._next_warning = dropped, now + _DROP_WARNING_INTERVAL_S
 
-    async def _pause(self, seconds: float) -> None:
-        # Back-off that ends early on close(), so shutdown is not held up by an outage.
-        await asyncio.to_thread(self._stop.wait, seconds)
-
 
 def _row(record: logging.LogRecord) -> Row:
     extras = structured_extras(record)
@@ -187,17 +185,9 @@ def _row(record: logging.LogRecord) -> Row:
         "logger": record.name,
         "message": redact(record.getMessage()),
         **columns,
-        "extras": _json_safe(extras),
+        # Through JSON text once: any value becomes JSON-safe, and secrets are redacted.
+        "extras": json.loads(redact_json(extras)),
     }
-
-
-def _json_safe(extras: dict[str, Any]) -> Any:
-    # Through JSON text once: any value becomes JSON-safe, and secrets are redacted.
-    text = redact_json(extras)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"unparsed": text}
 
 
 def _text(value: object) -> str | None:

@@ -81,7 +81,6 @@ def create_api(
         separate_input_output_schemas=False,
         lifespan=lifespan,
     )
-    api.state.health = monitor
     api.state.auth = Authenticator(api_key, signer, sessions, throttle)
     links = MediaLinker(signer)
     api.state.context = ApiContext(monitor, repository, media_files, sources, links)

@@ -36,7 +36,7 @@ class Authenticator:
         throttle: GuessThrottle | None = None,
     ) -> None:
         self._api_key = api_key
-        self._signer = signer
+        self.signer = signer
         self.sessions = sessions
         self._throttle = throttle or GuessThrottle("API key")
 
@@ -69,19 +69,14 @@ class Authenticator:
             client = client_address(request)
             wait_s = self.retry_after_s(client)
             if wait_s is not None:
-                raise too_many_wrong_keys(wait_s)
+                raise HTTPException(
+                    status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                    detail="too many wrong API keys from this address; try again later",
+                    headers={"Retry-After": str(max(1, round(wait_s)))},
+                )
             return self.key_matches(presented, client)
         session = request.cookies.get(SESSION_COOKIE)
         return session is not None and self.sessions.is_valid(session)
-
-    def media_verdict(self, request: Request, clip_id: str) -> Verdict | None:
-        """The verdict on the URL's media signature; None when the URL carries none."""
-        expires, sig = request.query_params.get("exp"), request.query_params.get("sig")
-        if expires is None or sig is None:
-            return None
-        if not expires.isdigit():
-            return Verdict.INVALID
-        return self._signer.verify(media_message(clip_id), int(expires), sig)
 
 
 def authenticator(request: Request) -> Authenticator:
@@ -100,11 +95,10 @@ async def require_media_access(request: Request) -> None:
     auth = authenticator(request)
     if auth.is_authenticated(request):
         return
-    match auth.media_verdict(request, request.path_params["clip_id"]):
-        case Verdict.VALID:
-            return
-        case None:
-            raise _unauthorized()
+    expires, sig = request.query_params.get("exp"), request.query_params.get("sig")
+    if expires is None or sig is None:
+        raise _unauthorized()
+    match auth.signer.verify(media_message(request.path_params["clip_id"]), expires, sig):
         case Verdict.EXPIRED:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "signed URL expired")
         case Verdict.INVALID:
@@ -113,14 +107,6 @@ async def require_media_access(request: Request) -> None:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def too_many_wrong_keys(wait_s: float) -> HTTPException:
-    return HTTPException(
-        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        detail="too many wrong API keys from this address; try again later",
-        headers={"Retry-After": str(max(1, round(wait_s)))},
-    )
 
 
 def _unauthorized() -> HTTPException:

@@ -23,9 +23,6 @@ class ClipListParams(ClipFilter):
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Clips per page")
     cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
 
-    def clip_filter(self) -> ClipFilter:
-        return ClipFilter.model_validate(self.model_dump(include=set(ClipFilter.model_fields)))
-
 
 class ClipSummary(BaseModel):
     """One clip in a list: what happened, what was decided, where its media are."""
@@ -95,4 +92,3 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     api_key: str = Field(min_length=1, max_length=4096)
-    next: str = "/ui/"

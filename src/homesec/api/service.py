@@ -34,9 +34,8 @@ async def clip_page(context: ApiContext, params: ClipListParams) -> ClipPageOut:
         after = PageKey.decode(params.cursor) if params.cursor else None
     except ValueError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor") from None
-    page = await context.repository.list_clips(
-        params.clip_filter(), limit=params.limit, after=after
-    )
+    # The params are a ClipFilter; the query reads only the filter's fields.
+    page = await context.repository.list_clips(params, limit=params.limit, after=after)
     if page is None:
         raise _database_unavailable()
     return ClipPageOut(

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import secrets
 from pathlib import Path
-from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,11 +38,6 @@ class _Revocations(BaseModel):
     """Session id -> the expiry of that session (epoch seconds)."""
     generation: str = ""
     """Part of every session's signature; a new one ended all earlier sessions at once."""
-
-
-class _Session(NamedTuple):
-    id: str
-    expires: int
 
 
 class UiSessions:
@@ -75,25 +69,19 @@ class UiSessions:
         return f"{session_id}.{self._signer.token(self._message(session_id), SESSION_TTL_S)}"
 
     def is_valid(self, token: str) -> bool:
-        return self._live(token) is not None
+        session_id, _, signed = token.partition(".")
+        verdict = self._signer.verify_token(self._message(session_id), signed)
+        return verdict == Verdict.VALID and session_id not in self._revocations.revoked
 
     async def end(self, token: str) -> None:
         """Revoke the session `token` belongs to (nothing to do for an invalid token)."""
-        session = self._live(token)
-        if session is None:
+        if not self.is_valid(token):
             return
+        # A valid token is `{id}.{expires}.{sig}`, its expiry digits.
+        session_id, expires, _ = token.split(".", 2)
         self._prune()
-        self._revocations.revoked[session.id] = session.expires
+        self._revocations.revoked[session_id] = int(expires)
         await self._save()
-
-    def _live(self, token: str) -> _Session | None:
-        session_id, _, signed = token.partition(".")
-        if self._signer.verify_token(self._message(session_id), signed) != Verdict.VALID:
-            return None
-        if session_id in self._revocations.revoked:
-            return None
-        # verify_token checked that the expiry is digits.
-        return _Session(session_id, int(signed.partition(".")[0]))
 
     def _message(self, session_id: str) -> str:
         """What a session signature grants: the UI session with this id, in this generation."""

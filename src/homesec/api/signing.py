@@ -27,11 +27,6 @@ class Verdict(StrEnum):
     INVALID = "invalid"
 
 
-class Signature(NamedTuple):
-    expires: int
-    sig: str
-
-
 class Signer:
     def __init__(self, secret: bytes, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
@@ -46,32 +41,28 @@ class Signer:
     def now(self) -> float:
         return self._clock()
 
-    def sign(self, message: str, ttl_s: float) -> Signature:
-        return self.sign_until(message, int(self._clock() + ttl_s))
+    def sign(self, message: str, expires: int) -> str:
+        digest = hmac.digest(self._secret, f"{message}\n{expires}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def sign_until(self, message: str, expires: int) -> Signature:
-        return Signature(expires, self._mac(message, expires))
-
-    def verify(self, message: str, expires: int, sig: str) -> Verdict:
-        # Compare first, so an expired-but-forged signature is reported as forged.
-        if not hmac.compare_digest(sig.encode(), self._mac(message, expires).encode()):
+    def verify(self, message: str, expires: str, sig: str) -> Verdict:
+        """Check `sig` over `message` until `expires` (epoch seconds, as the client sent them)."""
+        # isascii: str.isdigit also takes digits such as "²" that int() refuses.
+        if not (expires.isascii() and expires.isdigit()) or not sig:
             return Verdict.INVALID
-        return Verdict.VALID if self._clock() < expires else Verdict.EXPIRED
+        # Compare first, so an expired-but-forged signature is reported as forged.
+        if not hmac.compare_digest(sig.encode(), self.sign(message, int(expires)).encode()):
+            return Verdict.INVALID
+        return Verdict.VALID if self._clock() < int(expires) else Verdict.EXPIRED
 
     def token(self, message: str, ttl_s: float) -> str:
         """`expires.sig` in one string (a cookie value)."""
-        expires, sig = self.sign(message, ttl_s)
-        return f"{expires}.{sig}"
+        expires = int(self._clock() + ttl_s)
+        return f"{expires}.{self.sign(message, expires)}"
 
     def verify_token(self, message: str, token: str) -> Verdict:
         expires, _, sig = token.partition(".")
-        if not expires.isdigit() or not sig:
-            return Verdict.INVALID
-        return self.verify(message, int(expires), sig)
-
-    def _mac(self, message: str, expires: int) -> str:
-        digest = hmac.digest(self._secret, f"{message}\n{expires}".encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return self.verify(message, expires, sig)
 
 
 MEDIA_TTL_S = 15 * 60
@@ -117,7 +108,7 @@ class MediaLinker:
 
 def _links(signer: Signer, clip_id: str, expires: int) -> MediaLinks:
     # One signature covers both media of the clip: one HMAC per listed clip, not two.
-    _, sig = signer.sign_until(media_message(clip_id), expires)
+    sig = signer.sign(media_message(clip_id), expires)
     base = f"/api/v1/clips/{quote(clip_id, safe='')}"
     query = f"exp={expires}&sig={sig}"  # digits and base64url: nothing to escape
     return MediaLinks(f"{base}/video?{query}", f"{base}/snapshot?{query}")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
+from weakref import WeakValueDictionary
 
 from cachetools import LRUCache
 from pydantic import ValidationError
@@ -32,7 +32,7 @@ from homesec.models.state import ClipStateData
 from homesec.repository.unsaved import UnsavedStates
 from homesec.state import queries
 from homesec.state.queries import ClipRow
-from homesec.state.store import StateStore
+from homesec.state.store import Query, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class ClipRepository:
     def __init__(self, store: StateStore, *, write_timeout_s: float) -> None:
         self._store = store
         self._timeout_s = write_timeout_s
-        self._locks = _ClipLocks()
+        # One lock per clip, forgotten as soon as nobody holds or awaits it.
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._dropped_writes = 0
         self._parsed = _ParsedStates(_PARSED_STATES_KEPT)
         self._unsaved = UnsavedStates(self.save)
@@ -121,12 +122,16 @@ class ClipRepository:
         """Upsert the clip's state and append `events` atomically (after any of the clip's
         events dropped earlier); False when dropped (written again once the database is back)."""
         try:
-            async with asyncio.timeout(self._timeout_s), self._locks.hold(state.clip_id):
+            lock = self._locks.setdefault(state.clip_id, asyncio.Lock())
+            async with asyncio.timeout(self._timeout_s), lock:
                 # Serialized under the lock, so of two saves of one (shared, mutable) state
                 # the later write always carries the newer snapshot.
                 document = state.model_dump(mode="json")
                 batch = [*self._unsaved.events_of(state.clip_id), *events]
-                await self._store.save_state(state.clip_id, document, batch)
+                save = partial(
+                    queries.save_state, clip_id=state.clip_id, document=document, events=batch
+                )
+                await self._store.run_write(save)
         except Exception as exc:
             self._drop_write(state.clip_id, exc)
             self._unsaved.remember(state, events)
@@ -137,7 +142,9 @@ class ClipRepository:
 
     async def append_event(self, event: ClipEvent) -> bool:
         try:
-            await self._bounded(self._store.append_events([event]))
+            await self._bounded(
+                self._store.run_write(partial(queries.append_events, events=[event]))
+            )
         except Exception as exc:
             self._drop_write(event.clip_id, exc)
             return False
@@ -151,32 +158,21 @@ class ClipRepository:
         """
         if (unsaved := self._unsaved.state_of(clip_id)) is not None:
             return unsaved
-        try:
-            document = await self._bounded(self._store.fetch_state(clip_id))
-        except Exception as exc:
-            _log_read_failed("get", exc, clip_id)
-            return None
+        document = await self._read("get", partial(queries.fetch_state, clip_id=clip_id), clip_id)
         return None if document is None else _to_state(clip_id, document)
 
     async def has_clip(self, clip_id: str) -> bool | None:
         """Whether a clip by this id is stored; None when the database cannot say."""
         if self._unsaved.state_of(clip_id) is not None:
             return True
-        try:
-            document = await self._bounded(self._store.fetch_state(clip_id))
-        except Exception as exc:
-            _log_read_failed("has_clip", exc, clip_id)
-            return None
-        return document is not None
+        return await self._read("has_clip", partial(queries.has_clip, clip_id=clip_id), clip_id)
 
     async def get_many(self, clip_ids: Sequence[str]) -> dict[str, ClipStateData] | None:
         """States by clip_id (missing clips left out); None when the database is unreachable."""
         if not clip_ids:
             return {}
-        try:
-            documents = await self._bounded(self._store.fetch_states(clip_ids))
-        except Exception as exc:
-            _log_read_failed("get_many", exc)
+        documents = await self._read("get_many", partial(queries.fetch_states, clip_ids=clip_ids))
+        if documents is None:
             return None
         states = {clip_id: _to_state(clip_id, doc) for clip_id, doc in documents.items()}
         for clip_id in clip_ids:
@@ -186,21 +182,16 @@ class ClipRepository:
 
     async def list_unfinished(self, limit: int = 1000) -> list[ClipStateData] | None:
         """Clips whose status is not `done`, newest first; None when unreachable."""
-        try:
-            rows = await self._bounded(self._store.fetch_unfinished(limit))
-        except Exception as exc:
-            _log_read_failed("list_unfinished", exc)
+        rows = await self._read("list_unfinished", partial(queries.fetch_unfinished, limit=limit))
+        if rows is None:
             return None
         states = (_to_state(clip_id, document) for clip_id, document in rows)
         return [state for state in states if state is not None]
 
     async def list_events(self, clip_id: str) -> list[ClipEvent]:
         """The clip's events, oldest first; [] when the database is unreachable."""
-        try:
-            documents = await self._bounded(self._store.fetch_events(clip_id))
-        except Exception as exc:
-            _log_read_failed("list_events", exc, clip_id)
-            return []
+        query = partial(queries.fetch_events, clip_id=clip_id)
+        documents = await self._read("list_events", query, clip_id) or []
         return [ClipEvent.model_validate(document) for document in documents]
 
     async def list_clips(
@@ -208,41 +199,35 @@ class ClipRepository:
     ) -> ClipPage | None:
         """Clips matching the filter, newest first, after `after`; None when unreachable."""
         query = partial(queries.list_clips, clip_filter=clip_filter, after=after, limit=limit + 1)
-        try:
-            rows = await self._bounded(self._store.run_read(query))
-        except Exception as exc:
-            _log_read_failed("list_clips", exc)
+        rows = await self._read("list_clips", query)
+        if rows is None:
             return None
         page = rows[:limit]
-        next_key = page[-1].key if len(rows) > limit else None
+        last = page[-1] if len(rows) > limit else None
+        next_key = PageKey(last.created_at, last.clip_id) if last else None
         return ClipPage(items=self._parsed.listings(page), next_key=next_key)
 
     async def get_listing(self, clip_id: str) -> ClipListing | None:
         """One clip with its received time; None when missing, unreadable or unreachable."""
-        query = partial(queries.fetch_clip, clip_id=clip_id)
-        try:
-            row = await self._bounded(self._store.run_read(query))
-        except Exception as exc:
-            _log_read_failed("get_listing", exc, clip_id)
-            return None
+        row = await self._read("get_listing", partial(queries.fetch_clip, clip_id=clip_id), clip_id)
         listings = self._parsed.listings([] if row is None else [row])
         return listings[0] if listings else None
 
     async def stats(self, since: datetime, until: datetime) -> ClipStats | None:
         """Counts, failures per stage and VLM spend of clips received in the window."""
-        query = partial(queries.clip_stats, since=since, until=until)
-        try:
-            return await self._bounded(self._store.run_read(query))
-        except Exception as exc:
-            _log_read_failed("stats", exc)
-            return None
+        return await self._read("stats", partial(queries.clip_stats, since=since, until=until))
 
     async def camera_activity(self) -> list[CameraActivity] | None:
         """Clip count and latest clip of every camera with stored clips; None when unreachable."""
+        return await self._read("camera_activity", queries.camera_activity)
+
+    async def _read(self, operation: str, query: Query[T], clip_id: str | None = None) -> T | None:
+        """The query's answer; None (logged) when the database fails or is too slow."""
         try:
-            return await self._bounded(self._store.run_read(queries.camera_activity))
+            return await self._bounded(self._store.run_read(query))
         except Exception as exc:
-            _log_read_failed("camera_activity", exc)
+            extra = {} if clip_id is None else {"clip_id": clip_id}
+            logger.error("State read %s failed: %s", operation, _describe(exc), extra=extra)
             return None
 
     async def _bounded(self, operation: Awaitable[T]) -> T:
@@ -260,31 +245,6 @@ class ClipRepository:
             _describe(exc),
             extra={"event_type": EventType.STATE_WRITE_DROPPED.value, "clip_id": clip_id},
         )
-
-
-@dataclass
-class _LockEntry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
-class _ClipLocks:
-    """One asyncio.Lock per clip_id, forgotten as soon as nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _LockEntry] = {}
-
-    @asynccontextmanager
-    async def hold(self, clip_id: str) -> AsyncIterator[None]:
-        entry = self._entries.setdefault(clip_id, _LockEntry())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[clip_id]
 
 
 class _ParsedStates:
@@ -326,11 +286,6 @@ def _to_state(clip_id: str, document: dict[str, Any]) -> ClipStateData | None:
         # One unreadable row must not hide the others (recovery lists them all).
         logger.error("Stored state of %s is unreadable, ignored: %s", clip_id, exc)
         return None
-
-
-def _log_read_failed(operation: str, exc: BaseException, clip_id: str | None = None) -> None:
-    extra = {} if clip_id is None else {"clip_id": clip_id}
-    logger.error("State read %s failed: %s", operation, _describe(exc), extra=extra)
 
 
 def _describe(exc: BaseException) -> str:

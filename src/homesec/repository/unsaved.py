@@ -78,7 +78,6 @@ class UnsavedStates:
             self._replay.start(self._replay_all, name="state-replay")
 
     async def wait(self) -> None:
-        """Let a running replay pass finish."""
         await self._replay.wait()
 
     async def aclose(self) -> None:

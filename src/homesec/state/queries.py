@@ -1,4 +1,5 @@
-"""Read queries behind the clips API: filtered newest-first pages, statistics, camera activity.
+"""SQL of the clip tables: state upserts and events, reads by id, filtered newest-first
+pages, statistics, camera activity.
 
 Clips are ordered by `created_at` (when HomeSec first recorded the clip's state) and paged
 by keyset on (created_at, clip_id), which `idx_clip_states_created` serves: a page costs the
@@ -9,6 +10,7 @@ a page. Every function takes a connection and the dialect (`StateStore.run_read`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,17 +25,21 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal,
     literal_column,
     not_,
+    or_,
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Select
 
 from homesec.models.enums import ClipStatus, StageName
+from homesec.models.events import ClipEvent
 from homesec.models.queries import (
     CameraActivity,
     ClipFilter,
@@ -43,13 +49,17 @@ from homesec.models.queries import (
     VLMSpend,
     as_utc,
 )
-from homesec.state.tables import POSTGRES, clip_states, json_path_text, json_text
+from homesec.state.tables import POSTGRES, clip_events, clip_states, json_path_text, json_text
 
 _data = clip_states.c.data
 _received = clip_states.c.created_at
 # Listed documents come back as JSON text: pydantic-core parses it faster than the driver's
 # json.loads, and a page of 50 states is most of a list request's work.
 _data_text = cast(_data, Text).label("document")
+_listed = select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text)
+_MAX_IDS_PER_QUERY = 500  # stays far below SQLite's bound-parameter limit
+
+JsonDocument = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,43 @@ class ClipRow:
     document: str
     """`clip_states.data` as JSON text."""
 
-    @property
-    def key(self) -> PageKey:
-        return PageKey(self.created_at, self.clip_id)
+
+async def save_state(
+    conn: AsyncConnection,
+    dialect: str,
+    clip_id: str,
+    document: JsonDocument,
+    events: Sequence[ClipEvent],
+) -> None:
+    """Upsert the state document and append the events (one transaction: `run_write`)."""
+    # Timestamps come from Python: one clock for both engines, and microseconds where
+    # SQLite's CURRENT_TIMESTAMP has whole seconds (fetch_unfinished orders by created_at).
+    now = datetime.now(UTC)
+    row = {"clip_id": clip_id, "data": document, "created_at": now, "updated_at": now}
+    upsert: postgresql.Insert | sqlite.Insert
+    if dialect == POSTGRES:
+        upsert = postgresql.insert(clip_states).values(row)
+    else:
+        upsert = sqlite.insert(clip_states).values(row)
+    changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
+    await conn.execute(
+        upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
+    )
+    await append_events(conn, dialect, events)
+
+
+async def append_events(conn: AsyncConnection, dialect: str, events: Sequence[ClipEvent]) -> None:
+    rows = [
+        {
+            "clip_id": event.clip_id,
+            "event_type": event.event_type.value,
+            "ts": event.ts.astimezone(UTC),
+            "data": event.model_dump(mode="json"),
+        }
+        for event in events
+    ]
+    if rows:
+        await conn.execute(insert(clip_events), rows)
 
 
 async def list_clips(
@@ -86,19 +130,61 @@ def clip_list_query(
         last = tuple_(_bind_time(after.created_at), after.clip_id)
         conditions.append(tuple_(_received, clip_states.c.clip_id) < last)
     return (
-        select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text)
-        .where(*conditions)
+        _listed.where(*conditions)
         .order_by(_received.desc(), clip_states.c.clip_id.desc())
         .limit(limit)
     )
 
 
 async def fetch_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> ClipRow | None:
-    query = select(clip_states.c.clip_id, _received, clip_states.c.updated_at, _data_text).where(
-        clip_states.c.clip_id == clip_id
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_listed.where(clip_states.c.clip_id == clip_id))).first()
     return None if row is None else _row(row)
+
+
+async def fetch_state(conn: AsyncConnection, dialect: str, clip_id: str) -> JsonDocument | None:
+    query = select(_data).where(clip_states.c.clip_id == clip_id)
+    document: JsonDocument | None = (await conn.execute(query)).scalar_one_or_none()
+    return document
+
+
+async def has_clip(conn: AsyncConnection, dialect: str, clip_id: str) -> bool:
+    query = select(exists().where(clip_states.c.clip_id == clip_id))
+    return bool((await conn.execute(query)).scalar())
+
+
+async def fetch_states(
+    conn: AsyncConnection, dialect: str, clip_ids: Sequence[str]
+) -> dict[str, JsonDocument]:
+    found: dict[str, JsonDocument] = {}
+    for start in range(0, len(clip_ids), _MAX_IDS_PER_QUERY):
+        chunk = clip_ids[start : start + _MAX_IDS_PER_QUERY]
+        query = select(clip_states.c.clip_id, _data).where(clip_states.c.clip_id.in_(chunk))
+        found.update({row.clip_id: row.data for row in await conn.execute(query)})
+    return found
+
+
+async def fetch_unfinished(
+    conn: AsyncConnection, dialect: str, limit: int
+) -> list[tuple[str, JsonDocument]]:
+    """(clip_id, document) of every clip not `done`, newest first."""
+    status = json_text(_data, "status", dialect)
+    query = (
+        select(clip_states.c.clip_id, _data)
+        .where(or_(status.is_(None), status != ClipStatus.DONE.value))
+        .order_by(_received.desc(), clip_states.c.clip_id.desc())
+        .limit(limit)
+    )
+    return [(row.clip_id, row.data) for row in await conn.execute(query)]
+
+
+async def fetch_events(conn: AsyncConnection, dialect: str, clip_id: str) -> list[JsonDocument]:
+    """The event documents of one clip in the order they were appended."""
+    query = (
+        select(clip_events.c.data)
+        .where(clip_events.c.clip_id == clip_id)
+        .order_by(clip_events.c.id)
+    )
+    return list((await conn.execute(query)).scalars())
 
 
 async def clip_stats(
@@ -223,9 +309,4 @@ def _bind_time(moment: datetime) -> datetime:
 
 
 def _row(row: Any) -> ClipRow:
-    return ClipRow(
-        clip_id=row.clip_id,
-        created_at=as_utc(row.created_at),
-        updated_at=row.updated_at,
-        document=row.document,
-    )
+    return ClipRow(row.clip_id, as_utc(row.created_at), row.updated_at, row.document)

@@ -1,35 +1,28 @@
-"""The state store: engine, migrations and SQL for `clip_states` and `clip_events`.
+"""The state store: engines, migrations, and a connection for the SQL of `queries.py`.
 
 One class serves Postgres (asyncpg) and the embedded SQLite file (aiosqlite) through the
-schema in `tables.py`. It speaks rows and JSON documents and raises on every database
-problem; `ClipRepository` owns the policy (timeouts, dropped writes, models).
+schema in `tables.py`. It raises on every database problem; `ClipRepository` owns the
+policy (timeouts, dropped writes, models).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, insert, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.dml import Insert
 
 from homesec.errors import ConfigError
 from homesec.models.config import StateStoreConfig
-from homesec.models.enums import ClipStatus
-from homesec.models.events import ClipEvent
-from homesec.state.tables import POSTGRES, SQLITE, clip_events, clip_states, json_text
+from homesec.state.tables import POSTGRES, SQLITE
 
-JsonDocument = dict[str, Any]
 T = TypeVar("T")
 Query = Callable[[AsyncConnection, str], Awaitable[T]]
 """SQL run by `StateStore.run_read`/`run_write`: gets a connection and the dialect name."""
@@ -38,7 +31,6 @@ _MIGRATIONS = "homesec.state:migrations"  # a package resource: works installed,
 _POSTGRES_CONNECT_TIMEOUT_S = 3.0
 _SQLITE_BUSY_TIMEOUT_S = 5.0
 _MIGRATION_LOCK_KEY = 0x486F6D65536563  # pg advisory lock id: one migrator per database
-_MAX_IDS_PER_QUERY = 500  # stays far below SQLite's bound-parameter limit
 
 
 def database_url(config: StateStoreConfig) -> URL:
@@ -66,16 +58,16 @@ def _asyncpg_url(dsn: str, env_name: str) -> URL:
 
 
 class StateStore:
-    """SQL access to the clip tables; applies the Alembic migrations before first use."""
+    """Runs SQL functions on pooled connections; applies the Alembic migrations first."""
 
     def __init__(self, url: URL) -> None:
         self._url = url
         self._dialect = url.get_backend_name()
         self._engine = _create_engine(url)
-        # The API's reads get a Postgres pool of their own in autocommit: a read and its
-        # pre-ping then cost no BEGIN/ROLLBACK round trips (per page of the clip list, that
-        # halved the time spent on the database). SQLite's transactions are our own
-        # (_tune_sqlite): one engine there.
+        # Reads get a Postgres pool of their own in autocommit: a read and its pre-ping then
+        # cost no BEGIN/ROLLBACK round trips (per page of the clip list, that halved the time
+        # spent on the database). SQLite's transactions are our own (_tune_sqlite): one
+        # engine there.
         self._read_engine = (
             _create_engine(url, autocommit=True) if self._dialect == POSTGRES else self._engine
         )
@@ -120,57 +112,6 @@ class StateStore:
         if self._read_engine is not self._engine:
             await self._read_engine.dispose()
 
-    async def save_state(
-        self, clip_id: str, state: JsonDocument, events: Sequence[ClipEvent] = ()
-    ) -> None:
-        """Upsert the state document and append the events, in one transaction."""
-        await self._write(self._upsert_state(clip_id, state), events)
-
-    async def append_events(self, events: Sequence[ClipEvent]) -> None:
-        await self._write(None, events)
-
-    async def fetch_state(self, clip_id: str) -> JsonDocument | None:
-        await self.ensure_schema()
-        query = select(clip_states.c.data).where(clip_states.c.clip_id == clip_id)
-        async with self._engine.connect() as conn:
-            data: JsonDocument | None = (await conn.execute(query)).scalar_one_or_none()
-            return data
-
-    async def fetch_states(self, clip_ids: Sequence[str]) -> dict[str, JsonDocument]:
-        await self.ensure_schema()
-        found: dict[str, JsonDocument] = {}
-        async with self._engine.connect() as conn:
-            for chunk in _chunks(clip_ids, _MAX_IDS_PER_QUERY):
-                query = select(clip_states.c.clip_id, clip_states.c.data).where(
-                    clip_states.c.clip_id.in_(chunk)
-                )
-                found.update({row.clip_id: row.data for row in await conn.execute(query)})
-        return found
-
-    async def fetch_unfinished(self, limit: int) -> list[tuple[str, JsonDocument]]:
-        """(clip_id, document) of every clip not `done`, newest first."""
-        await self.ensure_schema()
-        status = json_text(clip_states.c.data, "status", self._dialect)
-        query = (
-            select(clip_states.c.clip_id, clip_states.c.data)
-            .where(or_(status.is_(None), status != ClipStatus.DONE.value))
-            .order_by(clip_states.c.created_at.desc(), clip_states.c.clip_id.desc())
-            .limit(limit)
-        )
-        async with self._engine.connect() as conn:
-            return [(row.clip_id, row.data) for row in await conn.execute(query)]
-
-    async def fetch_events(self, clip_id: str) -> list[JsonDocument]:
-        """The event documents of one clip in the order they were appended."""
-        await self.ensure_schema()
-        query = (
-            select(clip_events.c.data)
-            .where(clip_events.c.clip_id == clip_id)
-            .order_by(clip_events.c.id)
-        )
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
-
     async def run_read(self, query: Query[T]) -> T:
         """Run a read query (`queries.py`) on a pooled connection, after the migrations."""
         await self.ensure_schema()
@@ -178,44 +119,20 @@ class StateStore:
             return await query(conn, self._dialect)
 
     async def run_write(self, statement: Query[T]) -> T:
-        """Run writes (`log_records.py`) in one transaction, after the migrations."""
+        """Run writes (`queries.py`, `log_records.py`) in one transaction, after the migrations."""
         await self.ensure_schema()
         async with self._engine.begin() as conn:
             return await statement(conn, self._dialect)
-
-    async def _write(self, upsert: Insert | None, events: Sequence[ClipEvent]) -> None:
-        await self.ensure_schema()
-        async with self._engine.begin() as conn:
-            if upsert is not None:
-                await conn.execute(upsert)
-            if events:
-                await conn.execute(insert(clip_events), [_event_row(e) for e in events])
 
     async def _migrate(self) -> None:
         if self._dialect == SQLITE:
             Path(str(self._url.database)).parent.mkdir(parents=True, exist_ok=True)
         async with self._engine.begin() as conn:
-            await self._lock_migrations(conn)
+            if self._dialect == POSTGRES:
+                # Two HomeSec processes starting on one Postgres must not race on CREATE TABLE.
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade_to_head)
-
-    async def _lock_migrations(self, conn: AsyncConnection) -> None:
-        # Two HomeSec processes starting on one Postgres must not race on CREATE TABLE.
-        if self._dialect == POSTGRES:
-            lock = text("SELECT pg_advisory_xact_lock(:key)")
-            await conn.execute(lock, {"key": _MIGRATION_LOCK_KEY})
-
-    def _upsert_state(self, clip_id: str, state: JsonDocument) -> Insert:
-        # Timestamps come from Python: one clock for both engines, and microseconds where
-        # SQLite's CURRENT_TIMESTAMP has whole seconds (list_unfinished orders by created_at).
-        now = datetime.now(UTC)
-        row = {"clip_id": clip_id, "data": state, "created_at": now, "updated_at": now}
-        if self._dialect == POSTGRES:
-            pg = postgres_insert(clip_states).values(row)
-            changes = {"data": pg.excluded.data, "updated_at": pg.excluded.updated_at}
-            return pg.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
-        lite = sqlite_insert(clip_states).values(row)
-        changes = {"data": lite.excluded.data, "updated_at": lite.excluded.updated_at}
-        return lite.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
 
 
 def _create_engine(url: URL, autocommit: bool = False) -> AsyncEngine:
@@ -261,17 +178,3 @@ def _upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", _MIGRATIONS)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-def _event_row(event: ClipEvent) -> Mapping[str, Any]:
-    return {
-        "clip_id": event.clip_id,
-        "event_type": event.event_type.value,
-        "ts": event.ts.astimezone(UTC),
-        "data": event.model_dump(mode="json"),
-    }
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

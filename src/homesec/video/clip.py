@@ -72,7 +72,6 @@ def _open(path: Path, options: dict[str, str] | None) -> InputContainer:
 
 
 def clip_info(container: InputContainer, stream: VideoStream) -> ClipInfo:
-    """Describe an open video stream."""
     rate = stream.average_rate or stream.guessed_rate
     return ClipInfo(
         width=stream.width,

@@ -57,8 +57,6 @@ _SKIP_NONREF_FROM_FRAMES = 3
 
 
 class SampledFrame(NamedTuple):
-    """One sampled picture."""
-
     time_s: float
     """Seconds from the start of the clip."""
     image: NDArray[np.uint8]

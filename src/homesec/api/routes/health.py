@@ -2,45 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Depends, Request, Response, status
-
-from homesec.health import HealthMonitor
+from homesec.api.context import ApiContext, Context
 from homesec.models.enums import HealthStatus
 from homesec.models.health import Diagnostics, HealthReport
-
-
-def _monitor(request: Request) -> HealthMonitor:
-    monitor: HealthMonitor = request.app.state.health
-    return monitor
-
-
-def _status_code(report: HealthReport) -> int:
-    unhealthy = report.status == HealthStatus.UNHEALTHY
-    return status.HTTP_503_SERVICE_UNAVAILABLE if unhealthy else status.HTTP_200_OK
-
-
-Monitor = Annotated[HealthMonitor, Depends(_monitor)]
 
 public = APIRouter()
 protected = APIRouter(prefix="/api/v1")
 
 
 @public.get("/health")
-async def probe(response: Response, monitor: Monitor) -> dict[str, str]:
-    report = await monitor.report()
-    response.status_code = _status_code(report)
-    return {"status": report.status}
+async def probe(response: Response, context: Context) -> dict[str, str]:
+    return {"status": (await _report(context, response)).status}
 
 
 @public.get("/api/v1/health")
-async def health(response: Response, monitor: Monitor) -> HealthReport:
-    report = await monitor.report()
-    response.status_code = _status_code(report)
-    return report
+async def health(response: Response, context: Context) -> HealthReport:
+    return await _report(context, response)
 
 
 @protected.get("/diagnostics")
-async def diagnostics(monitor: Monitor) -> Diagnostics:
-    return await monitor.diagnostics()
+async def diagnostics(context: Context) -> Diagnostics:
+    return await context.monitor.diagnostics()
+
+
+async def _report(context: ApiContext, response: Response) -> HealthReport:
+    report = await context.monitor.report()
+    unhealthy = report.status == HealthStatus.UNHEALTHY
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE if unhealthy else status.HTTP_200_OK
+    return report

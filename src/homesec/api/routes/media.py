@@ -14,13 +14,12 @@ from homesec.api.auth import require_media_access
 from homesec.api.context import Context
 from homesec.api.media_files import MediaUnavailableError
 
-router = APIRouter(prefix="/api/v1/clips/{clip_id}", tags=["media"])
+router = APIRouter(
+    prefix="/api/v1/clips/{clip_id}", tags=["media"], dependencies=[Depends(require_media_access)]
+)
 
 # Signed URLs are per-user links: shared caches must not keep the media.
 _CACHE_CONTROL = {"Cache-Control": "private, max-age=300"}
-
-
-_MEDIA_ACCESS = [Depends(require_media_access)]
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     206: {"description": "The requested byte range"},
     416: {"description": "Range not satisfiable"},
@@ -28,12 +27,8 @@ _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.head(
-    "/video", dependencies=_MEDIA_ACCESS, response_class=FileResponse, responses=_VIDEO_RESPONSES
-)
-@router.get(
-    "/video", dependencies=_MEDIA_ACCESS, response_class=FileResponse, responses=_VIDEO_RESPONSES
-)
+@router.head("/video", response_class=FileResponse, responses=_VIDEO_RESPONSES)
+@router.get("/video", response_class=FileResponse, responses=_VIDEO_RESPONSES)
 async def video(context: Context, clip_id: str) -> FileResponse:
     listing = await service.clip_listing(context, clip_id)
     try:
@@ -46,11 +41,7 @@ async def video(context: Context, clip_id: str) -> FileResponse:
     return _file(path, clip_id)
 
 
-@router.get(
-    "/snapshot",
-    dependencies=_MEDIA_ACCESS,
-    response_class=FileResponse,
-)
+@router.get("/snapshot", response_class=FileResponse)
 async def snapshot(context: Context, clip_id: str) -> FileResponse:
     listing = await service.clip_listing(context, clip_id)
     path = await context.media.snapshot(listing.state)

@@ -69,7 +69,7 @@ async def login(request: Request) -> Response:
         form = None
     if form is None or not auth.key_matches(form.api_key, client):
         return _render(request, "login.html", 401, next=next_page, error="Wrong API key")
-    response = RedirectResponse(_local(form.next), status.HTTP_303_SEE_OTHER)
+    response = RedirectResponse(next_page, status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
         auth.sessions.new(),

@@ -3,8 +3,6 @@ overrides."""
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from homesec.interfaces import PluginConfig
@@ -12,8 +10,6 @@ from homesec.models.alert import AlertDecision
 from homesec.models.enums import OnVLMFailure, PluginType, RiskLevel
 from homesec.models.results import AnalysisResult, AnalysisUnavailable, FilterResult
 from homesec.plugins.registry import plugin
-
-_T = TypeVar("_T")
 
 
 class CameraAlertOverride(BaseModel):
@@ -59,10 +55,6 @@ class DefaultAlertPolicy:
     def __init__(self, config: DefaultAlertPolicyConfig) -> None:
         self._config = config
 
-    @classmethod
-    def create(cls, config: DefaultAlertPolicyConfig) -> DefaultAlertPolicy:
-        return cls(config)
-
     def decide(
         self,
         camera_name: str,
@@ -71,22 +63,20 @@ class DefaultAlertPolicy:
     ) -> AlertDecision:
         override = self._config.overrides.get(camera_name, CameraAlertOverride())
         scope = " (per-camera)" if camera_name in self._config.overrides else ""
-        min_risk = _pick(override.min_risk_level, self._config.min_risk_level)
-        activity_types = _pick(
-            override.notify_on_activity_types, self._config.notify_on_activity_types
-        )
-        on_motion = _pick(override.notify_on_motion, self._config.notify_on_motion)
-        on_failure = _pick(override.on_vlm_failure, self._config.on_vlm_failure)
-
+        changed = {key: value for key, value in override if value is not None}
+        config = self._config.model_copy(update=changed)
+        min_risk = config.min_risk_level
         match analysis:
             case AnalysisResult() if analysis.risk_level >= min_risk:
                 return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
-            case AnalysisResult() if analysis.activity_type in activity_types:
+            case AnalysisResult() if analysis.activity_type in config.notify_on_activity_types:
                 return _notify(f"activity_type={analysis.activity_type}{scope}")
-            case AnalysisUnavailable(trigger_classes=[_, *_]) if on_failure == OnVLMFailure.ALERT:
+            case AnalysisUnavailable(trigger_classes=[_, *_]) if (
+                config.on_vlm_failure == OnVLMFailure.ALERT
+            ):
                 found = ", ".join(analysis.trigger_classes)
                 return _notify(f"{found} detected; analysis unavailable ({analysis.reason})")
-        if on_motion:
+        if config.notify_on_motion:
             return _notify(f"notify_on_motion{scope}")
         match analysis:
             case None:
@@ -98,17 +88,13 @@ class DefaultAlertPolicy:
             case AnalysisUnavailable():
                 return _no_alert(
                     f"analysis unavailable ({analysis.reason}), on_vlm_failure "
-                    f"{on_failure} and notify_on_motion off"
+                    f"{config.on_vlm_failure} and notify_on_motion off"
                 )
             case AnalysisResult():
                 return _no_alert(
                     f"risk_level={analysis.risk_level} < {min_risk}, "
                     f"activity_type={analysis.activity_type} not alerting{scope}"
                 )
-
-
-def _pick(override: _T | None, default: _T) -> _T:
-    return default if override is None else override
 
 
 def _notify(reason: str) -> AlertDecision:

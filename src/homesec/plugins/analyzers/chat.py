@@ -1,27 +1,39 @@
 """Chat completions through the official `openai` SDK (OpenAI, Azure OpenAI, Ollama, vLLM...).
 
 The SDK sends the request and retries what is worth retrying (408, 409, 429 and 5xx answers,
-timeouts, lost connections), honouring `Retry-After`; here its waits are ours: `backoff_s`,
-doubling and jittered, and never more than `max_backoff_s`, a server's `Retry-After`
-included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
+timeouts, lost connections), honouring `Retry-After`; here its waits are the config's:
+`retry_backoff_s`, doubling and jittered, and never more than `max_backoff_s`, a server's
+`Retry-After` included. A 200 whose body is not a chat completion raises `ChatProtocolError`.
 
 Only the configured key goes out, and only to `base_url`: the SDK would otherwise fill a
 missing key, organization or project from `OPENAI_*` environment variables. `list_models`
 asks `{base_url}/models` once (no retries: `homesec doctor` wants the answer of the moment).
+`describe_failure` and `summarize_failure` put the SDK's errors in our words: a log line with
+the server's reason, and a few words for alerts ("HTTP 500", "no answer in time").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncAzureOpenAI, AsyncOpenAI, Omit, omit
+from openai import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncAzureOpenAI,
+    AsyncOpenAI,
+    Omit,
+    omit,
+)
 from pydantic import BaseModel, Field, ValidationError
+from tenacity.wait import wait_base
 
 from homesec.backoff import Jitter, exponential_wait, wait_after
 
 if TYPE_CHECKING:
     import httpx2
+
+    from homesec.plugins.analyzers.openai import OpenAIAnalyzerConfig
 
 
 class ChatProtocolError(Exception):
@@ -51,45 +63,46 @@ class _ModelList(BaseModel):
     data: list[_Model]
 
 
-class _Completion(BaseModel):
-    """What we read of a completion; lenient servers leave out fields the SDK's type requires."""
+class ChatReply(BaseModel):
+    """A completion, as far as we read it: lenient servers leave out fields the SDK's type
+    requires. Its first choice is the answer; `usage` counts the tokens of the call."""
 
     model: str | None = None
     choices: list[_Choice] = Field(min_length=1)
     usage: _Usage | None = None
 
-
-@dataclass(frozen=True)
-class ChatReply:
-    """The first choice of a completion, with the token counts of the call."""
-
-    content: str | None
-    refusal: str | None
-    finish_reason: str | None
-    model: str | None
-    input_tokens: int
-    output_tokens: int
-
-
-@dataclass(frozen=True)
-class ChatEndpoint:
-    """Where and how to call: the API key is passed in, never read from here."""
-
-    base_url: str
-    timeout_s: float
-    max_retries: int
-    backoff_s: float
-    max_backoff_s: float
-    api_version: str | None = None
-    azure: bool = False
+    @property
+    def message(self) -> _Message:
+        return self.choices[0].message
 
 
 class ChatClient:
     """Sends chat-completion requests to one endpoint over the SDK's pooled connection."""
 
-    def __init__(self, endpoint: ChatEndpoint, api_key: str | None) -> None:
+    def __init__(self, config: OpenAIAnalyzerConfig) -> None:
+        api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
         self._api_key = api_key
-        self._sdk = _sdk_client(endpoint, api_key)
+        options: dict[str, Any] = {
+            "base_url": config.base_url,
+            "timeout": config.timeout_s,
+            "max_retries": config.max_retries,
+        }
+        if config.azure:
+            self._sdk: _PacedOpenAI = _PacedAzureOpenAI(
+                api_key=api_key, api_version=config.api_version, **options
+            )
+        else:
+            self._sdk = _PacedOpenAI(
+                # Without a key no Authorization header is sent (see below), but the SDK must
+                # be given one, or it reads OPENAI_API_KEY.
+                api_key=api_key or "no-key",
+                default_query={"api-version": config.api_version} if config.api_version else None,
+                **options,
+            )
+        self._sdk.max_backoff_s = config.max_backoff_s
+        self._sdk.waits = exponential_wait(
+            config.retry_backoff_s, config.max_backoff_s, Jitter.ADDED
+        )
         # Left out of every request (the SDK leaves headers out only per request): nothing from
         # OPENAI_ORG_ID or OPENAI_PROJECT_ID, and without a key no Authorization at all.
         self._left_out: dict[str, str | Omit] = {
@@ -109,22 +122,12 @@ class ChatClient:
             **body, extra_headers=self._left_out
         )
         try:
-            completion = _Completion.model_validate_json(raw.content)
+            return ChatReply.model_validate_json(raw.content)
         except ValidationError as exc:
             raise ChatProtocolError(
                 f"the server's 200 answer is not a chat completion: {exc.error_count()} "
                 f"problem(s), first: {exc.errors(include_url=False)[0]['msg']}"
             ) from exc
-        choice = completion.choices[0]
-        usage = completion.usage or _Usage()
-        return ChatReply(
-            content=choice.message.content,
-            refusal=choice.message.refusal,
-            finish_reason=choice.finish_reason,
-            model=completion.model,
-            input_tokens=usage.prompt_tokens,
-            output_tokens=usage.completion_tokens,
-        )
 
     async def list_models(self, timeout_s: float) -> list[str]:
         """The ids of the models the server offers (`GET {base_url}/models`), asked once."""
@@ -144,25 +147,12 @@ class ChatClient:
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
-class _Pace:
-    """Waits between attempts: `backoff_s` doubling, jittered, up to `max_backoff_s`; a
-    server's `Retry-After` instead when it gives one, capped the same."""
-
-    def __init__(self, backoff_s: float, max_backoff_s: float) -> None:
-        self._max_backoff_s = max_backoff_s
-        self._waits = exponential_wait(backoff_s, max_backoff_s, Jitter.ADDED)
-
-    def wait_s(self, retries_taken: int, asked_s: float | None) -> float:
-        if asked_s is not None and asked_s > 0:
-            return min(asked_s, self._max_backoff_s)
-        return wait_after(self._waits, retries_taken + 1)
-
-
 class _PacedOpenAI(AsyncOpenAI):
     """The SDK's client, waiting between retries as configured (its own waits are fixed)."""
 
-    pace: _Pace
-    """Set by `_sdk_client` right after construction."""
+    # Set by ChatClient right after construction.
+    max_backoff_s: float
+    waits: wait_base
 
     def _calculate_retry_timeout(
         self,
@@ -172,33 +162,54 @@ class _PacedOpenAI(AsyncOpenAI):
     ) -> float:
         # The SDK's one hook for the wait before a retry (it does not retry at all when a
         # server asks for more than 2 minutes). Requests never change max_retries.
-        retries_taken = self.max_retries - remaining_retries
-        return self.pace.wait_s(retries_taken, self._parse_retry_after_header(response_headers))
+        asked_s = self._parse_retry_after_header(response_headers)
+        if asked_s is not None and asked_s > 0:
+            return min(asked_s, self.max_backoff_s)
+        return wait_after(self.waits, self.max_retries - remaining_retries + 1)
 
 
 class _PacedAzureOpenAI(AsyncAzureOpenAI, _PacedOpenAI):
     """The same on Azure OpenAI: `api-key` header, `api-version` query, deployment URLs."""
 
 
-def _sdk_client(endpoint: ChatEndpoint, api_key: str | None) -> _PacedOpenAI:
-    client: _PacedOpenAI
-    if endpoint.azure:
-        client = _PacedAzureOpenAI(
-            base_url=endpoint.base_url,
-            api_key=api_key,
-            api_version=endpoint.api_version,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-        )
-    else:
-        client = _PacedOpenAI(
-            base_url=endpoint.base_url,
-            # Without a key no Authorization header is sent (ChatClient omits it), but the SDK
-            # must be given one, or it reads OPENAI_API_KEY.
-            api_key=api_key or "no-key",
-            default_query={"api-version": endpoint.api_version} if endpoint.api_version else None,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-        )
-    client.pace = _Pace(endpoint.backoff_s, endpoint.max_backoff_s)
-    return client
+def describe_failure(exc: BaseException) -> str:
+    """For the log and the stage journal: "HTTP 500: <the server's message>"."""
+    match exc:
+        case APIStatusError():
+            return f"HTTP {exc.status_code}: {_server_message(exc)}"
+        case APITimeoutError():
+            return f"no answer in time ({_cause(exc)})"
+        case APIConnectionError():
+            return f"connection failed ({_cause(exc)}: {exc.__cause__ or exc})"
+        case _:
+            return f"{type(exc).__name__}: {exc}"
+
+
+def summarize_failure(exc: BaseException) -> str:
+    """A few words for a person (no address, no server text)."""
+    match exc:
+        case APIStatusError():
+            return f"HTTP {exc.status_code}"
+        case APITimeoutError():
+            return "no answer in time"
+        case APIConnectionError():
+            return "cannot connect"
+        case ChatProtocolError():
+            return "not a chat completion"
+        case _:
+            return type(exc).__name__
+
+
+def _server_message(exc: APIStatusError) -> str:
+    """The message of an OpenAI-style error body (the SDK unwraps `error`), or the body's start."""
+    match exc.body:
+        case {"message": str(message)}:
+            return message
+        case str(message):
+            return message[:300]
+    return exc.response.text[:300]
+
+
+def _cause(exc: APIConnectionError) -> str:
+    """The transport's error under the SDK's (ReadTimeout, ConnectError...)."""
+    return type(exc.__cause__ or exc).__name__

@@ -97,13 +97,19 @@ def plan_frames(
         return [_run(0.0, duration_s, max_frames)]
     start = max(0.0, min(first_seen_s) - FOCUS_BEFORE_S)
     end = min(duration_s, max(first_seen_s) + FOCUS_AFTER_S)
-    outside = [(0.0, start), (end, duration_s)]
-    if end <= start or sum(b - a for a, b in outside) <= 0:
+    outside_s = start + (duration_s - end)
+    if end <= start or outside_s <= 0:
         # A sighting at the very end, or a window covering the clip: nothing to weight.
         return [_run(0.0, duration_s, max_frames)]
     focus_count = (max_frames + 1) // 2
-    before, after = _share(max_frames - focus_count, outside)
-    runs = [_run(0.0, start, before), _run(start, end, focus_count), _run(end, duration_s, after)]
+    rest = max_frames - focus_count
+    # The rest in proportion to the time before and after the window, rounded half up.
+    before = math.floor(rest * start / outside_s + 0.5)
+    runs = [
+        _run(0.0, start, before),
+        _run(start, end, focus_count),
+        _run(end, duration_s, rest - before),
+    ]
     return [run for run in runs if run.count]
 
 
@@ -169,18 +175,6 @@ def extract_frames(
 def _run(start: float, end: float, count: int) -> FrameRun:
     step = (end - start) / count if count else 0.0
     return FrameRun(start + step / 2, step, count, end)
-
-
-def _share(count: int, spans: Sequence[tuple[float, float]]) -> list[int]:
-    """`count` split over `spans` in proportion to their lengths (largest remainder)."""
-    lengths = [b - a for a, b in spans]
-    total = sum(lengths)
-    exact = [count * length / total for length in lengths]
-    shares = [math.floor(x) for x in exact]
-    by_remainder = sorted(range(len(spans)), key=lambda i: exact[i] - shares[i], reverse=True)
-    for i in by_remainder[: count - sum(shares)]:
-        shares[i] += 1
-    return shares
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,18 @@ from homesec.interfaces import AnalysisContext, AnalyzerConfig, SelfCheck
 from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.models.results import AnalysisResult, FilterResult
-from homesec.plugins.analyzers.chat import ChatClient, ChatEndpoint, ChatProtocolError, ChatReply
-from homesec.plugins.analyzers.failures import describe_failure, summarize_failure
+from homesec.plugins.analyzers.chat import (
+    ChatClient,
+    ChatProtocolError,
+    ChatReply,
+    describe_failure,
+    summarize_failure,
+)
 from homesec.plugins.analyzers.frames import EncodedFrame, extract_frames, plan_frames
 from homesec.plugins.analyzers.prompt import (
+    DEFAULT_ACTIVITY_DESCRIPTIONS,
     ImageDetail,
     Message,
-    PromptSettings,
     build_messages,
     correction_messages,
 )
@@ -47,24 +52,12 @@ from homesec.plugins.analyzers.reply import (
     parse_reply,
     response_format_param,
 )
-from homesec.plugins.analyzers.usage import Prices, UsageMeter, log_usage
+from homesec.plugins.analyzers.usage import UsageMeter
 from homesec.plugins.registry import plugin
 from homesec.video.clip import VideoReadError, probe_clip
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ACTIVITY_TYPES = [
-    "delivery",
-    "doorbell",
-    "person_at_door",
-    "package_pickup",
-    "loitering",
-    "break_in",
-    "animal",
-    "vehicle",
-    "passerby",
-    UNKNOWN_ACTIVITY,
-]
 _ACTIVITY_NAME = re.compile(r"^[a-z0-9_]+$")
 # The next form to try when a server rejects one (auto mode only).
 _FALLBACK = {
@@ -113,7 +106,7 @@ class OpenAIAnalyzerConfig(AnalyzerConfig):
         "more than 2 minutes is not retried)",
     )
     activity_types: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES),
+        default_factory=lambda: list(DEFAULT_ACTIVITY_DESCRIPTIONS),
         min_length=1,
         description="Names the model may give the activity (lowercase, underscores); `unknown` "
         "is always added and replaces any other answer",
@@ -194,36 +187,15 @@ class OpenAIAnalyzerError(RetriesSpent):
 class OpenAIAnalyzer:
     """VLM analyzer over an OpenAI-compatible chat-completions API."""
 
-    def __init__(self, config: OpenAIAnalyzerConfig, client: ChatClient) -> None:
+    def __init__(self, config: OpenAIAnalyzerConfig) -> None:
         self._config = config
-        self._client = client
+        self._client = ChatClient(config)
         self._format: ResponseFormat = (
             ResponseFormat.JSON_SCHEMA
             if config.response_format == ResponseFormat.AUTO
             else config.response_format
         )
         self._schema = analysis_schema(config.activity_types)
-        self._prices = Prices(config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens)
-        self._prompt = PromptSettings(
-            activity_types=config.activity_types,
-            base_prompt=config.base_prompt,
-            activity_descriptions=config.activity_descriptions,
-            image_detail=config.image_detail,
-        )
-
-    @classmethod
-    def create(cls, config: OpenAIAnalyzerConfig) -> OpenAIAnalyzer:
-        api_key = config.api_key_env.value.get_secret_value() if config.api_key_env else None
-        endpoint = ChatEndpoint(
-            base_url=config.base_url,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            backoff_s=config.retry_backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            api_version=config.api_version,
-            azure=config.azure,
-        )
-        return cls(config, ChatClient(endpoint, api_key))
 
     @property
     def response_format(self) -> ResponseFormat:
@@ -236,8 +208,11 @@ class OpenAIAnalyzer:
         if self._client.closed:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
-        messages = build_messages(self._prompt, context, filter_result, frames, duration_s)
-        meter = UsageMeter()
+        config = self._config
+        messages = build_messages(config, context, filter_result, frames, duration_s)
+        meter = UsageMeter(
+            config.model, config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens
+        )
         outcome = "error"
         try:
             analysis = await self._converse(messages, meter)
@@ -250,16 +225,8 @@ class OpenAIAnalyzer:
             ) from exc
         finally:
             if meter.replies:
-                log_usage(
-                    context,
-                    meter.model or self._config.model,
-                    meter.usage(self._prices),
-                    frames=len(frames),
-                    outcome=outcome,
-                )
-        return analysis.model_copy(
-            update={"model": meter.model or self._config.model, "usage": meter.usage(self._prices)}
-        )
+                meter.log(context, frames=len(frames), outcome=outcome)
+        return analysis.model_copy(update={"model": meter.model, "usage": meter.usage()})
 
     async def start(self) -> None:
         """Nothing to start: the client connects on the first request."""
@@ -348,7 +315,7 @@ class OpenAIAnalyzer:
             return self._parse(reply)
         except ReplyError as first:
             logger.warning("VLM reply did not validate (%s); asking once more", first)
-            retry = [*messages, *correction_messages(reply.content, str(first))]
+            retry = [*messages, *correction_messages(reply.message.content, str(first))]
             reply = await self._ask(retry, meter)
             try:
                 return self._parse(reply)
@@ -404,12 +371,12 @@ class OpenAIAnalyzer:
         return any(word in text for word in _FORMAT_REJECTION)
 
     def _parse(self, reply: ChatReply) -> AnalysisResult:
-        if reply.refusal and not reply.content:
-            raise ReplyError(f"the model refused: {reply.refusal}")
+        if reply.message.refusal and not reply.message.content:
+            raise ReplyError(f"the model refused: {reply.message.refusal}")
         try:
-            return parse_reply(reply.content, self._config.activity_types)
+            return parse_reply(reply.message.content, self._config.activity_types)
         except ReplyError as exc:
-            if reply.finish_reason == "length":
+            if reply.choices[0].finish_reason == "length":
                 raise ReplyError(f"{exc} (cut off at {self._config.max_tokens} tokens)") from exc
             raise
 

@@ -11,13 +11,15 @@ the frames in time order, each introduced by its time so the timeline can refer 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from homesec.interfaces import AnalysisContext
 from homesec.models.results import FilterResult
 from homesec.plugins.analyzers.frames import EncodedFrame
+
+if TYPE_CHECKING:
+    from homesec.plugins.analyzers.openai import OpenAIAnalyzerConfig
 
 Message = dict[str, Any]
 ImageDetail = Literal["auto", "low", "high"]
@@ -28,6 +30,7 @@ DEFAULT_BASE_PROMPT = (
     "about identity or intent beyond what is visible."
 )
 
+# The default activity types, in the order shown to the model, and what each means.
 DEFAULT_ACTIVITY_DESCRIPTIONS: Mapping[str, str] = {
     "delivery": "a courier or postal worker drops off a parcel, food or mail",
     "doorbell": "someone rings the bell or knocks and waits to be answered",
@@ -49,18 +52,8 @@ _RISK_GUIDE = (
 )
 
 
-@dataclass(frozen=True)
-class PromptSettings:
-    """The configurable parts of the prompt."""
-
-    activity_types: Sequence[str]
-    base_prompt: str | None = None
-    activity_descriptions: Mapping[str, str] = field(default_factory=dict)
-    image_detail: ImageDetail = "auto"
-
-
 def build_messages(
-    settings: PromptSettings,
+    config: OpenAIAnalyzerConfig,
     context: AnalysisContext,
     filter_result: FilterResult,
     frames: Sequence[EncodedFrame],
@@ -75,11 +68,11 @@ def build_messages(
         content.append(
             {
                 "type": "image_url",
-                "image_url": {"url": frame.data_url, "detail": settings.image_detail},
+                "image_url": {"url": frame.data_url, "detail": config.image_detail},
             }
         )
     return [
-        {"role": "system", "content": system_prompt(settings)},
+        {"role": "system", "content": system_prompt(config)},
         {"role": "user", "content": content},
     ]
 
@@ -96,15 +89,15 @@ def correction_messages(reply: str | None, problem: str) -> list[Message]:
     ]
 
 
-def system_prompt(settings: PromptSettings) -> str:
-    descriptions = {**DEFAULT_ACTIVITY_DESCRIPTIONS, **settings.activity_descriptions}
+def system_prompt(config: OpenAIAnalyzerConfig) -> str:
+    descriptions = {**DEFAULT_ACTIVITY_DESCRIPTIONS, **config.activity_descriptions}
     activities = "\n".join(
         f"- {name}: {descriptions[name]}" if name in descriptions else f"- {name}"
-        for name in settings.activity_types
+        for name in config.activity_types
     )
     return "\n\n".join(
         [
-            (settings.base_prompt or DEFAULT_BASE_PROMPT).strip(),
+            (config.base_prompt or DEFAULT_BASE_PROMPT).strip(),
             _RISK_GUIDE,
             "activity_type is exactly one of:\n" + activities,
             "Reply with one JSON object and nothing else, with these fields: risk_level "

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from homesec.models.enums import RiskLevel
-from homesec.models.results import AnalysisResult, EntityEvent
+from homesec.models.results import AnalysisResult
 
 UNKNOWN_ACTIVITY = "unknown"
 SCHEMA_NAME = "clip_analysis"
@@ -67,38 +67,23 @@ class _Reply(BaseModel):
 
 def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
     """JSON schema of the reply, valid for OpenAI's strict structured outputs."""
-    return {
-        "type": "object",
-        "properties": {
+    timeline_entry = _strict_object(
+        {
+            "time_s": {"type": "number", "description": "Seconds from clip start"},
+            "entity": {"type": "string"},
+            "action": {"type": "string"},
+        }
+    )
+    return _strict_object(
+        {
             "risk_level": {"type": "string", "enum": [level.label for level in RiskLevel]},
             "activity_type": {"type": "string", "enum": list(activity_types)},
             "summary": {"type": "string", "description": "One or two plain sentences"},
-            "entities_timeline": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "time_s": {"type": "number", "description": "Seconds from clip start"},
-                        "entity": {"type": "string"},
-                        "action": {"type": "string"},
-                    },
-                    "required": ["time_s", "entity", "action"],
-                    "additionalProperties": False,
-                },
-            },
+            "entities_timeline": {"type": "array", "items": timeline_entry},
             "requires_review": {"type": "boolean"},
             "confidence": {"type": "number", "description": "0.0 to 1.0"},
-        },
-        "required": [
-            "risk_level",
-            "activity_type",
-            "summary",
-            "entities_timeline",
-            "requires_review",
-            "confidence",
-        ],
-        "additionalProperties": False,
-    }
+        }
+    )
 
 
 def response_format_param(mode: ResponseFormat, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -122,17 +107,8 @@ def parse_reply(text: str | None, activity_types: Sequence[str]) -> AnalysisResu
         reply = _Reply.model_validate(data)
     except ValidationError as exc:
         raise ReplyError(_describe(exc)) from exc
-    return AnalysisResult(
-        risk_level=reply.risk_level,
-        activity_type=_known_activity(reply.activity_type, activity_types),
-        summary=reply.summary,
-        entities_timeline=[
-            EntityEvent(time_s=entry.time_s, entity=entry.entity, action=entry.action)
-            for entry in reply.entities_timeline
-        ],
-        requires_review=reply.requires_review,
-        confidence=reply.confidence,
-    )
+    known = _known_activity(reply.activity_type, activity_types)
+    return AnalysisResult.model_validate({**reply.model_dump(), "activity_type": known})
 
 
 def extract_json(text: str) -> str:
@@ -181,3 +157,13 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "reply"
         problems.append(f"{where}: {error['msg']}")
     return "the JSON does not match the required fields: " + "; ".join(problems)
+
+
+def _strict_object(properties: dict[str, Any]) -> dict[str, Any]:
+    # Strict mode wants every property required and no other allowed.
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }

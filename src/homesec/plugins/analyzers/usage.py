@@ -17,67 +17,56 @@ from homesec.plugins.analyzers.chat import ChatReply
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prices:
-    """USD per million tokens; unknown prices give no estimate."""
-
-    input_per_1m: float | None = None
-    output_per_1m: float | None = None
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
-        if self.input_per_1m is None and self.output_per_1m is None:
-            return None
-        spent = (self.input_per_1m or 0.0) * input_tokens
-        spent += (self.output_per_1m or 0.0) * output_tokens
-        return spent / 1_000_000
-
-
 @dataclass
 class UsageMeter:
     """Token counts and model time of one clip's requests."""
 
+    model: str
+    """The configured model name, replaced by the one the server reports, when it does."""
+    input_per_1m: float | None
+    """USD per million input tokens; with neither price known there is no estimate."""
+    output_per_1m: float | None
     input_tokens: int = 0
     output_tokens: int = 0
     model_s: float = 0.0
     replies: int = 0
-    model: str | None = None
-    """The model name the server reported, when it did."""
 
     def add(self, reply: ChatReply) -> None:
-        self.input_tokens += reply.input_tokens
-        self.output_tokens += reply.output_tokens
+        if reply.usage is not None:
+            self.input_tokens += reply.usage.prompt_tokens
+            self.output_tokens += reply.usage.completion_tokens
         self.replies += 1
         self.model = reply.model or self.model
 
-    def usage(self, prices: Prices) -> VLMUsage:
+    def usage(self) -> VLMUsage:
+        cost = None
+        if self.input_per_1m is not None or self.output_per_1m is not None:
+            spent = (self.input_per_1m or 0.0) * self.input_tokens
+            spent += (self.output_per_1m or 0.0) * self.output_tokens
+            cost = spent / 1_000_000
         return VLMUsage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             latency_s=round(self.model_s, 3),
-            estimated_cost_usd=prices.cost(self.input_tokens, self.output_tokens),
+            estimated_cost_usd=cost,
         )
 
-
-def log_usage(
-    context: AnalysisContext, model: str, usage: VLMUsage, *, frames: int, outcome: str
-) -> None:
-    """The one `vlm_usage` event of a clip (also when its analysis failed: it was paid for)."""
-    logger.info(
-        "VLM %s: %d input / %d output tokens, %.2f s",
-        model,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.latency_s,
-        extra={
-            "event_type": EventType.VLM_USAGE,
-            "camera_name": context.camera_name,
-            "clip_id": context.clip_id,
-            "model": model,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "latency_s": usage.latency_s,
-            "estimated_cost_usd": usage.estimated_cost_usd,
-            "frames": frames,
-            "outcome": outcome,
-        },
-    )
+    def log(self, context: AnalysisContext, *, frames: int, outcome: str) -> None:
+        """The one `vlm_usage` event of a clip (also when its analysis failed: it was paid for)."""
+        usage = self.usage()
+        logger.info(
+            "VLM %s: %d input / %d output tokens, %.2f s",
+            self.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.latency_s,
+            extra={
+                "event_type": EventType.VLM_USAGE,
+                "camera_name": context.camera_name,
+                "clip_id": context.clip_id,
+                "model": self.model,
+                **usage.model_dump(),
+                "frames": frames,
+                "outcome": outcome,
+            },
+        )

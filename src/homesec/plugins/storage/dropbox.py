@@ -15,13 +15,9 @@ expired access token once per call. Every SDK and network error leaves this modu
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import dropbox  # type: ignore[import-untyped]
@@ -42,15 +38,18 @@ from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
+from homesec.plugins.storage.base import (
+    SDKStorage,
+    checked_key,
+    json_document,
+    replace_atomically,
+)
 
 URI_SCHEME = "dropbox:"
 _MiB = 1024 * 1024
 # Upload sessions take chunks in multiples of 4 MiB; one request carries at most 150 MiB.
 _CHUNK_UNIT = 4 * _MiB
 _MAX_REQUEST = 150 * _MiB
-_SDK_ERRORS = (DropboxException, BadInputException, requests.RequestException)
-
-T = TypeVar("T")
 
 
 class DropboxStorageError(Exception):
@@ -123,22 +122,20 @@ class DropboxStorageConfig(PluginConfig):
 
 
 @plugin(PluginType.STORAGE, "dropbox", config=DropboxStorageConfig)
-class DropboxStorage:
+class DropboxStorage(SDKStorage):
+    sdk_errors = (DropboxException, BadInputException, requests.RequestException)
+
     def __init__(self, config: DropboxStorageConfig) -> None:
         self._config = config
         self._client = _client(config)
-
-    @classmethod
-    def create(cls, config: DropboxStorageConfig) -> DropboxStorage:
-        return cls(config)
 
     async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
         metadata = await self._run("upload", self._upload_file, local_path, self._path(dest_key))
         return self._outcome(metadata)
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
-        payload = json.dumps(obj, indent=2, sort_keys=True).encode()
-        metadata = await self._run("upload", self._upload_bytes, payload, self._path(dest_key))
+        path = self._path(dest_key)
+        metadata = await self._run("upload", self._upload_bytes, json_document(obj), path)
         return self._outcome(metadata)
 
     async def get(self, storage_uri: str, local_path: Path) -> None:
@@ -150,30 +147,26 @@ class DropboxStorage:
     async def delete(self, dest_key: str) -> None:
         await self._run("delete", self._delete, self._path(dest_key))
 
-    async def ping(self) -> bool:
-        try:
-            await self._run("ping", self._client.check_user, "homesec")
-        except DropboxStorageError:
-            return False
-        return True
-
-    async def start(self) -> None:
-        """Nothing to start: the SDK connects on the first call."""
-
-    async def aclose(self) -> None:
-        self._client.close()
-
-    async def _run(self, action: str, call: Callable[..., T], *args: Any) -> T:
-        try:
-            return await asyncio.to_thread(call, *args)
-        except _SDK_ERRORS as exc:
-            raise _translate(action, exc) from exc
+    def _translate(self, action: str, exc: Exception) -> DropboxStorageError:
+        match exc:
+            case RateLimitError():
+                reason = f"rate limited (retry after {exc.backoff} s) beyond the retries allowed"
+            case AuthError():
+                reason = f"not authorized ({exc.error}): check the token or the app key/secret"
+            case ApiError() if _is_not_found(exc):
+                reason = "no such file"
+            case ApiError():
+                reason = f"refused: {exc.error}"
+            case HttpError():
+                reason = f"HTTP {exc.status_code}: {exc.body}"
+            case requests.RequestException():
+                reason = f"network error: {exc}"
+            case _:
+                reason = str(exc) or type(exc).__name__
+        return DropboxStorageError(f"Dropbox {action} failed: {reason}")
 
     def _path(self, dest_key: str) -> str:
-        key = PurePosixPath(dest_key)
-        if key.is_absolute() or ".." in key.parts or not key.parts:
-            raise ValueError(f"storage key must be a relative path inside root: {dest_key!r}")
-        return f"{self._config.root}/{key}"
+        return f"{self._config.root}/{checked_key(dest_key)}"
 
     def _outcome(self, metadata: Any) -> UploadOutcome:
         path_display = str(metadata.path_display)
@@ -202,25 +195,21 @@ class DropboxStorage:
                 cursor.offset += len(chunk)
 
     def _download(self, path: str, local_path: Path) -> None:
-        local_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=local_path.parent, prefix=f".{local_path.name}.")
-        os.close(fd)
-        try:
-            self._client.files_download_to_file(tmp, path)
-            Path(tmp).replace(local_path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        replace_atomically(local_path, lambda tmp: self._client.files_download_to_file(tmp, path))
+
+    def _ping(self) -> object:
+        return self._client.check_user("homesec")
 
     def _delete(self, path: str) -> None:
-        try:
-            self._client.files_delete_v2(path)
-        except ApiError as exc:
-            if not _is_not_found(exc):
-                raise
+        self._found(self._client.files_delete_v2, path)
 
     def _exists(self, path: str) -> bool:
+        return self._found(self._client.files_get_metadata, path)
+
+    def _found(self, call: Callable[[str], object], path: str) -> bool:
+        """`call(path)`; False when Dropbox has no such file."""
         try:
-            self._client.files_get_metadata(path)
+            call(path)
         except ApiError as exc:
             if _is_not_found(exc):
                 return False
@@ -229,23 +218,19 @@ class DropboxStorage:
 
 
 def _client(config: DropboxStorageConfig) -> Any:
-    options: dict[str, Any] = {
-        "max_retries_on_error": config.max_retries_on_error,
-        "max_retries_on_rate_limit": config.max_retries_on_rate_limit,
-        "timeout": config.timeout_s,
-        "user_agent": "HomeSec",
-    }
-    if config.token_env is not None:
-        return dropbox.Dropbox(
-            oauth2_access_token=config.token_env.value.get_secret_value(), **options
-        )
-    assert config.refresh_token_env is not None and config.app_key_env is not None
-    app_secret = config.app_secret_env.value.get_secret_value() if config.app_secret_env else None
+    def secret(env: SecretEnv | None) -> str | None:
+        return env.value.get_secret_value() if env is not None else None
+
+    # The config holds either an access token or a refresh token with the app key.
     return dropbox.Dropbox(
-        oauth2_refresh_token=config.refresh_token_env.value.get_secret_value(),
-        app_key=config.app_key_env.value.get_secret_value(),
-        app_secret=app_secret,
-        **options,
+        oauth2_access_token=secret(config.token_env),
+        oauth2_refresh_token=secret(config.refresh_token_env),
+        app_key=secret(config.app_key_env),
+        app_secret=secret(config.app_secret_env),
+        max_retries_on_error=config.max_retries_on_error,
+        max_retries_on_rate_limit=config.max_retries_on_rate_limit,
+        timeout=config.timeout_s,
+        user_agent="HomeSec",
     )
 
 
@@ -262,23 +247,3 @@ def _is_not_found(exc: ApiError) -> bool:
         if getattr(error, f"is_{tag}", lambda: False)():
             return bool(getattr(error, f"get_{tag}")().is_not_found())
     return False
-
-
-def _translate(action: str, exc: Exception) -> DropboxStorageError:
-    """The one place where SDK and network errors become this plugin's error."""
-    match exc:
-        case RateLimitError():
-            reason = f"rate limited (retry after {exc.backoff} s) beyond the retries allowed"
-        case AuthError():
-            reason = f"not authorized ({exc.error}): check the token or the app key/secret"
-        case ApiError() if _is_not_found(exc):
-            reason = "no such file"
-        case ApiError():
-            reason = f"refused: {exc.error}"
-        case HttpError():
-            reason = f"HTTP {exc.status_code}: {exc.body}"
-        case requests.RequestException():
-            reason = f"network error: {exc}"
-        case _:
-            reason = str(exc) or type(exc).__name__
-    return DropboxStorageError(f"Dropbox {action} failed: {reason}")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from functools import partial
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, JsonValue
@@ -18,6 +17,7 @@ from homesec.models.config import FolderPath
 from homesec.models.enums import PluginType
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
+from homesec.plugins.storage.base import checked_key, json_document, replace_atomically
 
 
 class LocalStorageConfig(PluginConfig):
@@ -36,26 +36,24 @@ class LocalStorage:
         self._root = config.root.expanduser().resolve()
         self._view_url_prefix = config.view_url_prefix
 
-    @classmethod
-    def create(cls, config: LocalStorageConfig) -> LocalStorage:
-        return cls(config)
-
     async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
         target = self._target(dest_key)
-        await asyncio.to_thread(_copy_atomically, local_path, target)
+        await asyncio.to_thread(replace_atomically, target, partial(shutil.copyfile, local_path))
         return self._outcome(target, dest_key)
 
     async def get(self, storage_uri: str, local_path: Path) -> None:
         source = self._path_of(storage_uri)
-        await asyncio.to_thread(_copy_atomically, source, local_path)
+        await asyncio.to_thread(replace_atomically, local_path, partial(shutil.copyfile, source))
 
     async def exists(self, dest_key: str) -> bool:
         return await asyncio.to_thread(self._target(dest_key).is_file)
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         target = self._target(dest_key)
-        payload = json.dumps(obj, indent=2, sort_keys=True).encode()
-        await asyncio.to_thread(_write_atomically, payload, target)
+        payload = json_document(obj)
+        await asyncio.to_thread(
+            replace_atomically, target, lambda tmp: Path(tmp).write_bytes(payload)
+        )
         return self._outcome(target, dest_key)
 
     async def delete(self, dest_key: str) -> None:
@@ -71,10 +69,7 @@ class LocalStorage:
         """Nothing to release."""
 
     def _target(self, dest_key: str) -> Path:
-        key = PurePosixPath(dest_key)
-        if key.is_absolute() or ".." in key.parts or not key.parts:
-            raise ValueError(f"storage key must be a relative path inside root: {dest_key!r}")
-        return self._root.joinpath(*key.parts)
+        return self._root.joinpath(*checked_key(dest_key).parts)
 
     def _path_of(self, storage_uri: str) -> Path:
         parsed = urlparse(storage_uri)
@@ -88,30 +83,6 @@ class LocalStorage:
             f"{self._view_url_prefix}{dest_key}" if self._view_url_prefix else target.as_uri()
         )
         return UploadOutcome(storage_uri=target.as_uri(), view_url=view_url)
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_atomically(payload: bytes, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _writable_dir(root: Path) -> bool:

@@ -13,14 +13,10 @@ module as an `S3StorageError` (translated in `_translate`) with the original as 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import mimetypes
-import os
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -34,16 +30,19 @@ from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.models.results import UploadOutcome
 from homesec.plugins.registry import plugin
+from homesec.plugins.storage.base import (
+    SDKStorage,
+    checked_key,
+    json_document,
+    replace_atomically,
+)
 
 _MiB = 1024 * 1024
 _MIN_PART = 5 * _MiB  # S3's smallest multipart part (all but the last)
 _MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned lifetime
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
-_BOTO_ERRORS = (ClientError, BotoCoreError, Boto3Error)
 # Uploads run at once (the pipeline's upload_workers) times parts in flight per upload.
 _POOL_CONNECTIONS = 64
-
-T = TypeVar("T")
 
 
 class S3StorageError(Exception):
@@ -127,21 +126,19 @@ class S3StorageConfig(PluginConfig):
 
 
 @plugin(PluginType.STORAGE, "s3", config=S3StorageConfig)
-class S3Storage:
+class S3Storage(SDKStorage):
+    sdk_errors = (ClientError, BotoCoreError, Boto3Error)
+
     def __init__(self, config: S3StorageConfig) -> None:
         self._config = config
         self._bucket = config.bucket
-        self._client: Any = _client(config)
+        self._client = _client(config)
         self._transfer = TransferConfig(
             multipart_threshold=config.multipart_threshold_bytes,
             multipart_chunksize=config.multipart_chunk_size_bytes,
             max_concurrency=config.max_concurrency,
         )
         self._write_args = _write_args(config)
-
-    @classmethod
-    def create(cls, config: S3StorageConfig) -> S3Storage:
-        return cls(config)
 
     async def put(self, local_path: Path, dest_key: str) -> UploadOutcome:
         key = self._key(dest_key)
@@ -160,13 +157,12 @@ class S3Storage:
 
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome:
         key = self._key(dest_key)
-        payload = json.dumps(obj, indent=2, sort_keys=True).encode()
         await self._run(
             "upload",
             self._client.put_object,
             Bucket=self._bucket,
             Key=key,
-            Body=payload,
+            Body=json_document(obj),
             ContentType="application/json",
             **self._write_args,
         )
@@ -183,43 +179,27 @@ class S3Storage:
         key = self._key(dest_key)
         await self._run("delete", self._client.delete_object, Bucket=self._bucket, Key=key)
 
-    async def ping(self) -> bool:
-        try:
-            await self._run("ping", self._client.head_bucket, Bucket=self._bucket)
-        except S3StorageError:
-            return False
-        return True
-
-    async def start(self) -> None:
-        """Nothing to start: boto3 connects on the first call."""
-
-    async def aclose(self) -> None:
-        self._client.close()
-
-    async def _run(self, action: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await asyncio.to_thread(call, *args, **kwargs)
-        except _BOTO_ERRORS as exc:
-            raise _translate(action, self._bucket, exc) from exc
-
     async def _outcome(self, key: str) -> UploadOutcome:
-        uri = f"s3://{self._bucket}/{key}"
+        view_url = None
         match self._config.view_url:
             case "prefix":
-                return UploadOutcome(
-                    storage_uri=uri, view_url=f"{self._config.view_url_prefix}{key}"
-                )
+                view_url = f"{self._config.view_url_prefix}{key}"
             case "presigned":
-                url = await self._run("presign", self._presign, key)
-                return UploadOutcome(storage_uri=uri, view_url=url)
+                view_url = await self._run("presign", self._presign, key)
+        return UploadOutcome(storage_uri=f"s3://{self._bucket}/{key}", view_url=view_url)
+
+    def _translate(self, action: str, exc: Exception) -> S3StorageError:
+        match exc:
+            case ClientError():
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                message = exc.response.get("Error", {}).get("Message", "")
+                reason = f"{_error_code(exc) or 'error'} (HTTP {status}) {message}".rstrip()
             case _:
-                return UploadOutcome(storage_uri=uri)
+                reason = f"{type(exc).__name__}: {exc}"
+        return S3StorageError(f"S3 {action} in bucket {self._bucket!r} failed: {reason}")
 
     def _key(self, dest_key: str) -> str:
-        key = PurePosixPath(dest_key)
-        if key.is_absolute() or ".." in key.parts or not key.parts:
-            raise ValueError(f"storage key must be a relative path inside root: {dest_key!r}")
-        return f"{self._config.prefix}{key}"
+        return f"{self._config.prefix}{checked_key(dest_key)}"
 
     def _key_of(self, storage_uri: str) -> str:
         bucket, _, key = storage_uri.removeprefix("s3://").partition("/")
@@ -238,14 +218,12 @@ class S3Storage:
         return url
 
     def _download(self, key: str, local_path: Path) -> None:
-        local_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=local_path.parent, prefix=f".{local_path.name}.")
-        os.close(fd)
-        try:
-            self._client.download_file(self._bucket, key, tmp)
-            Path(tmp).replace(local_path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        replace_atomically(
+            local_path, lambda tmp: self._client.download_file(self._bucket, key, tmp)
+        )
+
+    def _ping(self) -> object:
+        return self._client.head_bucket(Bucket=self._bucket)
 
     def _exists(self, key: str) -> bool:
         try:
@@ -291,27 +269,13 @@ def _client(config: S3StorageConfig) -> Any:
 
 
 def _write_args(config: S3StorageConfig) -> dict[str, str]:
-    args: dict[str, str] = {}
-    if config.server_side_encryption:
-        args["ServerSideEncryption"] = config.server_side_encryption
-    if config.sse_kms_key_id:
-        args["SSEKMSKeyId"] = config.sse_kms_key_id
-    if config.storage_class:
-        args["StorageClass"] = config.storage_class
-    return args
+    args = {
+        "ServerSideEncryption": config.server_side_encryption,
+        "SSEKMSKeyId": config.sse_kms_key_id,
+        "StorageClass": config.storage_class,
+    }
+    return {name: value for name, value in args.items() if value}
 
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _translate(action: str, bucket: str, exc: Exception) -> S3StorageError:
-    """The one place where boto3's errors become this plugin's error."""
-    match exc:
-        case ClientError():
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            message = exc.response.get("Error", {}).get("Message", "")
-            reason = f"{_error_code(exc) or 'error'} (HTTP {status}) {message}".rstrip()
-        case _:
-            reason = f"{type(exc).__name__}: {exc}"
-    return S3StorageError(f"S3 {action} in bucket {bucket!r} failed: {reason}")

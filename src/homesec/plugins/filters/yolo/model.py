@@ -187,19 +187,10 @@ def _unletterbox(boxes: FloatArray, letterbox: _Letterbox, width: int, height: i
 
 
 def _nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> NDArray[np.intp]:
-    """Indices of the boxes kept by greedy non-maximum suppression, best first."""
-    order = np.argsort(-scores)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    keep: list[int] = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        top_left = np.maximum(boxes[best, :2], boxes[rest, :2])
-        bottom_right = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-        iou = inter / (areas[best] + areas[rest] - inter + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.intp)
+    """Indices of the boxes kept by OpenCV's greedy non-maximum suppression, best first."""
+    rects = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)  # x, y, w, h
+    kept = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), 0.0, iou_threshold)
+    return np.asarray(kept, dtype=np.intp).reshape(-1)
 
 
 def _open_session(path: Path, providers: Sequence[str], threads: int) -> ort.InferenceSession:

@@ -127,7 +127,9 @@ def download_model(url: str, asset: ReleaseAsset, cache_dir: Path) -> Path:
     # pooch's own logger prints to stderr, outside the logging setup; ours says the same.
     pooch.get_logger().setLevel(logging.WARNING)
     try:
-        with _progress_display() as display:
+        columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        display = Progress(TextColumn("{task.description}"), *columns, console=Console(stderr=True))
+        with display:
             task = display.add_task(f"Downloading {asset.file_name}", total=asset.size)
             downloader = pooch.HTTPDownloader(
                 progressbar=_ProgressBar(display, task),
@@ -156,11 +158,6 @@ def download_model(url: str, asset: ReleaseAsset, cache_dir: Path) -> Path:
     target = cache_dir / asset.file_name
     logger.info("Model %s saved to %s", asset.file_name, target)
     return target
-
-
-def _progress_display() -> Progress:
-    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    return Progress(TextColumn("{task.description}"), *columns, console=Console(stderr=True))
 
 
 @dataclass

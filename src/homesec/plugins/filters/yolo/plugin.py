@@ -213,21 +213,15 @@ class YoloFilter:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def _request(self, overrides: FilterOverrides | None) -> ScanRequest:
-        config = self._config
-        classes = config.classes
-        min_confidence = config.min_confidence
-        if overrides is not None:
-            if overrides.classes is not None:
-                classes = overrides.classes
-            if overrides.min_confidence is not None:
-                min_confidence = overrides.min_confidence
+        changed = {key: value for key, value in overrides or FilterOverrides() if value is not None}
+        config = self._config.model_copy(update=changed)
         try:
-            _check_classes(classes)
+            _check_classes(config.classes)
         except ValueError as exc:
             raise YoloFilterError(f"bad filter overrides: {exc}", cause=exc) from exc
         return ScanRequest(
-            class_ids=tuple(dict.fromkeys(COCO_INDEX[name] for name in classes)),
-            min_confidence=min_confidence,
+            class_ids=tuple(dict.fromkeys(COCO_INDEX[name] for name in config.classes)),
+            min_confidence=config.min_confidence,
             iou_threshold=config.iou_threshold,
             sample_fps=config.sample_fps,
             min_hits=config.min_hits,
@@ -289,18 +283,12 @@ def _check_classes(classes: list[str]) -> None:
 
 def _session_providers(wanted: list[Provider]) -> list[str]:
     available = set(ort.get_available_providers())
-    chosen: list[str] = []
-    for name in wanted:
-        provider = _ORT_PROVIDERS[name]
-        if provider in available:
-            chosen.append(provider)
-        else:
+    chosen = [_ORT_PROVIDERS[name] for name in dict.fromkeys([*wanted, "cpu"])]
+    for provider in chosen:
+        if provider not in available:
             logger.warning(
                 "ONNX Runtime execution provider %s is not installed; skipping it (install "
                 "the onnxruntime build that ships it, e.g. onnxruntime-gpu for cuda)",
                 provider,
             )
-    chosen = list(dict.fromkeys(chosen))
-    if _ORT_PROVIDERS["cpu"] not in chosen:
-        chosen.append(_ORT_PROVIDERS["cpu"])
-    return chosen
+    return [provider for provider in chosen if provider in available]
