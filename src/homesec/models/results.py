@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homesec.models.enums import RiskLevel
+from homesec.models.enums import IngestRefusalReason, RiskLevel
 
 
 class UploadOutcome(BaseModel):
@@ -83,3 +83,10 @@ class AnalysisUnavailable(BaseModel):
     trigger_classes: list[str] = Field(
         default_factory=list, description="Trigger classes the detector found in the clip"
     )
+
+
+class IngestRefusal(BaseModel):
+    """A clip sent to the HTTP ingest that was not taken, and why (nothing of it is kept)."""
+
+    reason: IngestRefusalReason
+    message: str
