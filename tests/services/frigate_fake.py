@@ -49,6 +49,7 @@ class FakeEvent:
     score: float = 0.9
     box: tuple[float, float, float, float] = (0.25, 0.5, 0.1, 0.3)
     false_positive: bool = False
+    zones: list[str] = field(default_factory=list)
 
     def as_json(self, camera: str) -> dict[str, Any]:
         return {
@@ -59,7 +60,7 @@ class FakeEvent:
             "start_time": self.start_time,
             "end_time": self.start_time + 5,
             "false_positive": self.false_positive,
-            "zones": [],
+            "zones": self.zones,
             "thumbnail": None,
             "has_clip": True,
             "has_snapshot": True,

@@ -23,6 +23,7 @@ class Detection(BaseModel):
     box: tuple[float, float, float, float] = Field(
         description="x1, y1, x2, y2 in pixels of the original frame"
     )
+    zones: list[str] = Field(default_factory=list, description="Named zones it was seen in")
 
 
 class FilterResult(BaseModel):

@@ -393,7 +393,14 @@ async def test_frigate_detections_become_the_clips_filter_result(
 ) -> None:
     # Given an item with two tracked objects and a false positive, and use_frigate_detections
     events = [
-        FakeEvent("1700000002.0-p1", "person", START + 2, score=0.91, box=(0.5, 0.25, 0.25, 0.5)),
+        FakeEvent(
+            "1700000002.0-p1",
+            "person",
+            START + 2,
+            score=0.91,
+            box=(0.5, 0.25, 0.25, 0.5),
+            zones=["porch"],
+        ),
         FakeEvent("1700000005.0-c1", "car", START + 5, score=0.77),
         FakeEvent("1700000006.0-fp", "dog", START + 6, false_positive=True),
     ]
@@ -405,13 +412,15 @@ async def test_frigate_detections_become_the_clips_filter_result(
         await fake_frigate.publish_review("end", review)
         [clip] = await _wait_for(clips, 1)
 
-    # Then the clip carries Frigate's labels, scores, times and boxes (in the clip's pixels)
+    # Then the clip carries Frigate's labels, scores, times, zones and boxes (in the clip's
+    # pixels)
     result = clip.source_detections
     assert result is not None and result.model == "frigate"
     assert result.detected_classes == ["person", "car"] and result.confidence == 0.91
     person = result.detections[0]
     assert person.first_seen_s == 2.0
     assert person.box == (960.0, 270.0, 1440.0, 810.0)  # the clip is 1920x1080
+    assert person.zones == ["porch"] and result.detections[1].zones == []
     # And a new instance recovers the clip with them (the ledger keeps them)
     [recovered] = _source(fake_frigate, tmp_path).spooled_clips()
     assert recovered.source_detections == result

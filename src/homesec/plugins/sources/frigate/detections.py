@@ -1,5 +1,6 @@
-"""Frigate's own detections of a review item as HomeSec's `FilterResult`, so HomeSec's
-detector need not look at the clip again (`use_frigate_detections`)."""
+"""Frigate's own detections of a review item as HomeSec's `FilterResult` (labels, scores,
+boxes, first sightings and Frigate's zones), so HomeSec's detector need not look at the clip
+again (`use_frigate_detections`)."""
 
 from __future__ import annotations
 
@@ -36,4 +37,5 @@ def _detection(event: FrigateEvent, item: ReviewItem, clip: ClipInfo) -> Detecti
         confidence=event.score,
         first_seen_s=max(0.0, seen_after),
         box=box,
+        zones=event.zones,
     )
