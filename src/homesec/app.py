@@ -8,7 +8,8 @@ Start order: database, plugins, HTTP API, retention, recovery of unfinished clip
 Stop order: sources first (no new clips), in-flight clips get `shutdown_timeout_s`, then the
 server and every plugin release their pools, sessions and connections.
 Sources that hand on the segments of the clips they are recording (`LiveClipSource`) feed
-early detection, so a detection event can go out before the clip is finalized.
+early detection, so a detection event can go out before the clip is finalized; sources that
+show analyses where the clip came from (`AnalysisListener`, an NVR) are told of each one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from homesec.errors import ConfigError, StartupError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
     AlertPolicy,
+    AnalysisListener,
     Lifecycle,
     LiveClipSource,
     Notifier,
@@ -253,6 +255,8 @@ class HomeSecApp:
             source.use_namer(self.components.names)
             if isinstance(source, LiveClipSource):
                 source.register_live_callback(self._early.on_segment)
+            if isinstance(source, AnalysisListener):
+                self.components.pipeline.listen(source.camera_name, source)
             await source.start()
 
 

@@ -8,7 +8,7 @@ it stops.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from homesec.models.results import (
     AnalysisUnavailable,
     FilterOverrides,
     FilterResult,
+    IngestRefusal,
     UploadOutcome,
 )
 
@@ -135,6 +136,25 @@ class LiveClipSource(Protocol):
     """
 
     def register_live_callback(self, callback: LiveSegmentCallback) -> None: ...
+
+
+@runtime_checkable
+class UploadedClipSource(Protocol):
+    """Optional for sources: takes clips sent to HomeSec's HTTP API
+    (`POST /api/v1/ingest/{camera}`). The clip is on disk (synced) and handed on before
+    `receive` returns it; a refused one leaves nothing behind."""
+
+    async def receive(
+        self, chunks: AsyncIterator[bytes], filename: str | None
+    ) -> Clip | IngestRefusal: ...
+
+
+@runtime_checkable
+class AnalysisListener(Protocol):
+    """Optional for sources: told of the analysis of each of its clips, to show it where the
+    clip came from (an NVR's own UI). Best effort: an error is logged and the clip goes on."""
+
+    async def analysis_ready(self, clip: Clip, analysis: AnalysisResult) -> None: ...
 
 
 @runtime_checkable

@@ -12,8 +12,14 @@ from starlette.routing import Mount
 from tests.api.conftest import ApiHarness
 from tests.api.seeding import clip_state
 
-CLIP_ID = "front_door_1700000000.mp4"
+CAMERA = "front_door"
+CLIP_ID = f"{CAMERA}_1700000000.mp4"
 STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
+
+
+# What a protected route answers with the right key and no body, when that is not 200: the
+# ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder).
+ANSWERS_WITHOUT_BODY = {("POST", f"/api/v1/ingest/{CAMERA}"): 409}
 
 
 def app_routes(api: FastAPI) -> list[tuple[str, str]]:
@@ -23,7 +29,7 @@ def app_routes(api: FastAPI) -> list[tuple[str, str]]:
         if isinstance(route.original_route, Mount):
             assert route.path == STATIC, f"unexpected mount {route.path}"
             continue
-        path = (route.path or "").replace("{clip_id}", CLIP_ID)
+        path = (route.path or "").replace("{clip_id}", CLIP_ID).replace("{camera}", CAMERA)
         found += [(method, path) for method in sorted(route.methods or ())]
     return found
 

@@ -3,7 +3,9 @@
 - HTTP (uvicorn in a thread, on a fixed free port): `GET /api/version`, `GET /api/review`
   (`cameras`, `after`, `before`: items active after `after`), and the recording clip
   `GET /api/{camera}/start/{start}/end/{end}/clip.mp4` (here: the clip of the item with that
-  camera and start, or 404 while it is "not ready"). Every request path is in `requests`.
+  camera and start, or 404 while it is "not ready"), `GET /api/events/{id}` (a tracked
+  object) and `POST /api/events/{id}/description` (kept in `descriptions`). Every request
+  path is in `requests`.
 - MQTT: `publish_review(type, item)` sends `{prefix}/reviews` messages (`before`/`after`) to
   a real broker, as Frigate does when an item starts, changes and ends.
 - Scripting: `add_review(...)` adds an item with its clip; `not_ready_for(id, n)` answers 404
@@ -37,6 +39,48 @@ _START_TIMEOUT_S = 10.0
 
 
 @dataclass
+class FakeEvent:
+    """A tracked object, as `/api/events/{id}` shows it (Frigate 0.14+: score and box in
+    `data`, the box as x, y, width, height relative to the frame)."""
+
+    id: str
+    label: str
+    start_time: float
+    score: float = 0.9
+    box: tuple[float, float, float, float] = (0.25, 0.5, 0.1, 0.3)
+    false_positive: bool = False
+    zones: list[str] = field(default_factory=list)
+
+    def as_json(self, camera: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "sub_label": None,
+            "camera": camera,
+            "start_time": self.start_time,
+            "end_time": self.start_time + 5,
+            "false_positive": self.false_positive,
+            "zones": self.zones,
+            "thumbnail": None,
+            "has_clip": True,
+            "has_snapshot": True,
+            "retain_indefinitely": False,
+            "plus_id": None,
+            "model_hash": "fake",
+            "detector_type": "cpu",
+            "model_type": "ssd",
+            "data": {
+                "box": list(self.box),
+                "region": [0, 0, 1, 1],
+                "score": self.score - 0.05,
+                "top_score": self.score,
+                "attributes": [],
+                "type": "object",
+            },
+        }
+
+
+@dataclass
 class FakeReview:
     id: str
     camera: str
@@ -46,6 +90,7 @@ class FakeReview:
     objects: list[str] = field(default_factory=lambda: ["person"])
     zones: list[str] = field(default_factory=list)
     clip: bytes = b""
+    events: list[FakeEvent] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """As Frigate's API and MQTT messages show a review segment."""
@@ -58,7 +103,7 @@ class FakeReview:
             "severity": self.severity,
             "thumb_path": f"/media/frigate/clips/review/thumb-{self.camera}-{self.id}.webp",
             "data": {
-                "detections": [f"{self.start_time}-event"],
+                "detections": [event.id for event in self.events],
                 "objects": self.objects,
                 "sub_labels": [],
                 "zones": self.zones,
@@ -73,6 +118,8 @@ class FakeFrigate:
         self.topic_prefix = topic_prefix
         self.reviews: dict[str, FakeReview] = {}
         self.requests: list[str] = []
+        self.descriptions: dict[str, str] = {}
+        self.deleted_events: set[str] = set()
         self._not_ready: dict[str, int] = {}
         self._lock = threading.Lock()
         with socket.socket() as probe:
@@ -117,6 +164,8 @@ class FakeFrigate:
                 Route("/api/version", self._version),
                 Route("/api/review", self._review_list),
                 Route("/api/{camera}/start/{start:float}/end/{end:float}/clip.mp4", self._clip),
+                Route("/api/events/{event_id}", self._event),
+                Route("/api/events/{event_id}/description", self._describe, methods=["POST"]),
             ]
         )
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -162,6 +211,34 @@ class FakeFrigate:
                 and (review.end_time is None or review.end_time > after)
             ]
         return JSONResponse(sorted(items, key=lambda item: -item["start_time"]))
+
+    def _find_event(self, event_id: str) -> tuple[FakeEvent, FakeReview] | None:
+        if event_id in self.deleted_events:
+            return None
+        with self._lock:
+            for review in self.reviews.values():
+                for event in review.events:
+                    if event.id == event_id:
+                        return event, review
+        return None
+
+    async def _event(self, request: Request) -> Response:
+        self._record(request)
+        found = self._find_event(request.path_params["event_id"])
+        if found is None:
+            return JSONResponse({"success": False, "message": "Event not found"}, 404)
+        event, review = found
+        return JSONResponse(event.as_json(review.camera))
+
+    async def _describe(self, request: Request) -> Response:
+        self._record(request)
+        event_id = request.path_params["event_id"]
+        if self._find_event(event_id) is None:
+            return JSONResponse({"success": False, "message": "Event not found"}, 404)
+        body = await request.json()
+        with self._lock:
+            self.descriptions[event_id] = body["description"]
+        return JSONResponse({"success": True, "message": "Event description updated"})
 
     async def _clip(self, request: Request) -> Response:
         self._record(request)

@@ -21,7 +21,7 @@ from homesec import __version__
 from homesec.api.auth import Authenticator, require_key
 from homesec.api.context import ApiContext
 from homesec.api.media_files import MediaFiles
-from homesec.api.routes import cameras, clips, docs, health, media, metrics, stats, ui
+from homesec.api.routes import cameras, clips, docs, health, ingest, media, metrics, stats, ui
 from homesec.api.security_headers import SecurityHeaders
 from homesec.api.sessions import UiSessions
 from homesec.api.signing import MediaLinker, Signer
@@ -86,7 +86,14 @@ def create_api(
     api.state.context = ApiContext(monitor, repository, media_files, sources, links)
     api.include_router(health.public)
     api.include_router(health.protected, dependencies=[Depends(require_key)])
-    for router in (clips.router, media.router, cameras.router, stats.router, metrics.router):
+    for router in (
+        clips.router,
+        media.router,
+        cameras.router,
+        stats.router,
+        metrics.router,
+        ingest.router,
+    ):
         api.include_router(router)
     api.include_router(docs.router)
     api.include_router(ui.router)

@@ -92,3 +92,11 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     api_key: str = Field(min_length=1, max_length=4096)
+
+
+class IngestedClip(BaseModel):
+    """A clip the HTTP ingest took: on disk, and on its way through the pipeline."""
+
+    clip_id: str
+    camera_name: str
+    duration_s: float

@@ -8,6 +8,7 @@ raise inside the repository; they answer None, and here that becomes 503).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from fastapi import HTTPException, status
@@ -20,10 +21,15 @@ from homesec.api.schemas import (
     ClipListParams,
     ClipPageOut,
     ClipSummary,
+    IngestedClip,
     SystemStatus,
 )
 from homesec.api.signing import MediaLinker
+from homesec.interfaces import UploadedClipSource
+from homesec.models.clip import Clip
+from homesec.models.enums import IngestRefusalReason
 from homesec.models.queries import ClipStats, PageKey, as_utc
+from homesec.models.results import IngestRefusal
 from homesec.repository.clip_repository import ClipListing
 
 DEFAULT_STATS_DAYS = 30
@@ -147,3 +153,32 @@ def clip_summary(listing: ClipListing, media_links: MediaLinker) -> ClipSummary:
 
 def _database_unavailable() -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "state database unavailable")
+
+
+_REFUSAL_STATUS = {
+    IngestRefusalReason.EMPTY: status.HTTP_400_BAD_REQUEST,
+    IngestRefusalReason.TOO_LARGE: status.HTTP_413_CONTENT_TOO_LARGE,
+    IngestRefusalReason.NOT_A_VIDEO: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    IngestRefusalReason.NOT_RUNNING: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+async def ingest(
+    context: ApiContext, camera: str, body: AsyncIterator[bytes], filename: str | None
+) -> IngestedClip:
+    """Hand the body to the camera's `http_ingest` source; its refusal becomes a 4xx."""
+    source = next((s for s in context.sources if s.camera_name == camera), None)
+    if source is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera named {camera!r}")
+    if not isinstance(source, UploadedClipSource):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"camera {camera!r} does not take clips over HTTP (its source is not http_ingest)",
+        )
+    match await source.receive(body, filename):
+        case IngestRefusal() as refusal:
+            raise HTTPException(_REFUSAL_STATUS[refusal.reason], refusal.message)
+        case Clip() as clip:
+            return IngestedClip(
+                clip_id=clip.clip_id, camera_name=clip.camera_name, duration_s=clip.duration_s
+            )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from homesec.models.results import FilterResult
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".ts", ".m4v", ".webm"})
 
 _CLIP_ID_RE = re.compile(
@@ -28,6 +30,8 @@ class Clip(BaseModel):
     end_ts: datetime
     duration_s: float
     source_backend: str
+    source_detections: FilterResult | None = None
+    """What the source's own detector saw (an NVR's): the pipeline's filter does not run."""
 
 
 class LiveSegment(BaseModel):

@@ -91,6 +91,15 @@ class OnVLMFailure(StrEnum):
     SKIP = "skip"
 
 
+class IngestRefusalReason(StrEnum):
+    """Why a clip sent to the HTTP ingest was not taken."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    NOT_A_VIDEO = "not_a_video"
+    NOT_RUNNING = "not_running"
+
+
 class PluginType(StrEnum):
     """Plugin kinds; also the prefix of entry-point names (`{kind}.{backend}`)."""
 

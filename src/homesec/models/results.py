@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homesec.models.enums import RiskLevel
+from homesec.models.enums import IngestRefusalReason, RiskLevel
 
 
 class UploadOutcome(BaseModel):
@@ -23,6 +23,7 @@ class Detection(BaseModel):
     box: tuple[float, float, float, float] = Field(
         description="x1, y1, x2, y2 in pixels of the original frame"
     )
+    zones: list[str] = Field(default_factory=list, description="Named zones it was seen in")
 
 
 class FilterResult(BaseModel):
@@ -83,3 +84,10 @@ class AnalysisUnavailable(BaseModel):
     trigger_classes: list[str] = Field(
         default_factory=list, description="Trigger classes the detector found in the clip"
     )
+
+
+class IngestRefusal(BaseModel):
+    """A clip sent to the HTTP ingest that was not taken, and why (nothing of it is kept)."""
+
+    reason: IngestRefusalReason
+    message: str

@@ -25,6 +25,7 @@ from homesec.errors import CausedError, FilterError, NotifyError, UploadError, V
 from homesec.interfaces import (
     AlertPolicy,
     AnalysisContext,
+    AnalysisListener,
     ObjectFilter,
     StorageBackend,
     VLMAnalyzer,
@@ -93,6 +94,7 @@ class ClipPipeline:
         self._reruns = Reruns(config.retry, lambda clip, state: self.submit(clip, known=state))
         self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
+        self._listeners: dict[str, AnalysisListener] = {}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self.last_heartbeat = time.time()
 
@@ -240,6 +242,7 @@ class ClipPipeline:
             upload_result = await upload
         if filter_result is None:
             return
+        analysed_before = journal.is_ok(StageName.VLM)
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
         extra = log_extra(clip.clip_id, clip.camera_name)
         snapshot = await snapshot_of(clip.local_path, filter_result, target, extra)
@@ -255,6 +258,7 @@ class ClipPipeline:
         await asyncio.gather(
             self._notify(clip, journal, decision, upload_result, analysis, snapshot),
             self._store_artifacts(clip, journal, upload_result, snapshot),
+            self._tell_source(clip, None if analysed_before else analysis),
         )
 
     async def _upload(self, clip: Clip, journal: ClipJournal) -> UploadOutcome | UploadError:
@@ -276,6 +280,9 @@ class ClipPipeline:
     async def _filter_stage(self, clip: Clip, journal: ClipJournal) -> FilterResult | None:
         if journal.is_ok(StageName.FILTER) and journal.state.filter_result is not None:
             return journal.state.filter_result
+        if clip.source_detections is not None:
+            journal.filter_ok(clip.source_detections)
+            return clip.source_detections
         if not self._may_retry(journal, StageName.FILTER):
             return None
         result = await self._stages.run(
@@ -332,6 +339,24 @@ class ClipPipeline:
             return self._unavailable(filter_result, _short_reason(result))
         journal.vlm_ok(result)
         return result
+
+    def listen(self, camera_name: str, listener: AnalysisListener) -> None:
+        """Tell `listener` (the camera's source) of each new analysis of the camera's clips."""
+        self._listeners[camera_name] = listener
+
+    async def _tell_source(self, clip: Clip, analysis: Analysis) -> None:
+        listener = self._listeners.get(clip.camera_name)
+        if listener is None or not isinstance(analysis, AnalysisResult):
+            return
+        try:
+            await listener.analysis_ready(clip, analysis)
+        except Exception as exc:
+            logger.warning(
+                "The source of %s was not told of its analysis: %s",
+                clip.clip_id,
+                exc,
+                extra=log_extra(clip.clip_id, clip.camera_name),
+            )
 
     def _unavailable(self, filter_result: FilterResult, reason: str | None) -> AnalysisUnavailable:
         found = [c for c in filter_result.detected_classes if c in self._config.vlm.trigger_classes]

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from homesec.errors import CheckFailed
-from homesec.interfaces import ClipSource, SelfChecking
+from homesec.interfaces import AnalysisListener, ClipSource, SelfChecking
 from homesec.models.clip import Clip
-from homesec.models.enums import PluginType
+from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.results import AnalysisResult
 from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source, validate_plugin_config
-from tests.services.frigate_fake import VERSION, FakeFrigate, FakeReview
+from tests.services.frigate_fake import VERSION, FakeEvent, FakeFrigate, FakeReview
 
 CAMERA = "front_door"
 START = 1_700_000_000.0
@@ -385,3 +386,112 @@ async def test_doctor_checks_say_whether_frigate_answers(
     assert login.startswith("logged in at ")
     assert VERSION in seen
     assert "api_url" in str(failed.value) and fake_frigate.url in str(failed.value)
+
+
+async def test_frigate_detections_become_the_clips_filter_result(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item with two tracked objects and a false positive, and use_frigate_detections
+    events = [
+        FakeEvent(
+            "1700000002.0-p1",
+            "person",
+            START + 2,
+            score=0.91,
+            box=(0.5, 0.25, 0.25, 0.5),
+            zones=["porch"],
+        ),
+        FakeEvent("1700000005.0-c1", "car", START + 5, score=0.77),
+        FakeEvent("1700000006.0-fp", "dog", START + 6, false_positive=True),
+    ]
+    source = _source(fake_frigate, tmp_path, use_frigate_detections=True)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.11-det", events=events)
+
+        # When the item ends
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+    # Then the clip carries Frigate's labels, scores, times, zones and boxes (in the clip's
+    # pixels)
+    result = clip.source_detections
+    assert result is not None and result.model == "frigate"
+    assert result.detected_classes == ["person", "car"] and result.confidence == 0.91
+    person = result.detections[0]
+    assert person.first_seen_s == 2.0
+    assert person.box == (960.0, 270.0, 1440.0, 810.0)  # the clip is 1920x1080
+    assert person.zones == ["porch"] and result.detections[1].zones == []
+    # And a new instance recovers the clip with them (the ledger keeps them)
+    [recovered] = _source(fake_frigate, tmp_path).spooled_clips()
+    assert recovered.source_detections == result
+
+
+async def test_when_frigates_events_cannot_be_read_homesecs_detector_runs(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given use_frigate_detections and an item whose event Frigate has deleted meanwhile
+    events = [FakeEvent("1700000002.0-gone", "person", START + 2)]
+    source = _source(fake_frigate, tmp_path, use_frigate_detections=True)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.12-gone", events=events)
+        fake_frigate.deleted_events.add("1700000002.0-gone")
+
+        # When the item ends
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+    # Then the clip is handed on without detections: the pipeline's own filter looks at it
+    assert clip.source_detections is None
+    assert "/api/events/1700000002.0-gone" in fake_frigate.requests
+
+
+async def test_write_back_puts_the_summary_on_the_items_events(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip taken from an item with two events, with write_back on
+    events = [
+        FakeEvent("1700000002.0-w1", "person", START + 2),
+        FakeEvent("1700000003.0-w2", "person", START + 3),
+    ]
+    source = _source(fake_frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.13-wb", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+        # When the pipeline tells the source of the clip's analysis
+        await source.analysis_ready(clip, _analysis("A person in a red coat rings the bell."))
+
+    # Then Frigate has the summary as the description of both events
+    assert fake_frigate.descriptions == {
+        "1700000002.0-w1": "A person in a red coat rings the bell.",
+        "1700000003.0-w2": "A person in a red coat rings the bell.",
+    }
+
+
+async def test_without_write_back_nothing_is_written_to_frigate(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip taken with write_back off (the default)
+    source = _source(fake_frigate, tmp_path)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        events = [FakeEvent("1700000002.0-n1", "person", START + 2)]
+        review = _review(fake_frigate, person_clip, "1700000000.14-nowb", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+        # When its analysis is ready
+        await source.analysis_ready(clip, _analysis("Someone at the door."))
+
+    # Then Frigate is not written to
+    assert fake_frigate.descriptions == {}
+
+
+def _analysis(summary: str) -> AnalysisResult:
+    return AnalysisResult(
+        risk_level=RiskLevel.MEDIUM,
+        activity_type="delivery",
+        summary=summary,
+    )

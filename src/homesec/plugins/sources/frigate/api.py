@@ -13,7 +13,7 @@ import os
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
 import httpx
 from pydantic import BaseModel, Field, TypeAdapter
@@ -23,6 +23,11 @@ from homesec.errors import CausedError
 # Every MP4 starts with a box whose type, at bytes 4-8, is `ftyp`.
 _MP4_SIGNATURE = b"ftyp"
 _CHUNK_BYTES = 1 << 16
+
+
+# Frigate's ids look like `1718987129.308396-fqk5ka`, camera names like `front_cam`; both go
+# into URLs and file names.
+FRIGATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
 class Severity(StrEnum):
@@ -37,15 +42,12 @@ class MessageType(StrEnum):
 
 
 class ReviewData(BaseModel):
-    detections: list[str] = Field(default_factory=list, description="Frigate event ids")
+    detections: list[Annotated[str, Field(pattern=FRIGATE_NAME)]] = Field(
+        default_factory=list, description="Frigate event ids"
+    )
     objects: list[str] = Field(default_factory=list)
     sub_labels: list[str] = Field(default_factory=list)
     zones: list[str] = Field(default_factory=list)
-
-
-# Frigate's ids look like `1718987129.308396-fqk5ka`, camera names like `front_cam`; both go
-# into URLs and file names.
-FRIGATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
 class ReviewItem(BaseModel):
@@ -64,6 +66,28 @@ class ReviewMessage(BaseModel):
 
     type: MessageType
     after: ReviewItem
+
+
+class EventData(BaseModel):
+    box: list[float] | None = Field(default=None, description="x, y, width, height; 0..1")
+    score: float | None = None
+    top_score: float | None = None
+
+
+class FrigateEvent(BaseModel):
+    """One tracked object (`/api/events/{id}`): what Frigate's detector saw, where and when."""
+
+    label: str
+    start_time: datetime
+    false_positive: bool | None = None
+    zones: list[str] = Field(default_factory=list)
+    top_score: float | None = None  # Frigate before 0.14 (now in `data`)
+    data: EventData = Field(default_factory=EventData)
+
+    @property
+    def score(self) -> float:
+        best = self.data.top_score or self.data.score or self.top_score or 0.0
+        return min(max(best, 0.0), 1.0)
 
 
 _REVIEW_LIST = TypeAdapter(list[ReviewItem])
@@ -103,6 +127,22 @@ class FrigateApi:
             return _REVIEW_LIST.validate_json(response.content)
         except ValueError as exc:
             raise FrigateUnreachable(f"Frigate's /api/review answer is not a list: {exc}") from exc
+
+    async def event(self, event_id: str) -> FrigateEvent:
+        response = await self._get(f"/api/events/{event_id}")
+        try:
+            return FrigateEvent.model_validate_json(response.content)
+        except ValueError as exc:
+            raise FrigateUnreachable(f"Frigate's event {event_id} is not an event: {exc}") from exc
+
+    async def set_description(self, event_id: str, description: str) -> None:
+        """Show `description` with the event in Frigate's UI."""
+        path = f"/api/events/{event_id}/description"
+        try:
+            response = await self._client.post(path, json={"description": description})
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise FrigateUnreachable(f"Frigate {path}: {exc}", exc) from exc
 
     async def download_clip(self, item: ReviewItem, target: Path, max_bytes: int) -> int:
         """Write the ended item's clip to `target`; returns its size. Raises ClipNotReady when

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from homesec.models.results import FilterResult
+
 logger = logging.getLogger(__name__)
 
 
@@ -34,6 +36,9 @@ class LedgerEntry(BaseModel):
     clip_id: str | None = None
     start: datetime
     end: datetime
+    events: list[str] = Field(default_factory=list, description="Frigate's event ids")
+    detections: FilterResult | None = None
+    """Frigate's own detections, when the source uses them instead of HomeSec's detector."""
 
 
 class _LedgerFile(BaseModel):
@@ -85,6 +90,10 @@ class Ledger:
     def newest_end(self) -> datetime | None:
         with self._lock:
             return max((entry.end for entry in self._items.values()), default=None)
+
+    def by_clip(self, clip_id: str) -> LedgerEntry | None:
+        with self._lock:
+            return next((e for e in self._items.values() if e.clip_id == clip_id), None)
 
     def taken(self) -> list[LedgerEntry]:
         with self._lock:

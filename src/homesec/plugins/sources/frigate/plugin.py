@@ -5,9 +5,11 @@ mapped Frigate camera ends and passes the filters (severity, labels, zones), its
 fetched from Frigate's HTTP API (cut from its recordings), asked again with a growing
 wait while Frigate has not written it yet (up to `clip_ready_timeout_s`, and for as long as
 Frigate is unreachable), spooled to disk, named by the service's `ClipNamer` after the item's
-start, and handed on. Items that ended while HomeSec or the broker was away are found through
-`/api/review` on every (re)connect, from the newest item taken (at most `catch_up_s` back);
-the ledger (`ledger.py`) keeps every item taken once.
+start, and handed on (with Frigate's own detections, `use_frigate_detections`, so HomeSec's
+detector need not run). With `write_back`, the VLM's summary goes back to Frigate as the
+description of the item's events. Items that ended while HomeSec or the broker was away are
+found through `/api/review` on every (re)connect, from the newest item taken (at most
+`catch_up_s` back); the ledger (`ledger.py`) keeps every item taken once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from homesec.interfaces import SelfCheck, SourceConfig
 from homesec.models.clip import Clip
 from homesec.models.config import FolderPath
 from homesec.models.enums import PluginType
+from homesec.models.results import AnalysisResult, FilterResult
 from homesec.plugins.mqtt_broker import Broker, BrokerSettings
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.base import SourceBase, clip_record
@@ -41,8 +44,10 @@ from homesec.plugins.sources.frigate.api import (
     ReviewMessage,
     Severity,
 )
+from homesec.plugins.sources.frigate.detections import frigate_detections
 from homesec.plugins.sources.frigate.ledger import ItemState, Ledger, LedgerEntry
 from homesec.single_flight import SingleRun
+from homesec.video.clip import VideoReadError, probe_clip
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +118,16 @@ class FrigateSourceConfig(SourceConfig):
     )
     health_check_interval_s: float = Field(
         default=10.0, gt=0, description="Seconds between checks that Frigate's API answers"
+    )
+    use_frigate_detections: bool = Field(
+        default=False,
+        description="Take Frigate's labels, scores and boxes as the clip's detections instead "
+        "of running HomeSec's detector (which still runs when Frigate's cannot be read)",
+    )
+    write_back: bool = Field(
+        default=False,
+        description="Write the VLM's summary into Frigate as the description of the item's "
+        "events, shown in Frigate's UI (needs Frigate's API without login)",
     )
 
 
@@ -314,16 +329,49 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         """Name the fetched clip, record it, and hand it on."""
         start = item.start_time
         end = item.end_time or start
+        detections = await self._detections(item, part)
         target = await self._names.claim(
             self.camera_name, int(start.timestamp()), ".mp4", self._spool
         )
-        entry = LedgerEntry(state=ItemState.CLAIMED, clip_id=target.name, start=start, end=end)
+        entry = LedgerEntry(
+            state=ItemState.CLAIMED,
+            clip_id=target.name,
+            start=start,
+            end=end,
+            events=item.data.detections,
+            detections=detections,
+        )
         await asyncio.to_thread(self._ledger.record, item.id, entry)
         await asyncio.to_thread(part.rename, target)
         taken = entry.model_copy(update={"state": ItemState.TAKEN})
         await asyncio.to_thread(self._ledger.record, item.id, taken)
         objects = ", ".join(item.data.objects) or item.severity
         self._hand_on(self._clip(target, taken), f", Frigate item {item.id} ({objects})")
+
+    async def _detections(self, item: ReviewItem, clip: Path) -> FilterResult | None:
+        """Frigate's detections of the item, when configured and readable."""
+        if not self._config.use_frigate_detections:
+            return None
+        assert self._api is not None
+        try:
+            info = await asyncio.to_thread(probe_clip, clip)
+            return await frigate_detections(self._api, item, info)
+        except (FrigateUnreachable, VideoReadError) as exc:
+            logger.warning(
+                "Frigate's detections of %s cannot be read (%s); HomeSec's detector runs",
+                item.id,
+                exc,
+                extra=self._log_extra,
+            )
+            return None
+
+    async def analysis_ready(self, clip: Clip, analysis: AnalysisResult) -> None:
+        """With `write_back`, the summary becomes the description of the item's events."""
+        if not self._config.write_back or self._api is None:
+            return
+        entry = await asyncio.to_thread(self._ledger.by_clip, clip.clip_id)
+        for event_id in entry.events if entry is not None else []:
+            await self._api.set_description(event_id, analysis.summary)
 
     async def _give_up(self, item: ReviewItem, part: Path, why: str) -> None:
         logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._log_extra)
@@ -346,4 +394,5 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
 
     def _clip(self, path: Path, entry: LedgerEntry) -> Clip:
         duration = (entry.end - entry.start).total_seconds()
-        return clip_record(path, self.camera_name, BACKEND, entry.start.timestamp(), duration)
+        clip = clip_record(path, self.camera_name, BACKEND, entry.start.timestamp(), duration)
+        return clip.model_copy(update={"source_detections": entry.detections})
