@@ -48,3 +48,4 @@ bench: setup-test
 	$(UV) run python -m bench.latency --source rtsp
 	$(UV) run python -m bench.motion
 	$(UV) run python -m bench.api
+	$(UV) run python -m bench.ingest
