@@ -157,6 +157,7 @@ class HomeSecApp:
             self.components.object_filter,
             self.components.pipeline.detections,
             self.components.pipeline.journals,
+            self.components.pipeline,
         )
         retention = config.retention
         pipeline = self.components.pipeline
