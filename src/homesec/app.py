@@ -157,6 +157,7 @@ class HomeSecApp:
             self.components.object_filter,
             self.components.pipeline.detections,
             self.components.pipeline.journals,
+            self.components.pipeline,
         )
         retention = config.retention
         pipeline = self.components.pipeline
@@ -241,6 +242,7 @@ class HomeSecApp:
             sources=self.sources,
             media_cache_dir=self._config.pipeline.work_dir / "api-media",
             revoked_sessions_file=self._config.pipeline.work_dir / "revoked-sessions.json",
+            camera_zones={camera.name: camera.zones for camera in self._config.cameras},
         )
         self.server = ApiServer(api, server_config.host, server_config.port)
         await enter(stack, self.server, "HTTP API")

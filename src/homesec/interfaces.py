@@ -219,6 +219,15 @@ class AlertPolicy(Protocol):
 
 
 @runtime_checkable
+class RelevanceFilter(Protocol):
+    """Optional for alert policies: the detections of a clip that count for the camera (in
+    its required zones, say). Only they trigger the VLM, the detection event and an alert;
+    the clip's stored result keeps every detection."""
+
+    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult: ...
+
+
+@runtime_checkable
 class DetectionSink(Protocol):
     """Optional for notifiers: the early detection event, before the VLM has spoken."""
 

@@ -91,9 +91,14 @@ class Service:
     base_url: str
 
 
+# The front door's one zone: the lower right quarter of the picture.
+PORCH = [(0.5, 0.5), (1.0, 0.5), (1.0, 1.0), (0.5, 1.0)]
+
+
 def _camera(root: Path, name: str) -> dict[str, object]:
     watch = {"watch_dir": str(root / "inbox" / name), "poll_interval_s": 0.1, "settle_s": 0.2}
-    return {"name": name, "source": {"backend": "local_folder", "config": watch}}
+    zones = {"porch": PORCH} if name == "front_door" else {}
+    return {"name": name, "source": {"backend": "local_folder", "config": watch}, "zones": zones}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -5,6 +5,7 @@ Each test saves a screenshot of its page under test-artifacts/browser/.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -134,6 +135,34 @@ async def test_clicking_a_clip_plays_its_video(page: Page) -> None:
     assert playback["readyState"] >= 2
     assert 206 in video_statuses
     assert "person" in await page.locator("#detections").inner_text()
+
+
+async def test_the_clip_page_draws_the_zones_and_tells_a_clicked_point(page: Page) -> None:
+    # Given the front door clip's page (its camera has one zone, the porch)
+    await page.goto("/ui/clips/front_door_1700000000.mp4")
+    picture = page.locator("#zones")
+    await page.wait_for_function("() => document.querySelector('#zones img').naturalWidth > 0")
+
+    # When the user clicks a quarter across and three quarters down the snapshot
+    box = await picture.bounding_box()
+    assert box is not None
+    await picture.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    await page.screenshot(path=ARTIFACTS / "zones.png", full_page=True)
+
+    # Then the porch is drawn over the snapshot and the point reads as a zone writes it
+    zones = page.locator("#zones polygon.zone")
+    assert await zones.count() == 1
+    assert await zones.first.get_attribute("data-zone") == "porch"
+    box = await picture.bounding_box()  # where the click scrolled it to
+    assert box is not None
+    overlay = await page.locator("#zones svg").bounding_box()
+    assert overlay is not None and overlay == pytest.approx(box, abs=1)
+    drawn = await zones.first.bounding_box()
+    assert drawn is not None  # the stroke widens it a little
+    assert drawn["x"] + drawn["width"] / 2 == pytest.approx(box["x"] + box["width"] * 0.75, abs=3)
+    assert drawn["width"] == pytest.approx(box["width"] / 2, rel=0.05)
+    x, y = json.loads(await page.locator("#zone-point").inner_text())
+    assert (x, y) == (pytest.approx(0.25, abs=0.002), pytest.approx(0.75, abs=0.002))
 
 
 async def test_filters_narrow_the_list(page: Page) -> None:

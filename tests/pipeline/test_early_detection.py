@@ -214,6 +214,7 @@ async def test_a_clip_announced_while_recorded_does_not_announce_again_after_a_r
                 components.object_filter,
                 components.pipeline.detections,
                 components.pipeline.journals,
+                components.pipeline,
             )
             early.on_segment(live)
             detection = await subscriber.next(timeout=10)
@@ -255,7 +256,10 @@ async def test_early_detection_and_the_pipeline_at_once_keep_one_state_of_the_cl
     )
     async with build_pipeline(**pipeline_config) as components:
         early = EarlyDetection(
-            components.object_filter, components.pipeline.detections, components.pipeline.journals
+            components.object_filter,
+            components.pipeline.detections,
+            components.pipeline.journals,
+            components.pipeline,
         )
 
         # When the live segment's detection and the finalized clip's processing overlap

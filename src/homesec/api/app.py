@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +28,7 @@ from homesec.api.signing import MediaLinker, Signer
 from homesec.errors import StartupError
 from homesec.health import HealthMonitor
 from homesec.interfaces import ClipSource, StorageBackend
+from homesec.models.zones import Zones
 from homesec.repository.clip_repository import ClipRepository
 from homesec.throttle import GuessThrottle
 
@@ -49,13 +50,14 @@ def create_api(
     revoked_sessions_file: Path,
     signer: Signer | None = None,
     throttle: GuessThrottle | None = None,
+    camera_zones: Mapping[str, Zones] | None = None,
 ) -> FastAPI:
     """The whole HTTP surface; `api_key` None means auth is off.
 
     `media_cache_dir` receives clips fetched back from storage for playback (emptied on
     shutdown); `revoked_sessions_file` keeps the UI sessions ended by a logout;
     `signer` defaults to one keyed from the API key (`Signer.for_api_key`), `throttle` to
-    the default limit on wrong keys per client address.
+    the default limit on wrong keys per client address; `camera_zones` are drawn on clip pages.
     """
     signer = signer or Signer.for_api_key(api_key)
     media_files = MediaFiles(storage, media_cache_dir)
@@ -83,7 +85,9 @@ def create_api(
     )
     api.state.auth = Authenticator(api_key, signer, sessions, throttle)
     links = MediaLinker(signer)
-    api.state.context = ApiContext(monitor, repository, media_files, sources, links)
+    api.state.context = ApiContext(
+        monitor, repository, media_files, sources, links, dict(camera_zones or {})
+    )
     api.include_router(health.public)
     api.include_router(health.protected, dependencies=[Depends(require_key)])
     for router in (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from homesec.api.media_files import MediaFiles
 from homesec.api.signing import MediaLinker
 from homesec.health import HealthMonitor
 from homesec.interfaces import ClipSource
+from homesec.models.zones import Zones
 from homesec.repository.clip_repository import ClipRepository
 
 
@@ -22,6 +23,7 @@ class ApiContext:
     media: MediaFiles
     sources: Sequence[ClipSource]
     media_links: MediaLinker
+    camera_zones: Mapping[str, Zones] = field(default_factory=dict)
 
 
 async def _context(request: Request) -> ApiContext:

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from homesec.models.clip import is_valid_camera_name
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
+from homesec.models.zones import Zones
 
 
 def printable(value: object) -> str:
@@ -110,6 +111,12 @@ class CameraConfig(_Section):
         description="Used in clip ids, storage keys and MQTT topics"
     )
     source: PluginRef = Field(description="Where this camera's clips come from")
+    zones: Zones = Field(
+        default_factory=dict,
+        description="Named polygons of the picture, [[x, y], ...] with 0..1 from the top left "
+        "(the clip page shows the point under a click); a detection is in a zone when the "
+        "bottom-centre of its box is",
+    )
 
 
 class StateStoreConfig(_Section):

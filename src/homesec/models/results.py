@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from homesec.models.enums import IngestRefusalReason, RiskLevel
+from homesec.models.zones import Zones
 
 
 class UploadOutcome(BaseModel):
@@ -43,6 +44,9 @@ class FilterOverrides(BaseModel):
 
     classes: list[str] | None = None
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    zones: Zones | None = Field(
+        default=None, description="The camera's zones: each detection lists those it was in"
+    )
 
 
 class EntityEvent(BaseModel):

@@ -27,6 +27,7 @@ from homesec.interfaces import (
     AnalysisContext,
     AnalysisListener,
     ObjectFilter,
+    RelevanceFilter,
     StorageBackend,
     VLMAnalyzer,
 )
@@ -38,6 +39,7 @@ from homesec.models.events import utc_now
 from homesec.models.results import (
     AnalysisResult,
     AnalysisUnavailable,
+    FilterOverrides,
     FilterResult,
     UploadOutcome,
 )
@@ -95,6 +97,7 @@ class ClipPipeline:
         self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._listeners: dict[str, AnalysisListener] = {}
+        self._zones = {camera.name: camera.zones for camera in config.cameras}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self.last_heartbeat = time.time()
 
@@ -243,18 +246,21 @@ class ClipPipeline:
         if filter_result is None:
             return
         analysed_before = journal.is_ok(StageName.VLM)
+        # What counts from here on: the detections the policy keeps (its required zones).
+        counted = self.relevant(clip.camera_name, filter_result)
+        shown = counted if counted.detections else filter_result
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
         extra = log_extra(clip.clip_id, clip.camera_name)
-        snapshot = await snapshot_of(clip.local_path, filter_result, target, extra)
+        snapshot = await snapshot_of(clip.local_path, shown, target, extra)
         detection = asyncio.create_task(
-            self._detection_event(clip, journal, filter_result, snapshot),
+            self._detection_event(clip, journal, counted, snapshot),
             name=f"detection:{clip.clip_id}",
         )
         try:
-            analysis = await self._vlm(clip, journal, filter_result)
+            analysis = await self._vlm(clip, journal, counted)
         finally:
             await detection
-        decision = self._decision(clip.camera_name, journal, filter_result, analysis)
+        decision = self._decision(clip.camera_name, journal, counted, analysis)
         await asyncio.gather(
             self._notify(clip, journal, decision, upload_result, analysis, snapshot),
             self._store_artifacts(clip, journal, upload_result, snapshot),
@@ -289,7 +295,7 @@ class ClipPipeline:
             journal,
             FilterError,
             self._config.filter.backend,
-            lambda: self._filter.detect(clip.local_path),
+            lambda: self._filter.detect(clip.local_path, self.filter_overrides(clip.camera_name)),
             "no alert can be decided",
         )
         if isinstance(result, FilterError):
@@ -339,6 +345,17 @@ class ClipPipeline:
             return self._unavailable(filter_result, _short_reason(result))
         journal.vlm_ok(result)
         return result
+
+    def filter_overrides(self, camera_name: str) -> FilterOverrides | None:
+        """What the filter is told of the camera: its zones, if it has any."""
+        zones = self._zones.get(camera_name)
+        return FilterOverrides(zones=zones) if zones else None
+
+    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
+        """The detections that count for the camera (all, unless the policy says otherwise)."""
+        if isinstance(self._policy, RelevanceFilter):
+            return self._policy.relevant(camera_name, filter_result)
+        return filter_result
 
     def listen(self, camera_name: str, listener: AnalysisListener) -> None:
         """Tell `listener` (the camera's source) of each new analysis of the camera's clips."""

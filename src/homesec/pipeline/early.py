@@ -19,11 +19,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol
 
 from homesec.interfaces import ObjectFilter
 from homesec.models.clip import Clip, LiveSegment, snapshot_name
 from homesec.models.enums import EventType
-from homesec.models.results import FilterResult
+from homesec.models.results import FilterOverrides, FilterResult
 from homesec.pipeline.detection import Announcement, DetectionAnnouncer
 from homesec.pipeline.journal import ClipJournals
 from homesec.pipeline.snapshot import snapshot_of
@@ -55,6 +56,14 @@ class _Lane:
         return self.recording(clip_id) and not self.announced
 
 
+class CameraRules(Protocol):
+    """What the pipeline knows of a camera that early detection needs too."""
+
+    def filter_overrides(self, camera_name: str) -> FilterOverrides | None: ...
+
+    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult: ...
+
+
 class EarlyDetection:
     """Runs the object filter on the live segments of clips being recorded."""
 
@@ -63,8 +72,10 @@ class EarlyDetection:
         object_filter: ObjectFilter,
         detections: DetectionAnnouncer,
         journals: ClipJournals,
+        pipeline: CameraRules,
     ) -> None:
         self._filter = object_filter
+        self._rules = pipeline
         self._detections = detections
         self._journals = journals
         self._lanes: dict[str, _Lane] = {}
@@ -97,10 +108,11 @@ class EarlyDetection:
     async def _work(self, lane: _Lane) -> None:
         while (segment := lane.waiting) is not None:
             lane.waiting = None
-            result = await self._check(segment)
+            checked = await self._check(segment)
             # The clip may have been finalized (or another begun) while the filter looked.
-            if result is None or not lane.looks_at(segment.clip_id):
+            if checked is None or not lane.looks_at(segment.clip_id):
                 continue
+            result = self._rules.relevant(segment.camera_name, checked)
             if not self._detections.triggers(result):
                 continue
             lane.announced, lane.waiting = True, None
@@ -111,7 +123,8 @@ class EarlyDetection:
 
     async def _check(self, segment: LiveSegment) -> FilterResult | None:
         try:
-            return await self._filter.detect(segment.path)
+            overrides = self._rules.filter_overrides(segment.camera_name)
+            return await self._filter.detect(segment.path, overrides)
         except Exception as exc:
             logger.info(
                 "Live segment %s not checked (the finalized clip will be): %s",

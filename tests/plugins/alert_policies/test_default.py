@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from homesec.interfaces import RelevanceFilter
 from homesec.models.enums import RiskLevel
-from homesec.models.results import AnalysisResult, FilterResult
+from homesec.models.results import AnalysisResult, Detection, FilterResult
 from homesec.plugins.registry import load_alert_policy
 
 DETECTED = FilterResult(detected_classes=["person"], confidence=0.8, sampled_frames=3, model="m")
@@ -65,3 +66,58 @@ def test_override_keeps_global_activity_types_when_not_set() -> None:
 
     # Then it still alerts
     assert decision.notify is True
+
+
+PORCH_PERSON = Detection(
+    class_name="person", confidence=0.9, first_seen_s=1.0, box=(1, 2, 3, 4), zones=["porch"]
+)
+STREET_CAR = Detection(
+    class_name="car", confidence=0.95, first_seen_s=0.0, box=(1, 2, 3, 4), zones=["street"]
+)
+SIDEWALK_PERSON = Detection(
+    class_name="person", confidence=0.7, first_seen_s=2.0, box=(1, 2, 3, 4), zones=[]
+)
+
+
+def _seen(*detections: Detection) -> FilterResult:
+    classes = list(dict.fromkeys(d.class_name for d in detections))
+    best = max(d.confidence for d in detections)
+    return FilterResult(
+        detected_classes=classes,
+        confidence=best,
+        sampled_frames=5,
+        model="m",
+        detections=list(detections),
+    )
+
+
+def test_only_detections_in_the_required_zones_count() -> None:
+    # Given required zones for the front door only
+    policy = load_alert_policy(
+        "default", {"overrides": {"front_door": {"required_zones": ["porch"]}}}
+    )
+    assert isinstance(policy, RelevanceFilter)
+    seen = _seen(STREET_CAR, PORCH_PERSON)
+
+    # When the detections that count are asked, on that camera and on another
+    counted = policy.relevant("front_door", seen)
+    elsewhere = policy.relevant("backyard", seen)
+
+    # Then only the person on the porch counts there, and everything elsewhere
+    assert counted.detected_classes == ["person"] and counted.detections == [PORCH_PERSON]
+    assert counted.confidence == 0.9 and counted.sampled_frames == 5
+    assert elsewhere == seen
+
+
+def test_nothing_in_the_required_zones_is_no_alert_whatever_else_says_so() -> None:
+    # Given required zones and notify_on_motion, and a clip with a person on the sidewalk only
+    policy = load_alert_policy("default", {"required_zones": ["porch"], "notify_on_motion": True})
+    assert isinstance(policy, RelevanceFilter)
+    counted = policy.relevant("front_door", _seen(SIDEWALK_PERSON))
+
+    # When it decides (the VLM was not asked: nothing counted)
+    decision = policy.decide("front_door", counted, None)
+
+    # Then there is no alert, and the reason names the zones
+    assert decision.notify is False
+    assert decision.notify_reason == "nothing detected in the required zones (porch)"

@@ -225,3 +225,39 @@ async def test_a_missing_execution_provider_falls_back_to_cpu(
     # Then it warned, and ran on the CPU
     assert "CoreMLExecutionProvider is not installed" in caplog.text
     assert "car" in result.detected_classes
+
+
+RIGHT_HALF = [(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]
+TOP_LEFT_CORNER = [(0.0, 0.0), (0.05, 0.0), (0.05, 0.05), (0.0, 0.05)]
+
+
+async def test_each_detection_lists_the_zones_it_stood_in(
+    yolo: YoloFilter, person_clip: Path
+) -> None:
+    # Given the camera's zones: the right half of the picture, where people walk, and a
+    # corner of sky
+    zones = {"right": RIGHT_HALF, "sky": TOP_LEFT_CORNER}
+
+    # When the clip of people at the front door is checked with them
+    result = await yolo.detect(person_clip, FilterOverrides(zones=zones))
+
+    # Then the person lists the zone people stood in, not the sky
+    [person] = [d for d in result.detections if d.class_name == "person"]
+    assert person.zones == ["right"]
+
+
+async def test_with_zones_a_class_seen_only_outside_them_is_looked_for_longer(
+    yolo: YoloFilter, person_clip: Path
+) -> None:
+    # Given a zone nobody stands in
+    sky = FilterOverrides(zones={"sky": TOP_LEFT_CORNER})
+
+    # When the clip is checked without zones and with that one
+    plain = await yolo.detect(person_clip)
+    zoned = await yolo.detect(person_clip, sky)
+
+    # Then without zones the scan stops once the person is confirmed; with the zone it goes
+    # on (they might still walk into it), and the person is reported in no zone
+    assert plain.sampled_frames < zoned.sampled_frames
+    [person] = [d for d in zoned.detections if d.class_name == "person"]
+    assert person.zones == []

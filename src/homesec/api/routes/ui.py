@@ -118,7 +118,8 @@ async def clip(request: Request, context: Context, clip_id: str) -> Response:
         detail = await service.clip_detail(context, clip_id)
     except HTTPException as exc:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return _render(request, "clip.html", detail=detail, clip=detail.clip)
+    zones = context.camera_zones.get(detail.clip.camera_name, {})
+    return _render(request, "clip.html", detail=detail, clip=detail.clip, zones=zones)
 
 
 @pages.get("/system")

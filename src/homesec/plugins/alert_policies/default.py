@@ -1,5 +1,5 @@
-"""`default` alert policy: risk threshold, activity types, motion, VLM failures; per-camera
-overrides."""
+"""`default` alert policy: risk threshold, activity types, motion, VLM failures, required
+zones; per-camera overrides."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ class CameraAlertOverride(BaseModel):
     on_vlm_failure: OnVLMFailure | None = Field(
         default=None, description="alert or skip a clip with a trigger class the VLM failed on"
     )
+    required_zones: list[str] | None = Field(
+        default=None, description="Only detections in one of these zones count (empty: all)"
+    )
 
 
 class DefaultAlertPolicyConfig(PluginConfig):
@@ -45,6 +48,11 @@ class DefaultAlertPolicyConfig(PluginConfig):
         "anyway, saying the analysis is unavailable and why, or skip (no alert unless "
         "notify_on_motion)",
     )
+    required_zones: list[str] = Field(
+        default_factory=list,
+        description="Only detections in one of these zones (the camera's `zones`) trigger "
+        "the VLM, the detection event and an alert; empty: every detection counts",
+    )
     overrides: dict[str, CameraAlertOverride] = Field(
         default_factory=dict, description="Per-camera overrides, keyed by camera name"
     )
@@ -55,16 +63,31 @@ class DefaultAlertPolicy:
     def __init__(self, config: DefaultAlertPolicyConfig) -> None:
         self._config = config
 
+    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
+        """The detections in the camera's required zones (all of them when there are none)."""
+        required = set(self._for(camera_name).required_zones)
+        if not required:
+            return filter_result
+        kept = [d for d in filter_result.detections if required & set(d.zones)]
+        return filter_result.model_copy(
+            update={
+                "detected_classes": list(dict.fromkeys(d.class_name for d in kept)),
+                "confidence": max((d.confidence for d in kept), default=0.0),
+                "detections": kept,
+            }
+        )
+
     def decide(
         self,
         camera_name: str,
         filter_result: FilterResult | None,
         analysis: AnalysisResult | AnalysisUnavailable | None,
     ) -> AlertDecision:
-        override = self._config.overrides.get(camera_name, CameraAlertOverride())
         scope = " (per-camera)" if camera_name in self._config.overrides else ""
-        changed = {key: value for key, value in override if value is not None}
-        config = self._config.model_copy(update=changed)
+        config = self._for(camera_name)
+        if config.required_zones and filter_result is not None and not filter_result.detections:
+            zones = ", ".join(config.required_zones)
+            return _no_alert(f"nothing detected in the required zones ({zones}){scope}")
         min_risk = config.min_risk_level
         match analysis:
             case AnalysisResult() if analysis.risk_level >= min_risk:
@@ -95,6 +118,12 @@ class DefaultAlertPolicy:
                     f"risk_level={analysis.risk_level} < {min_risk}, "
                     f"activity_type={analysis.activity_type} not alerting{scope}"
                 )
+
+    def _for(self, camera_name: str) -> DefaultAlertPolicyConfig:
+        """The policy's settings with the camera's overrides applied."""
+        override = self._config.overrides.get(camera_name, CameraAlertOverride())
+        changed = {key: value for key, value in override if value is not None}
+        return self._config.model_copy(update=changed)
 
 
 def _notify(reason: str) -> AlertDecision:

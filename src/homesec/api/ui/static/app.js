@@ -35,6 +35,17 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
+// Zones: a click on the snapshot shows the point as a zone's config writes it, [x, y] in 0..1.
+document.addEventListener("click", (event) => {
+  const picture = event.target.closest("#zones");
+  const output = document.getElementById("zone-point");
+  if (!picture || !output) return;
+  const area = picture.getBoundingClientRect();
+  const x = Math.min(Math.max((event.clientX - area.left) / area.width, 0), 1);
+  const y = Math.min(Math.max((event.clientY - area.top) / area.height, 0), 1);
+  output.textContent = `[${x.toFixed(3)}, ${y.toFixed(3)}]`;
+});
+
 // A clip without a snapshot (yet) shows the placeholder instead of a broken image.
 document.addEventListener(
   "error",

@@ -213,7 +213,8 @@ class YoloFilter:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def _request(self, overrides: FilterOverrides | None) -> ScanRequest:
-        changed = {key: value for key, value in overrides or FilterOverrides() if value is not None}
+        overrides = overrides or FilterOverrides()
+        changed = overrides.model_dump(exclude_none=True, exclude={"zones"})
         config = self._config.model_copy(update=changed)
         try:
             _check_classes(config.classes)
@@ -228,6 +229,7 @@ class YoloFilter:
             max_frames=config.max_frames,
             draft_decode=config.draft_decode,
             decode_threads=self._decode_threads,
+            zones=overrides.zones or {},
         )
 
     def _start_pool(self) -> ProcessPoolExecutor:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from homesec.models.results import Detection, FilterResult
+from homesec.models.zones import Zones, zones_of_box
 from homesec.plugins.filters.yolo.coco import COCO_CLASSES
 from homesec.plugins.filters.yolo.model import BoxDetection, Detector
 from homesec.video.decoding import SamplerStats
@@ -26,48 +27,56 @@ class ScanRequest:
     max_frames: int | None
     draft_decode: bool
     decode_threads: int
+    zones: Zones = field(default_factory=dict)
+    """The camera's zones: with any, a class counts once seen in one of them."""
 
 
 @dataclass
 class _Sighting:
-    """The frames of a clip where one class was seen."""
+    """The frames of a clip where one class was seen, and the zones it stood in."""
 
     first: Detection
     best_confidence: float
+    zones: set[str]
     hits: int = 1
 
 
 @dataclass
 class _Verdict:
+    zones: Zones
     sightings: dict[int, _Sighting] = field(default_factory=dict)
     frames: int = 0
 
     def add(self, frame: SampledFrame, found: list[BoxDetection]) -> None:
         self.frames += 1
         height, width = frame.image.shape[:2]
-        scale_x, scale_y = frame.source_size[0] / width, frame.source_size[1] / height
         seen: set[int] = set()
         for detection in found:  # best first: the first box of a class is its best
-            if detection.class_id in seen:
-                continue
-            seen.add(detection.class_id)
+            in_zones = zones_of_box(self.zones, detection.box, width, height)
             sighting = self.sightings.get(detection.class_id)
+            if sighting is not None:
+                sighting.zones.update(in_zones)
+            if detection.class_id in seen:
+                continue  # a frame is one hit; its other boxes only add zones
+            seen.add(detection.class_id)
             if sighting is None:
-                x1, y1, x2, y2 = detection.box
-                box = (x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y)
-                first = Detection(
-                    class_name=COCO_CLASSES[detection.class_id],
-                    confidence=detection.confidence,
-                    first_seen_s=frame.time_s,
-                    box=box,
+                first = _first(frame, detection)
+                self.sightings[detection.class_id] = _Sighting(
+                    first, detection.confidence, set(in_zones)
                 )
-                self.sightings[detection.class_id] = _Sighting(first, detection.confidence)
-            else:
-                sighting.hits += 1
-                sighting.best_confidence = max(sighting.best_confidence, detection.confidence)
+                continue
+            sighting.hits += 1
+            sighting.best_confidence = max(sighting.best_confidence, detection.confidence)
+            if in_zones and not _in_a_zone(sighting.first, self.zones, frame):
+                # The snapshot shows it where it matters: its first sighting in a zone.
+                sighting.first = _first(frame, detection)
 
     def settled(self, min_hits: int) -> bool:
-        return any(sighting.hits >= min_hits for sighting in self.sightings.values())
+        # With zones, a class seen only outside them may still walk into one.
+        return any(
+            sighting.hits >= min_hits and (sighting.zones or not self.zones)
+            for sighting in self.sightings.values()
+        )
 
     def result(self, model: str, min_hits: int) -> FilterResult:
         confirmed = [s for s in self.sightings.values() if s.hits >= min_hits]
@@ -77,8 +86,26 @@ class _Verdict:
             confidence=max((s.best_confidence for s in confirmed), default=0.0),
             sampled_frames=self.frames,
             model=model,
-            detections=[s.first for s in confirmed],
+            detections=[s.first.model_copy(update={"zones": sorted(s.zones)}) for s in confirmed],
         )
+
+
+def _first(frame: SampledFrame, detection: BoxDetection) -> Detection:
+    """The sighting in the original frame's pixels."""
+    height, width = frame.image.shape[:2]
+    scale_x, scale_y = frame.source_size[0] / width, frame.source_size[1] / height
+    x1, y1, x2, y2 = detection.box
+    return Detection(
+        class_name=COCO_CLASSES[detection.class_id],
+        confidence=detection.confidence,
+        first_seen_s=frame.time_s,
+        box=(x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y),
+    )
+
+
+def _in_a_zone(detection: Detection, zones: Zones, frame: SampledFrame) -> bool:
+    width, height = frame.source_size
+    return bool(zones_of_box(zones, detection.box, width, height))
 
 
 def scan_clip(
@@ -89,7 +116,7 @@ def scan_clip(
     stats: SamplerStats | None = None,
 ) -> FilterResult:
     """Look for the requested classes; stop once one is seen in `min_hits` sampled frames."""
-    verdict = _Verdict()
+    verdict = _Verdict(request.zones)
     frames = sample_frames(
         path,
         fps=request.sample_fps,
