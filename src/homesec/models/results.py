@@ -75,6 +75,9 @@ class AnalysisResult(BaseModel):
     entities_timeline: list[EntityEvent] = Field(default_factory=list)
     requires_review: bool = False
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    known_entities: list[str] = Field(
+        default_factory=list, description="Known entities (by name) the model recognised"
+    )
     model: str | None = None
     usage: VLMUsage | None = None
 
