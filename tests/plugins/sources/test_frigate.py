@@ -495,3 +495,25 @@ def _analysis(summary: str) -> AnalysisResult:
         activity_type="delivery",
         summary=summary,
     )
+
+
+async def test_an_item_still_being_fetched_at_a_stop_is_fetched_after_the_restart(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item whose clip Frigate has not written yet, and one that ended an hour later
+    # and was taken (the newest item taken is where a catch-up starts)
+    waiting = _review(fake_frigate, person_clip, "1700000000.15-wait")
+    fake_frigate.not_ready_for(waiting.id, 10_000)
+    newer = _review(fake_frigate, person_clip, "1700003600.0-newer", offset=3600)
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        await fake_frigate.publish_review("end", waiting)
+        await fake_frigate.publish_review("end", newer)
+        await _wait_for(clips, 1)
+
+    # When HomeSec stops while the first is still asked for (a restart, or kill -9) and
+    # starts again once Frigate has its clip
+    fake_frigate.not_ready_for(waiting.id, 0)
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        # Then the catch-up fetches it: it was never taken
+        [clip] = await _wait_for(clips, 1)
+    assert clip.clip_id == f"{CAMERA}_1700000000.mp4"

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 BACKEND = "frigate"
 LEDGER_NAME = ".frigate_items.json"
-# Catch-up looks a little before the newest item taken: items end out of order.
+# Catch-up looks a little before where the ledger says: items end out of order.
 _CATCH_UP_OVERLAP = timedelta(minutes=5)
 # Clips fetched at once (a catch-up may find hundreds): Frigate cuts each from its recordings.
 _PARALLEL_FETCHES = 2
@@ -256,8 +256,8 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         """Fetch the items that ended while HomeSec or the broker was away."""
         now = datetime.now(UTC)
         oldest = now - timedelta(seconds=self._config.catch_up_s)
-        newest = self._ledger.newest_end()
-        after = max(oldest, newest - _CATCH_UP_OVERLAP) if newest is not None else oldest
+        start = self._ledger.catch_up_from()
+        after = max(oldest, start - _CATCH_UP_OVERLAP) if start is not None else oldest
         backoff = Backoff(self._config.retry_min_s, self._config.retry_max_s, Jitter.UPPER_HALF)
         while True:
             assert self._api is not None
@@ -297,6 +297,12 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         part = self._parts / f"{item.id}.mp4.part"
         backoff = Backoff(self._config.retry_min_s, self._config.retry_max_s, Jitter.UPPER_HALF)
         deadline = time.monotonic() + self._config.clip_ready_timeout_s
+        end = item.end_time or item.start_time
+        pending = LedgerEntry(state=ItemState.PENDING, start=item.start_time, end=end)
+        try:
+            await asyncio.to_thread(self._ledger.record, item.id, pending)
+        except OSError as exc:  # kept in memory; the file has it with the next record
+            logger.error("Cannot record Frigate item %s: %s", item.id, exc, extra=self._log_extra)
         while True:
             try:
                 async with self._fetch_slots:
