@@ -517,3 +517,23 @@ async def test_an_item_still_being_fetched_at_a_stop_is_fetched_after_the_restar
         # Then the catch-up fetches it: it was never taken
         [clip] = await _wait_for(clips, 1)
     assert clip.clip_id == f"{CAMERA}_1700000000.mp4"
+
+
+async def test_a_clip_frigate_sends_with_a_broken_encoding_is_given_up_not_lost_silently(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an item whose clip comes labelled gzip but is not (a broken proxy in between)
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=0.4)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.16-gzip", clip_encoding="gzip")
+
+        # When the item ends
+        with caplog.at_level(logging.ERROR):
+            await fake_frigate.publish_review("end", review)
+            await asyncio.sleep(1.2)
+
+    # Then it is asked for again and given up with a reason, like any unusable answer
+    assert clips == []
+    assert fake_frigate.clip_requests(review.id) >= 2
+    assert any("No clip for Frigate item 1700000000.16-gzip" in r.message for r in caplog.records)
+    assert not list((tmp_path / CAMERA / ".parts").iterdir())

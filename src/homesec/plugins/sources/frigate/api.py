@@ -146,7 +146,7 @@ class FrigateApi:
 
     async def download_clip(self, item: ReviewItem, target: Path, max_bytes: int) -> int:
         """Write the ended item's clip to `target`; returns its size. Raises ClipNotReady when
-        Frigate has none yet (an error status, an empty or non-MP4 body)."""
+        Frigate has none yet (an error status, an empty, undecodable or non-MP4 body)."""
         end = item.end_time or item.start_time
         url = (
             f"/api/{item.camera}/start/{item.start_time.timestamp()}/end/{end.timestamp()}/clip.mp4"
@@ -169,6 +169,8 @@ class FrigateApi:
                     file.close()
         except httpx.TransportError as exc:
             raise FrigateUnreachable(f"cannot reach Frigate for {url}: {exc}", exc) from exc
+        except httpx.DecodingError as exc:  # a body that does not match its Content-Encoding
+            raise ClipNotReady(f"Frigate's answer for {url} cannot be decoded: {exc}", exc) from exc
         if head[4:8] != _MP4_SIGNATURE:
             raise ClipNotReady(f"Frigate's answer for {url} is not an MP4 ({size} bytes)")
         return size

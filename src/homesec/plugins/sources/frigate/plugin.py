@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiomqtt
@@ -280,8 +281,20 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
             return False
         task = asyncio.create_task(self._fetch(item), name=f"frigate-fetch:{item.id}")
         self._fetching[item.id] = task
-        task.add_done_callback(lambda _: self._fetching.pop(item.id, None))
+        task.add_done_callback(partial(self._fetched, item.id))
         return True
+
+    def _fetched(self, item_id: str, task: asyncio.Task[None]) -> None:
+        self._fetching.pop(item_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The item stays pending in the ledger: the next catch-up fetches it again.
+            logger.error(
+                "Fetching Frigate item %s failed: %r",
+                item_id,
+                exc,
+                exc_info=exc,
+                extra=self._log_extra,
+            )
 
     def _wanted(self, item: ReviewItem) -> bool:
         config = self._config
