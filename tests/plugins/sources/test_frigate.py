@@ -537,3 +537,26 @@ async def test_a_clip_frigate_sends_with_a_broken_encoding_is_given_up_not_lost_
     assert fake_frigate.clip_requests(review.id) >= 2
     assert any("No clip for Frigate item 1700000000.16-gzip" in r.message for r in caplog.records)
     assert not list((tmp_path / CAMERA / ".parts").iterdir())
+
+
+async def test_the_wait_for_a_fetch_slot_does_not_count_against_clip_ready_timeout(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given two items whose clips Frigate takes 1.5 s to cut (the source fetches two at
+    # once), and a third whose clip is not ready at its first request
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=1.0)
+    async with _running(source) as clips:
+        slow = [
+            _review(fake_frigate, person_clip, f"17000000{n}0.0-slow", n * 10.0, clip_delay_s=1.5)
+            for n in (1, 2)
+        ]
+        late = _review(fake_frigate, person_clip, "1700000000.17-queued")
+        fake_frigate.not_ready_for(late.id, 1)
+
+        # When the three end at once, the third waiting longer than its timeout for a slot
+        for review in (*slow, late):
+            await fake_frigate.publish_review("end", review)
+
+        # Then the third is still asked for again once it has a slot, and its clip comes
+        await _wait_for(clips, 3, timeout=15)
+    assert fake_frigate.clip_requests(late.id) == 2

@@ -318,7 +318,10 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
             logger.error("Cannot record Frigate item %s: %s", item.id, exc, extra=self._log_extra)
         while True:
             try:
+                queued = time.monotonic()
                 async with self._fetch_slots:
+                    # Waiting behind other items' clips is not Frigate being late with this one.
+                    deadline += time.monotonic() - queued
                     await self._api.download_clip(item, part, self._config.max_file_size_bytes)
                 self._api_ok = True
                 await self._spool_clip(item, part)
