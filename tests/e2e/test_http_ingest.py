@@ -157,9 +157,11 @@ async def test_what_is_refused_gets_a_clear_4xx_and_leaves_nothing(
         content = person_clip.read_bytes() if body is None else body
         response = await client.post(f"/api/v1/ingest/{camera}", content=content, headers=headers)
 
-        # Then its status says why, with a message, and nothing is spooled or processed
+        # Then its status says why, with a message that shows none of the server's paths,
+        # and nothing is spooled or processed
         assert response.status_code == expected, response.text
         assert response.json()["detail"]
+        assert str(tmp_path) not in response.text
         assert _spooled(tmp_path) == []
         assert app.components.pipeline.in_flight == 0
 

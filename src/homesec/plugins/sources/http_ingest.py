@@ -118,7 +118,8 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
         try:
             return await asyncio.to_thread(probe_clip, part)
         except VideoReadError as exc:
-            return _refused(IngestRefusalReason.NOT_A_VIDEO, f"not a video clip: {exc}")
+            why = str(exc).removeprefix(f"{part}: ")  # the client sees no path of the server
+            return _refused(IngestRefusalReason.NOT_A_VIDEO, f"not a video clip: {why}")
 
     async def _name(self, part: Path, filename: str | None, duration_s: float) -> Clip:
         """Give the synced part its clip name in the spool: the name sent when it follows
