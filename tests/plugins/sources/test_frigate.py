@@ -560,3 +560,24 @@ async def test_the_wait_for_a_fetch_slot_does_not_count_against_clip_ready_timeo
         # Then the third is still asked for again once it has a slot, and its clip comes
         await _wait_for(clips, 3, timeout=15)
     assert fake_frigate.clip_requests(late.id) == 2
+
+
+async def test_one_unreadable_item_in_frigates_review_list_does_not_stop_the_catch_up(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given two items that ended while HomeSec was stopped, and next to them in Frigate's
+    # review list one HomeSec cannot read (a path for an id)
+    missed = _review(fake_frigate, person_clip, "1700000000.18-missed")
+    _review(fake_frigate, person_clip, "../../config", offset=30)
+    also = _review(fake_frigate, person_clip, "1700000060.0-also", offset=60)
+
+    # When HomeSec starts and catches up
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        # Then both readable items are fetched, and nothing is asked for the other
+        caught = await _wait_for(clips, 2)
+    assert sorted(clip.clip_id for clip in caught) == [
+        f"{CAMERA}_1700000000.mp4",
+        f"{CAMERA}_1700000060.mp4",
+    ]
+    assert fake_frigate.clip_requests(missed.id) == 1 and fake_frigate.clip_requests(also.id) == 1
+    assert not [path for path in fake_frigate.requests if "config" in path]
