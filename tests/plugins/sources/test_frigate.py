@@ -20,6 +20,7 @@ from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.results import AnalysisResult
 from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source, validate_plugin_config
+from homesec.plugins.sources.frigate.api import FrigateUnreachable
 from tests.services.frigate_fake import VERSION, FakeEvent, FakeFrigate, FakeReview
 
 CAMERA = "front_door"
@@ -468,6 +469,30 @@ async def test_write_back_puts_the_summary_on_the_items_events(
         "1700000002.0-w1": "A person in a red coat rings the bell.",
         "1700000003.0-w2": "A person in a red coat rings the bell.",
     }
+
+
+async def test_write_back_goes_on_to_the_other_events_when_frigate_refuses_one(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip taken from an item with two events, the first deleted in Frigate since
+    events = [
+        FakeEvent("1700000002.0-d1", "person", START + 2),
+        FakeEvent("1700000003.0-d2", "person", START + 3),
+    ]
+    source = _source(fake_frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.19-del", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+        fake_frigate.deleted_events.add("1700000002.0-d1")
+
+        # When the pipeline tells the source of the clip's analysis
+        with pytest.raises(FrigateUnreachable):
+            await source.analysis_ready(clip, _analysis("A courier leaves a parcel."))
+
+    # Then the other event still gets the summary, and the refusal is reported
+    assert fake_frigate.descriptions == {"1700000003.0-d2": "A courier leaves a parcel."}
 
 
 async def test_without_write_back_nothing_is_written_to_frigate(

@@ -392,8 +392,15 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         if not self._config.write_back or self._api is None:
             return
         entry = await asyncio.to_thread(self._ledger.by_clip, clip.clip_id)
-        for event_id in entry.events if entry is not None else []:
-            await self._api.set_description(event_id, analysis.summary)
+        events = entry.events if entry is not None else []
+        # Each event on its own: one Frigate refuses (deleted since) leaves the others written.
+        outcomes = await asyncio.gather(
+            *(self._api.set_description(event_id, analysis.summary) for event_id in events),
+            return_exceptions=True,
+        )
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed:
+            raise failed[0]
 
     async def _give_up(self, item: ReviewItem, part: Path, why: str) -> None:
         logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._log_extra)
