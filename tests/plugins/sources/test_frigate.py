@@ -73,6 +73,13 @@ async def _wait_for(clips: list[Clip], count: int, timeout: float = 10.0) -> lis
     return clips
 
 
+async def _caught_up(frigate: FakeFrigate) -> None:
+    """Until the source has asked Frigate for the items it missed."""
+    async with asyncio.timeout(10):
+        while "/api/review" not in frigate.requests:
+            await asyncio.sleep(0.02)
+
+
 def _review(
     frigate: FakeFrigate, media: Path, review_id: str, offset: float = 0.0, **fields: Any
 ) -> FakeReview:
@@ -318,8 +325,9 @@ async def test_spooled_clips_survive_a_restart(
 async def test_garbage_and_hostile_messages_are_ignored_and_the_source_goes_on(
     tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, payload: bytes
 ) -> None:
-    # Given the source running
+    # Given the source running, its catch-up at the start done (it would take the item)
     async with _running(_source(fake_frigate, tmp_path)) as clips:
+        await _caught_up(fake_frigate)
         review = _review(fake_frigate, person_clip, "1700000000.9-real")
 
         # When a message that is not Frigate's format (or a path in an id or camera) arrives
