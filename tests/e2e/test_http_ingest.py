@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -157,9 +159,11 @@ async def test_what_is_refused_gets_a_clear_4xx_and_leaves_nothing(
         content = person_clip.read_bytes() if body is None else body
         response = await client.post(f"/api/v1/ingest/{camera}", content=content, headers=headers)
 
-        # Then its status says why, with a message, and nothing is spooled or processed
+        # Then its status says why, with a message that shows none of the server's paths,
+        # and nothing is spooled or processed
         assert response.status_code == expected, response.text
         assert response.json()["detail"]
+        assert str(tmp_path) not in response.text
         assert _spooled(tmp_path) == []
         assert app.components.pipeline.in_flight == 0
 
@@ -180,6 +184,36 @@ async def test_a_clip_over_the_size_limit_is_refused_with_413(
         assert response.status_code == 413
         assert "20000000" in response.json()["detail"]
         assert _spooled(tmp_path) == []
+
+
+async def test_a_clip_that_cannot_be_stored_is_answered_507_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, person_clip: Path
+) -> None:
+    # Given the service, and a disk that is full when the ingest syncs a clip to it
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        if ".parts" in Path(f"/proc/self/fd/{fd}").readlink().parts:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    async with _service(tmp_path, monkeypatch) as (app, client):
+        monkeypatch.setattr(os, "fsync", full_disk)
+
+        # When a clip is POSTed
+        response = await client.post(
+            f"/api/v1/ingest/{CAMERA}",
+            content=person_clip.read_bytes(),
+            headers={"X-API-Key": KEY},
+        )
+
+        # Then the client is told it was not stored (it may send it again), and nothing is
+        # left on disk or handed on
+        assert response.status_code == 507, response.text
+        assert "No space left on device" in response.json()["detail"]
+        assert str(tmp_path) not in response.text
+        assert _spooled(tmp_path) == []
+        assert app.components.pipeline.in_flight == 0
 
 
 async def test_a_clip_posted_while_the_database_is_down_is_taken_and_processed_later(

@@ -10,11 +10,13 @@
   a real broker, as Frigate does when an item starts, changes and ends.
 - Scripting: `add_review(...)` adds an item with its clip; `not_ready_for(id, n)` answers 404
   to the first n clip requests of an item (Frigate writes the clip a little after the end);
+  an item's `clip_delay_s` and `clip_encoding` make its clip slow or mislabelled;
   `stop()` and `start()` take the HTTP API down and back up on the same port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -91,6 +93,10 @@ class FakeReview:
     zones: list[str] = field(default_factory=list)
     clip: bytes = b""
     events: list[FakeEvent] = field(default_factory=list)
+    clip_delay_s: float = 0.0
+    """How long Frigate takes to cut the clip before it answers."""
+    clip_encoding: str | None = None
+    """The clip's `Content-Encoding` header, when Frigate (or a proxy) says it has one."""
 
     def as_json(self) -> dict[str, Any]:
         """As Frigate's API and MQTT messages show a review segment."""
@@ -253,7 +259,9 @@ class FakeFrigate:
                 self._not_ready[review.id] = waiting - 1
         if review is None or waiting:
             return JSONResponse({"success": False, "message": "Not found"}, status_code=404)
-        return Response(review.clip, media_type="video/mp4")
+        await asyncio.sleep(review.clip_delay_s)
+        headers = {"Content-Encoding": review.clip_encoding} if review.clip_encoding else None
+        return Response(review.clip, media_type="video/mp4", headers=headers)
 
 
 @pytest.fixture

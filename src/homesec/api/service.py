@@ -160,6 +160,7 @@ _REFUSAL_STATUS = {
     IngestRefusalReason.TOO_LARGE: status.HTTP_413_CONTENT_TOO_LARGE,
     IngestRefusalReason.NOT_A_VIDEO: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     IngestRefusalReason.NOT_RUNNING: status.HTTP_503_SERVICE_UNAVAILABLE,
+    IngestRefusalReason.NOT_STORED: status.HTTP_507_INSUFFICIENT_STORAGE,
 }
 
 

@@ -98,6 +98,7 @@ class IngestRefusalReason(StrEnum):
     TOO_LARGE = "too_large"
     NOT_A_VIDEO = "not_a_video"
     NOT_RUNNING = "not_running"
+    NOT_STORED = "not_stored"
 
 
 class PluginType(StrEnum):

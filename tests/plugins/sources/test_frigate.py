@@ -20,6 +20,7 @@ from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.results import AnalysisResult
 from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source, validate_plugin_config
+from homesec.plugins.sources.frigate.api import FrigateUnreachable
 from tests.services.frigate_fake import VERSION, FakeEvent, FakeFrigate, FakeReview
 
 CAMERA = "front_door"
@@ -70,6 +71,13 @@ async def _wait_for(clips: list[Clip], count: int, timeout: float = 10.0) -> lis
         while len(clips) < count:
             await asyncio.sleep(0.02)
     return clips
+
+
+async def _caught_up(frigate: FakeFrigate) -> None:
+    """Until the source has asked Frigate for the items it missed."""
+    async with asyncio.timeout(10):
+        while "/api/review" not in frigate.requests:
+            await asyncio.sleep(0.02)
 
 
 def _review(
@@ -317,8 +325,9 @@ async def test_spooled_clips_survive_a_restart(
 async def test_garbage_and_hostile_messages_are_ignored_and_the_source_goes_on(
     tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, payload: bytes
 ) -> None:
-    # Given the source running
+    # Given the source running, its catch-up at the start done (it would take the item)
     async with _running(_source(fake_frigate, tmp_path)) as clips:
+        await _caught_up(fake_frigate)
         review = _review(fake_frigate, person_clip, "1700000000.9-real")
 
         # When a message that is not Frigate's format (or a path in an id or camera) arrives
@@ -470,6 +479,30 @@ async def test_write_back_puts_the_summary_on_the_items_events(
     }
 
 
+async def test_write_back_goes_on_to_the_other_events_when_frigate_refuses_one(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip taken from an item with two events, the first deleted in Frigate since
+    events = [
+        FakeEvent("1700000002.0-d1", "person", START + 2),
+        FakeEvent("1700000003.0-d2", "person", START + 3),
+    ]
+    source = _source(fake_frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.19-del", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+        fake_frigate.deleted_events.add("1700000002.0-d1")
+
+        # When the pipeline tells the source of the clip's analysis
+        with pytest.raises(FrigateUnreachable):
+            await source.analysis_ready(clip, _analysis("A courier leaves a parcel."))
+
+    # Then the other event still gets the summary, and the refusal is reported
+    assert fake_frigate.descriptions == {"1700000003.0-d2": "A courier leaves a parcel."}
+
+
 async def test_without_write_back_nothing_is_written_to_frigate(
     tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
 ) -> None:
@@ -495,3 +528,89 @@ def _analysis(summary: str) -> AnalysisResult:
         activity_type="delivery",
         summary=summary,
     )
+
+
+async def test_an_item_still_being_fetched_at_a_stop_is_fetched_after_the_restart(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given an item whose clip Frigate has not written yet, and one that ended an hour later
+    # and was taken (the newest item taken is where a catch-up starts)
+    waiting = _review(fake_frigate, person_clip, "1700000000.15-wait")
+    fake_frigate.not_ready_for(waiting.id, 10_000)
+    newer = _review(fake_frigate, person_clip, "1700003600.0-newer", offset=3600)
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        await fake_frigate.publish_review("end", waiting)
+        await fake_frigate.publish_review("end", newer)
+        await _wait_for(clips, 1)
+
+    # When HomeSec stops while the first is still asked for (a restart, or kill -9) and
+    # starts again once Frigate has its clip
+    fake_frigate.not_ready_for(waiting.id, 0)
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        # Then the catch-up fetches it: it was never taken
+        [clip] = await _wait_for(clips, 1)
+    assert clip.clip_id == f"{CAMERA}_1700000000.mp4"
+
+
+async def test_a_clip_frigate_sends_with_a_broken_encoding_is_given_up_not_lost_silently(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an item whose clip comes labelled gzip but is not (a broken proxy in between)
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=0.4)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.16-gzip", clip_encoding="gzip")
+
+        # When the item ends
+        with caplog.at_level(logging.ERROR):
+            await fake_frigate.publish_review("end", review)
+            await asyncio.sleep(1.2)
+
+    # Then it is asked for again and given up with a reason, like any unusable answer
+    assert clips == []
+    assert fake_frigate.clip_requests(review.id) >= 2
+    assert any("No clip for Frigate item 1700000000.16-gzip" in r.message for r in caplog.records)
+    assert not list((tmp_path / CAMERA / ".parts").iterdir())
+
+
+async def test_the_wait_for_a_fetch_slot_does_not_count_against_clip_ready_timeout(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given two items whose clips Frigate takes 1.5 s to cut (the source fetches two at
+    # once), and a third whose clip is not ready at its first request
+    source = _source(fake_frigate, tmp_path, clip_ready_timeout_s=1.0)
+    async with _running(source) as clips:
+        slow = [
+            _review(fake_frigate, person_clip, f"17000000{n}0.0-slow", n * 10.0, clip_delay_s=1.5)
+            for n in (1, 2)
+        ]
+        late = _review(fake_frigate, person_clip, "1700000000.17-queued")
+        fake_frigate.not_ready_for(late.id, 1)
+
+        # When the three end at once, the third waiting longer than its timeout for a slot
+        for review in (*slow, late):
+            await fake_frigate.publish_review("end", review)
+
+        # Then the third is still asked for again once it has a slot, and its clip comes
+        await _wait_for(clips, 3, timeout=15)
+    assert fake_frigate.clip_requests(late.id) == 2
+
+
+async def test_one_unreadable_item_in_frigates_review_list_does_not_stop_the_catch_up(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given two items that ended while HomeSec was stopped, and next to them in Frigate's
+    # review list one HomeSec cannot read (a path for an id)
+    missed = _review(fake_frigate, person_clip, "1700000000.18-missed")
+    _review(fake_frigate, person_clip, "../../config", offset=30)
+    also = _review(fake_frigate, person_clip, "1700000060.0-also", offset=60)
+
+    # When HomeSec starts and catches up
+    async with _running(_source(fake_frigate, tmp_path)) as clips:
+        # Then both readable items are fetched, and nothing is asked for the other
+        caught = await _wait_for(clips, 2)
+    assert sorted(clip.clip_id for clip in caught) == [
+        f"{CAMERA}_1700000000.mp4",
+        f"{CAMERA}_1700000060.mp4",
+    ]
+    assert fake_frigate.clip_requests(missed.id) == 1 and fake_frigate.clip_requests(also.id) == 1
+    assert not [path for path in fake_frigate.requests if "config" in path]

@@ -25,5 +25,5 @@ async def ingest(
 ) -> IngestedClip:
     """Take the body as a new clip of a camera whose source is `http_ingest`: answered 201
     once it is on disk; 413 too large, 415 not a video, 400 empty, 404 unknown camera,
-    409 a camera with another source."""
+    409 a camera with another source, 507 it cannot be written (a full disk)."""
     return await service.ingest(context, camera, request.stream(), filename)

@@ -2,14 +2,16 @@
 
 For NVR action rules, scripts and cameras that can only call a URL. The body is the clip. It
 is written to a part file of its own, refused (and removed) when empty, over
-`max_file_size_bytes` or not a video, else synced to disk, named by the service's
-`ClipNamer` (the `filename` sent keeps its name when it follows the clip_id rule and is
-free; otherwise the clip is named after its arrival) and handed on, all before the answer.
+`max_file_size_bytes`, not a video or not writable (a full disk), else synced to disk, named
+by the service's `ClipNamer` (the `filename` sent keeps its name when it follows the clip_id
+rule and is free; otherwise the clip is named after its arrival) and handed on, all before
+the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -27,6 +29,8 @@ from homesec.models.results import IngestRefusal
 from homesec.plugins.registry import plugin
 from homesec.plugins.sources.base import SourceBase, clip_record
 from homesec.video.clip import ClipInfo, VideoReadError, probe_clip
+
+logger = logging.getLogger(__name__)
 
 BACKEND = "http_ingest"
 _DEFAULT_EXTENSION = ".mp4"
@@ -85,6 +89,11 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
                     return refusal
                 case ClipInfo() as info:
                     clip = await self._name(part, filename, info.duration_s or 0.0)
+        except OSError as exc:  # a full disk: the client may send the clip again later
+            logger.error("Cannot store a clip sent over HTTP: %s", exc, extra=self._log_extra)
+            return _refused(
+                IngestRefusalReason.NOT_STORED, f"the clip cannot be stored: {exc.strerror}"
+            )
         finally:
             await asyncio.to_thread(part.unlink, missing_ok=True)
         self._hand_on(clip, f", sent as {filename!r}" if filename else ", sent over HTTP")
@@ -118,7 +127,8 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
         try:
             return await asyncio.to_thread(probe_clip, part)
         except VideoReadError as exc:
-            return _refused(IngestRefusalReason.NOT_A_VIDEO, f"not a video clip: {exc}")
+            why = str(exc).removeprefix(f"{part}: ")  # the client sees no path of the server
+            return _refused(IngestRefusalReason.NOT_A_VIDEO, f"not a video clip: {why}")
 
     async def _name(self, part: Path, filename: str | None, duration_s: float) -> Clip:
         """Give the synced part its clip name in the spool: the name sent when it follows

@@ -9,6 +9,7 @@ that adds fields still parses.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from datetime import datetime
 from enum import StrEnum
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import httpx
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from homesec.errors import CausedError
+
+logger = logging.getLogger(__name__)
 
 # Every MP4 starts with a box whose type, at bytes 4-8, is `ftyp`.
 _MP4_SIGNATURE = b"ftyp"
@@ -90,7 +93,7 @@ class FrigateEvent(BaseModel):
         return min(max(best, 0.0), 1.0)
 
 
-_REVIEW_LIST = TypeAdapter(list[ReviewItem])
+_REVIEW_LIST = TypeAdapter(list[object])
 
 
 class FrigateUnreachable(CausedError):
@@ -120,13 +123,24 @@ class FrigateApi:
         return response.text.strip()
 
     async def reviews(self, camera: str, after: datetime) -> list[ReviewItem]:
-        """The camera's review items active after `after` (ended or not)."""
+        """The camera's review items active after `after` (ended or not); items that are not
+        Frigate's format are left out (logged), so one cannot hold up the others."""
         params: dict[str, str | float] = {"cameras": camera, "after": after.timestamp()}
         response = await self._get("/api/review", params=params)
         try:
-            return _REVIEW_LIST.validate_json(response.content)
+            entries = _REVIEW_LIST.validate_json(response.content)
         except ValueError as exc:
             raise FrigateUnreachable(f"Frigate's /api/review answer is not a list: {exc}") from exc
+        items = []
+        for entry in entries:
+            try:
+                items.append(ReviewItem.model_validate(entry))
+            except ValidationError as exc:
+                logger.warning(
+                    "Ignoring a review item of Frigate's that is not its format: %s",
+                    exc.errors(include_url=False, include_input=False)[:1],
+                )
+        return items
 
     async def event(self, event_id: str) -> FrigateEvent:
         response = await self._get(f"/api/events/{event_id}")
@@ -146,7 +160,7 @@ class FrigateApi:
 
     async def download_clip(self, item: ReviewItem, target: Path, max_bytes: int) -> int:
         """Write the ended item's clip to `target`; returns its size. Raises ClipNotReady when
-        Frigate has none yet (an error status, an empty or non-MP4 body)."""
+        Frigate has none yet (an error status, an empty, undecodable or non-MP4 body)."""
         end = item.end_time or item.start_time
         url = (
             f"/api/{item.camera}/start/{item.start_time.timestamp()}/end/{end.timestamp()}/clip.mp4"
@@ -169,6 +183,8 @@ class FrigateApi:
                     file.close()
         except httpx.TransportError as exc:
             raise FrigateUnreachable(f"cannot reach Frigate for {url}: {exc}", exc) from exc
+        except httpx.DecodingError as exc:  # a body that does not match its Content-Encoding
+            raise ClipNotReady(f"Frigate's answer for {url} cannot be decoded: {exc}", exc) from exc
         if head[4:8] != _MP4_SIGNATURE:
             raise ClipNotReady(f"Frigate's answer for {url} is not an MP4 ({size} bytes)")
         return size

@@ -1,10 +1,11 @@
 """The Frigate items a source has taken, kept on disk next to their clips.
 
-Each item is taken once: a clip name is claimed and recorded before the fetched file gets it,
-so after a crash an item whose file got its name is a spooled clip, and one whose file did not
-is fetched again. Items Frigate never had a clip for are recorded too (not asked again). The
-newest end time is where the next catch-up starts. Entries older than the catch-up window
-whose clip is gone are forgotten, so the file stays small.
+Each item is taken once: it is recorded as pending when its fetch starts, and a clip name is
+claimed and recorded before the fetched file gets it, so after a stop or a crash an item
+whose file got its name is a spooled clip, and one whose file did not is fetched again. Items
+Frigate never had a clip for are recorded too (not asked again). The next catch-up starts at
+the oldest item still pending (else at the newest end time), so none is skipped. Entries
+older than the catch-up window whose clip is gone are forgotten, so the file stays small.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 class ItemState(StrEnum):
+    PENDING = "pending"
+    """Its clip is being fetched: fetched again after a restart."""
     CLAIMED = "claimed"
     """A clip name is claimed; the fetched file may not have it yet."""
     TAKEN = "taken"
@@ -70,9 +73,9 @@ class Ledger:
         for item_id, entry in items.items():
             exists = entry.clip_id is not None and (folder / entry.clip_id).exists()
             if entry.state == ItemState.CLAIMED:
-                if not exists:
-                    continue  # the crash came before the file got its name: fetch again
-                entry = entry.model_copy(update={"state": ItemState.TAKEN})
+                # A crash before the file got its name leaves the item to fetch again.
+                state = ItemState.TAKEN if exists else ItemState.PENDING
+                entry = entry.model_copy(update={"state": state})
             settled[item_id] = entry
         with self._lock:
             self._items = settled
@@ -84,11 +87,17 @@ class Ledger:
             self.load()
 
     def known(self, item_id: str) -> bool:
+        """Taken or given up (a pending item is not: its fetch may have been cut short)."""
         with self._lock:
-            return item_id in self._items
+            entry = self._items.get(item_id)
+            return entry is not None and entry.state != ItemState.PENDING
 
-    def newest_end(self) -> datetime | None:
+    def catch_up_from(self) -> datetime | None:
+        """The end of the oldest pending item, else of the newest item; None when empty."""
         with self._lock:
+            pending = [e.end for e in self._items.values() if e.state == ItemState.PENDING]
+            if pending:
+                return min(pending)
             return max((entry.end for entry in self._items.values()), default=None)
 
     def by_clip(self, clip_id: str) -> LedgerEntry | None:

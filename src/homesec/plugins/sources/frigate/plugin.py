@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiomqtt
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 BACKEND = "frigate"
 LEDGER_NAME = ".frigate_items.json"
-# Catch-up looks a little before the newest item taken: items end out of order.
+# Catch-up looks a little before where the ledger says: items end out of order.
 _CATCH_UP_OVERLAP = timedelta(minutes=5)
 # Clips fetched at once (a catch-up may find hundreds): Frigate cuts each from its recordings.
 _PARALLEL_FETCHES = 2
@@ -256,8 +257,8 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         """Fetch the items that ended while HomeSec or the broker was away."""
         now = datetime.now(UTC)
         oldest = now - timedelta(seconds=self._config.catch_up_s)
-        newest = self._ledger.newest_end()
-        after = max(oldest, newest - _CATCH_UP_OVERLAP) if newest is not None else oldest
+        start = self._ledger.catch_up_from()
+        after = max(oldest, start - _CATCH_UP_OVERLAP) if start is not None else oldest
         backoff = Backoff(self._config.retry_min_s, self._config.retry_max_s, Jitter.UPPER_HALF)
         while True:
             assert self._api is not None
@@ -280,8 +281,20 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
             return False
         task = asyncio.create_task(self._fetch(item), name=f"frigate-fetch:{item.id}")
         self._fetching[item.id] = task
-        task.add_done_callback(lambda _: self._fetching.pop(item.id, None))
+        task.add_done_callback(partial(self._fetched, item.id))
         return True
+
+    def _fetched(self, item_id: str, task: asyncio.Task[None]) -> None:
+        self._fetching.pop(item_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The item stays pending in the ledger: the next catch-up fetches it again.
+            logger.error(
+                "Fetching Frigate item %s failed: %r",
+                item_id,
+                exc,
+                exc_info=exc,
+                extra=self._log_extra,
+            )
 
     def _wanted(self, item: ReviewItem) -> bool:
         config = self._config
@@ -297,9 +310,18 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         part = self._parts / f"{item.id}.mp4.part"
         backoff = Backoff(self._config.retry_min_s, self._config.retry_max_s, Jitter.UPPER_HALF)
         deadline = time.monotonic() + self._config.clip_ready_timeout_s
+        end = item.end_time or item.start_time
+        pending = LedgerEntry(state=ItemState.PENDING, start=item.start_time, end=end)
+        try:
+            await asyncio.to_thread(self._ledger.record, item.id, pending)
+        except OSError as exc:  # kept in memory; the file has it with the next record
+            logger.error("Cannot record Frigate item %s: %s", item.id, exc, extra=self._log_extra)
         while True:
             try:
+                queued = time.monotonic()
                 async with self._fetch_slots:
+                    # Waiting behind other items' clips is not Frigate being late with this one.
+                    deadline += time.monotonic() - queued
                     await self._api.download_clip(item, part, self._config.max_file_size_bytes)
                 self._api_ok = True
                 await self._spool_clip(item, part)
@@ -370,8 +392,15 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
         if not self._config.write_back or self._api is None:
             return
         entry = await asyncio.to_thread(self._ledger.by_clip, clip.clip_id)
-        for event_id in entry.events if entry is not None else []:
-            await self._api.set_description(event_id, analysis.summary)
+        events = entry.events if entry is not None else []
+        # Each event on its own: one Frigate refuses (deleted since) leaves the others written.
+        outcomes = await asyncio.gather(
+            *(self._api.set_description(event_id, analysis.summary) for event_id in events),
+            return_exceptions=True,
+        )
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed:
+            raise failed[0]
 
     async def _give_up(self, item: ReviewItem, part: Path, why: str) -> None:
         logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._log_extra)
