@@ -15,6 +15,21 @@ class KnownEntity(BaseModel):
 
     name: str = Field(pattern=KNOWN_NAME, description="How the summary names it (Alice, our van)")
     image: FilePath = Field(description="A picture of it (JPEG or PNG), sent downscaled")
+    label: str = Field(
+        default="person",
+        min_length=1,
+        max_length=64,
+        description="What the detector calls it (person, car, dog...)",
+    )
     description: str | None = Field(
         default=None, max_length=200, description="A few words that help tell it apart"
     )
+
+
+class RecognisedEntity(BaseModel):
+    """A known entity the VLM recognised in a clip."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    label: str
