@@ -20,6 +20,7 @@ from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAle
 from homesec.models.clip import Clip, LiveSegment
 from homesec.models.config import VLMPreprocessConfig
 from homesec.models.health import HealthReport
+from homesec.models.known import KnownEntity
 from homesec.models.results import (
     AnalysisResult,
     AnalysisUnavailable,
@@ -191,6 +192,10 @@ class AnalysisContext(BaseModel):
     clip_id: str
     camera_name: str
     start_ts: datetime
+    camera_context: str | None = None
+    """What the household says about the camera's view."""
+    known: list[KnownEntity] = Field(default_factory=list)
+    """Whom or what the VLM may recognise, from their reference pictures."""
 
 
 @runtime_checkable

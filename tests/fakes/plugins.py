@@ -100,6 +100,7 @@ class FakeVLM:
     def __init__(self, config: FakeVLMConfig) -> None:
         self.config = config
         self.calls: list[str] = []
+        self.contexts: list[AnalysisContext] = []
 
     @classmethod
     def create(cls, config: FakeVLMConfig) -> FakeVLM:
@@ -109,6 +110,7 @@ class FakeVLM:
         self, video_path: Path, filter_result: FilterResult, context: AnalysisContext
     ) -> AnalysisResult:
         self.calls.append(context.clip_id)
+        self.contexts.append(context)
         await asyncio.sleep(self.config.delay_s)
         down = self.config.fail_while is not None and self.config.fail_while.exists()
         if self.config.fail or down:

@@ -4,8 +4,8 @@
   (`cameras`, `after`, `before`: items active after `after`), and the recording clip
   `GET /api/{camera}/start/{start}/end/{end}/clip.mp4` (here: the clip of the item with that
   camera and start, or 404 while it is "not ready"), `GET /api/events/{id}` (a tracked
-  object) and `POST /api/events/{id}/description` (kept in `descriptions`). Every request
-  path is in `requests`.
+  object) and `POST /api/events/{id}/description` and `/sub_label` (kept in `descriptions`
+  and `sub_labels`). Every request path is in `requests`.
 - MQTT: `publish_review(type, item)` sends `{prefix}/reviews` messages (`before`/`after`) to
   a real broker, as Frigate does when an item starts, changes and ends.
 - Scripting: `add_review(...)` adds an item with its clip; `not_ready_for(id, n)` answers 404
@@ -125,6 +125,7 @@ class FakeFrigate:
         self.reviews: dict[str, FakeReview] = {}
         self.requests: list[str] = []
         self.descriptions: dict[str, str] = {}
+        self.sub_labels: dict[str, str] = {}
         self.deleted_events: set[str] = set()
         self._not_ready: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -172,6 +173,7 @@ class FakeFrigate:
                 Route("/api/{camera}/start/{start:float}/end/{end:float}/clip.mp4", self._clip),
                 Route("/api/events/{event_id}", self._event),
                 Route("/api/events/{event_id}/description", self._describe, methods=["POST"]),
+                Route("/api/events/{event_id}/sub_label", self._sub_label, methods=["POST"]),
             ]
         )
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -245,6 +247,16 @@ class FakeFrigate:
         with self._lock:
             self.descriptions[event_id] = body["description"]
         return JSONResponse({"success": True, "message": "Event description updated"})
+
+    async def _sub_label(self, request: Request) -> Response:
+        self._record(request)
+        event_id = request.path_params["event_id"]
+        if self._find_event(event_id) is None:
+            return JSONResponse({"success": False, "message": "Event not found"}, 404)
+        body = await request.json()
+        with self._lock:
+            self.sub_labels[event_id] = body["subLabel"]
+        return JSONResponse({"success": True, "message": "Event sub label updated"})
 
     async def _clip(self, request: Request) -> Response:
         self._record(request)

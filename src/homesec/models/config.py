@@ -7,11 +7,12 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from homesec.models.clip import is_valid_camera_name
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
+from homesec.models.known import KnownEntity
 from homesec.models.zones import Zones
 
 
@@ -111,6 +112,12 @@ class CameraConfig(_Section):
         description="Used in clip ids, storage keys and MQTT topics"
     )
     source: PluginRef = Field(description="Where this camera's clips come from")
+    context: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="What the VLM should know about this camera's view (front door; the "
+        "street in the top third is public)",
+    )
     zones: Zones = Field(
         default_factory=dict,
         description="Named polygons of the picture, [[x, y], ...] with 0..1 from the top left "
@@ -149,6 +156,20 @@ class VLMSection(_Section):
     preprocessing: VLMPreprocessConfig = Field(
         default_factory=VLMPreprocessConfig, description="How clip frames are sent to the VLM"
     )
+    known: list[KnownEntity] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Household members, their vehicles and pets, each with a reference "
+        "picture the VLM sees, so a summary can name them",
+    )
+
+    @field_validator("known")
+    @classmethod
+    def _unique_known(cls, known: list[KnownEntity]) -> list[KnownEntity]:
+        names = [entity.name for entity in known]
+        if len(set(names)) != len(names):
+            raise ValueError("each known entity needs a name of its own")
+        return known
 
     @model_validator(mode="after")
     def _backend_when_used(self) -> VLMSection:

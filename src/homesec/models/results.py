@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from homesec.models.enums import IngestRefusalReason, RiskLevel
+from homesec.models.known import RecognisedEntity
 from homesec.models.zones import Zones
 
 
@@ -75,6 +76,9 @@ class AnalysisResult(BaseModel):
     entities_timeline: list[EntityEvent] = Field(default_factory=list)
     requires_review: bool = False
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    known_entities: list[RecognisedEntity] = Field(
+        default_factory=list, description="Known entities the model recognised in the clip"
+    )
     model: str | None = None
     usage: VLMUsage | None = None
 

@@ -98,6 +98,7 @@ class ClipPipeline:
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._listeners: dict[str, AnalysisListener] = {}
         self._zones = {camera.name: camera.zones for camera in config.cameras}
+        self._contexts = {camera.name: camera.context for camera in config.cameras}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self.last_heartbeat = time.time()
 
@@ -332,7 +333,11 @@ class ClipPipeline:
         if not self._may_retry(journal, StageName.VLM):
             return self._unavailable(filter_result, "failed in an earlier round")
         context = AnalysisContext(
-            clip_id=clip.clip_id, camera_name=clip.camera_name, start_ts=clip.start_ts
+            clip_id=clip.clip_id,
+            camera_name=clip.camera_name,
+            start_ts=clip.start_ts,
+            camera_context=self._contexts.get(clip.camera_name),
+            known=self._config.vlm.known,
         )
         result = await self._stages.run(
             journal,

@@ -17,6 +17,7 @@ from homesec.errors import CheckFailed
 from homesec.interfaces import AnalysisListener, ClipSource, SelfChecking
 from homesec.models.clip import Clip
 from homesec.models.enums import PluginType, RiskLevel
+from homesec.models.known import RecognisedEntity
 from homesec.models.results import AnalysisResult
 from homesec.pipeline.naming import ClipNames
 from homesec.plugins.registry import load_source, validate_plugin_config
@@ -477,6 +478,54 @@ async def test_write_back_puts_the_summary_on_the_items_events(
         "1700000002.0-w1": "A person in a red coat rings the bell.",
         "1700000003.0-w2": "A person in a red coat rings the bell.",
     }
+
+
+async def test_a_known_person_the_vlm_recognised_becomes_the_person_events_sub_label(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip of Alice arriving by car: a person event and a car event, write_back on
+    events = [
+        FakeEvent("1700000002.0-alice", "person", START + 2),
+        FakeEvent("1700000001.0-car", "car", START + 1),
+    ]
+    source = _source(fake_frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.20-sub", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+        # When the analysis recognised Alice (a person of the household)
+        analysis = _analysis("Alice parks and walks to the door.").model_copy(
+            update={"known_entities": [RecognisedEntity(name="Alice", label="person")]}
+        )
+        await source.analysis_ready(clip, analysis)
+
+    # Then the person event is sub-labelled Alice, the car is not, and both get the summary
+    assert fake_frigate.sub_labels == {"1700000002.0-alice": "Alice"}
+    assert set(fake_frigate.descriptions) == {"1700000002.0-alice", "1700000001.0-car"}
+
+
+async def test_two_known_people_in_one_clip_name_no_person_event(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
+) -> None:
+    # Given a clip with one person event and write_back on
+    events = [FakeEvent("1700000002.0-who", "person", START + 2)]
+    source = _source(fake_frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.21-two", events=events)
+        await fake_frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+
+        # When the analysis recognised two known people
+        both = [RecognisedEntity(name=n, label="person") for n in ("Alice", "Bob")]
+        analysis = _analysis("Alice and Bob come home.").model_copy(update={"known_entities": both})
+        await source.analysis_ready(clip, analysis)
+
+    # Then no sub-label is guessed; the summary is written
+    assert fake_frigate.sub_labels == {}
+    assert fake_frigate.descriptions == {"1700000002.0-who": "Alice and Bob come home."}
 
 
 async def test_write_back_goes_on_to_the_other_events_when_frigate_refuses_one(

@@ -28,6 +28,7 @@ from homesec.errors import CheckFailed, RetriesSpent
 from homesec.interfaces import AnalysisContext, AnalyzerConfig, SelfCheck
 from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
+from homesec.models.known import KnownEntity
 from homesec.models.results import AnalysisResult, FilterResult
 from homesec.plugins.analyzers.chat import (
     ChatClient,
@@ -44,6 +45,7 @@ from homesec.plugins.analyzers.prompt import (
     build_messages,
     correction_messages,
 )
+from homesec.plugins.analyzers.references import References
 from homesec.plugins.analyzers.reply import (
     UNKNOWN_ACTIVITY,
     ReplyError,
@@ -196,6 +198,7 @@ class OpenAIAnalyzer:
             else config.response_format
         )
         self._schema = analysis_schema(config.activity_types)
+        self._references = References()
 
     @property
     def response_format(self) -> ResponseFormat:
@@ -209,13 +212,14 @@ class OpenAIAnalyzer:
             raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
         frames, duration_s = await self._frames(video_path, filter_result)
         config = self._config
-        messages = build_messages(config, context, filter_result, frames, duration_s)
+        references = await self._references.of(context.known)
+        messages = build_messages(config, context, filter_result, frames, duration_s, references)
         meter = UsageMeter(
             config.model, config.input_cost_per_1m_tokens, config.output_cost_per_1m_tokens
         )
         outcome = "error"
         try:
-            analysis = await self._converse(messages, meter)
+            analysis = await self._converse(messages, meter, context.known)
             outcome = "ok"
         except (APIError, ChatProtocolError) as exc:
             raise OpenAIAnalyzerError(
@@ -309,16 +313,18 @@ class OpenAIAnalyzer:
                 f"cannot read the clip's frames: {exc}", cause=exc, summary="unreadable clip"
             ) from exc
 
-    async def _converse(self, messages: list[Message], meter: UsageMeter) -> AnalysisResult:
+    async def _converse(
+        self, messages: list[Message], meter: UsageMeter, known: list[KnownEntity]
+    ) -> AnalysisResult:
         reply = await self._ask(messages, meter)
         try:
-            return self._parse(reply)
+            return self._parse(reply, known)
         except ReplyError as first:
             logger.warning("VLM reply did not validate (%s); asking once more", first)
             retry = [*messages, *correction_messages(reply.message.content, str(first))]
             reply = await self._ask(retry, meter)
             try:
-                return self._parse(reply)
+                return self._parse(reply, known)
             except ReplyError as second:
                 raise OpenAIAnalyzerError(
                     f"{self._where()}: the reply did not validate, twice: {second}",
@@ -370,11 +376,11 @@ class OpenAIAnalyzer:
         text = rejection.response.text.lower()
         return any(word in text for word in _FORMAT_REJECTION)
 
-    def _parse(self, reply: ChatReply) -> AnalysisResult:
+    def _parse(self, reply: ChatReply, known: list[KnownEntity]) -> AnalysisResult:
         if reply.message.refusal and not reply.message.content:
             raise ReplyError(f"the model refused: {reply.message.refusal}")
         try:
-            return parse_reply(reply.message.content, self._config.activity_types)
+            return parse_reply(reply.message.content, self._config.activity_types, known)
         except ReplyError as exc:
             if reply.choices[0].finish_reason == "length":
                 raise ReplyError(f"{exc} (cut off at {self._config.max_tokens} tokens)") from exc

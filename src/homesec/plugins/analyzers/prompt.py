@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from homesec.interfaces import AnalysisContext
 from homesec.models.results import FilterResult
 from homesec.plugins.analyzers.frames import EncodedFrame
+from homesec.plugins.analyzers.references import Reference
 
 if TYPE_CHECKING:
     from homesec.plugins.analyzers.openai import OpenAIAnalyzerConfig
@@ -44,6 +45,11 @@ DEFAULT_ACTIVITY_DESCRIPTIONS: Mapping[str, str] = {
     "unknown": "none of the above, or the frames do not show enough to tell",
 }
 
+_REFERENCES_INTRO = (
+    "Known to the household, each in a reference picture that is not from this clip "
+    "(someone known is not a threat by being there):"
+)
+
 _RISK_GUIDE = (
     "risk_level: low = routine or expected (residents, deliveries, passers-by, animals); "
     "medium = unusual or unclear and worth a look (lingering, checking doors or windows, "
@@ -58,11 +64,23 @@ def build_messages(
     filter_result: FilterResult,
     frames: Sequence[EncodedFrame],
     duration_s: float | None,
+    references: Sequence[Reference] = (),
 ) -> list[Message]:
     """The chat-completions `messages` for one clip."""
     content: list[Message] = [
         {"type": "text", "text": clip_description(context, filter_result, duration_s)}
     ]
+    if references:
+        content.append({"type": "text", "text": _REFERENCES_INTRO})
+    for reference in references:
+        entity = reference.entity
+        about = f": {entity.description}" if entity.description else ""
+        content.append({"type": "text", "text": f"Reference picture of {entity.name}{about}"})
+        content.append(
+            {"type": "image_url", "image_url": {"url": reference.data_url, "detail": "low"}}
+        )
+    if references:
+        content.append({"type": "text", "text": "The clip's frames:"})
     for frame in frames:
         content.append({"type": "text", "text": f"Frame at {frame.time_s:.1f} s:"})
         content.append(
@@ -105,7 +123,9 @@ def system_prompt(config: OpenAIAnalyzerConfig) -> str:
             "or two plain sentences), entities_timeline (a list of {time_s, entity, action}: "
             "seconds from the clip start, who or what, what they do), requires_review (true "
             "when a person should look at the clip), confidence (0.0 to 1.0, how sure you "
-            "are of risk_level and activity_type).",
+            "are of risk_level and activity_type), known_entities (the names of the reference "
+            "pictures, if any, whose person, vehicle or animal you recognise in the frames; "
+            "name them in the summary too; else an empty list).",
         ]
     )
 
@@ -116,9 +136,12 @@ def clip_description(
     """The facts about the clip that are not in its pixels."""
     when = _local(context.start_ts)
     length = f", lasting {duration_s:.0f} s" if duration_s else ""
+    about = (
+        f" About this camera: {context.camera_context.strip()}" if context.camera_context else ""
+    )
     return (
-        f"Camera: {context.camera_name}. Recorded {when:%A} at {when:%H:%M} local time "
-        f"({_part_of_day(when.hour)}){length}. {_detections(filter_result)} "
+        f"Camera: {context.camera_name}.{about} Recorded {when:%A} at {when:%H:%M} local "
+        f"time ({_part_of_day(when.hour)}){length}. {_detections(filter_result)} "
         "The frames follow in time order."
     )
 

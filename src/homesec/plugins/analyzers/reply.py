@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from homesec.models.enums import RiskLevel
+from homesec.models.known import KnownEntity, RecognisedEntity
 from homesec.models.results import AnalysisResult
 
 UNKNOWN_ACTIVITY = "unknown"
@@ -63,6 +64,7 @@ class _Reply(BaseModel):
     entities_timeline: list[_TimelineEntry] = Field(default_factory=list)
     requires_review: bool = False
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    known_entities: list[str] = Field(default_factory=list)
 
 
 def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
@@ -82,6 +84,11 @@ def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
             "entities_timeline": {"type": "array", "items": timeline_entry},
             "requires_review": {"type": "boolean"},
             "confidence": {"type": "number", "description": "0.0 to 1.0"},
+            "known_entities": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Names of the reference pictures recognised in the clip",
+            },
         }
     )
 
@@ -100,15 +107,23 @@ def response_format_param(mode: ResponseFormat, schema: dict[str, Any]) -> dict[
             return None
 
 
-def parse_reply(text: str | None, activity_types: Sequence[str]) -> AnalysisResult:
-    """The validated analysis in a reply (without `model` and `usage`); raises `ReplyError`."""
+def parse_reply(
+    text: str | None, activity_types: Sequence[str], known: Sequence[KnownEntity] = ()
+) -> AnalysisResult:
+    """The validated analysis in a reply (without `model` and `usage`); raises `ReplyError`.
+    Only names of `known` entities are kept in `known_entities` (spelled as configured)."""
     data = _json_object(text)
     try:
         reply = _Reply.model_validate(data)
     except ValidationError as exc:
         raise ReplyError(_describe(exc)) from exc
-    known = _known_activity(reply.activity_type, activity_types)
-    return AnalysisResult.model_validate({**reply.model_dump(), "activity_type": known})
+    activity = _known_activity(reply.activity_type, activity_types)
+    by_name = {entity.name.casefold(): entity for entity in known}
+    named = [by_name[n.casefold()] for n in reply.known_entities if n.casefold() in by_name]
+    recognised = [RecognisedEntity(name=e.name, label=e.label) for e in dict.fromkeys(named)]
+    return AnalysisResult.model_validate(
+        {**reply.model_dump(), "activity_type": activity, "known_entities": recognised}
+    )
 
 
 def extract_json(text: str) -> str:

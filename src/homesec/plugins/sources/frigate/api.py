@@ -151,9 +151,15 @@ class FrigateApi:
 
     async def set_description(self, event_id: str, description: str) -> None:
         """Show `description` with the event in Frigate's UI."""
-        path = f"/api/events/{event_id}/description"
+        await self._post(f"/api/events/{event_id}/description", {"description": description})
+
+    async def set_sub_label(self, event_id: str, name: str) -> None:
+        """Name the event's object in Frigate's UI (`person` becomes `person: Alice`)."""
+        await self._post(f"/api/events/{event_id}/sub_label", {"subLabel": name[:100]})
+
+    async def _post(self, path: str, body: dict[str, str]) -> None:
         try:
-            response = await self._client.post(path, json={"description": description})
+            response = await self._client.post(path, json=body)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise FrigateUnreachable(f"Frigate {path}: {exc}", exc) from exc

@@ -388,19 +388,31 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
             return None
 
     async def analysis_ready(self, clip: Clip, analysis: AnalysisResult) -> None:
-        """With `write_back`, the summary becomes the description of the item's events."""
+        """With `write_back`, the summary becomes the description of the item's events, and
+        a known entity the VLM recognised their sub-label."""
         if not self._config.write_back or self._api is None:
             return
         entry = await asyncio.to_thread(self._ledger.by_clip, clip.clip_id)
         events = entry.events if entry is not None else []
         # Each event on its own: one Frigate refuses (deleted since) leaves the others written.
         outcomes = await asyncio.gather(
-            *(self._api.set_description(event_id, analysis.summary) for event_id in events),
+            *(self._write_back(event_id, analysis) for event_id in events),
             return_exceptions=True,
         )
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failed:
             raise failed[0]
+
+    async def _write_back(self, event_id: str, analysis: AnalysisResult) -> None:
+        assert self._api is not None
+        await self._api.set_description(event_id, analysis.summary)
+        if not analysis.known_entities:
+            return
+        label = (await self._api.event(event_id)).label
+        # Only an unambiguous name: two known people in one clip name no person event.
+        names = [entity.name for entity in analysis.known_entities if entity.label == label]
+        if len(names) == 1:
+            await self._api.set_sub_label(event_id, names[0])
 
     async def _give_up(self, item: ReviewItem, part: Path, why: str) -> None:
         logger.error("No clip for Frigate item %s: %s", item.id, why, extra=self._log_extra)
