@@ -10,7 +10,8 @@
   a real broker, as Frigate does when an item starts, changes and ends.
 - Scripting: `add_review(...)` adds an item with its clip; `not_ready_for(id, n)` answers 404
   to the first n clip requests of an item (Frigate writes the clip a little after the end);
-  an item's `clip_delay_s` and `clip_encoding` make its clip slow or mislabelled;
+  an item's `clip_delay_s`, `clip_trickle_s` and `clip_encoding` make its clip late, slow or
+  mislabelled;
   `stop()` and `start()` take the HTTP API down and back up on the same port.
 """
 
@@ -21,7 +22,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.services.mosquitto import BrokerAddress
@@ -97,6 +98,8 @@ class FakeReview:
     """How long Frigate takes to cut the clip before it answers."""
     clip_encoding: str | None = None
     """The clip's `Content-Encoding` header, when Frigate (or a proxy) says it has one."""
+    clip_trickle_s: float = 0.0
+    """When set, the clip is sent in 64 KiB pieces with this pause between them."""
 
     def as_json(self) -> dict[str, Any]:
         """As Frigate's API and MQTT messages show a review segment."""
@@ -273,7 +276,15 @@ class FakeFrigate:
             return JSONResponse({"success": False, "message": "Not found"}, status_code=404)
         await asyncio.sleep(review.clip_delay_s)
         headers = {"Content-Encoding": review.clip_encoding} if review.clip_encoding else None
+        if review.clip_trickle_s:
+            return StreamingResponse(_trickled(review.clip, review.clip_trickle_s), headers=headers)
         return Response(review.clip, media_type="video/mp4", headers=headers)
+
+
+async def _trickled(data: bytes, pause_s: float) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1 << 16):
+        yield data[start : start + (1 << 16)]
+        await asyncio.sleep(pause_s)
 
 
 @pytest.fixture

@@ -663,3 +663,24 @@ async def test_one_unreadable_item_in_frigates_review_list_does_not_stop_the_cat
     ]
     assert fake_frigate.clip_requests(missed.id) == 1 and fake_frigate.clip_requests(also.id) == 1
     assert not [path for path in fake_frigate.requests if "config" in path]
+
+
+async def test_a_clip_frigate_trickles_out_is_cut_off_and_asked_for_again(
+    tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a Frigate that sends an item's 4.6 MB clip 64 KiB every 0.1 s (7 s in all), and a
+    # source that gives one download 1 s
+    source = _source(fake_frigate, tmp_path, download_timeout_s=1.0)
+    async with _running(source) as clips:
+        review = _review(fake_frigate, person_clip, "1700000000.30-slow")
+        review.clip_trickle_s = 0.1
+
+        # When the item ends
+        with caplog.at_level(logging.WARNING):
+            await fake_frigate.publish_review("end", review)
+            await asyncio.sleep(2.6)
+
+        # Then each download is cut off after 1 s and asked for again; no clip is handed on
+        assert clips == []
+        assert fake_frigate.clip_requests(review.id) >= 2
+    assert any("took over 1 s" in record.getMessage() for record in caplog.records)

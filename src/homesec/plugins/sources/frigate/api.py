@@ -112,8 +112,9 @@ class ClipTooLarge(CausedError):
 class FrigateApi:
     """Frigate's HTTP API, through one connection pool."""
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, download_timeout_s: float = 600.0) -> None:
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self._download_timeout_s = download_timeout_s
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -172,7 +173,11 @@ class FrigateApi:
             f"/api/{item.camera}/start/{item.start_time.timestamp()}/end/{end.timestamp()}/clip.mp4"
         )
         try:
-            async with self._client.stream("GET", url) as response:
+            # The read timeout is per chunk: a trickling answer needs a limit of its own.
+            async with (
+                asyncio.timeout(self._download_timeout_s),
+                self._client.stream("GET", url) as response,
+            ):
                 if response.status_code != httpx.codes.OK:
                     raise ClipNotReady(f"Frigate answered HTTP {response.status_code} for {url}")
                 file = await asyncio.to_thread(target.open, "wb")
@@ -189,6 +194,9 @@ class FrigateApi:
                     file.close()
         except httpx.TransportError as exc:
             raise FrigateUnreachable(f"cannot reach Frigate for {url}: {exc}", exc) from exc
+        except TimeoutError as exc:
+            limit = self._download_timeout_s
+            raise FrigateUnreachable(f"Frigate took over {limit:.0f} s to send {url}", exc) from exc
         except httpx.DecodingError as exc:  # a body that does not match its Content-Encoding
             raise ClipNotReady(f"Frigate's answer for {url} cannot be decoded: {exc}", exc) from exc
         if head[4:8] != _MP4_SIGNATURE:

@@ -11,6 +11,7 @@ older than the catch-up window whose clip is gone are forgotten, so the file sta
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -127,5 +128,8 @@ class Ledger:
         with self._lock:
             payload = _LedgerFile(items=self._items).model_dump_json()
             tmp = self._path.with_name(self._path.name + ".tmp")
-            tmp.write_text(payload, encoding="utf-8")
+            with tmp.open("w", encoding="utf-8") as file:
+                file.write(payload)
+                file.flush()
+                os.fsync(file.fileno())  # a power cut must not leave an empty ledger
             tmp.replace(self._path)

@@ -114,6 +114,11 @@ class FrigateSourceConfig(SourceConfig):
     max_file_size_bytes: int = Field(
         default=1_073_741_824, gt=0, description="Larger clips are not taken (logged)"
     )
+    download_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest time one clip's download may take (then it is asked for again)",
+    )
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for an answer of Frigate's API"
     )
@@ -154,7 +159,10 @@ class FrigateSource(SourceBase[FrigateSourceConfig]):
 
     async def _open(self) -> None:
         await asyncio.to_thread(self._prepare)
-        self._api = FrigateApi(str(self._config.api_url), self._config.request_timeout_s)
+        config = self._config
+        self._api = FrigateApi(
+            str(config.api_url), config.request_timeout_s, config.download_timeout_s
+        )
         self._tasks = [
             asyncio.create_task(self._follow(), name=f"frigate-mqtt:{self.camera_name}"),
             asyncio.create_task(self._watch_api(), name=f"frigate-api:{self.camera_name}"),
