@@ -27,7 +27,7 @@ KEY = "ingest-test-key"
 CAMERA = "doorbell"
 
 
-def _config(tmp_path: Path, **sections: Any) -> Any:
+def _config(tmp_path: Path, ingest: dict[str, Any] | None = None, **sections: Any) -> Any:
     cameras = [
         {
             "name": CAMERA,
@@ -36,6 +36,7 @@ def _config(tmp_path: Path, **sections: Any) -> Any:
                 "config": {
                     "spool_dir": str(tmp_path / "ingest"),
                     "max_file_size_bytes": 20_000_000,
+                    **(ingest or {}),
                 },
             },
         },
@@ -242,3 +243,26 @@ async def test_a_clip_posted_while_the_database_is_down_is_taken_and_processed_l
         throwaway_postgres.start()
         state = await _done(app, clip_id, timeout=60)
     assert state.storage_uri is not None
+
+
+async def test_a_clip_that_trickles_in_is_refused_with_408_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, person_clip: Path
+) -> None:
+    # Given a camera that gives an upload 1 s, and a client that sends 64 KiB every 0.2 s
+    data = person_clip.read_bytes()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 1 << 16):
+            yield data[start : start + (1 << 16)]
+            await asyncio.sleep(0.2)
+
+    async with _service(tmp_path, monkeypatch, ingest={"max_upload_s": 1.0}) as (_, client):
+        # When it sends the clip
+        response = await client.post(
+            f"/api/v1/ingest/{CAMERA}", content=trickle(), headers={"X-API-Key": KEY}
+        )
+
+        # Then it is refused once the second is up, and no part of it stays
+        assert response.status_code == 408
+        assert "took over 1 s" in response.json()["detail"]
+        assert _spooled(tmp_path) == []

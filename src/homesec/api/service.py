@@ -161,6 +161,7 @@ _REFUSAL_STATUS = {
     IngestRefusalReason.NOT_A_VIDEO: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     IngestRefusalReason.NOT_RUNNING: status.HTTP_503_SERVICE_UNAVAILABLE,
     IngestRefusalReason.NOT_STORED: status.HTTP_507_INSUFFICIENT_STORAGE,
+    IngestRefusalReason.TOO_SLOW: status.HTTP_408_REQUEST_TIMEOUT,
 }
 
 

@@ -99,6 +99,7 @@ class IngestRefusalReason(StrEnum):
     NOT_A_VIDEO = "not_a_video"
     NOT_RUNNING = "not_running"
     NOT_STORED = "not_stored"
+    TOO_SLOW = "too_slow"
 
 
 class PluginType(StrEnum):

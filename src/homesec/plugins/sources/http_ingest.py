@@ -45,6 +45,12 @@ class HttpIngestConfig(SourceConfig):
     max_file_size_bytes: int = Field(
         default=1_073_741_824, gt=0, description="Larger clips are refused (HTTP 413)"
     )
+    max_upload_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A clip still arriving after this long is refused (HTTP 408): a client "
+        "that trickles holds no part file open for ever",
+    )
 
 
 @plugin(PluginType.SOURCE, BACKEND, config=HttpIngestConfig)
@@ -81,7 +87,14 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
             return _refused(IngestRefusalReason.NOT_RUNNING, "the camera is not running")
         part = self._parts / f"{uuid.uuid4().hex}.part"
         try:
-            refusal = await self._write(chunks, part)
+            try:
+                async with asyncio.timeout(self._config.max_upload_s):
+                    refusal = await self._write(chunks, part)
+            except TimeoutError:
+                limit = self._config.max_upload_s
+                refusal = _refused(
+                    IngestRefusalReason.TOO_SLOW, f"the clip took over {limit:.0f} s to arrive"
+                )
             if refusal is not None:
                 return refusal
             match await self._probe(part):
