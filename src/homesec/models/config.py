@@ -184,6 +184,29 @@ class AlertPolicySection(_Section):
     config: dict[str, Any] = Field(default_factory=dict, description="The policy's config")
 
 
+class StationaryConfig(_Section):
+    enabled: bool = Field(
+        default=True,
+        description="Mark detections that stand where the same class stood in the camera's "
+        "recent clips (a parked car, a statue); they trigger neither the VLM nor an alert",
+    )
+    min_iou: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="How much a box must overlap an earlier one to count as not moved",
+    )
+    after_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="It must have stood there this long already (someone waiting at the door "
+        "a few minutes is not an object)",
+    )
+    lookback_clips: int = Field(
+        default=10, ge=1, le=100, description="The camera's recent clips compared with"
+    )
+
+
 class RetentionConfig(_Section):
     max_local_size_bytes: int | None = Field(
         default=1_000_000_000,
@@ -310,6 +333,10 @@ class Config(_Section):
     )
     retry: RetryConfig = Field(
         default_factory=RetryConfig, description="How failed stages are tried again"
+    )
+    stationary: StationaryConfig = Field(
+        default_factory=StationaryConfig,
+        description="Objects that have not moved since earlier clips (parked cars)",
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP API")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output")

@@ -26,6 +26,9 @@ class Detection(BaseModel):
         description="x1, y1, x2, y2 in pixels of the original frame"
     )
     zones: list[str] = Field(default_factory=list, description="Named zones it was seen in")
+    stationary: bool = Field(
+        default=False, description="It stands where it stood in the camera's earlier clips"
+    )
 
 
 class FilterResult(BaseModel):
@@ -36,6 +39,16 @@ class FilterResult(BaseModel):
     sampled_frames: int = Field(ge=0)
     model: str
     detections: list[Detection] = Field(default_factory=list)
+
+    def keeping(self, detections: list[Detection]) -> FilterResult:
+        """The same verdict, with only `detections` (classes and confidence follow them)."""
+        return self.model_copy(
+            update={
+                "detected_classes": list(dict.fromkeys(d.class_name for d in detections)),
+                "confidence": max((d.confidence for d in detections), default=0.0),
+                "detections": detections,
+            }
+        )
 
 
 class FilterOverrides(BaseModel):

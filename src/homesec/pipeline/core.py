@@ -32,7 +32,7 @@ from homesec.interfaces import (
     VLMAnalyzer,
 )
 from homesec.models.alert import Alert, AlertDecision, SystemAlert
-from homesec.models.clip import Clip, analysis_name, snapshot_name
+from homesec.models.clip import Clip, LiveSegment, analysis_name, snapshot_name
 from homesec.models.config import Config
 from homesec.models.enums import EventType, StageName, StageStatus
 from homesec.models.events import utc_now
@@ -51,6 +51,7 @@ from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.reruns import Reruns
 from homesec.pipeline.snapshot import snapshot_of
 from homesec.pipeline.stages import StageRunner, log_extra
+from homesec.pipeline.stationary import StationaryObjects
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ClipPipeline:
         self._policy = alert_policy
         self._fanout = fanout
         self.journals = ClipJournals(repository)
+        self._stationary = StationaryObjects(config.stationary, repository)
         self.detections = DetectionAnnouncer(
             config.vlm, fanout, analyzer_configured=analyzer is not None
         )
@@ -288,8 +290,9 @@ class ClipPipeline:
         if journal.is_ok(StageName.FILTER) and journal.state.filter_result is not None:
             return journal.state.filter_result
         if clip.source_detections is not None:
-            journal.filter_ok(clip.source_detections)
-            return clip.source_detections
+            marked = await self.mark_stationary(clip, clip.source_detections)
+            journal.filter_ok(marked)
+            return marked
         if not self._may_retry(journal, StageName.FILTER):
             return None
         result = await self._stages.run(
@@ -301,8 +304,9 @@ class ClipPipeline:
         )
         if isinstance(result, FilterError):
             return None
-        journal.filter_ok(result)
-        return result
+        marked = await self.mark_stationary(clip, result)
+        journal.filter_ok(marked)
+        return marked
 
     async def _detection_event(
         self,
@@ -356,8 +360,20 @@ class ClipPipeline:
         zones = self._zones.get(camera_name)
         return FilterOverrides(zones=zones) if zones else None
 
+    async def mark_stationary(
+        self, clip: Clip | LiveSegment, filter_result: FilterResult
+    ) -> FilterResult:
+        """The result with the detections that have not moved since earlier clips marked."""
+        return await self._stationary.mark(
+            clip.camera_name, clip.clip_id, clip.start_ts, filter_result
+        )
+
     def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
-        """The detections that count for the camera (all, unless the policy says otherwise)."""
+        """The detections that count for the camera: those that moved, and of them those
+        the policy keeps (its required zones)."""
+        moving = [d for d in filter_result.detections if not d.stationary]
+        if len(moving) < len(filter_result.detections):
+            filter_result = filter_result.keeping(moving)
         if isinstance(self._policy, RelevanceFilter):
             return self._policy.relevant(camera_name, filter_result)
         return filter_result

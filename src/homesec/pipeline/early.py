@@ -63,6 +63,10 @@ class CameraRules(Protocol):
 
     def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult: ...
 
+    async def mark_stationary(
+        self, clip: LiveSegment, filter_result: FilterResult
+    ) -> FilterResult: ...
+
 
 class EarlyDetection:
     """Runs the object filter on the live segments of clips being recorded."""
@@ -112,7 +116,8 @@ class EarlyDetection:
             # The clip may have been finalized (or another begun) while the filter looked.
             if checked is None or not lane.looks_at(segment.clip_id):
                 continue
-            result = self._rules.relevant(segment.camera_name, checked)
+            marked = await self._rules.mark_stationary(segment, checked)
+            result = self._rules.relevant(segment.camera_name, marked)
             if not self._detections.triggers(result):
                 continue
             lane.announced, lane.waiting = True, None

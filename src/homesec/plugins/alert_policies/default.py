@@ -68,13 +68,8 @@ class DefaultAlertPolicy:
         required = set(self._for(camera_name).required_zones)
         if not required:
             return filter_result
-        kept = [d for d in filter_result.detections if required & set(d.zones)]
-        return filter_result.model_copy(
-            update={
-                "detected_classes": list(dict.fromkeys(d.class_name for d in kept)),
-                "confidence": max((d.confidence for d in kept), default=0.0),
-                "detections": kept,
-            }
+        return filter_result.keeping(
+            [d for d in filter_result.detections if required & set(d.zones)]
         )
 
     def decide(

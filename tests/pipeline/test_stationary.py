@@ -1,0 +1,108 @@
+"""Stationary objects: a box that stands where the same class stood in the camera's earlier
+clips (long enough ago) counts for nothing until it moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homesec.models.enums import StageName, StageStatus
+from homesec.models.state import ClipStateData
+from homesec.pipeline.stationary import iou
+from tests.fakes.builders import clip_from
+from tests.fakes.plugins import FakeVLM
+from tests.pipeline.conftest import BuildPipeline
+
+T0 = 1_700_000_000
+STATUE = (100.0, 100.0, 300.0, 500.0)
+MOVED = (700.0, 100.0, 900.0, 500.0)
+
+
+def test_iou_of_boxes() -> None:
+    # Given boxes that are the same, half over each other, and apart
+    # When their overlap is measured
+    # Then it is 1, a third, and 0
+    assert iou(STATUE, STATUE) == 1.0
+    assert iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
+    assert iou(STATUE, MOVED) == 0.0
+
+
+def _filter_seeing(box: tuple[float, float, float, float]) -> dict[str, Any]:
+    return {"backend": "fake_filter", "config": {"classes": ["person"], "box": list(box)}}
+
+
+async def _process(
+    build_pipeline: BuildPipeline, clip_path: Path, tmp_path: Path, ts: int, box: Any
+) -> tuple[ClipStateData, list[str]]:
+    """One clip of the camera at `ts`, with the detector seeing a person at `box`."""
+    async with build_pipeline(filter=_filter_seeing(box)) as components:
+        clip = clip_from(clip_path, tmp_path / "spool", ts=ts)
+        state = await components.pipeline.process(clip)
+    assert isinstance(components.analyzer, FakeVLM)
+    return state, components.analyzer.calls
+
+
+async def test_a_statue_seen_as_a_person_alerts_once_then_not_until_it_moves(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a "person" the detector finds at the same place clip after clip (a statue)
+    first, first_calls = await _process(build_pipeline, person_clip, tmp_path, T0, STATUE)
+    assert first.alert_decision is not None and first.alert_decision.notify is True
+
+    # When it is still there in a clip 5 minutes later, then 20 minutes later, then moved
+    soon, soon_calls = await _process(build_pipeline, person_clip, tmp_path, T0 + 300, STATUE)
+    later, later_calls = await _process(build_pipeline, person_clip, tmp_path, T0 + 1200, STATUE)
+    moved, moved_calls = await _process(build_pipeline, person_clip, tmp_path, T0 + 1500, MOVED)
+
+    # Then the first clip and the one 5 minutes on (someone may wait at a door) are analysed;
+    # 20 minutes on it is stationary: no VLM, no alert; once moved it counts again
+    assert first_calls and soon_calls and moved_calls
+    assert later_calls == []
+    assert later.filter_result is not None and later.filter_result.detections[0].stationary
+    assert later.stage(StageName.VLM).status == StageStatus.SKIPPED
+    assert later.alert_decision is not None and later.alert_decision.notify is False
+    assert soon.filter_result is not None and not soon.filter_result.detections[0].stationary
+    assert moved.filter_result is not None and not moved.filter_result.detections[0].stationary
+    assert moved.alert_decision is not None and moved.alert_decision.notify is True
+
+
+async def test_with_stationary_off_nothing_is_marked(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given stationary detection switched off
+    off = {"enabled": False}
+
+    # When the same box is seen 20 minutes apart
+    for ts in (T0, T0 + 1200):
+        async with build_pipeline(filter=_filter_seeing(STATUE), stationary=off) as components:
+            state = await components.pipeline.process(
+                clip_from(person_clip, tmp_path / "spool", ts=ts)
+            )
+
+    # Then the second clip is analysed like the first
+    assert state.filter_result is not None and not state.filter_result.detections[0].stationary
+    assert isinstance(components.analyzer, FakeVLM) and components.analyzer.calls
+
+
+async def test_the_real_detectors_boxes_of_an_unmoved_scene_are_stationary(
+    build_pipeline: BuildPipeline, person_clip: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    # Given the real detector, and the front door's footage recorded twice, 20 minutes apart
+    # (nothing in it moved between the two: the same boxes)
+    yolo = {
+        "backend": "yolo",
+        "config": {"model": str(models_dir / "yolox_nano.onnx"), "classes": ["person"]},
+    }
+    states = []
+    for ts in (T0, T0 + 1200):
+        async with build_pipeline(filter=yolo) as components:
+            clip = clip_from(person_clip, tmp_path / "spool", ts=ts)
+            states.append(await components.pipeline.process(clip))
+
+    # Then the second clip's person is stationary and the VLM is not asked about it
+    first, second = states
+    assert first.filter_result is not None and not first.filter_result.detections[0].stationary
+    assert second.filter_result is not None and second.filter_result.detections[0].stationary
+    assert isinstance(components.analyzer, FakeVLM) and components.analyzer.calls == []
