@@ -49,3 +49,4 @@ bench: setup-test
 	$(UV) run python -m bench.motion
 	$(UV) run python -m bench.api
 	$(UV) run python -m bench.ingest
+	$(UV) run python -m bench.relevance
