@@ -18,8 +18,12 @@ STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
 
 
 # What a protected route answers with the right key and no body, when that is not 200: the
-# ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder).
-ANSWERS_WITHOUT_BODY = {("POST", f"/api/v1/ingest/{CAMERA}"): 409}
+# ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder);
+# the UI's "mark reviewed" form sends the browser back to the clip's page.
+ANSWERS_WITHOUT_BODY = {
+    ("POST", f"/api/v1/ingest/{CAMERA}"): 409,
+    ("POST", f"/ui/clips/{CLIP_ID}/reviewed"): 303,
+}
 
 
 def app_routes(api: FastAPI) -> list[tuple[str, str]]:

@@ -58,3 +58,30 @@ async def test_the_login_form_is_skipped_when_auth_is_off(serve_sqlite_api: Serv
 
     # Then the browser goes straight to the events
     assert response.status_code == 303 and response.headers["location"] == "/ui/"
+
+
+async def test_a_clip_that_needs_review_has_its_badge_filter_and_mark_reviewed_button(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given a clip the VLM asks a person to review, and the UI with auth off
+    async with serve_sqlite_api(api_key=None) as api:
+        state = clip_state("front_door", 1_700_000_000)
+        assert state.analysis_result is not None
+        state.analysis_result.requires_review = True
+        assert await api.repository.save(state)
+        page = f"/ui/clips/{state.clip_id}"
+
+        # When the list is filtered for it, its page opened, and its button pressed
+        listed = await api.client.get("/ui/", params={"needs_review": "true"})
+        before = await api.client.get(page)
+        pressed = await api.client.post(f"{page}/reviewed")
+        after = await api.client.get(page)
+        still = await api.client.get("/ui/", params={"needs_review": "true"})
+
+    # Then it is listed with its badge, its page offers the button, and once pressed the
+    # browser is back on the page, without badge or button, and the filter lists nothing
+    assert listed.text.count('class="clip-card"') == 1 and "needs review" in listed.text
+    assert "Mark reviewed" in before.text
+    assert pressed.status_code == 303 and pressed.headers["location"] == page
+    assert "Mark reviewed" not in after.text and "needs review" not in after.text
+    assert still.text.count('class="clip-card"') == 0

@@ -38,6 +38,9 @@ class ClipSummary(BaseModel):
     detected_classes: list[str]
     alerted: bool | None = Field(description="The alert policy's decision (null: not decided)")
     notify_reason: str | None
+    needs_review: bool = Field(
+        default=False, description="The VLM asked for a review and nobody marked it reviewed"
+    )
     upload_failed: bool
     view_url: str | None = Field(description="The storage backend's link")
     video_url: str = Field(description="Signed, short-lived: plays without the API key")

@@ -30,7 +30,7 @@ from homesec.models.clip import Clip
 from homesec.models.enums import IngestRefusalReason
 from homesec.models.queries import ClipStats, PageKey, as_utc
 from homesec.models.results import IngestRefusal
-from homesec.repository.clip_repository import ClipListing
+from homesec.repository.clip_repository import ClipListing, ReviewRefused
 
 DEFAULT_STATS_DAYS = 30
 
@@ -76,6 +76,17 @@ async def clip_detail(context: ApiContext, clip_id: str) -> ClipDetail:
         alert_decision=state.alert_decision,
         events=events,
     )
+
+
+async def mark_reviewed(context: ApiContext, clip_id: str) -> ClipDetail:
+    """Mark the clip reviewed: 404 unknown, 409 still being processed or not written."""
+    match await context.repository.mark_reviewed(clip_id):
+        case None:
+            await clip_listing(context, clip_id)  # 404, or 503 when the database is down
+            raise _database_unavailable()
+        case ReviewRefused(reason=reason):
+            raise HTTPException(status.HTTP_409_CONFLICT, reason)
+    return await clip_detail(context, clip_id)
 
 
 async def clip_stats(
@@ -144,6 +155,7 @@ def clip_summary(listing: ClipListing, media_links: MediaLinker) -> ClipSummary:
         detected_classes=detections.detected_classes if detections else [],
         alerted=decision.notify if decision else None,
         notify_reason=decision.notify_reason if decision else None,
+        needs_review=state.needs_review,
         upload_failed=state.upload_failed,
         view_url=state.view_url,
         video_url=links.video,

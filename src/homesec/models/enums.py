@@ -55,6 +55,7 @@ class EventType(StrEnum):
     VLM_USAGE = "vlm_usage"
     CLIP_DONE = "clip_done"
     CLIP_FAILED = "clip_failed"
+    CLIP_REVIEWED = "clip_reviewed"
     LOCAL_FILE_PRUNED = "local_file_pruned"
     STATE_WRITE_DROPPED = "state_write_dropped"
     SYSTEM_ALERT = "system_alert"

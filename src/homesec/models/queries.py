@@ -31,6 +31,9 @@ class ClipFilter(BaseModel):
     activity_type: str | None = Field(default=None, description="VLM activity type")
     alerted: bool | None = Field(default=None, description="The alert policy decided to notify")
     detected_class: str | None = Field(default=None, description="A class the detector found")
+    needs_review: bool | None = Field(
+        default=None, description="The VLM asked for a review and nobody marked it reviewed"
+    )
     since: datetime | None = Field(default=None, description="Received at or after (UTC if naive)")
     until: datetime | None = Field(default=None, description="Received before (UTC if naive)")
 

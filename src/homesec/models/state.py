@@ -58,6 +58,9 @@ class ClipStateData(BaseModel):
     notifications: dict[str, StageLog] = Field(
         default_factory=dict, description="Delivery journal of each notification sink"
     )
+    reviewed_at: datetime | None = Field(
+        default=None, description="When a person marked the clip reviewed"
+    )
     system_alerted: list[StageName] = Field(
         default_factory=list,
         description="Stages whose giving up was reported by a system alert (once per clip)",
@@ -87,6 +90,12 @@ class ClipStateData(BaseModel):
         """An upload was tried and failed; it is retried in the background until it works."""
         upload = self.stage(StageName.UPLOAD)
         return upload.status != StageStatus.OK and upload.last_error is not None
+
+    @property
+    def needs_review(self) -> bool:
+        """The VLM asked for a person to look at the clip, and nobody marked it reviewed."""
+        analysis = self.analysis_result
+        return analysis is not None and analysis.requires_review and self.reviewed_at is None
 
     @property
     def is_settled(self) -> bool:

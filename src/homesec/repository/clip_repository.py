@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from homesec.models.config import StateStoreConfig
 from homesec.models.enums import EventType
-from homesec.models.events import ClipEvent
+from homesec.models.events import ClipEvent, utc_now
 from homesec.models.queries import CameraActivity, ClipFilter, ClipStats, PageKey
 from homesec.models.state import ClipStateData
 from homesec.repository.unsaved import UnsavedStates
@@ -56,6 +56,13 @@ class ClipPage:
 
     items: list[ClipListing]
     next_key: PageKey | None
+
+
+@dataclass(frozen=True)
+class ReviewRefused:
+    """A clip cannot be marked reviewed now, and why."""
+
+    reason: str
 
 
 class ClipRepository:
@@ -139,6 +146,26 @@ class ClipRepository:
         self._unsaved.forget(state.clip_id)
         self._unsaved.replay_soon()
         return True
+
+    async def mark_reviewed(self, clip_id: str) -> ClipStateData | ReviewRefused | None:
+        """Record that a person reviewed the settled clip; None when it is unknown or the
+        database cannot be read; refused for a clip still being processed (its journal would
+        write over the mark) or when the write is dropped."""
+        state = await self.get(clip_id)
+        if state is None:
+            return None
+        if not state.is_settled:
+            return ReviewRefused(f"{clip_id} is still being processed")
+        if state.reviewed_at is None:
+            state = state.model_copy(update={"reviewed_at": utc_now()})
+            event = ClipEvent(
+                clip_id=clip_id,
+                event_type=EventType.CLIP_REVIEWED,
+                camera_name=state.camera_name,
+            )
+            if not await self.save(state, event):
+                return ReviewRefused("the state database did not take the write")
+        return state
 
     async def append_event(self, event: ClipEvent) -> bool:
         try:

@@ -265,6 +265,12 @@ def _conditions(clip_filter: ClipFilter, dialect: str) -> list[ColumnElement[boo
         conditions.append(notified if clip_filter.alerted else not_(notified))
     if clip_filter.detected_class is not None:
         conditions.append(_has_class(clip_filter.detected_class, dialect))
+    if clip_filter.needs_review is not None:
+        waiting = and_(
+            _is_true(("analysis_result", "requires_review"), dialect),
+            field("reviewed_at").is_(None),
+        )
+        conditions.append(waiting if clip_filter.needs_review else not_(waiting))
     if clip_filter.since is not None:
         conditions.append(_received >= _bind_time(clip_filter.since))
     if clip_filter.until is not None:

@@ -121,3 +121,20 @@ def test_nothing_in_the_required_zones_is_no_alert_whatever_else_says_so() -> No
     # Then there is no alert, and the reason names the zones
     assert decision.notify is False
     assert decision.notify_reason == "nothing detected in the required zones (porch)"
+
+
+def test_notify_on_review_alerts_when_the_vlm_asks_for_a_review_whatever_the_risk() -> None:
+    # Given a policy that alerts on high risk only, but on every review request at the door
+    policy = load_alert_policy(
+        "default",
+        {"min_risk_level": "high", "overrides": {"front_door": {"notify_on_review": True}}},
+    )
+    asks = _analysis(RiskLevel.LOW).model_copy(update={"requires_review": True})
+
+    # When a low-risk clip the VLM wants reviewed is decided at the door and elsewhere
+    door = policy.decide("front_door", DETECTED, asks)
+    elsewhere = policy.decide("backyard", DETECTED, asks)
+
+    # Then the door alerts, saying why; elsewhere it does not
+    assert door.notify is True and door.notify_reason == "the VLM asks for a review (per-camera)"
+    assert elsewhere.notify is False

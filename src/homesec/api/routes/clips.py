@@ -23,3 +23,9 @@ async def list_clips(context: Context, params: Annotated[ClipListParams, Query()
 @router.get("/clips/{clip_id}")
 async def get_clip(context: Context, clip_id: str) -> ClipDetail:
     return await service.clip_detail(context, clip_id)
+
+
+@router.post("/clips/{clip_id}/reviewed")
+async def mark_reviewed(context: Context, clip_id: str) -> ClipDetail:
+    """A person looked at the clip: it no longer needs review."""
+    return await service.mark_reviewed(context, clip_id)

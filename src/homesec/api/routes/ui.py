@@ -12,7 +12,7 @@ import asyncio
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
@@ -120,6 +120,15 @@ async def clip(request: Request, context: Context, clip_id: str) -> Response:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
     zones = context.camera_zones.get(detail.clip.camera_name, {})
     return _render(request, "clip.html", detail=detail, clip=detail.clip, zones=zones)
+
+
+@pages.post("/clips/{clip_id}/reviewed")
+async def reviewed(request: Request, context: Context, clip_id: str) -> Response:
+    try:
+        await service.mark_reviewed(context, clip_id)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
 
 
 @pages.get("/system")

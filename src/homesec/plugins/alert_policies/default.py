@@ -30,6 +30,9 @@ class CameraAlertOverride(BaseModel):
     required_zones: list[str] | None = Field(
         default=None, description="Only detections in one of these zones count (empty: all)"
     )
+    notify_on_review: bool | None = Field(
+        default=None, description="Alert when the VLM asks for a person to review the clip"
+    )
 
 
 class DefaultAlertPolicyConfig(PluginConfig):
@@ -47,6 +50,11 @@ class DefaultAlertPolicyConfig(PluginConfig):
         description="When the detector found a trigger class and the VLM failed: alert "
         "anyway, saying the analysis is unavailable and why, or skip (no alert unless "
         "notify_on_motion)",
+    )
+    notify_on_review: bool = Field(
+        default=False,
+        description="Alert whenever the VLM asks for a person to review the clip, whatever "
+        "the risk level",
     )
     required_zones: list[str] = Field(
         default_factory=list,
@@ -89,6 +97,8 @@ class DefaultAlertPolicy:
                 return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
             case AnalysisResult() if analysis.activity_type in config.notify_on_activity_types:
                 return _notify(f"activity_type={analysis.activity_type}{scope}")
+            case AnalysisResult(requires_review=True) if config.notify_on_review:
+                return _notify(f"the VLM asks for a review{scope}")
             case AnalysisUnavailable(trigger_classes=[_, *_]) if (
                 config.on_vlm_failure == OnVLMFailure.ALERT
             ):
