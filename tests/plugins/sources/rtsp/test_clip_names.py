@@ -105,6 +105,15 @@ def _recorder(root: Path, recorded: Recorded, names: NamerOnLoop) -> ClipRecorde
     )
 
 
+def _settled(root: Path, folder: str, timeout: float = 10.0) -> None:
+    """Until the recorder took the clip's name: its segment folder is renamed after it (the
+    name comes to the recorder on a thread of its own, after the claim)."""
+    deadline = time.monotonic() + timeout
+    while not (root / "buffer" / folder).is_dir():
+        assert time.monotonic() < deadline, f"the recorder never settled {folder}"
+        time.sleep(0.01)
+
+
 def _segments(files: list[Path], root: Path, start: float) -> list[Segment]:
     """Copies of `files` in the buffer folder, back to back from `start` (unix seconds)."""
     segments = []
@@ -131,6 +140,7 @@ def test_live_segments_carry_the_name_the_finished_clip_gets(
     # motion ends
     recorder.start_clip(start + 1.0)
     names.wait()
+    _settled(tmp_path, "clip_1700000000250_1")
     recorder.add_segment(second)
     recorder.add_segment(third)
     recorder.end_clip(start + 5.0)
@@ -166,10 +176,12 @@ def test_a_clip_gets_a_suffix_when_its_second_is_taken_or_promised(
     # still waiting for a segment, its file not written), and another starts in second S
     recorder.start_clip(start)
     names.wait()
+    _settled(tmp_path, "clip_1700000000000_2")
     recorder.add_segment(first)
     recorder.end_clip(start + 3.0)
     recorder.start_clip(start + 0.5)
     names.wait()
+    _settled(tmp_path, "clip_1700000000500_3")
     recorder.add_segment(second)  # ends the first clip
     recorder.add_segment(third)  # the first segment of the second clip
     recorder.stop()
