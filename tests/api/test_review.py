@@ -54,16 +54,22 @@ async def test_a_clip_the_vlm_wants_reviewed_is_listed_until_someone_marks_it(
     assert [e["event_type"] for e in again.json()["events"]].count(EventType.CLIP_REVIEWED) == 1
 
 
-async def test_marking_an_unknown_or_unsettled_clip_is_refused(api: ApiHarness) -> None:
-    # Given a clip still being processed (its VLM stage running)
+async def test_marking_an_unknown_or_unfinished_clip_is_refused(api: ApiHarness) -> None:
+    # Given a clip still being processed (its VLM stage running), and one in error (a
+    # background round takes it up again from its own copy of the state)
     running = _asking_review(1_700_000_200)
     running.stages[StageName.VLM] = StageLog(status=StageStatus.RUNNING, attempts=1)
-    assert await api.repository.save(running)
+    failed = _asking_review(1_700_000_300)
+    failed.stages[StageName.NOTIFY] = StageLog(status=StageStatus.ERROR, attempts=3)
+    for state in (running, failed):
+        assert await api.repository.save(state)
 
-    # When it and an unknown clip are marked reviewed
+    # When they and an unknown clip are marked reviewed
     busy = await api.client.post(f"/api/v1/clips/{running.clip_id}/reviewed")
+    retried = await api.client.post(f"/api/v1/clips/{failed.clip_id}/reviewed")
     unknown = await api.client.post("/api/v1/clips/front_door_1600000000.mp4/reviewed")
 
-    # Then the first is a conflict (its journal would write over the mark), the second 404
-    assert busy.status_code == 409 and "still being processed" in busy.json()["detail"]
+    # Then the first two are conflicts (a journal would write over the mark), the last 404
+    assert busy.status_code == 409 and "not done yet" in busy.json()["detail"]
+    assert retried.status_code == 409 and "not done yet" in retried.json()["detail"]
     assert unknown.status_code == 404

@@ -18,6 +18,7 @@ from tests.pipeline.conftest import BuildPipeline
 T0 = 1_700_000_000
 STATUE = (100.0, 100.0, 300.0, 500.0)
 MOVED = (700.0, 100.0, 900.0, 500.0)
+ON = {"enabled": True}  # off by default (see the README)
 
 
 def test_iou_of_boxes() -> None:
@@ -37,7 +38,7 @@ async def _process(
     build_pipeline: BuildPipeline, clip_path: Path, tmp_path: Path, ts: int, box: Any
 ) -> tuple[ClipStateData, list[str]]:
     """One clip of the camera at `ts`, with the detector seeing a person at `box`."""
-    async with build_pipeline(filter=_filter_seeing(box)) as components:
+    async with build_pipeline(filter=_filter_seeing(box), stationary=ON) as components:
         clip = clip_from(clip_path, tmp_path / "spool", ts=ts)
         state = await components.pipeline.process(clip)
     assert isinstance(components.analyzer, FakeVLM)
@@ -68,15 +69,13 @@ async def test_a_statue_seen_as_a_person_alerts_once_then_not_until_it_moves(
     assert moved.alert_decision is not None and moved.alert_decision.notify is True
 
 
-async def test_with_stationary_off_nothing_is_marked(
+async def test_by_default_nothing_is_marked(
     build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
 ) -> None:
-    # Given stationary detection switched off
-    off = {"enabled": False}
-
+    # Given the default config (stationary detection off)
     # When the same box is seen 20 minutes apart
     for ts in (T0, T0 + 1200):
-        async with build_pipeline(filter=_filter_seeing(STATUE), stationary=off) as components:
+        async with build_pipeline(filter=_filter_seeing(STATUE)) as components:
             state = await components.pipeline.process(
                 clip_from(person_clip, tmp_path / "spool", ts=ts)
             )
@@ -97,7 +96,7 @@ async def test_the_real_detectors_boxes_of_an_unmoved_scene_are_stationary(
     }
     states = []
     for ts in (T0, T0 + 1200):
-        async with build_pipeline(filter=yolo) as components:
+        async with build_pipeline(filter=yolo, stationary=ON) as components:
             clip = clip_from(person_clip, tmp_path / "spool", ts=ts)
             states.append(await components.pipeline.process(clip))
 

@@ -25,7 +25,7 @@ from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
 
 from homesec.models.config import StateStoreConfig
-from homesec.models.enums import EventType
+from homesec.models.enums import ClipStatus, EventType
 from homesec.models.events import ClipEvent, utc_now
 from homesec.models.queries import CameraActivity, ClipFilter, ClipStats, PageKey
 from homesec.models.state import ClipStateData
@@ -148,14 +148,16 @@ class ClipRepository:
         return True
 
     async def mark_reviewed(self, clip_id: str) -> ClipStateData | ReviewRefused | None:
-        """Record that a person reviewed the settled clip; None when it is unknown or the
-        database cannot be read; refused for a clip still being processed (its journal would
-        write over the mark) or when the write is dropped."""
+        """Record that a person reviewed the done clip; None when it is unknown or the
+        database cannot be read; refused for a clip not done (its journal, now or in a later
+        round, would write over the mark) or when the write is dropped."""
         state = await self.get(clip_id)
         if state is None:
             return None
-        if not state.is_settled:
-            return ReviewRefused(f"{clip_id} is still being processed")
+        if state.status != ClipStatus.DONE:
+            # In error, a background round takes it up again from its own copy of the
+            # state, which would write over the mark.
+            return ReviewRefused(f"{clip_id} is not done yet (processed or retried)")
         if state.reviewed_at is None:
             state = state.model_copy(update={"reviewed_at": utc_now()})
             event = ClipEvent(

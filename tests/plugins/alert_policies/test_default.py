@@ -138,3 +138,16 @@ def test_notify_on_review_alerts_when_the_vlm_asks_for_a_review_whatever_the_ris
     # Then the door alerts, saying why; elsewhere it does not
     assert door.notify is True and door.notify_reason == "the VLM asks for a review (per-camera)"
     assert elsewhere.notify is False
+
+
+def test_a_result_without_boxes_is_not_emptied_by_required_zones() -> None:
+    # Given required zones, and a detector result with classes but no boxes (a source
+    # that gives none): zones cannot say anything about it
+    policy = load_alert_policy("default", {"required_zones": ["porch"]})
+    assert isinstance(policy, RelevanceFilter)
+
+    # When the detections that count are asked
+    counted = policy.relevant("front_door", DETECTED)
+
+    # Then it is kept as it is (an alert too many beats one missed)
+    assert counted == DETECTED

@@ -74,8 +74,8 @@ class DefaultAlertPolicy:
     def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
         """The detections in the camera's required zones (all of them when there are none)."""
         required = set(self._for(camera_name).required_zones)
-        if not required:
-            return filter_result
+        if not required or not filter_result.detections:
+            return filter_result  # no boxes (a source without them): zones cannot say
         return filter_result.keeping(
             [d for d in filter_result.detections if required & set(d.zones)]
         )

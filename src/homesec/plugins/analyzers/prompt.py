@@ -46,8 +46,9 @@ DEFAULT_ACTIVITY_DESCRIPTIONS: Mapping[str, str] = {
 }
 
 _REFERENCES_INTRO = (
-    "Known to the household, each in a reference picture that is not from this clip "
-    "(someone known is not a threat by being there):"
+    "Known to the household, each in a reference picture that is not from this clip. Name "
+    "them only when you are sure; judge the risk from what happens, not from who it seems "
+    "to be:"
 )
 
 _RISK_GUIDE = (

@@ -28,7 +28,7 @@ class ScanRequest:
     draft_decode: bool
     decode_threads: int
     zones: Zones = field(default_factory=dict)
-    """The camera's zones: with any, a class counts once seen in one of them."""
+    """The camera's zones: with any, every sampled frame is looked at (no early stop)."""
 
 
 @dataclass
@@ -72,11 +72,12 @@ class _Verdict:
                 sighting.first = _first(frame, detection)
 
     def settled(self, min_hits: int) -> bool:
-        # With zones, a class seen only outside them may still walk into one.
-        return any(
-            sighting.hits >= min_hits and (sighting.zones or not self.zones)
-            for sighting in self.sightings.values()
-        )
+        # With zones, the whole clip is looked at: someone seen first on the sidewalk (a
+        # zone, or none) may walk onto the porch later, and only the policy knows which
+        # zones count.
+        if self.zones:
+            return False
+        return any(sighting.hits >= min_hits for sighting in self.sightings.values())
 
     def result(self, model: str, min_hits: int) -> FilterResult:
         confirmed = [s for s in self.sightings.values() if s.hits >= min_hits]
