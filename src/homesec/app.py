@@ -34,6 +34,7 @@ from homesec.interfaces import (
     LiveClipSource,
     Notifier,
     ObjectFilter,
+    RelevanceFilter,
     StorageBackend,
     VLMAnalyzer,
 )
@@ -116,6 +117,7 @@ def build_components(config: Config) -> Components:
     policy = None
     if config.alert_policy.enabled:
         policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
+        _check_zones(config, policy)
     sinks = [
         Sink(load_notifier(ref.backend, notifier_config(ref, config)), ref)
         for ref in config.notifiers
@@ -139,6 +141,25 @@ def build_components(config: Config) -> Components:
     return Components(
         repository, storage, object_filter, analyzer, policy, notifiers, pipeline, clip_names
     )
+
+
+def _check_zones(config: Config, policy: AlertPolicy) -> None:
+    """Every zone the policy counts on exists on its camera; else no detection of that
+    camera would ever count, without a word."""
+    if not isinstance(policy, RelevanceFilter):
+        return
+    problems = []
+    for camera in config.cameras:
+        missing = [name for name in policy.zones_needed(camera.name) if name not in camera.zones]
+        if missing:
+            defined = ", ".join(camera.zones) or "none"
+            problems.append(
+                f"alert_policy: camera {camera.name!r} requires the zones {', '.join(missing)}, "
+                f"which it does not define (its zones: {defined}); fix the names, define them "
+                "under cameras[].zones, or set required_zones: [] in its override"
+            )
+    if problems:
+        raise ConfigError(problems)
 
 
 class HomeSecApp:

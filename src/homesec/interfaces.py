@@ -231,6 +231,10 @@ class RelevanceFilter(Protocol):
 
     def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult: ...
 
+    def zones_needed(self, camera_name: str) -> list[str]:
+        """The zone names the policy counts on for the camera (checked against the camera's
+        zones when HomeSec starts: a typo would silently drop every detection)."""
+
 
 @runtime_checkable
 class DetectionSink(Protocol):

@@ -80,6 +80,9 @@ class DefaultAlertPolicy:
             [d for d in filter_result.detections if required & set(d.zones)]
         )
 
+    def zones_needed(self, camera_name: str) -> list[str]:
+        return self._for(camera_name).required_zones
+
     def decide(
         self,
         camera_name: str,

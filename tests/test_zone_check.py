@@ -1,0 +1,64 @@
+"""Required zones are checked against the cameras' zones when HomeSec starts: a typo, or a
+zone a camera does not have, would otherwise drop every detection of that camera silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.fakes.plugins  # noqa: F401  (registers the fakes)
+from homesec.app import build_components
+from homesec.errors import ConfigError
+from tests.fakes.builders import config_dict, make_config
+
+PORCH = [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0], [0.5, 1.0]]
+
+
+def _cameras(tmp_path: Path, zones: dict[str, Any]) -> list[dict[str, Any]]:
+    cameras: list[dict[str, Any]] = config_dict(tmp_path)["cameras"]
+    cameras[0]["zones"] = zones
+    return cameras
+
+
+def _policy(**config: Any) -> dict[str, Any]:
+    return {"backend": "default", "config": config}
+
+
+@pytest.mark.parametrize(
+    ("zones", "policy", "missing"),
+    [
+        ({"porch": PORCH}, _policy(required_zones=["Porch"]), "Porch"),
+        ({}, _policy(required_zones=["porch"]), "porch"),
+        ({"porch": PORCH}, _policy(overrides={"front_door": {"required_zones": ["gate"]}}), "gate"),
+    ],
+)
+def test_a_required_zone_the_camera_does_not_have_stops_the_start(
+    tmp_path: Path, zones: dict[str, Any], policy: dict[str, Any], missing: str
+) -> None:
+    # Given a policy that requires a zone the camera does not define (a typo, none at all)
+    config = make_config(tmp_path, cameras=_cameras(tmp_path, zones), alert_policy=policy)
+
+    # When HomeSec builds its parts
+    with pytest.raises(ConfigError) as refused:
+        build_components(config)
+
+    # Then it refuses, naming the camera, the zone and the way out
+    [problem] = refused.value.problems
+    assert "'front_door'" in problem and missing in problem and "required_zones: []" in problem
+
+
+def test_required_zones_the_camera_has_or_none_at_all_are_fine(tmp_path: Path) -> None:
+    # Given a camera with its porch required, and a policy requiring nothing elsewhere
+    with_porch = make_config(
+        tmp_path,
+        cameras=_cameras(tmp_path, {"porch": PORCH}),
+        alert_policy=_policy(required_zones=["porch"]),
+    )
+    plain = make_config(tmp_path)
+
+    # When HomeSec builds its parts
+    # Then both start
+    for config in (with_porch, plain):
+        assert build_components(config).alert_policy is not None
