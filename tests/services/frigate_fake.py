@@ -242,24 +242,21 @@ class FakeFrigate:
         return JSONResponse(event.as_json(review.camera))
 
     async def _describe(self, request: Request) -> Response:
-        self._record(request)
-        event_id = request.path_params["event_id"]
-        if self._find_event(event_id) is None:
-            return JSONResponse({"success": False, "message": "Event not found"}, 404)
-        body = await request.json()
-        with self._lock:
-            self.descriptions[event_id] = body["description"]
-        return JSONResponse({"success": True, "message": "Event description updated"})
+        return await self._set_field(request, "description", self.descriptions)
 
     async def _sub_label(self, request: Request) -> Response:
+        return await self._set_field(request, "subLabel", self.sub_labels)
+
+    async def _set_field(self, request: Request, key: str, into: dict[str, str]) -> Response:
+        """An admin POST that sets one field of an event (its description, its sub label)."""
         self._record(request)
         event_id = request.path_params["event_id"]
         if self._find_event(event_id) is None:
             return JSONResponse({"success": False, "message": "Event not found"}, 404)
         body = await request.json()
         with self._lock:
-            self.sub_labels[event_id] = body["subLabel"]
-        return JSONResponse({"success": True, "message": "Event sub label updated"})
+            into[event_id] = body[key]
+        return JSONResponse({"success": True, "message": f"Event {key} updated"})
 
     async def _clip(self, request: Request) -> Response:
         self._record(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -24,14 +25,15 @@ _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
-class _NamedEnv:
+class _NamedEnv(ABC):
     """A name in the YAML (and in dumps and JSON schemas), the resolved variable in Python."""
 
     name: str
 
     @classmethod
+    @abstractmethod
     def _resolve(cls, name: str) -> Self:
-        raise NotImplementedError
+        """The variable named `name`, read (and checked) now."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:

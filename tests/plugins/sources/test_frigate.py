@@ -95,6 +95,20 @@ def _review(
     return frigate.add_review(review)
 
 
+@asynccontextmanager
+async def _taken_with_write_back(
+    tmp_path: Path, frigate: FakeFrigate, media: Path, review_id: str, events: list[FakeEvent]
+) -> AsyncIterator[tuple[AnalysisListener, Clip]]:
+    """A running source with write_back on, and the clip it took of an item with `events`."""
+    source = _source(frigate, tmp_path, write_back=True)
+    assert isinstance(source, AnalysisListener)
+    async with _running(source) as clips:
+        review = _review(frigate, media, review_id, events=events)
+        await frigate.publish_review("end", review)
+        [clip] = await _wait_for(clips, 1)
+        yield source, clip
+
+
 async def test_an_ended_review_item_is_fetched_and_handed_on_as_a_clip(
     tmp_path: Path, fake_frigate: FakeFrigate, person_clip: Path
 ) -> None:
@@ -463,13 +477,9 @@ async def test_write_back_puts_the_summary_on_the_items_events(
         FakeEvent("1700000002.0-w1", "person", START + 2),
         FakeEvent("1700000003.0-w2", "person", START + 3),
     ]
-    source = _source(fake_frigate, tmp_path, write_back=True)
-    assert isinstance(source, AnalysisListener)
-    async with _running(source) as clips:
-        review = _review(fake_frigate, person_clip, "1700000000.13-wb", events=events)
-        await fake_frigate.publish_review("end", review)
-        [clip] = await _wait_for(clips, 1)
-
+    async with _taken_with_write_back(
+        tmp_path, fake_frigate, person_clip, "1700000000.13-wb", events
+    ) as (source, clip):
         # When the pipeline tells the source of the clip's analysis
         await source.analysis_ready(clip, _analysis("A person in a red coat rings the bell."))
 
@@ -488,13 +498,9 @@ async def test_a_known_person_the_vlm_recognised_becomes_the_person_events_sub_l
         FakeEvent("1700000002.0-alice", "person", START + 2),
         FakeEvent("1700000001.0-car", "car", START + 1),
     ]
-    source = _source(fake_frigate, tmp_path, write_back=True)
-    assert isinstance(source, AnalysisListener)
-    async with _running(source) as clips:
-        review = _review(fake_frigate, person_clip, "1700000000.20-sub", events=events)
-        await fake_frigate.publish_review("end", review)
-        [clip] = await _wait_for(clips, 1)
-
+    async with _taken_with_write_back(
+        tmp_path, fake_frigate, person_clip, "1700000000.20-sub", events
+    ) as (source, clip):
         # When the analysis recognised Alice (a person of the household)
         analysis = _analysis("Alice parks and walks to the door.").model_copy(
             update={"known_entities": [RecognisedEntity(name="Alice", label="person")]}
@@ -511,13 +517,9 @@ async def test_two_known_people_in_one_clip_name_no_person_event(
 ) -> None:
     # Given a clip with one person event and write_back on
     events = [FakeEvent("1700000002.0-who", "person", START + 2)]
-    source = _source(fake_frigate, tmp_path, write_back=True)
-    assert isinstance(source, AnalysisListener)
-    async with _running(source) as clips:
-        review = _review(fake_frigate, person_clip, "1700000000.21-two", events=events)
-        await fake_frigate.publish_review("end", review)
-        [clip] = await _wait_for(clips, 1)
-
+    async with _taken_with_write_back(
+        tmp_path, fake_frigate, person_clip, "1700000000.21-two", events
+    ) as (source, clip):
         # When the analysis recognised two known people
         both = [RecognisedEntity(name=n, label="person") for n in ("Alice", "Bob")]
         analysis = _analysis("Alice and Bob come home.").model_copy(update={"known_entities": both})
@@ -536,12 +538,9 @@ async def test_write_back_goes_on_to_the_other_events_when_frigate_refuses_one(
         FakeEvent("1700000002.0-d1", "person", START + 2),
         FakeEvent("1700000003.0-d2", "person", START + 3),
     ]
-    source = _source(fake_frigate, tmp_path, write_back=True)
-    assert isinstance(source, AnalysisListener)
-    async with _running(source) as clips:
-        review = _review(fake_frigate, person_clip, "1700000000.19-del", events=events)
-        await fake_frigate.publish_review("end", review)
-        [clip] = await _wait_for(clips, 1)
+    async with _taken_with_write_back(
+        tmp_path, fake_frigate, person_clip, "1700000000.19-del", events
+    ) as (source, clip):
         fake_frigate.deleted_events.add("1700000002.0-d1")
 
         # When the pipeline tells the source of the clip's analysis

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import BinaryIO, ClassVar, Generic, Literal, Self, TypeVar
 
 from homesec.interfaces import ClipCallback, ClipNamer, SourceConfig
 from homesec.models.clip import Clip, parse_clip_id
@@ -144,3 +144,31 @@ def clip_record(path: Path, camera_name: str, backend: str, start: float, durati
         duration_s=duration,
         source_backend=backend,
     )
+
+
+_WriteMode = Literal["wb", "xb"]
+
+
+async def spool_stream(
+    chunks: AsyncIterator[bytes], part: Path, max_bytes: int, *, mode: _WriteMode = "wb"
+) -> int | None:
+    """Write `chunks` to `part` off the event loop and sync it to disk (a clip handed on or
+    answered for must survive a crash); its size, or None once it is over `max_bytes`
+    (writing stops there; the caller removes the part)."""
+    file = await asyncio.to_thread(part.open, mode)
+    try:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                return None
+            await asyncio.to_thread(file.write, chunk)
+        await asyncio.to_thread(_sync, file)
+    finally:
+        file.close()
+    return size
+
+
+def _sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())

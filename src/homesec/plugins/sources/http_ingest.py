@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import Field
 
@@ -27,7 +25,7 @@ from homesec.models.config import FolderPath
 from homesec.models.enums import IngestRefusalReason, PluginType
 from homesec.models.results import IngestRefusal
 from homesec.plugins.registry import plugin
-from homesec.plugins.sources.base import SourceBase, clip_record
+from homesec.plugins.sources.base import SourceBase, clip_record, spool_stream
 from homesec.video.clip import ClipInfo, VideoReadError, probe_clip
 
 logger = logging.getLogger(__name__)
@@ -119,21 +117,11 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
 
     async def _write(self, chunks: AsyncIterator[bytes], part: Path) -> IngestRefusal | None:
         limit = self._config.max_file_size_bytes
-        file = await asyncio.to_thread(part.open, "xb")
-        try:
-            size = 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    return _refused(
-                        IngestRefusalReason.TOO_LARGE, f"the clip is over {limit} bytes"
-                    )
-                await asyncio.to_thread(file.write, chunk)
-            if size == 0:
+        match await spool_stream(chunks, part, limit, mode="xb"):
+            case None:
+                return _refused(IngestRefusalReason.TOO_LARGE, f"the clip is over {limit} bytes")
+            case 0:
                 return _refused(IngestRefusalReason.EMPTY, "the body is empty: send the clip")
-            await asyncio.to_thread(_sync, file)
-        finally:
-            file.close()
         return None
 
     async def _probe(self, part: Path) -> ClipInfo | IngestRefusal:
@@ -160,9 +148,3 @@ class HttpIngestSource(SourceBase[HttpIngestConfig]):
 
 def _refused(reason: IngestRefusalReason, message: str) -> IngestRefusal:
     return IngestRefusal(reason=reason, message=message)
-
-
-def _sync(file: BinaryIO) -> None:
-    # On disk before the answer: a 201 promises the clip survives a crash.
-    file.flush()
-    os.fsync(file.fileno())

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, TypeVar
@@ -39,19 +40,19 @@ def replace_atomically(target: Path, write: Callable[[str], object]) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-class SDKStorage:
+class SDKStorage(ABC):
     """A backend over a blocking SDK client: calls in worker threads, errors translated once."""
 
     sdk_errors: ClassVar[tuple[type[Exception], ...]]
     _client: Any
 
+    @abstractmethod
     def _translate(self, action: str, exc: Exception) -> Exception:
         """The one place where the SDK's and the network's errors become the plugin's."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _ping(self) -> object:
         """A cheap call that succeeds when the store is reachable with our credentials."""
-        raise NotImplementedError
 
     async def _run(self, action: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -68,6 +69,7 @@ class SDKStorage:
 
     async def start(self) -> None:
         """Nothing to start: the SDK connects on the first call."""
+        return None
 
     async def aclose(self) -> None:
         self._client.close()

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
 import httpx
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from homesec.errors import CausedError
+from homesec.plugins.sources.base import spool_stream
 
 logger = logging.getLogger(__name__)
 
@@ -180,18 +180,10 @@ class FrigateApi:
             ):
                 if response.status_code != httpx.codes.OK:
                     raise ClipNotReady(f"Frigate answered HTTP {response.status_code} for {url}")
-                file = await asyncio.to_thread(target.open, "wb")
-                try:
-                    size, head = 0, b""
-                    async for chunk in response.aiter_bytes(_CHUNK_BYTES):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ClipTooLarge(f"the clip of {item.id} is over {max_bytes} bytes")
-                        head = (head + chunk)[:8]
-                        await asyncio.to_thread(file.write, chunk)
-                    await asyncio.to_thread(_sync_and_close, file)
-                finally:
-                    file.close()
+                chunks = response.aiter_bytes(_CHUNK_BYTES)
+                size = await spool_stream(chunks, target, max_bytes)
+                if size is None:
+                    raise ClipTooLarge(f"the clip of {item.id} is over {max_bytes} bytes")
         except httpx.TransportError as exc:
             raise FrigateUnreachable(f"cannot reach Frigate for {url}: {exc}", exc) from exc
         except TimeoutError as exc:
@@ -199,7 +191,7 @@ class FrigateApi:
             raise FrigateUnreachable(f"Frigate took over {limit:.0f} s to send {url}", exc) from exc
         except httpx.DecodingError as exc:  # a body that does not match its Content-Encoding
             raise ClipNotReady(f"Frigate's answer for {url} cannot be decoded: {exc}", exc) from exc
-        if head[4:8] != _MP4_SIGNATURE:
+        if (await asyncio.to_thread(_head, target))[4:8] != _MP4_SIGNATURE:
             raise ClipNotReady(f"Frigate's answer for {url} is not an MP4 ({size} bytes)")
         return size
 
@@ -212,8 +204,6 @@ class FrigateApi:
         return response
 
 
-def _sync_and_close(file: BinaryIO) -> None:
-    # On disk before the clip is handed on: a crash must not leave a clip of zeros.
-    file.flush()
-    os.fsync(file.fileno())
-    file.close()
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(8)
