@@ -32,6 +32,7 @@ from homesec.interfaces import (
     AnalysisListener,
     Lifecycle,
     LiveClipSource,
+    ModeFollower,
     Notifier,
     ObjectFilter,
     RelevanceFilter,
@@ -42,6 +43,7 @@ from homesec.lifecycle import close_in_order, close_logged, close_together, ente
 from homesec.models.clip import Clip
 from homesec.models.config import Config
 from homesec.models.enums import RunMode
+from homesec.modes import Modes
 from homesec.pipeline.core import ClipPipeline
 from homesec.pipeline.early import EarlyDetection
 from homesec.pipeline.naming import ClipNames
@@ -57,6 +59,7 @@ from homesec.plugins.registry import (
     load_storage,
 )
 from homesec.repository.clip_repository import ClipRepository
+from homesec.reviews import ReviewCounts
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +76,24 @@ class Components:
     notifiers: list[Notifier]
     pipeline: ClipPipeline
     names: ClipNames
+    modes: Modes | None
+    reviews: ReviewCounts
 
     async def start(self) -> None:
         await self.repository.start()
+        if self.modes is not None:
+            await self.modes.start()
         for _, plugin in self._plugins():
             await plugin.start()
+        self.reviews.refresh_soon()
 
     async def aclose(self) -> None:
-        """Close every plugin at once, then the repository; also after a start that failed or
-        never ran. One failing to close is logged and does not stop the others."""
+        """Close every plugin at once, then the modes and the repository; also after a start
+        that failed or never ran. One failing to close is logged and does not stop the others."""
         await close_together(self._plugins())
+        await close_logged("Review counts", self.reviews.aclose)
+        if self.modes is not None:
+            await close_logged("Modes", self.modes.aclose)
         await close_logged("State repository", self.repository.aclose)
 
     def _plugins(self) -> list[tuple[str, Lifecycle]]:
@@ -117,7 +128,9 @@ def build_components(config: Config) -> Components:
     policy = None
     if config.alert_policy.enabled:
         policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
-        _check_zones(config, policy)
+        _check_policy(config, policy)
+    cameras = [camera.name for camera in config.cameras]
+    modes = Modes(config.modes, cameras, repository) if config.modes.names else None
     sinks = [
         Sink(load_notifier(ref.backend, notifier_config(ref, config)), ref)
         for ref in config.notifiers
@@ -128,6 +141,10 @@ def build_components(config: Config) -> Components:
             [f"notifiers: sink names must be unique (set config.name): {', '.join(names)}"]
         )
     notifiers = [sink.notifier for sink in sinks]
+    for notifier in notifiers:
+        if modes is not None and isinstance(notifier, ModeFollower):
+            notifier.follow_modes(modes)
+    reviews = ReviewCounts(repository, notifiers, cameras)
     pipeline = ClipPipeline(
         config,
         repository=repository,
@@ -136,19 +153,36 @@ def build_components(config: Config) -> Components:
         analyzer=analyzer,
         alert_policy=policy,
         fanout=NotificationFanout(sinks, config.retry),
+        modes=modes,
     )
+    pipeline.after_rounds(lambda state: reviews.refresh_soon() if state.needs_review else None)
     clip_names = ClipNames(repository, storage)
     return Components(
-        repository, storage, object_filter, analyzer, policy, notifiers, pipeline, clip_names
+        repository,
+        storage,
+        object_filter,
+        analyzer,
+        policy,
+        notifiers,
+        pipeline,
+        clip_names,
+        modes,
+        reviews,
     )
 
 
-def _check_zones(config: Config, policy: AlertPolicy) -> None:
-    """Every zone the policy counts on exists on its camera; else no detection of that
-    camera would ever count, without a word."""
+def _check_policy(config: Config, policy: AlertPolicy) -> None:
+    """Every zone the policy counts on exists on its camera, and every mode it has settings
+    for is one of `modes.names`; else they would silently never apply."""
     if not isinstance(policy, RelevanceFilter):
         return
     problems = []
+    unknown = [name for name in policy.modes_named() if name not in config.modes.names]
+    if unknown:
+        problems.append(
+            f"alert_policy: settings for the modes {', '.join(unknown)}, which modes.names "
+            f"does not list ({', '.join(config.modes.names) or 'no modes'})"
+        )
     for camera in config.cameras:
         missing = [name for name in policy.zones_needed(camera.name) if name not in camera.zones]
         if missing:
@@ -264,6 +298,8 @@ class HomeSecApp:
             media_cache_dir=self._config.pipeline.work_dir / "api-media",
             revoked_sessions_file=self._config.pipeline.work_dir / "revoked-sessions.json",
             camera_zones={camera.name: camera.zones for camera in self._config.cameras},
+            modes=self.components.modes,
+            reviews=self.components.reviews,
         )
         self.server = ApiServer(api, server_config.host, server_config.port)
         await enter(stack, self.server, "HTTP API")

@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
 from homesec.models.clip import Clip, LiveSegment
 from homesec.models.config import VLMPreprocessConfig
+from homesec.models.enums import ModeSetter
 from homesec.models.health import HealthReport
 from homesec.models.known import KnownEntity
+from homesec.models.modes import ModeRefused, ModeState
 from homesec.models.results import (
     AnalysisResult,
     AnalysisUnavailable,
@@ -212,7 +214,8 @@ class AlertPolicy(Protocol):
     """Decides whether a clip is worth telling the user about. Pure and fast.
 
     `analysis` is the VLM's result, `AnalysisUnavailable` when the VLM should have looked
-    but failed, or None when it was skipped.
+    but failed, or None when it was skipped. `mode`: the mode HomeSec is in (`modes.names`),
+    None without modes.
     """
 
     def decide(
@@ -220,20 +223,32 @@ class AlertPolicy(Protocol):
         camera_name: str,
         filter_result: FilterResult | None,
         analysis: AnalysisResult | AnalysisUnavailable | None,
+        mode: str | None = None,
     ) -> AlertDecision: ...
 
 
 @runtime_checkable
 class RelevanceFilter(Protocol):
-    """Optional for alert policies: the detections of a clip that count for the camera (in
-    its required zones, say). Only they trigger the VLM, the detection event and an alert;
-    the clip's stored result keeps every detection."""
+    """Optional for alert policies: what counts for a camera in a mode before the VLM runs.
 
-    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult: ...
+    Only the detections `relevant` keeps (those in its required zones, say) trigger the VLM,
+    the detection event and an alert; the clip's stored result keeps every detection. A
+    camera whose alerts are off (`alerts_on` false) gets no VLM, no detection event and no
+    alert; it still records and uploads.
+    """
+
+    def relevant(
+        self, camera_name: str, filter_result: FilterResult, mode: str | None = None
+    ) -> FilterResult: ...
+
+    def alerts_on(self, camera_name: str, mode: str | None = None) -> bool: ...
 
     def zones_needed(self, camera_name: str) -> list[str]:
-        """The zone names the policy counts on for the camera (checked against the camera's
-        zones when HomeSec starts: a typo would silently drop every detection)."""
+        """The zone names the policy counts on for the camera in any mode (checked against
+        the camera's zones when HomeSec starts: a typo would silently drop every detection)."""
+
+    def modes_named(self) -> list[str]:
+        """The modes the policy has settings for (checked against `modes.names` at start)."""
 
 
 @runtime_checkable
@@ -248,6 +263,48 @@ class HealthPublisher(Protocol):
     """Optional for notifiers: also publish the service's health (Home Assistant entity)."""
 
     async def publish_health(self, report: HealthReport) -> None: ...
+
+
+ModeListener = Callable[[ModeState], Awaitable[None]]
+
+
+@runtime_checkable
+class ModeControl(Protocol):
+    """HomeSec's mode and per-camera alert switches, as a plugin may show and set them."""
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def camera_names(self) -> list[str]: ...
+
+    @property
+    def state(self) -> ModeState: ...
+
+    async def set_mode(self, mode: str, by: ModeSetter) -> ModeState | ModeRefused: ...
+
+    async def set_alerts(
+        self, camera_name: str, on: bool, by: ModeSetter
+    ) -> ModeState | ModeRefused: ...
+
+    def listen(self, listener: ModeListener) -> None:
+        """`listener` is called with the new state after every change."""
+
+
+@runtime_checkable
+class ModeFollower(Protocol):
+    """Optional for notifiers: show the mode and take changes (Home Assistant's select and
+    switches). Called once, before `start()`, when HomeSec has modes."""
+
+    def follow_modes(self, control: ModeControl) -> None: ...
+
+
+@runtime_checkable
+class ReviewPublisher(Protocol):
+    """Optional for notifiers: per camera, how many clips wait for a person's review (every
+    configured camera, 0 included), after each change and when HomeSec starts."""
+
+    async def publish_reviews(self, waiting: Mapping[str, int]) -> None: ...
 
 
 @runtime_checkable

@@ -19,10 +19,16 @@ STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
 
 # What a protected route answers with the right key and no body, when that is not 200: the
 # ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder);
-# the UI's "mark reviewed" form sends the browser back to the clip's page.
+# the UI's "mark reviewed" form sends the browser back to the clip's page; the test app has
+# no modes (404) and a change of mode or switch needs its body (422).
 ANSWERS_WITHOUT_BODY = {
     ("POST", f"/api/v1/ingest/{CAMERA}"): 409,
     ("POST", f"/ui/clips/{CLIP_ID}/reviewed"): 303,
+    ("GET", "/api/v1/mode"): 404,
+    ("PUT", "/api/v1/mode"): 422,
+    ("PUT", f"/api/v1/cameras/{CAMERA}/alerts"): 422,
+    ("POST", "/ui/mode"): 404,
+    ("POST", f"/ui/cameras/{CAMERA}/alerts"): 404,
 }
 
 

@@ -48,6 +48,7 @@ VALID_ANALYSIS: dict[str, Any] = {
     "requires_review": False,
     "confidence": 0.9,
     "known_entities": [],
+    "only_known": False,
 }
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0

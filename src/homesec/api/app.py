@@ -22,14 +22,16 @@ from homesec.api.auth import Authenticator, require_key
 from homesec.api.context import ApiContext
 from homesec.api.media_files import MediaFiles
 from homesec.api.routes import cameras, clips, docs, health, ingest, media, metrics, stats, ui
+from homesec.api.routes import modes as modes_routes
 from homesec.api.security_headers import SecurityHeaders
 from homesec.api.sessions import UiSessions
 from homesec.api.signing import MediaLinker, Signer
 from homesec.errors import StartupError
 from homesec.health import HealthMonitor
-from homesec.interfaces import ClipSource, StorageBackend
+from homesec.interfaces import ClipSource, ModeControl, StorageBackend
 from homesec.models.zones import Zones
 from homesec.repository.clip_repository import ClipRepository
+from homesec.reviews import ReviewCounts
 from homesec.throttle import GuessThrottle
 
 
@@ -51,13 +53,16 @@ def create_api(
     signer: Signer | None = None,
     throttle: GuessThrottle | None = None,
     camera_zones: Mapping[str, Zones] | None = None,
+    modes: ModeControl | None = None,
+    reviews: ReviewCounts | None = None,
 ) -> FastAPI:
     """The whole HTTP surface; `api_key` None means auth is off.
 
     `media_cache_dir` receives clips fetched back from storage for playback (emptied on
     shutdown); `revoked_sessions_file` keeps the UI sessions ended by a logout;
     `signer` defaults to one keyed from the API key (`Signer.for_api_key`), `throttle` to
-    the default limit on wrong keys per client address; `camera_zones` are drawn on clip pages.
+    the default limit on wrong keys per client address; `camera_zones` are drawn on clip pages;
+    `modes` (None without modes) is shown and set; `reviews` hears of clips marked reviewed.
     """
     signer = signer or Signer.for_api_key(api_key)
     media_files = MediaFiles(storage, media_cache_dir)
@@ -86,7 +91,7 @@ def create_api(
     api.state.auth = Authenticator(api_key, signer, sessions, throttle)
     links = MediaLinker(signer)
     api.state.context = ApiContext(
-        monitor, repository, media_files, sources, links, dict(camera_zones or {})
+        monitor, repository, media_files, sources, links, dict(camera_zones or {}), modes, reviews
     )
     api.include_router(health.public)
     api.include_router(health.protected, dependencies=[Depends(require_key)])
@@ -97,6 +102,7 @@ def create_api(
         stats.router,
         metrics.router,
         ingest.router,
+        modes_routes.router,
     ):
         api.include_router(router)
     api.include_router(docs.router)

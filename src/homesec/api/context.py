@@ -1,4 +1,5 @@
-"""What the routes work with: the repository, media files, sources, health, media links."""
+"""What the routes work with: the repository, media files, sources, health, media links,
+the modes and the review counts."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from fastapi import Depends, Request
 from homesec.api.media_files import MediaFiles
 from homesec.api.signing import MediaLinker
 from homesec.health import HealthMonitor
-from homesec.interfaces import ClipSource
+from homesec.interfaces import ClipSource, ModeControl
 from homesec.models.zones import Zones
 from homesec.repository.clip_repository import ClipRepository
+from homesec.reviews import ReviewCounts
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class ApiContext:
     sources: Sequence[ClipSource]
     media_links: MediaLinker
     camera_zones: Mapping[str, Zones] = field(default_factory=dict)
+    modes: ModeControl | None = None
+    reviews: ReviewCounts | None = None
 
 
 async def _context(request: Request) -> ApiContext:

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from homesec.models.alert import AlertDecision
-from homesec.models.enums import ClipStatus, HealthStatus, RiskLevel, StageName
+from homesec.models.enums import ClipStatus, HealthStatus, ModeSetter, RiskLevel, StageName
 from homesec.models.events import ClipEvent
 from homesec.models.health import ComponentHealth
 from homesec.models.queries import ClipFilter
@@ -103,3 +103,30 @@ class IngestedClip(BaseModel):
     clip_id: str
     camera_name: str
     duration_s: float
+
+
+class CameraAlerts(BaseModel):
+    name: str
+    alerts_on: bool = Field(description="false: switched off by hand, in every mode")
+
+
+class ModeStatus(BaseModel):
+    """The mode in effect, the modes there are, and each camera's alert switch."""
+
+    mode: str
+    modes: list[str]
+    set_at: datetime
+    set_by: ModeSetter
+    cameras: list[CameraAlerts]
+
+
+class ModeChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(description="One of the configured modes")
+
+
+class AlertsSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: bool = Field(description="Whether the camera's alerts are on")

@@ -16,18 +16,21 @@ from fastapi import HTTPException, status
 from homesec import __version__
 from homesec.api.context import ApiContext
 from homesec.api.schemas import (
+    CameraAlerts,
     CameraStatus,
     ClipDetail,
     ClipListParams,
     ClipPageOut,
     ClipSummary,
     IngestedClip,
+    ModeStatus,
     SystemStatus,
 )
 from homesec.api.signing import MediaLinker
-from homesec.interfaces import UploadedClipSource
+from homesec.interfaces import ModeControl, UploadedClipSource
 from homesec.models.clip import Clip
-from homesec.models.enums import IngestRefusalReason
+from homesec.models.enums import IngestRefusalReason, ModeSetter
+from homesec.models.modes import ModeRefused
 from homesec.models.queries import ClipStats, PageKey, as_utc
 from homesec.models.results import IngestRefusal
 from homesec.repository.clip_repository import ClipListing, ReviewRefused
@@ -86,7 +89,46 @@ async def mark_reviewed(context: ApiContext, clip_id: str) -> ClipDetail:
             raise _database_unavailable()
         case ReviewRefused(reason=reason):
             raise HTTPException(status.HTTP_409_CONFLICT, reason)
+    if context.reviews is not None:
+        context.reviews.refresh_soon()
     return await clip_detail(context, clip_id)
+
+
+def mode_status(context: ApiContext) -> ModeStatus:
+    """The mode and the cameras' alert switches: 404 when HomeSec has no modes."""
+    modes = _modes(context)
+    state = modes.state
+    return ModeStatus(
+        mode=state.mode,
+        modes=modes.names,
+        set_at=state.set_at,
+        set_by=state.set_by,
+        cameras=[
+            CameraAlerts(name=name, alerts_on=state.alerts_on(name)) for name in modes.camera_names
+        ],
+    )
+
+
+async def set_mode(context: ApiContext, mode: str, by: ModeSetter) -> ModeStatus:
+    """Change the mode: 400 for a mode that is not configured."""
+    match await _modes(context).set_mode(mode, by):
+        case ModeRefused(reason=reason):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, reason)
+    return mode_status(context)
+
+
+async def set_alerts(context: ApiContext, camera: str, on: bool, by: ModeSetter) -> ModeStatus:
+    """Switch a camera's alerts on or off: 404 for an unknown camera."""
+    match await _modes(context).set_alerts(camera, on, by):
+        case ModeRefused(reason=reason):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, reason)
+    return mode_status(context)
+
+
+def _modes(context: ApiContext) -> ModeControl:
+    if context.modes is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no modes configured (see `modes:`)")
+    return context.modes
 
 
 async def clip_stats(

@@ -14,6 +14,8 @@ class AlertDecision(BaseModel):
 
     notify: bool
     notify_reason: str
+    mode: str | None = None
+    """The mode HomeSec was in when it decided (None without modes)."""
 
 
 class Alert(BaseModel):

@@ -13,6 +13,7 @@ from homesec.models.clip import is_valid_camera_name
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
 from homesec.models.known import KnownEntity
+from homesec.models.modes import ModesConfig
 from homesec.models.zones import Zones
 
 
@@ -339,6 +340,10 @@ class Config(_Section):
     stationary: StationaryConfig = Field(
         default_factory=StationaryConfig,
         description="Objects that have not moved since earlier clips (parked cars)",
+    )
+    modes: ModesConfig = Field(
+        default_factory=ModesConfig,
+        description="Modes (home, away, night...) the alert policy can differ by",
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP API")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output")

@@ -103,6 +103,34 @@ class IngestRefusalReason(StrEnum):
     TOO_SLOW = "too_slow"
 
 
+class ModeSetter(StrEnum):
+    """Who put HomeSec in its mode."""
+
+    INITIAL = "initial"
+    SCHEDULE = "schedule"
+    MQTT = "mqtt"
+    API = "api"
+    UI = "ui"
+
+
+class SettingKey(StrEnum):
+    """Keys of HomeSec's own stored state (the `settings` table)."""
+
+    MODE = "mode"
+
+
+class Weekday(StrEnum):
+    """Days of a weekly schedule, in `datetime.weekday()` order."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
 class PluginType(StrEnum):
     """Plugin kinds; also the prefix of entry-point names (`{kind}.{backend}`)."""
 

@@ -92,6 +92,10 @@ class AnalysisResult(BaseModel):
     known_entities: list[RecognisedEntity] = Field(
         default_factory=list, description="Known entities the model recognised in the clip"
     )
+    only_known: bool = Field(
+        default=False,
+        description="Every person, vehicle and animal in the clip is a recognised known entity",
+    )
     model: str | None = None
     usage: VLMUsage | None = None
 

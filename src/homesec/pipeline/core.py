@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from homesec import metrics
@@ -44,6 +46,7 @@ from homesec.models.results import (
     UploadOutcome,
 )
 from homesec.models.state import ClipStateData
+from homesec.modes import Modes
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
 from homesec.pipeline.fetch import fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
@@ -60,6 +63,14 @@ Analysis = AnalysisResult | AnalysisUnavailable | None
 """What the VLM stage leaves the alert policy: a result, why there is none, or skipped."""
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What holds for a camera's clip now: the mode, and why its alerts are off (if so)."""
+
+    mode: str | None
+    quiet: str | None
+
+
 class ClipPipeline:
     def __init__(
         self,
@@ -71,8 +82,10 @@ class ClipPipeline:
         analyzer: VLMAnalyzer | None,
         alert_policy: AlertPolicy | None,
         fanout: NotificationFanout,
+        modes: Modes | None = None,
     ) -> None:
         self._config = config
+        self._modes = modes
         self._storage = storage
         self._filter = object_filter
         self._analyzer = analyzer
@@ -99,6 +112,7 @@ class ClipPipeline:
         self._work_dir = config.pipeline.work_dir
         self._tasks: dict[str, asyncio.Task[ClipStateData | None]] = {}
         self._listeners: dict[str, AnalysisListener] = {}
+        self._round_watchers: list[Callable[[ClipStateData], None]] = []
         self._zones = {camera.name: camera.zones for camera in config.cameras}
         self._contexts = {camera.name: camera.context for camera in config.cameras}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
@@ -159,7 +173,9 @@ class ClipPipeline:
             ) as journal:
                 journal.received(clip)
                 ended = await self._round(clip, journal)
-            state = journal.state
+            state = journal.state  # saved (or kept for the database's return) from here
+            for watcher in self._round_watchers:
+                watcher(state)
             if ended is not None:
                 metrics.clip_finished(clip.camera_name, state.status)
             logger.info(
@@ -249,8 +265,9 @@ class ClipPipeline:
         if filter_result is None:
             return
         analysed_before = journal.is_ok(StageName.VLM)
+        situation = self.situation(clip.camera_name)
         # What counts from here on: the detections the policy keeps (its required zones).
-        counted = self.relevant(clip.camera_name, filter_result)
+        counted = self._counted(clip.camera_name, filter_result, situation)
         shown = counted if counted.detections else filter_result
         target = clip.local_path.with_name(snapshot_name(clip.clip_id))
         extra = log_extra(clip.clip_id, clip.camera_name)
@@ -260,10 +277,10 @@ class ClipPipeline:
             name=f"detection:{clip.clip_id}",
         )
         try:
-            analysis = await self._vlm(clip, journal, counted)
+            analysis = await self._vlm(clip, journal, counted, situation.quiet)
         finally:
             await detection
-        decision = self._decision(clip.camera_name, journal, counted, analysis)
+        decision = self._decision(clip.camera_name, journal, counted, analysis, situation)
         await asyncio.gather(
             self._notify(clip, journal, decision, upload_result, analysis, snapshot),
             self._store_artifacts(clip, journal, upload_result, snapshot),
@@ -325,12 +342,14 @@ class ClipPipeline:
                 journal.detection_sent(announcement.sent_at, announcement.describe())
         self.detections.forget(clip.clip_id)
 
-    async def _vlm(self, clip: Clip, journal: ClipJournal, filter_result: FilterResult) -> Analysis:
+    async def _vlm(
+        self, clip: Clip, journal: ClipJournal, filter_result: FilterResult, quiet: str | None
+    ) -> Analysis:
         state = journal.state
         if journal.is_ok(StageName.VLM) and state.analysis_result is not None:
             return state.analysis_result
         analyzer = self._analyzer
-        skip_reason = vlm_skip_reason(self._config.vlm, filter_result.detected_classes)
+        skip_reason = quiet or vlm_skip_reason(self._config.vlm, filter_result.detected_classes)
         if analyzer is None or skip_reason is not None:
             journal.stage_skipped(StageName.VLM, skip_reason or "no analyzer")
             return None
@@ -368,15 +387,39 @@ class ClipPipeline:
             clip.camera_name, clip.clip_id, clip.start_ts, filter_result
         )
 
+    def situation(self, camera_name: str) -> Situation:
+        """The mode in effect, and whether the camera's alerts are off (by its switch, or
+        by the policy in this mode)."""
+        state = self._modes.state if self._modes is not None else None
+        mode = state.mode if state is not None else None
+        in_mode = f" in mode {mode}" if mode else ""
+        if state is not None and not state.alerts_on(camera_name):
+            return Situation(mode, f"alerts of {camera_name} switched off")
+        policy = self._policy
+        if isinstance(policy, RelevanceFilter) and not policy.alerts_on(camera_name, mode):
+            return Situation(mode, f"alerts off for {camera_name}{in_mode}")
+        return Situation(mode, None)
+
     def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
-        """The detections that count for the camera: those that moved, and of them those
-        the policy keeps (its required zones)."""
+        """The detections that count for the camera now: none while its alerts are off,
+        else those that moved, and of them those the policy keeps (its required zones)."""
+        return self._counted(camera_name, filter_result, self.situation(camera_name))
+
+    def _counted(
+        self, camera_name: str, filter_result: FilterResult, situation: Situation
+    ) -> FilterResult:
+        if situation.quiet is not None:
+            return filter_result.keeping([])
         moving = [d for d in filter_result.detections if not d.stationary]
         if len(moving) < len(filter_result.detections):
             filter_result = filter_result.keeping(moving)
         if isinstance(self._policy, RelevanceFilter):
-            return self._policy.relevant(camera_name, filter_result)
+            return self._policy.relevant(camera_name, filter_result, situation.mode)
         return filter_result
+
+    def after_rounds(self, watcher: Callable[[ClipStateData], None]) -> None:
+        """Call `watcher` with the clip's state after each round (on the event loop)."""
+        self._round_watchers.append(watcher)
 
     def listen(self, camera_name: str, listener: AnalysisListener) -> None:
         """Tell `listener` (the camera's source) of each new analysis of the camera's clips."""
@@ -411,15 +454,20 @@ class ClipPipeline:
         journal: ClipJournal,
         filter_result: FilterResult,
         analysis: Analysis,
+        situation: Situation,
     ) -> AlertDecision:
-        """The alert policy's decision; kept as it was once the alert went out."""
+        """The alert policy's decision, with the mode that made it; kept as it was once the
+        alert went out."""
         stored = journal.state.alert_decision
         if journal.is_ok(StageName.NOTIFY) and stored is not None:
             return stored
         if self._policy is None:
             decision = AlertDecision(notify=False, notify_reason="alert policy disabled")
+        elif situation.quiet is not None:
+            decision = AlertDecision(notify=False, notify_reason=situation.quiet)
         else:
-            decision = self._policy.decide(camera_name, filter_result, analysis)
+            decision = self._policy.decide(camera_name, filter_result, analysis, situation.mode)
+        decision = decision.model_copy(update={"mode": situation.mode})
         journal.alert_decided(decision)
         return decision
 

@@ -25,13 +25,13 @@ from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
 
 from homesec.models.config import StateStoreConfig
-from homesec.models.enums import ClipStatus, EventType
+from homesec.models.enums import ClipStatus, EventType, SettingKey
 from homesec.models.events import ClipEvent, utc_now
 from homesec.models.queries import CameraActivity, ClipFilter, ClipStats, PageKey
 from homesec.models.state import ClipStateData
 from homesec.repository.unsaved import UnsavedStates
 from homesec.state import queries
-from homesec.state.queries import ClipRow
+from homesec.state.queries import ClipRow, StoredSetting
 from homesec.state.store import Query, StateStore
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,25 @@ class ClipRepository:
             if not await self.save(state, event):
                 return ReviewRefused("the state database did not take the write")
         return state
+
+    async def save_setting(self, key: SettingKey, document: dict[str, Any]) -> bool:
+        """Store one of HomeSec's own settings; False when the write was dropped."""
+        try:
+            await self._bounded(
+                self._store.run_write(partial(queries.save_setting, key=key, document=document))
+            )
+        except Exception as exc:
+            logger.error("Setting %s not saved (%s): %s", key, self.backend_name, _describe(exc))
+            return False
+        return True
+
+    async def load_setting(self, key: SettingKey) -> StoredSetting | None:
+        """The stored setting; None when the database cannot say."""
+        return await self._read("load_setting", partial(queries.fetch_setting, key=key))
+
+    async def review_counts(self) -> dict[str, int] | None:
+        """Per camera, the clips waiting for a person's review; None when unreachable."""
+        return await self._read("review_counts", queries.review_counts)
 
     async def append_event(self, event: ClipEvent) -> bool:
         try:

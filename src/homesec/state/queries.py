@@ -49,7 +49,14 @@ from homesec.models.queries import (
     VLMSpend,
     as_utc,
 )
-from homesec.state.tables import POSTGRES, clip_events, clip_states, json_path_text, json_text
+from homesec.state.tables import (
+    POSTGRES,
+    clip_events,
+    clip_states,
+    json_path_text,
+    json_text,
+    settings,
+)
 
 _data = clip_states.c.data
 _received = clip_states.c.created_at
@@ -69,6 +76,13 @@ class ClipRow:
     updated_at: datetime | None
     document: str
     """`clip_states.data` as JSON text."""
+
+
+@dataclass(frozen=True)
+class StoredSetting:
+    """A setting as the database holds it: its JSON document, or None when never saved."""
+
+    document: JsonDocument | None
 
 
 async def save_state(
@@ -93,6 +107,24 @@ async def save_state(
         upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
     )
     await append_events(conn, dialect, events)
+
+
+async def save_setting(
+    conn: AsyncConnection, dialect: str, key: str, document: JsonDocument
+) -> None:
+    row = {"key": key, "data": document, "updated_at": datetime.now(UTC)}
+    upsert: postgresql.Insert | sqlite.Insert
+    if dialect == POSTGRES:
+        upsert = postgresql.insert(settings).values(row)
+    else:
+        upsert = sqlite.insert(settings).values(row)
+    changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
+    await conn.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_=changes))
+
+
+async def fetch_setting(conn: AsyncConnection, dialect: str, key: str) -> StoredSetting:
+    found = await conn.scalar(select(settings.c.data).where(settings.c.key == key))
+    return StoredSetting(dict(found) if found is not None else None)
 
 
 async def append_events(conn: AsyncConnection, dialect: str, events: Sequence[ClipEvent]) -> None:
@@ -245,6 +277,14 @@ async def camera_activity(conn: AsyncConnection, dialect: str) -> list[CameraAct
         CameraActivity(camera_name=name, clips=count, last_clip_at=as_utc(last) if last else None)
         for name, count, last in await conn.execute(query)
     ]
+
+
+async def review_counts(conn: AsyncConnection, dialect: str) -> dict[str, int]:
+    """Per camera, the clips that wait for a person's review (none: not listed)."""
+    camera = json_text(_data, "camera_name", dialect)
+    waiting = _conditions(ClipFilter(needs_review=True), dialect)
+    query = select(camera, func.count()).where(*waiting).group_by(camera)
+    return {name: count for name, count in await conn.execute(query)}
 
 
 def _conditions(clip_filter: ClipFilter, dialect: str) -> list[ColumnElement[bool]]:

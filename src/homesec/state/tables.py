@@ -3,7 +3,9 @@
 Postgres gets the exact DDL of SPEC §3 (JSONB, TIMESTAMPTZ, BIGSERIAL); SQLite gets the
 closest equivalents (JSON text, an INTEGER rowid key). The expression indexes are created by
 the Alembic migrations; `json_text` builds the matching expression for queries, so both
-engines can use them. `log_records` is the optional Postgres log sink (`telemetry_db.py`).
+engines can use them. `settings` holds HomeSec's own state that is not a clip's (the mode),
+one JSON document per key. `log_records` is the optional Postgres log sink
+(`telemetry_db.py`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ clip_events = Table(
     Column("ts", DateTime(timezone=True), nullable=False),
     Column("data", JsonDocument, nullable=False),
     Index("idx_clip_events_clip_id", "clip_id"),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("data", JsonDocument, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 log_records = Table(

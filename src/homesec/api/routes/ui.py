@@ -1,6 +1,7 @@
 """The web UI: server-rendered pages (Jinja2 + a little plain JS) over the API's services.
 
-Pages: the event list with filters (`/ui/`), one clip with its player (`/ui/clips/{id}`),
+Pages: the event list with filters and, with modes, the mode and the cameras' alert
+switches (`/ui/`), one clip with its player (`/ui/clips/{id}`),
 the system's health and statistics (`/ui/system`). With auth on, a page without a session
 redirects to the login form, which checks the API key once and sets the session cookie
 (`auth.py`). Nothing to build: templates and static files ship inside the package.
@@ -24,7 +25,7 @@ from homesec.api.auth import SESSION_COOKIE, authenticator, client_address
 from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
 from homesec.api.sessions import SESSION_TTL_S
-from homesec.models.enums import ClipStatus, RiskLevel
+from homesec.models.enums import ClipStatus, ModeSetter, RiskLevel
 
 _UI_DIR = Path(__file__).parents[1] / "ui"
 STATIC_DIR = _UI_DIR / "static"
@@ -100,6 +101,7 @@ async def events(request: Request, context: Context) -> Response:
         "cameras": [source.camera_name for source in context.sources],
         "statuses": list(ClipStatus),
         "risks": [level.label for level in RiskLevel],
+        "modes": service.mode_status(context) if context.modes is not None else None,
     }
     try:
         params = ClipListParams.model_validate(_inclusive_until(form))
@@ -129,6 +131,26 @@ async def reviewed(request: Request, context: Context, clip_id: str) -> Response
     except HTTPException as exc:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
     return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
+
+
+@pages.post("/mode")
+async def mode(request: Request, context: Context) -> Response:
+    fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    try:
+        await service.set_mode(context, fields.get("mode", ""), ModeSetter.UI)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+
+
+@pages.post("/cameras/{camera}/alerts")
+async def alerts(request: Request, context: Context, camera: str) -> Response:
+    fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    try:
+        await service.set_alerts(context, camera, fields.get("on") == "true", ModeSetter.UI)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
 
 
 @pages.get("/system")

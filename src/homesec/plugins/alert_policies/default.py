@@ -1,5 +1,8 @@
 """`default` alert policy: risk threshold, activity types, motion, VLM failures, required
-zones; per-camera overrides."""
+zones, known entities; per-camera overrides, and per-mode ones.
+
+Settings are layered, the more specific winning: the policy's own, then the mode's, then
+the camera's `overrides`, then the mode's own for the camera."""
 
 from __future__ import annotations
 
@@ -17,6 +20,14 @@ class CameraAlertOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool | None = Field(
+        default=None,
+        description="false: no VLM, no detection event and no alert (still recorded, uploaded)",
+    )
+    ignore_known: bool | None = Field(
+        default=None,
+        description="No alert for a clip the VLM says holds only known entities (unless high)",
+    )
     min_risk_level: RiskLevel | None = Field(default=None, description="low, medium or high")
     notify_on_activity_types: list[str] | None = Field(
         default=None, description="Activity types that alert whatever the risk level"
@@ -35,7 +46,24 @@ class CameraAlertOverride(BaseModel):
     )
 
 
+class ModeAlertSettings(CameraAlertOverride):
+    """What a mode changes: for every camera, and per camera in `overrides`."""
+
+    overrides: dict[str, CameraAlertOverride] = Field(
+        default_factory=dict, description="Per-camera changes in this mode"
+    )
+
+
 class DefaultAlertPolicyConfig(PluginConfig):
+    enabled: bool = Field(
+        default=True,
+        description="false: no VLM, no detection event and no alert (set per camera and mode)",
+    )
+    ignore_known: bool = Field(
+        default=False,
+        description="No alert for a clip the VLM says holds only known entities (`vlm.known`), "
+        "unless its risk is high",
+    )
     min_risk_level: RiskLevel = Field(
         default=RiskLevel.MEDIUM, description="Alert when the VLM risk is at least this"
     )
@@ -64,6 +92,9 @@ class DefaultAlertPolicyConfig(PluginConfig):
     overrides: dict[str, CameraAlertOverride] = Field(
         default_factory=dict, description="Per-camera overrides, keyed by camera name"
     )
+    modes: dict[str, ModeAlertSettings] = Field(
+        default_factory=dict, description="Per-mode changes, keyed by mode name (`modes.names`)"
+    )
 
 
 @plugin(PluginType.ALERT_POLICY, "default", config=DefaultAlertPolicyConfig)
@@ -71,30 +102,51 @@ class DefaultAlertPolicy:
     def __init__(self, config: DefaultAlertPolicyConfig) -> None:
         self._config = config
 
-    def relevant(self, camera_name: str, filter_result: FilterResult) -> FilterResult:
+    def relevant(
+        self, camera_name: str, filter_result: FilterResult, mode: str | None = None
+    ) -> FilterResult:
         """The detections in the camera's required zones (all of them when there are none)."""
-        required = set(self._for(camera_name).required_zones)
+        required = set(self._for(camera_name, mode).required_zones)
         if not required or not filter_result.detections:
             return filter_result  # no boxes (a source without them): zones cannot say
         return filter_result.keeping(
             [d for d in filter_result.detections if required & set(d.zones)]
         )
 
+    def alerts_on(self, camera_name: str, mode: str | None = None) -> bool:
+        return self._for(camera_name, mode).enabled
+
     def zones_needed(self, camera_name: str) -> list[str]:
-        return self._for(camera_name).required_zones
+        modes = [None, *self._config.modes]
+        needed = (self._for(camera_name, mode).required_zones for mode in modes)
+        return list(dict.fromkeys(zone for zones in needed for zone in zones))
+
+    def modes_named(self) -> list[str]:
+        return list(self._config.modes)
 
     def decide(
         self,
         camera_name: str,
         filter_result: FilterResult | None,
         analysis: AnalysisResult | AnalysisUnavailable | None,
+        mode: str | None = None,
     ) -> AlertDecision:
+        config = self._for(camera_name, mode)
         scope = " (per-camera)" if camera_name in self._config.overrides else ""
-        config = self._for(camera_name)
+        if mode is not None and mode in self._config.modes:
+            scope += f" (mode {mode})"
+        if not config.enabled:
+            return _no_alert(f"alerts off for {camera_name}{scope}")
         if config.required_zones and filter_result is not None and not filter_result.detections:
             zones = ", ".join(config.required_zones)
             return _no_alert(f"nothing detected in the required zones ({zones}){scope}")
         min_risk = config.min_risk_level
+        match analysis:
+            case AnalysisResult(only_known=True, known_entities=[_, *_]) if (
+                config.ignore_known and analysis.risk_level < RiskLevel.HIGH
+            ):
+                names = ", ".join(entity.name for entity in analysis.known_entities)
+                return _no_alert(f"only known entities seen ({names}), ignore_known{scope}")
         match analysis:
             case AnalysisResult() if analysis.risk_level >= min_risk:
                 return _notify(f"risk_level={analysis.risk_level} >= {min_risk}{scope}")
@@ -127,10 +179,20 @@ class DefaultAlertPolicy:
                     f"activity_type={analysis.activity_type} not alerting{scope}"
                 )
 
-    def _for(self, camera_name: str) -> DefaultAlertPolicyConfig:
-        """The policy's settings with the camera's overrides applied."""
-        override = self._config.overrides.get(camera_name, CameraAlertOverride())
-        changed = {key: value for key, value in override if value is not None}
+    def _for(self, camera_name: str, mode: str | None) -> DefaultAlertPolicyConfig:
+        """The policy's settings for the camera in the mode, the more specific winning."""
+        in_mode = self._config.modes.get(mode or "", ModeAlertSettings())
+        layers = [
+            in_mode,
+            self._config.overrides.get(camera_name, CameraAlertOverride()),
+            in_mode.overrides.get(camera_name, CameraAlertOverride()),
+        ]
+        changed = {
+            key: value
+            for layer in layers
+            for key, value in layer
+            if value is not None and key in CameraAlertOverride.model_fields
+        }
         return self._config.model_copy(update=changed)
 
 

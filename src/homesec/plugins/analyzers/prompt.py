@@ -126,7 +126,9 @@ def system_prompt(config: OpenAIAnalyzerConfig) -> str:
             "when a person should look at the clip), confidence (0.0 to 1.0, how sure you "
             "are of risk_level and activity_type), known_entities (the names of the reference "
             "pictures, if any, whose person, vehicle or animal you recognise in the frames; "
-            "name them in the summary too; else an empty list).",
+            "name them in the summary too; else an empty list), only_known (true only when "
+            "every person, vehicle and animal in the frames is one you named in "
+            "known_entities; false when anyone or anything else is there, or you are unsure).",
         ]
     )
 

@@ -65,6 +65,7 @@ class _Reply(BaseModel):
     requires_review: bool = False
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     known_entities: list[str] = Field(default_factory=list)
+    only_known: bool = False
 
 
 def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
@@ -88,6 +89,10 @@ def analysis_schema(activity_types: Sequence[str]) -> dict[str, Any]:
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "Names of the reference pictures recognised in the clip",
+            },
+            "only_known": {
+                "type": "boolean",
+                "description": "Everyone and everything of note is a recognised reference",
             },
         }
     )
@@ -121,8 +126,15 @@ def parse_reply(
     by_name = {entity.name.casefold(): entity for entity in known}
     named = [by_name[n.casefold()] for n in reply.known_entities if n.casefold() in by_name]
     recognised = [RecognisedEntity(name=e.name, label=e.label) for e in dict.fromkeys(named)]
+    # "Only known" without a name we know of is a claim about nobody: not taken.
+    only_known = reply.only_known and bool(recognised)
     return AnalysisResult.model_validate(
-        {**reply.model_dump(), "activity_type": activity, "known_entities": recognised}
+        {
+            **reply.model_dump(),
+            "activity_type": activity,
+            "known_entities": recognised,
+            "only_known": only_known,
+        }
     )
 
 

@@ -4,11 +4,13 @@ With `discovery: true` the notifier announces, retained, on
 `{discovery_prefix}/{component}/{node_id}/{object_id}/config` (HA's documented schema):
 
 - a "HomeSec" device: `binary_sensor` Status (connectivity, fed by the availability topic),
-  `event` System alert (fires on every system alert, its JSON as attributes) and `sensor`
-  Health (fed by `publish_health`);
+  `event` System alert (fires on every system alert, its JSON as attributes), `sensor`
+  Health (fed by `publish_health`) and, when HomeSec has modes, `select` Mode;
 - one device per configured camera: `event` Alert (fires on every alert, the alert payload as
   attributes), `binary_sensor` Alert active (on for `alert_active_s` after an alert),
-  `sensor`s Risk level, Activity, Summary and Last alert, and `camera` Snapshot (the JPEG).
+  `sensor`s Risk level, Activity, Summary and Last alert, `camera` Snapshot (the JPEG),
+  `binary_sensor` Needs review (clips wait for a person's review, their count as attribute)
+  and, when HomeSec has modes, `switch` Alerts (`mqtt_control.py` has their topics).
 
 Entity state lives under `{state_topic_prefix}`: `status` (`online`/`offline`, retained, also
 the MQTT last will), `health`, `system_alert`, and per camera `alert` (the last alert,
@@ -31,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from homesec import __version__
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.health import HealthReport
+from homesec.plugins.notifiers.mqtt_control import OFF, ON, ControlTopics
 from homesec.plugins.notifiers.mqtt_outbox import OutboxMessage
 from homesec.plugins.notifiers.templates import read_snapshot
 
@@ -120,9 +123,14 @@ class HomeAssistantDiscovery:
         self._off_timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
         self._status_topic = self._topic(_HA_STATUS)
+        self._control = ControlTopics(options.state_topic_prefix)
         self._configs = dict(self._homesec_configs())
         for camera in self._cameras:
             self._configs.update(self._camera_configs(camera))
+
+    def show_modes(self, names: list[str]) -> None:
+        """Announce the Mode select and each camera's Alerts switch too."""
+        self._configs.update(self._mode_configs(names))
 
     def offline(self) -> OutboxMessage:
         """The last will, and published on a clean close (the broker drops the will then)."""
@@ -205,14 +213,26 @@ class HomeAssistantDiscovery:
     def _alert_off(self, camera: str) -> OutboxMessage:
         return _message(self._camera_topic(camera, "active"), "OFF", retain=True)
 
-    def _homesec_configs(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        device = {
+    def _homesec_device(self) -> dict[str, Any]:
+        return {
             "identifiers": [self._options.node_id],
             "name": "HomeSec",
             "manufacturer": "HomeSec",
             "model": "HomeSec pipeline",
             "sw_version": __version__,
         }
+
+    def _camera_device(self, camera: str) -> dict[str, Any]:
+        return {
+            "identifiers": [f"{self._options.node_id}_{camera}"],
+            "name": camera.replace("_", " ").capitalize(),
+            "manufacturer": "HomeSec",
+            "model": "Camera",
+            "via_device": self._options.node_id,
+        }
+
+    def _homesec_configs(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        device = self._homesec_device()
         health = self._topic("health")
         yield self._config(
             "binary_sensor",
@@ -249,13 +269,7 @@ class HomeAssistantDiscovery:
         )
 
     def _camera_configs(self, camera: str) -> Iterable[tuple[str, dict[str, Any]]]:
-        device = {
-            "identifiers": [f"{self._options.node_id}_{camera}"],
-            "name": camera.replace("_", " ").capitalize(),
-            "manufacturer": "HomeSec",
-            "model": "Camera",
-            "via_device": self._options.node_id,
-        }
+        device = self._camera_device(camera)
         last_alert = self._camera_topic(camera, "alert")
 
         def config(component: str, key: str, **fields: Any) -> tuple[str, dict[str, Any]]:
@@ -319,6 +333,41 @@ class HomeAssistantDiscovery:
         yield config(
             "camera", "snapshot", name="Snapshot", topic=self._camera_topic(camera, "snapshot")
         )
+        needs_review = self._control.needs_review(camera)
+        yield config(
+            "binary_sensor",
+            "needs_review",
+            name="Needs review",
+            state_topic=needs_review,
+            value_template=f"{{{{ '{ON}' if value_json.waiting > 0 else '{OFF}' }}}}",
+            json_attributes_topic=needs_review,
+            device_class="problem",
+            icon="mdi:eye-check",
+        )
+
+    def _mode_configs(self, names: list[str]) -> Iterable[tuple[str, dict[str, Any]]]:
+        yield self._config(
+            "select",
+            "mode",
+            self._homesec_device(),
+            name="Mode",
+            state_topic=self._control.mode,
+            command_topic=self._control.mode_set,
+            options=names,
+            icon="mdi:home-switch",
+        )
+        for camera in self._cameras:
+            yield self._config(
+                "switch",
+                f"{camera}_alerts",
+                self._camera_device(camera),
+                name="Alerts",
+                state_topic=self._control.alerts(camera),
+                command_topic=self._control.alerts_set(camera),
+                payload_on=ON,
+                payload_off=OFF,
+                icon="mdi:bell",
+            )
 
     def _config(
         self,

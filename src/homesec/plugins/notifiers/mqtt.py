@@ -10,6 +10,8 @@ message, and reconnects forever with exponential backoff and jitter. A broker ou
 delays alerts instead of losing them. Delivery is at least once: a message whose ack was lost is
 published again after the reconnect.
 
+When HomeSec has modes it shows the mode and the cameras' alert switches and takes changes
+on command topics (`mqtt_control.py`); it shows the clips waiting for review in any case.
 With `discovery: true` it also speaks Home Assistant's MQTT discovery (`ha_discovery.py` says
 what is published): the announcement and `online` on every connect, `offline` as the last will
 and on a clean close, and entity state and the snapshot next to each alert.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import string
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,16 +32,18 @@ from aiomqtt.exceptions import MqttConnectError
 from pydantic import AfterValidator, Field
 
 from homesec.backoff import Backoff, Jitter
-from homesec.interfaces import NotifierConfig, SelfCheck
+from homesec.interfaces import ModeControl, NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
 from homesec.models.enums import PluginType
 from homesec.models.health import HealthReport
+from homesec.models.modes import ModeState
 from homesec.plugins.mqtt_broker import Broker, BrokerSettings
 from homesec.plugins.notifiers.ha_discovery import (
     HomeAssistantDiscovery,
     HomeAssistantOptions,
     check_topic,
 )
+from homesec.plugins.notifiers.mqtt_control import ControlTopics, RemoteControl
 from homesec.plugins.notifiers.mqtt_outbox import Outbox, OutboxMessage, log_extra
 from homesec.plugins.registry import plugin
 
@@ -120,6 +125,8 @@ class MQTTNotifier:
             if config.discovery
             else None
         )
+        self._control_topics = ControlTopics(config.state_topic_prefix)
+        self._remote: RemoteControl | None = None
 
     @classmethod
     def create(cls, config: MQTTNotifierConfig) -> MQTTNotifier:
@@ -139,6 +146,18 @@ class MQTTNotifier:
         """Messages dropped because the outbox was full."""
         return self._outbox.dropped
 
+    def follow_modes(self, control: ModeControl) -> None:
+        """Show the mode and the alert switches, and take commands (before `start`)."""
+        self._remote = RemoteControl(self._control_topics, control)
+        control.listen(self._mode_changed)
+        if self._home_assistant is not None:
+            self._home_assistant.show_modes(control.names)
+
+    async def publish_reviews(self, waiting: Mapping[str, int]) -> None:
+        """Each camera's clips waiting for review (its HA binary sensor), retained."""
+        for message in self._control_topics.review_messages(waiting):
+            self._enqueue_ha(message)
+
     async def start(self) -> None:
         """Start the background connection task and return at once (the broker may be down)."""
         match self._lifecycle:
@@ -151,6 +170,8 @@ class MQTTNotifier:
         if self._home_assistant is not None:
             for message in self._home_assistant.initial_states():
                 self._enqueue_ha(message)
+        if self._remote is not None:
+            await self._mode_changed(self._remote.state)
         self._task = asyncio.create_task(self._run(), name=f"mqtt-notifier:{self.name}")
 
     async def send(self, alert: Alert, snapshot: Path | None = None) -> None:
@@ -206,6 +227,11 @@ class MQTTNotifier:
                 extra=log_extra(self.name, EVENT_UNDELIVERED_ON_CLOSE, pending=len(self._outbox)),
             )
 
+    async def _mode_changed(self, state: ModeState) -> None:
+        if self._remote is not None:
+            for message in self._remote.state_messages(state):
+                self._enqueue_ha(message)
+
     def _enqueue_ha(self, message: OutboxMessage) -> None:
         self._refuse_when_closed()
         self._outbox.put(message)
@@ -260,9 +286,12 @@ class MQTTNotifier:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until the connection breaks; raises the MqttError that broke it."""
+        subscriptions = self._control_topics.subscriptions() if self._remote else []
         if self._home_assistant is not None:
-            for topic in self._home_assistant.subscriptions():
-                await client.subscribe(topic, qos=1)
+            subscriptions += self._home_assistant.subscriptions()
+        for topic in subscriptions:
+            await client.subscribe(topic, qos=1)
+        if self._home_assistant is not None:
             await self._publish_now(client, self._home_assistant.announcement())
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -279,11 +308,16 @@ class MQTTNotifier:
             self._outbox.mark_delivered(head)
 
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
-        # Only discovery subscribes; otherwise the iterator just ends, raising, on disconnect.
+        # Without subscriptions the iterator just ends, raising, on disconnect.
         async for message in client.messages:
-            if self._home_assistant is not None:
-                replies = self._home_assistant.on_message(str(message.topic), message.payload)
-                await self._publish_now(client, replies)
+            topic = str(message.topic)
+            if self._remote is not None and self._remote.handles(topic):
+                replies = await self._remote.command(topic, message.payload, message.retain)
+            elif self._home_assistant is not None:
+                replies = self._home_assistant.on_message(topic, message.payload)
+            else:
+                continue
+            await self._publish_now(client, replies)
         raise aiomqtt.MqttError("connection closed")
 
     async def _publish_now(self, client: aiomqtt.Client, messages: list[OutboxMessage]) -> None:
