@@ -1,5 +1,6 @@
-"""Required zones are checked against the cameras' zones when HomeSec starts: a typo, or a
-zone a camera does not have, would otherwise drop every detection of that camera silently."""
+"""Required zones are checked against the cameras' zones, and the policy's modes against
+`modes.names`, at start and by `homesec validate`: a typo, or a zone a camera does not have,
+would otherwise drop every detection of that camera silently."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 import tests.fakes.plugins  # noqa: F401  (registers the fakes)
 from homesec.app import build_components
+from homesec.cli import app
 from homesec.errors import ConfigError
 from tests.fakes.builders import config_dict, make_config
 
@@ -62,3 +66,23 @@ def test_required_zones_the_camera_has_or_none_at_all_are_fine(tmp_path: Path) -
     # Then both start
     for config in (with_porch, plain):
         assert build_components(config).alert_policy is not None
+
+
+def test_validate_names_a_required_zone_or_a_mode_that_does_not_exist(tmp_path: Path) -> None:
+    # Given a config file whose policy requires a zone the camera lacks, and has settings for
+    # a mode that `modes.names` does not list
+    config = config_dict(
+        tmp_path,
+        modes={"names": ["home", "away"]},
+        alert_policy=_policy(required_zones=["porch"], modes={"holiday": {"enabled": False}}),
+    )
+    path = tmp_path / "homesec.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    # When `homesec validate` checks it
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+
+    # Then it fails, naming both problems
+    assert result.exit_code == 2
+    assert "requires the zones porch" in result.output
+    assert "settings for the modes holiday" in result.output and "home, away" in result.output

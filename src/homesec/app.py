@@ -24,7 +24,12 @@ from functools import partial
 from typing import Any
 
 from homesec.api.app import ApiServer, create_api
-from homesec.config_loader import analyzer_config, notifier_config, source_config
+from homesec.config_loader import (
+    analyzer_config,
+    notifier_config,
+    policy_problems,
+    source_config,
+)
 from homesec.errors import ConfigError, StartupError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
@@ -35,7 +40,6 @@ from homesec.interfaces import (
     ModeFollower,
     Notifier,
     ObjectFilter,
-    RelevanceFilter,
     StorageBackend,
     VLMAnalyzer,
 )
@@ -128,7 +132,8 @@ def build_components(config: Config) -> Components:
     policy = None
     if config.alert_policy.enabled:
         policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
-        _check_policy(config, policy)
+        if problems := policy_problems(config, policy):
+            raise ConfigError(problems)
     cameras = [camera.name for camera in config.cameras]
     modes = Modes(config.modes, cameras, repository) if config.modes.names else None
     sinks = [
@@ -169,31 +174,6 @@ def build_components(config: Config) -> Components:
         modes,
         reviews,
     )
-
-
-def _check_policy(config: Config, policy: AlertPolicy) -> None:
-    """Every zone the policy counts on exists on its camera, and every mode it has settings
-    for is one of `modes.names`; else they would silently never apply."""
-    if not isinstance(policy, RelevanceFilter):
-        return
-    problems = []
-    unknown = [name for name in policy.modes_named() if name not in config.modes.names]
-    if unknown:
-        problems.append(
-            f"alert_policy: settings for the modes {', '.join(unknown)}, which modes.names "
-            f"does not list ({', '.join(config.modes.names) or 'no modes'})"
-        )
-    for camera in config.cameras:
-        missing = [name for name in policy.zones_needed(camera.name) if name not in camera.zones]
-        if missing:
-            defined = ", ".join(camera.zones) or "none"
-            problems.append(
-                f"alert_policy: camera {camera.name!r} requires the zones {', '.join(missing)}, "
-                f"which it does not define (its zones: {defined}); fix the names, define them "
-                "under cameras[].zones, or set required_zones: [] in its override"
-            )
-    if problems:
-        raise ConfigError(problems)
 
 
 class HomeSecApp:

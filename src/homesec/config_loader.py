@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from homesec.errors import ConfigError, PluginError
+from homesec.interfaces import AlertPolicy, RelevanceFilter
 from homesec.models.config import CameraConfig, Config, PluginRef, VLMSection, printable
 from homesec.models.enums import PluginType, RunMode
-from homesec.plugins.registry import validate_plugin_config
+from homesec.plugins.registry import load_alert_policy, validate_plugin_config
 
 # Keys that would hold a secret's value; the config must name an env var instead.
 _SECRET_KEYS = frozenset({"password", "token", "secret", "api_key", "dsn", "refresh_token"})
@@ -38,9 +39,36 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(problems + [_describe(err) for err in exc.errors()], exc) from exc
     problems += _plugin_problems(config)
+    if not problems and config.alert_policy.enabled:
+        policy = config.alert_policy
+        problems += policy_problems(config, load_alert_policy(policy.backend, policy.config))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def policy_problems(config: Config, policy: AlertPolicy) -> list[str]:
+    """Every zone the policy counts on exists on its camera, and every mode it has settings
+    for is one of `modes.names`; else they would silently never apply."""
+    if not isinstance(policy, RelevanceFilter):
+        return []
+    problems = []
+    unknown = [name for name in policy.modes_named() if name not in config.modes.names]
+    if unknown:
+        problems.append(
+            f"alert_policy: settings for the modes {', '.join(unknown)}, which modes.names "
+            f"does not list ({', '.join(config.modes.names) or 'no modes'})"
+        )
+    for camera in config.cameras:
+        missing = [name for name in policy.zones_needed(camera.name) if name not in camera.zones]
+        if missing:
+            defined = ", ".join(camera.zones) or "none"
+            problems.append(
+                f"alert_policy: camera {camera.name!r} requires the zones {', '.join(missing)}, "
+                f"which it does not define (its zones: {defined}); fix the names, define them "
+                "under cameras[].zones, or set required_zones: [] in its override"
+            )
+    return problems
 
 
 def source_config(camera: CameraConfig) -> dict[str, Any]:

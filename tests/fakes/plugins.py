@@ -90,6 +90,7 @@ class FakeVLMConfig(AnalyzerConfig):
     risk_level: RiskLevel = RiskLevel.HIGH
     activity_type: str = "person_at_door"
     summary: str = "A person walks to the door."
+    requires_review: bool = False
     delay_s: float = 0.0
     fail: bool = False
     fail_while: Path | None = Field(default=None, description="Fails while this file exists")
@@ -119,6 +120,7 @@ class FakeVLM:
             risk_level=self.config.risk_level,
             activity_type=self.config.activity_type,
             summary=self.config.summary,
+            requires_review=self.config.requires_review,
         )
 
     async def start(self) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from homesec.interfaces import RelevanceFilter
 from homesec.models.enums import RiskLevel
+from homesec.models.known import RecognisedEntity
 from homesec.models.results import AnalysisResult, Detection, FilterResult
 from homesec.plugins.registry import load_alert_policy
 
@@ -151,3 +152,108 @@ def test_a_result_without_boxes_is_not_emptied_by_required_zones() -> None:
 
     # Then it is kept as it is (an alert too many beats one missed)
     assert counted == DETECTED
+
+
+MODES_CONFIG: dict[str, Any] = {
+    "min_risk_level": "medium",
+    "overrides": {"garage": {"min_risk_level": "high"}},
+    "modes": {
+        "home": {
+            "ignore_known": True,
+            "overrides": {"backyard": {"enabled": False}, "front_door": {"required_zones": []}},
+        },
+        "night": {"min_risk_level": "low"},
+        "off": {"enabled": False},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "camera", "risk", "notify", "reason"),
+    [
+        (None, "backyard", RiskLevel.MEDIUM, True, "risk_level=medium >= medium"),
+        ("away", "backyard", RiskLevel.MEDIUM, True, "risk_level=medium >= medium"),
+        ("home", "backyard", RiskLevel.HIGH, False, "alerts off for backyard (mode home)"),
+        ("home", "front_door", RiskLevel.MEDIUM, True, "risk_level=medium >= medium (mode home)"),
+        ("night", "backyard", RiskLevel.LOW, True, "risk_level=low >= low (mode night)"),
+        # The camera's own override is more specific than a mode-wide setting.
+        ("night", "garage", RiskLevel.MEDIUM, False, "risk_level=medium < high"),
+        ("off", "front_door", RiskLevel.HIGH, False, "alerts off for front_door (mode off)"),
+    ],
+)
+def test_a_modes_settings_apply_in_that_mode_only(
+    mode: str | None, camera: str, risk: RiskLevel, notify: bool, reason: str
+) -> None:
+    # Given a policy with settings per mode, and per camera in a mode
+    policy = load_alert_policy("default", MODES_CONFIG)
+
+    # When it decides on a clip in a mode
+    decision = policy.decide(camera, DETECTED, _analysis(risk), mode)
+
+    # Then the mode's settings, layered under the camera's, made the decision
+    assert decision.notify is notify
+    assert decision.notify_reason.startswith(reason)
+
+
+def test_alerts_on_and_required_zones_follow_the_mode() -> None:
+    # Given the backyard off in mode home, and porch required at the door except at home
+    config = {
+        "required_zones": ["porch"],
+        "modes": {"home": {"overrides": {"backyard": {"enabled": False}}, "required_zones": []}},
+    }
+    policy = load_alert_policy("default", config)
+    assert isinstance(policy, RelevanceFilter)
+    seen = _seen(SIDEWALK_PERSON)
+
+    # When the policy is asked about the cameras in modes home and away
+    on = {
+        (c, m): policy.alerts_on(c, m) for c in ("backyard", "front_door") for m in ("home", "away")
+    }
+    at_home = policy.relevant("front_door", seen, "home")
+    away = policy.relevant("front_door", seen, "away")
+
+    # Then only the backyard at home is off, and the sidewalk counts at home only
+    assert on == {
+        ("backyard", "home"): False,
+        ("backyard", "away"): True,
+        ("front_door", "home"): True,
+        ("front_door", "away"): True,
+    }
+    assert at_home.detections == [SIDEWALK_PERSON] and away.detections == []
+    assert policy.zones_needed("front_door") == ["porch"]
+    assert policy.modes_named() == ["home"]
+
+
+def _known(risk: RiskLevel, only_known: bool) -> AnalysisResult:
+    alice = RecognisedEntity(name="Alice", label="person")
+    return _analysis(risk).model_copy(update={"known_entities": [alice], "only_known": only_known})
+
+
+@pytest.mark.parametrize(
+    ("analysis", "mode", "notify"),
+    [
+        (_known(RiskLevel.MEDIUM, only_known=True), "home", False),
+        (_known(RiskLevel.MEDIUM, only_known=True), "away", True),
+        # Someone else came with Alice: the VLM does not say "only known".
+        (_known(RiskLevel.MEDIUM, only_known=False), "home", True),
+        # Alice forcing the back door is still worth an alert.
+        (_known(RiskLevel.HIGH, only_known=True), "home", True),
+        # "Only known" without anyone recognised is a claim about nobody.
+        (_analysis(RiskLevel.MEDIUM).model_copy(update={"only_known": True}), "home", True),
+    ],
+)
+def test_ignore_known_keeps_a_clip_of_known_people_only_from_alerting(
+    analysis: AnalysisResult, mode: str, notify: bool
+) -> None:
+    # Given ignore_known in mode home
+    policy = load_alert_policy("default", {"modes": {"home": {"ignore_known": True}}})
+
+    # When it decides on a clip in a mode
+    decision = policy.decide("front_door", DETECTED, analysis, mode)
+
+    # Then only a clip of known entities alone, below high risk, at home, is kept quiet
+    assert decision.notify is notify
+    if not notify:
+        assert (
+            decision.notify_reason == "only known entities seen (Alice), ignore_known (mode home)"
+        )

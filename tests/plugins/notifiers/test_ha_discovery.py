@@ -42,6 +42,7 @@ CAMERA_ENTITIES = {
     ("sensor", "summary"),
     ("sensor", "last_alert"),
     ("camera", "snapshot"),
+    ("binary_sensor", "needs_review"),
 }
 HOMESEC_ENTITIES = {("binary_sensor", "status"), ("event", "system_alert"), ("sensor", "health")}
 CONFIG_COUNT = len(HOMESEC_ENTITIES) + len(CAMERAS) * len(CAMERA_ENTITIES)

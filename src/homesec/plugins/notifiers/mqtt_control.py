@@ -6,9 +6,10 @@ Under the notifier's `state_topic_prefix` (retained state; commands are not reta
 - `{camera}/alerts`: `ON`/`OFF`; `{camera}/alerts/set`: publish `ON` or `OFF`;
 - `{camera}/needs_review`: `{"waiting": n}`, the camera's clips waiting for review.
 
-A retained command is ignored: a broker would hand it out again on every reconnect and undo
-every later change (the schedule's, the UI's). An unknown mode or payload is logged and the
-state published again, so a Home Assistant select that sent it shows the real mode.
+A command the broker hands out because it was retained is ignored: it would come again on
+every reconnect and undo every later change (the schedule's, the UI's). An unknown mode or
+payload is logged and the state published again, so a Home Assistant select that sent it
+shows the real mode.
 """
 
 from __future__ import annotations
