@@ -22,6 +22,7 @@ from homesec.models.results import (
     Detection,
     FilterOverrides,
     FilterResult,
+    Place,
     UploadOutcome,
 )
 from homesec.plugins.registry import load_storage, plugin
@@ -36,6 +37,9 @@ class FakeFilterConfig(PluginConfig):
     )
     box: tuple[float, float, float, float] | None = Field(
         default=None, description="Report a detection of the first class with this box at 1 s"
+    )
+    also_at: tuple[float, float, float, float] | None = Field(
+        default=None, description="The class was also seen here, in one sampled frame"
     )
 
 
@@ -69,12 +73,14 @@ class FakeFilter:
                     confidence=0.9,
                     first_seen_s=1.0,
                     box=self.config.box,
+                    places=[Place(box=self.config.box, frames=3)]
+                    + ([Place(box=self.config.also_at, frames=1)] if self.config.also_at else []),
                 )
             )
         return FilterResult(
             detected_classes=list(self.config.classes),
             confidence=0.9 if self.config.classes else 0.0,
-            sampled_frames=1,
+            sampled_frames=3,
             model="fake",
             detections=detections,
         )

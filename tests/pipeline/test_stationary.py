@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from homesec.models.enums import StageName, StageStatus
+from homesec.models.results import iou
 from homesec.models.state import ClipStateData
-from homesec.pipeline.stationary import iou
 from tests.fakes.builders import clip_from
 from tests.fakes.plugins import FakeVLM
 from tests.pipeline.conftest import BuildPipeline
@@ -85,14 +85,14 @@ async def test_by_default_nothing_is_marked(
     assert isinstance(components.analyzer, FakeVLM) and components.analyzer.calls
 
 
-async def test_the_real_detectors_boxes_of_an_unmoved_scene_are_stationary(
+async def test_the_real_detector_finds_the_parked_car_stationary_and_the_walkers_not(
     build_pipeline: BuildPipeline, person_clip: Path, models_dir: Path, tmp_path: Path
 ) -> None:
-    # Given the real detector, and the front door's footage recorded twice, 20 minutes apart
-    # (nothing in it moved between the two: the same boxes)
+    # Given the real detector looking for people and cars, and the front door's footage
+    # (people walking past a parked car) recorded twice, 20 minutes apart
     yolo = {
         "backend": "yolo",
-        "config": {"model": str(models_dir / "yolox_nano.onnx"), "classes": ["person"]},
+        "config": {"model": str(models_dir / "yolox_nano.onnx"), "classes": ["person", "car"]},
     }
     states = []
     for ts in (T0, T0 + 1200):
@@ -100,8 +100,38 @@ async def test_the_real_detectors_boxes_of_an_unmoved_scene_are_stationary(
             clip = clip_from(person_clip, tmp_path / "spool", ts=ts)
             states.append(await components.pipeline.process(clip))
 
-    # Then the second clip's person is stationary and the VLM is not asked about it
+    # Then in the second clip the car, in one place all along, is stationary; the people,
+    # in many places, are not, so the clip is still analysed and alerts
     first, second = states
-    assert first.filter_result is not None and not first.filter_result.detections[0].stationary
-    assert second.filter_result is not None and second.filter_result.detections[0].stationary
-    assert isinstance(components.analyzer, FakeVLM) and components.analyzer.calls == []
+    assert first.filter_result is not None
+    assert not any(d.stationary for d in first.filter_result.detections)
+    assert second.filter_result is not None
+    found = {d.class_name: d for d in second.filter_result.detections}
+    assert found["car"].stationary and len(found["car"].places) == 1
+    assert not found["person"].stationary and len(found["person"].places) > 1
+    assert isinstance(components.analyzer, FakeVLM) and len(components.analyzer.calls) == 1
+    assert second.alert_decision is not None and second.alert_decision.notify is True
+
+
+async def test_an_intruder_next_to_the_statue_is_not_hidden_by_it(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given a "person" statue that has stood still for an hour of clips
+    await _process(build_pipeline, person_clip, tmp_path, T0, STATUE)
+    await _process(build_pipeline, person_clip, tmp_path, T0 + 1800, STATUE)
+
+    # When a clip comes where the detector sees the statue and, in a few frames, someone
+    # walking elsewhere (the class "person" then stands in more than one place)
+    walker = {
+        "backend": "fake_filter",
+        "config": {"classes": ["person"], "box": list(STATUE), "also_at": list(MOVED)},
+    }
+    async with build_pipeline(filter=walker, stationary=ON) as components:
+        state = await components.pipeline.process(
+            clip_from(person_clip, tmp_path / "spool", ts=T0 + 3600)
+        )
+
+    # Then the person is not stationary: the clip is analysed and alerts
+    assert state.filter_result is not None and not state.filter_result.detections[0].stationary
+    assert isinstance(components.analyzer, FakeVLM) and len(components.analyzer.calls) == 1
+    assert state.alert_decision is not None and state.alert_decision.notify is True

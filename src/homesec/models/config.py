@@ -188,10 +188,9 @@ class AlertPolicySection(_Section):
 class StationaryConfig(_Section):
     enabled: bool = Field(
         default=False,
-        description="Mark detections that stand where the same class stood in the camera's "
+        description="Mark detections that stay where the same class stayed in the camera's "
         "recent clips (a parked car, a statue); they trigger neither the VLM nor an alert. "
-        "Off by default: the detector keeps one box per class, so an intruder next to a "
-        "statue of the same class can be hidden by it (see the README)",
+        "Off by default: the detector then looks at every sampled frame (see the README)",
     )
     min_iou: float = Field(
         default=0.85,

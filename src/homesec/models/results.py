@@ -16,18 +16,43 @@ class UploadOutcome(BaseModel):
     view_url: str | None = None
 
 
+Box = tuple[float, float, float, float]
+"""x1, y1, x2, y2 in pixels of the original frame."""
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (x1, y1, x2, y2)."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    overlap = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+class Place(BaseModel):
+    """Where a class was seen in a clip, and in how many of the sampled frames."""
+
+    box: Box
+    frames: int = Field(ge=1)
+
+
 class Detection(BaseModel):
-    """The first sighting of one class in a clip."""
+    """The first sighting of one class in a clip, and every place it was seen."""
 
     class_name: str
     confidence: float = Field(ge=0.0, le=1.0)
     first_seen_s: float = Field(ge=0.0, description="Seconds from the clip start")
-    box: tuple[float, float, float, float] = Field(
-        description="x1, y1, x2, y2 in pixels of the original frame"
-    )
+    box: Box = Field(description="x1, y1, x2, y2 in pixels of the original frame")
     zones: list[str] = Field(default_factory=list, description="Named zones it was seen in")
     stationary: bool = Field(
         default=False, description="It stands where it stood in the camera's earlier clips"
+    )
+    places: list[Place] = Field(
+        default_factory=list,
+        description="The distinct places (boxes apart) the class was seen in, with how many "
+        "sampled frames each; empty when the detector does not say",
     )
 
 
@@ -60,6 +85,10 @@ class FilterOverrides(BaseModel):
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     zones: Zones | None = Field(
         default=None, description="The camera's zones: each detection lists those it was in"
+    )
+    full_scan: bool | None = Field(
+        default=None,
+        description="Look at every sampled frame and list every place (stationary objects)",
     )
 
 

@@ -375,9 +375,13 @@ class ClipPipeline:
         return result
 
     def filter_overrides(self, camera_name: str) -> FilterOverrides | None:
-        """What the filter is told of the camera: its zones, if it has any."""
-        zones = self._zones.get(camera_name)
-        return FilterOverrides(zones=zones) if zones else None
+        """What the filter is told of the camera: its zones, if it has any, and to look at
+        the whole clip when stationary objects are marked (an intruder may come later)."""
+        zones = self._zones.get(camera_name) or None
+        full_scan = self._stationary.enabled or None
+        if zones is None and full_scan is None:
+            return None
+        return FilterOverrides(zones=zones, full_scan=full_scan)
 
     async def mark_stationary(
         self, clip: Clip | LiveSegment, filter_result: FilterResult

@@ -1,9 +1,14 @@
-"""Stationary objects: a detection whose box stands where a detection of the same class stood
-in the camera's recent clips, long enough ago (a parked car, a garden statue seen as a
-person), is marked `stationary`; it counts for nothing (no VLM, no event, no alert) until it
-moves. Only the boxes the detector already produced are compared, from the stored states.
-When those cannot be read (the database is down), nothing is marked: an alert too many beats
-one missed.
+"""Stationary objects: a detection that stood still in the clip, at a place where a still
+detection of the same class stood in the camera's recent clips, long enough ago (a parked
+car, a garden statue seen as a person), is marked `stationary`; it counts for nothing (no
+VLM, no event, no alert) until it moves. Only the places the detector already produced are
+compared, from the stored states.
+
+A detection counts as still only when every place its class was seen in the clip is still
+(held for at least half of the sampled frames): a person walking past the statue is in
+places of their own, so the class is not stationary and the clip is analysed. When earlier
+clips cannot be read (the database is down), or the detector lists no places, nothing is
+marked: an alert too many beats one missed.
 """
 
 from __future__ import annotations
@@ -13,19 +18,26 @@ from datetime import datetime, timedelta
 
 from homesec.models.config import StationaryConfig
 from homesec.models.queries import ClipFilter
-from homesec.models.results import Detection, FilterResult
+from homesec.models.results import Box, Detection, FilterResult, iou
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
 
 logger = logging.getLogger(__name__)
 
-Box = tuple[float, float, float, float]
+# A place is still when it held the class in half the sampled frames, and in two at least:
+# in a single frame, someone walking and a statue look the same.
+_STILL_SHARE = 0.5
+_STILL_FRAMES = 2
 
 
 class StationaryObjects:
     def __init__(self, config: StationaryConfig, repository: ClipRepository) -> None:
         self._config = config
         self._repository = repository
+
+    @property
+    def enabled(self) -> bool:
+        return self._config.enabled
 
     async def mark(
         self, camera_name: str, clip_id: str, start_ts: datetime, result: FilterResult
@@ -36,9 +48,16 @@ class StationaryObjects:
         earlier = await self._earlier_clips(camera_name, clip_id, start_ts)
         if not earlier:
             return result
+        still_before = [
+            (detection.class_name, box)
+            for state in earlier
+            if state.filter_result is not None
+            for detection in state.filter_result.detections
+            for box in still_boxes(detection, state.filter_result.sampled_frames)
+        ]
         marked = [
             detection.model_copy(update={"stationary": True})
-            if self._stood_still(detection, earlier)
+            if self._stood_still(detection, result.sampled_frames, still_before)
             else detection
             for detection in result.detections
         ]
@@ -63,22 +82,21 @@ class StationaryObjects:
             and item.state.filter_result is not None
         ]
 
-    def _stood_still(self, detection: Detection, earlier: list[ClipStateData]) -> bool:
-        return any(
-            other.class_name == detection.class_name
-            and iou(other.box, detection.box) >= self._config.min_iou
-            for state in earlier
-            if state.filter_result is not None
-            for other in state.filter_result.detections
+    def _stood_still(
+        self, detection: Detection, sampled_frames: int, before: list[tuple[str, Box]]
+    ) -> bool:
+        """Every place of the class in this clip is still, and stood still before."""
+        boxes = still_boxes(detection, sampled_frames)
+        return len(boxes) == len(detection.places) > 0 and all(
+            any(
+                name == detection.class_name and iou(box, other) >= self._config.min_iou
+                for name, other in before
+            )
+            for box in boxes
         )
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes (x1, y1, x2, y2)."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    overlap = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
-    return overlap / union if union > 0 else 0.0
+def still_boxes(detection: Detection, sampled_frames: int) -> list[Box]:
+    """The boxes of the places where the class stayed for most of the clip."""
+    needed = max(_STILL_FRAMES, _STILL_SHARE * sampled_frames)
+    return [place.box for place in detection.places if place.frames >= needed]

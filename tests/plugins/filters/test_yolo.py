@@ -75,6 +75,25 @@ async def test_a_positive_clip_is_decided_on_its_first_frame(
     assert result.sampled_frames == 1
 
 
+async def test_a_full_scan_lists_every_place_each_class_was_seen_in(
+    yolo: YoloFilter, person_clip: Path
+) -> None:
+    # Given the front door's footage: people walking past a parked car
+    # When the filter checks the whole clip (as it does for stationary objects)
+    result = await yolo.detect(person_clip, FilterOverrides(full_scan=True))
+
+    # Then it looked at every sampled frame; the car stood in one place in (nearly) all of
+    # them, and the people were seen in many places, none held for long
+    assert result.sampled_frames == 40
+    found = {d.class_name: d for d in result.detections}
+    [car_place] = found["car"].places
+    assert car_place.frames >= 35 and car_place.box == pytest.approx(found["car"].box, abs=40)
+    people = found["person"].places
+    assert 5 < len(people) <= 16
+    assert all(place.frames < 20 for place in people)
+    assert sum(place.frames for place in people) >= 40
+
+
 @pytest.mark.slow
 async def test_min_hits_and_max_frames_bound_the_scan(
     yolox_nano: Path, person_clip: Path, empty_scene_clip: Path

@@ -214,7 +214,7 @@ class YoloFilter:
 
     def _request(self, overrides: FilterOverrides | None) -> ScanRequest:
         overrides = overrides or FilterOverrides()
-        changed = overrides.model_dump(exclude_none=True, exclude={"zones"})
+        changed = overrides.model_dump(exclude_none=True, exclude={"zones", "full_scan"})
         config = self._config.model_copy(update=changed)
         try:
             _check_classes(config.classes)
@@ -230,6 +230,7 @@ class YoloFilter:
             draft_decode=config.draft_decode,
             decode_threads=self._decode_threads,
             zones=overrides.zones or {},
+            full_scan=bool(overrides.full_scan),
         )
 
     def _start_pool(self) -> ProcessPoolExecutor:
