@@ -18,8 +18,9 @@ from homesec.models.config import StateStoreConfig
 from homesec.models.enums import RiskLevel, StageName, StageStatus
 from homesec.models.results import AnalysisResult, Detection, EntityEvent, FilterResult, VLMUsage
 from homesec.models.state import ClipStateData, StageLog
+from homesec.state.search import search_text
 from homesec.state.store import database_url
-from homesec.state.tables import clip_states
+from homesec.state.tables import clip_search, clip_states
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -111,7 +112,8 @@ def spread(
 async def insert_states(
     config: StateStoreConfig, rows: Sequence[tuple[ClipStateData, datetime]]
 ) -> None:
-    """Store states with the given received times (the schema must exist: start a repo first)."""
+    """Store states with the given received times, and their search text, as the repository
+    would (the schema must exist: start a repo first)."""
     engine = create_async_engine(database_url(config))
     try:
         async with engine.begin() as conn:
@@ -125,6 +127,16 @@ async def insert_states(
                         "updated_at": received,
                     }
                     for state, received in rows
+                ],
+            )
+            await conn.execute(
+                insert(clip_search),
+                [
+                    {
+                        "clip_id": state.clip_id,
+                        "search_text": search_text(state.model_dump(mode="json")),
+                    }
+                    for state, _ in rows
                 ],
             )
     finally:

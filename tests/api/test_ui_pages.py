@@ -85,3 +85,26 @@ async def test_a_clip_that_needs_review_has_its_badge_filter_and_mark_reviewed_b
     assert pressed.status_code == 303 and pressed.headers["location"] == page
     assert "Mark reviewed" not in after.text and "needs review" not in after.text
     assert still.text.count('class="clip-card"') == 0
+
+
+async def test_the_search_box_finds_clips_and_marks_the_words_it_matched(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given a clip whose summary mentions deliveries, and one that does not
+    parcel = clip_state("front_door", 1_700_000_000, activity="delivery")
+    other = clip_state("front_door", 1_700_000_100)
+    assert parcel.analysis_result is not None and other.analysis_result is not None
+    parcel.analysis_result.summary = "Two deliveries <b>at</b> the door."
+    other.analysis_result.summary = "A person knocks."
+    async with serve_sqlite_api(api_key=None) as api:
+        await insert_states(api.config.state_store, spread([parcel, other]))
+
+        # When "delivery" is searched in the UI, and in the API
+        page = await api.client.get("/ui/", params={"q": "delivery"})
+        listed = await api.client.get("/api/v1/clips", params={"q": "delivery"})
+
+    # Then only that clip is listed, its matched word marked, its markup escaped
+    assert page.status_code == 200 and page.text.count('class="clip-card"') == 1
+    assert "Two <mark>deliveries</mark> &lt;b&gt;at&lt;/b&gt; the door." in page.text
+    assert 'name="q" value="delivery"' in page.text
+    assert [item["clip_id"] for item in listed.json()["items"]] == [parcel.clip_id]

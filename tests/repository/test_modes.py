@@ -130,6 +130,9 @@ async def test_the_schedule_changes_the_mode_at_its_time_and_a_hand_set_mode_hol
         seen.append(modes.state)
         clock.now = MONDAY.replace(hour=7) + timedelta(days=1)
         seen.append(await _until(modes, "home"))
+        async with asyncio.timeout(5):
+            while len(changes) < 3:  # listeners hear of a change once it is saved
+                await asyncio.sleep(0.02)
 
     # Then at 21:59 it was home (Monday 07:00 was the last change), turned night at 22:00
     # by the schedule, held `away` through the night, and turned home at 07:00

@@ -34,6 +34,12 @@ class ClipFilter(BaseModel):
     needs_review: bool | None = Field(
         default=None, description="The VLM asked for a review and nobody marked it reviewed"
     )
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Words the clip's summary, activity, timeline, known names or camera "
+        "hold (all of them); a time phrase such as 'after 6 pm' limits the hour it started",
+    )
     since: datetime | None = Field(default=None, description="Received at or after (UTC if naive)")
     until: datetime | None = Field(default=None, description="Received before (UTC if naive)")
 

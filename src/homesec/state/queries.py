@@ -31,6 +31,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,9 +50,11 @@ from homesec.models.queries import (
     VLMSpend,
     as_utc,
 )
+from homesec.state.search import SearchQuery, search_text
 from homesec.state.tables import (
     POSTGRES,
     clip_events,
+    clip_search,
     clip_states,
     json_path_text,
     json_text,
@@ -106,7 +109,26 @@ async def save_state(
     await conn.execute(
         upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
     )
+    await _save_search_text(conn, dialect, clip_id, search_text(document))
     await append_events(conn, dialect, events)
+
+
+async def _save_search_text(conn: AsyncConnection, dialect: str, clip_id: str, text: str) -> None:
+    """Upsert the clip's search text; written (and re-indexed) only when it changed."""
+    row = {"clip_id": clip_id, "search_text": text}
+    upsert: postgresql.Insert | sqlite.Insert
+    if dialect == POSTGRES:
+        upsert = postgresql.insert(clip_search).values(row)
+    else:
+        upsert = sqlite.insert(clip_search).values(row)
+    changed = clip_search.c.search_text.is_distinct_from(upsert.excluded.search_text)
+    await conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[clip_search.c.clip_id],
+            set_={"search_text": upsert.excluded.search_text},
+            where=changed,
+        )
+    )
 
 
 async def save_setting(
@@ -311,11 +333,29 @@ def _conditions(clip_filter: ClipFilter, dialect: str) -> list[ColumnElement[boo
             field("reviewed_at").is_(None),
         )
         conditions.append(waiting if clip_filter.needs_review else not_(waiting))
+    if clip_filter.q is not None and not (query := SearchQuery.parse(clip_filter.q)).is_empty:
+        conditions.append(_matches(query, dialect))
     if clip_filter.since is not None:
         conditions.append(_received >= _bind_time(clip_filter.since))
     if clip_filter.until is not None:
         conditions.append(_received < _bind_time(clip_filter.until))
     return conditions
+
+
+def _matches(query: SearchQuery, dialect: str) -> ColumnElement[bool]:
+    if dialect == POSTGRES:
+        # The generated column and GIN index of migration 0005 (English stemming).
+        tsquery = func.to_tsquery(literal_column("'english'"), query.tsquery())
+        matching = literal_column("search_vector").bool_op("@@")(tsquery)
+        return clip_states.c.clip_id.in_(select(clip_search.c.clip_id).where(matching))
+    # The FTS5 index of migration 0005 shares clip_search's rowids (external content).
+    indexed: Select[tuple[Any]] = (
+        select(literal_column("rowid"))
+        .select_from(text("clip_search_index"))
+        .where(text("clip_search_index MATCH :search_match").bindparams(search_match=query.fts5()))
+    )
+    found = select(clip_search.c.clip_id).where(literal_column("clip_search.rowid").in_(indexed))
+    return clip_states.c.clip_id.in_(found)
 
 
 def _is_true(path: tuple[str, ...], dialect: str) -> ColumnElement[bool]:

@@ -49,6 +49,16 @@ clip_states = Table(
     Index("idx_clip_states_created", "created_at", "clip_id"),
 )
 
+# What full-text search reads (`search.py`), one row per clip. Indexed by the generated
+# `search_vector` (GIN) on Postgres, by the FTS5 table `clip_search_index` on SQLite; both
+# made by migration 0005 (clip_states keeps SPEC's exact columns).
+clip_search = Table(
+    "clip_search",
+    metadata,
+    Column("clip_id", Text, primary_key=True),
+    Column("search_text", Text, nullable=False),
+)
+
 clip_events = Table(
     "clip_events",
     metadata,

@@ -10,6 +10,7 @@ redirects to the login form, which checks the API key once and sets the session 
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from homesec.api import service
@@ -26,10 +28,30 @@ from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
 from homesec.api.sessions import SESSION_TTL_S
 from homesec.models.enums import ClipStatus, ModeSetter, RiskLevel
+from homesec.state.search import SearchQuery
 
 _UI_DIR = Path(__file__).parents[1] / "ui"
 STATIC_DIR = _UI_DIR / "static"
 _templates = Jinja2Templates(directory=_UI_DIR / "templates")
+
+
+def _highlight(text: str, query: str | None) -> Markup:
+    """`text` (escaped) with the words the search matched in <mark>."""
+    words = SearchQuery.parse(query).words if query else ()
+    if not words:
+        return escape(text)
+    # A stem-like prefix, so "deliveries" shows where "delivery" matched.
+    prefixes = tuple(word[: max(4, len(word) - 2)] for word in words)
+    pieces = re.split(r"([^\W_]+)", text)
+    return Markup("").join(
+        Markup("<mark>{}</mark>").format(piece)
+        if piece and piece.casefold().startswith(prefixes)
+        else escape(piece)
+        for piece in pieces
+    )
+
+
+_templates.env.filters["highlight"] = _highlight
 
 
 async def _signed_in(request: Request) -> None:
