@@ -173,8 +173,9 @@ class StorageBackend(Lifecycle, Protocol):
     async def put_json(self, obj: Mapping[str, JsonValue], dest_key: str) -> UploadOutcome: ...
 
     async def delete(self, dest_key: str) -> None:
-        """Remove the object under the key; none there is no error. HomeSec deletes only
-        the probe `homesec doctor` writes: clips are never deleted from storage."""
+        """Remove the object under the key; none there is no error. HomeSec deletes the
+        probe `homesec doctor` writes, and a clip's objects when a person deletes the clip
+        (never on its own)."""
 
     async def ping(self) -> bool: ...
 

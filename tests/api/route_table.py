@@ -20,8 +20,12 @@ STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
 # What a protected route answers with the right key and no body, when that is not 200: the
 # ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder);
 # the UI's "mark reviewed" form sends the browser back to the clip's page; the test app has
-# no modes (404) and a change of mode or switch needs its body (422).
+# no modes (404) and a change of mode or switch needs its body (422); the deletes come last
+# (`in_call_order`), the UI's form first: it sends the browser back to the event list, and
+# the API's DELETE then finds no clip.
 ANSWERS_WITHOUT_BODY = {
+    ("POST", f"/ui/clips/{CLIP_ID}/delete"): 303,
+    ("DELETE", f"/api/v1/clips/{CLIP_ID}"): 404,
     ("POST", f"/api/v1/ingest/{CAMERA}"): 409,
     ("POST", f"/ui/clips/{CLIP_ID}/reviewed"): 303,
     ("GET", "/api/v1/mode"): 404,
@@ -42,6 +46,12 @@ def app_routes(api: FastAPI) -> list[tuple[str, str]]:
         path = (route.path or "").replace("{clip_id}", CLIP_ID).replace("{camera}", CAMERA)
         found += [(method, path) for method in sorted(route.methods or ())]
     return found
+
+
+def in_call_order(routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The routes with the two that delete the clip last, the UI's form first."""
+    deleting = [("POST", f"/ui/clips/{CLIP_ID}/delete"), ("DELETE", f"/api/v1/clips/{CLIP_ID}")]
+    return [r for r in routes if r not in deleting] + [r for r in deleting if r in routes]
 
 
 async def with_clip(api: ApiHarness, media: Path) -> None:

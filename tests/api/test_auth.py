@@ -11,7 +11,14 @@ from homesec.api.signing import Signer, signed_media_links
 from homesec.models.config import Config
 from homesec.throttle import WRONG_GUESS_LIMIT, GuessThrottle
 from tests.api.conftest import API_KEY, ApiHarness, ServeApi, revoked_sessions_file
-from tests.api.route_table import ANSWERS_WITHOUT_BODY, CLIP_ID, STATIC, app_routes, with_clip
+from tests.api.route_table import (
+    ANSWERS_WITHOUT_BODY,
+    CLIP_ID,
+    STATIC,
+    app_routes,
+    in_call_order,
+    with_clip,
+)
 from tests.api.seeding import clip_state
 
 # The only routes open without the key, each for a reason.
@@ -128,7 +135,7 @@ async def test_the_right_key_opens_every_route(
         # When every protected route of the table is called with the key
         responses = {
             route: await api.client.request(*route, headers=headers)
-            for route in _protected(api.app)
+            for route in in_call_order(_protected(api.app))
         }
 
     # Then each answers (a route that needs a body says what is wrong with it, past the key)

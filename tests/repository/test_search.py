@@ -17,9 +17,9 @@ from homesec.models.enums import RiskLevel
 from homesec.models.known import RecognisedEntity
 from homesec.models.queries import ClipFilter
 from homesec.models.results import AnalysisResult, EntityEvent
+from homesec.models.search import SearchQuery
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
-from homesec.state.search import SearchQuery
 from homesec.state.store import database_url
 from homesec.state.tables import clip_states
 from tests.repository.builders import new_state

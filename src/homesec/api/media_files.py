@@ -88,6 +88,13 @@ class MediaFiles:
             self._missing[uri] = None
             return None
 
+    def forget(self, state: ClipStateData) -> None:
+        """Drop the cached copies of a deleted clip's media."""
+        for name in (state.clip_id, snapshot_name(state.clip_id)):
+            cached = self._cached.pop(name, None)
+            if cached is not None:
+                cached.unlink(missing_ok=True)
+
     def close(self) -> None:
         self._fetching.cancel_all()
         shutil.rmtree(self._cache_dir, ignore_errors=True)

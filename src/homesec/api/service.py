@@ -29,10 +29,10 @@ from homesec.api.schemas import (
 from homesec.api.signing import MediaLinker
 from homesec.interfaces import ModeControl, UploadedClipSource
 from homesec.models.clip import Clip
-from homesec.models.enums import IngestRefusalReason, ModeSetter
+from homesec.models.enums import DeletionRefusal, IngestRefusalReason, ModeSetter
 from homesec.models.modes import ModeRefused
 from homesec.models.queries import ClipStats, PageKey, as_utc
-from homesec.models.results import IngestRefusal
+from homesec.models.results import DeletionRefused, IngestRefusal
 from homesec.repository.clip_repository import ClipListing, ReviewRefused
 
 DEFAULT_STATS_DAYS = 30
@@ -92,6 +92,22 @@ async def mark_reviewed(context: ApiContext, clip_id: str) -> ClipDetail:
     if context.reviews is not None:
         context.reviews.refresh_soon()
     return await clip_detail(context, clip_id)
+
+
+async def delete_clip(context: ApiContext, clip_id: str) -> None:
+    """Delete a clip everywhere: 404 unknown, 409 still processed, 502 storage failed, 503
+    the database did not take it."""
+    state = (await clip_listing(context, clip_id)).state
+    match await context.monitor.pipeline.delete(state):
+        case DeletionRefused(reason=DeletionRefusal.IN_FLIGHT, message=message):
+            raise HTTPException(status.HTTP_409_CONFLICT, message)
+        case DeletionRefused(reason=DeletionRefusal.STORAGE_FAILED, message=message):
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, message)
+        case DeletionRefused(message=message):
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, message)
+    context.media.forget(state)
+    if context.reviews is not None and state.needs_review:
+        context.reviews.refresh_soon()
 
 
 def mode_status(context: ApiContext) -> ModeStatus:

@@ -56,6 +56,7 @@ class EventType(StrEnum):
     CLIP_DONE = "clip_done"
     CLIP_FAILED = "clip_failed"
     CLIP_REVIEWED = "clip_reviewed"
+    CLIP_DELETED = "clip_deleted"
     LOCAL_FILE_PRUNED = "local_file_pruned"
     STATE_WRITE_DROPPED = "state_write_dropped"
     SYSTEM_ALERT = "system_alert"
@@ -101,6 +102,14 @@ class IngestRefusalReason(StrEnum):
     NOT_RUNNING = "not_running"
     NOT_STORED = "not_stored"
     TOO_SLOW = "too_slow"
+
+
+class DeletionRefusal(StrEnum):
+    """Why a clip was not deleted."""
+
+    IN_FLIGHT = "in_flight"
+    STORAGE_FAILED = "storage_failed"
+    NOT_WRITTEN = "not_written"
 
 
 class ModeSetter(StrEnum):

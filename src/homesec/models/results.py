@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homesec.models.enums import IngestRefusalReason, RiskLevel
+from homesec.models.enums import DeletionRefusal, IngestRefusalReason, RiskLevel
 from homesec.models.known import RecognisedEntity
 from homesec.models.zones import Zones
 
@@ -138,6 +138,13 @@ class AnalysisUnavailable(BaseModel):
     trigger_classes: list[str] = Field(
         default_factory=list, description="Trigger classes the detector found in the clip"
     )
+
+
+class DeletionRefused(BaseModel):
+    """A clip that was not deleted (or not wholly), and why."""
+
+    reason: DeletionRefusal
+    message: str
 
 
 class IngestRefusal(BaseModel):

@@ -36,17 +36,19 @@ from homesec.interfaces import (
 from homesec.models.alert import Alert, AlertDecision, SystemAlert
 from homesec.models.clip import Clip, LiveSegment, analysis_name, snapshot_name
 from homesec.models.config import Config
-from homesec.models.enums import EventType, StageName, StageStatus
+from homesec.models.enums import DeletionRefusal, EventType, StageName, StageStatus
 from homesec.models.events import utc_now
 from homesec.models.results import (
     AnalysisResult,
     AnalysisUnavailable,
+    DeletionRefused,
     FilterOverrides,
     FilterResult,
     UploadOutcome,
 )
 from homesec.models.state import ClipStateData
 from homesec.modes import Modes
+from homesec.pipeline.deletion import delete_clip
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
 from homesec.pipeline.fetch import fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
@@ -85,6 +87,7 @@ class ClipPipeline:
         modes: Modes | None = None,
     ) -> None:
         self._config = config
+        self._repository = repository
         self._modes = modes
         self._storage = storage
         self._filter = object_filter
@@ -420,6 +423,17 @@ class ClipPipeline:
         if isinstance(self._policy, RelevanceFilter):
             return self._policy.relevant(camera_name, filter_result, situation.mode)
         return filter_result
+
+    async def delete(self, state: ClipStateData) -> DeletionRefused | None:
+        """Delete a clip everywhere (`deletion.py`); refused while it is processed, or waits
+        for a later round (its local file may be all there is)."""
+        if self.busy(state.clip_id) or not state.is_settled:
+            return DeletionRefused(
+                reason=DeletionRefusal.IN_FLIGHT,
+                message=f"{state.clip_id} is still being processed; try again when it is done",
+            )
+        self._reruns.forget(state.clip_id)
+        return await delete_clip(state, self._storage, self._repository)
 
     def after_rounds(self, watcher: Callable[[ClipStateData], None]) -> None:
         """Call `watcher` with the clip's state after each round (on the event loop)."""

@@ -169,6 +169,25 @@ class ClipRepository:
                 return ReviewRefused("the state database did not take the write")
         return state
 
+    async def delete_clip(self, state: ClipStateData) -> bool:
+        """Remove the clip's state (its events stay, ending with `clip_deleted`); False when
+        the database did not take it."""
+        self._unsaved.forget(state.clip_id)  # a dropped write replayed later would bring it back
+        event = ClipEvent(
+            clip_id=state.clip_id, event_type=EventType.CLIP_DELETED, camera_name=state.camera_name
+        )
+        try:
+            lock = self._locks.setdefault(state.clip_id, asyncio.Lock())
+            async with asyncio.timeout(self._timeout_s), lock:
+                await self._store.run_write(
+                    partial(queries.delete_clip, clip_id=state.clip_id, event=event)
+                )
+        except Exception as exc:
+            self._drop_write(state.clip_id, exc)
+            return False
+        self._parsed.forget(state.clip_id)
+        return True
+
     async def save_setting(self, key: SettingKey, document: dict[str, Any]) -> bool:
         """Store one of HomeSec's own settings; False when the write was dropped."""
         try:
@@ -303,6 +322,9 @@ class _ParsedStates:
 
     def __init__(self, size: int) -> None:
         self._entries: LRUCache[str, tuple[datetime | None, ClipStateData]] = LRUCache(size)
+
+    def forget(self, clip_id: str) -> None:
+        self._entries.pop(clip_id, None)
 
     def listings(self, rows: Sequence[ClipRow]) -> list[ClipListing]:
         listings = []

@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    delete,
     exists,
     false,
     func,
@@ -50,7 +51,8 @@ from homesec.models.queries import (
     VLMSpend,
     as_utc,
 )
-from homesec.state.search import SearchQuery, search_text
+from homesec.models.search import SearchQuery
+from homesec.state.search import search_text
 from homesec.state.tables import (
     POSTGRES,
     clip_events,
@@ -129,6 +131,13 @@ async def _save_search_text(conn: AsyncConnection, dialect: str, clip_id: str, t
             where=changed,
         )
     )
+
+
+async def delete_clip(conn: AsyncConnection, dialect: str, clip_id: str, event: ClipEvent) -> None:
+    """Remove the clip's state and search text; its events stay, with `event` saying why."""
+    await conn.execute(delete(clip_states).where(clip_states.c.clip_id == clip_id))
+    await conn.execute(delete(clip_search).where(clip_search.c.clip_id == clip_id))
+    await append_events(conn, dialect, [event])
 
 
 async def save_setting(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, status
 
 from homesec.api import service
 from homesec.api.auth import require_key
@@ -23,6 +23,14 @@ async def list_clips(context: Context, params: Annotated[ClipListParams, Query()
 @router.get("/clips/{clip_id}")
 async def get_clip(context: Context, clip_id: str) -> ClipDetail:
     return await service.clip_detail(context, clip_id)
+
+
+@router.delete("/clips/{clip_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_clip(context: Context, clip_id: str) -> None:
+    """Delete the clip for good: its video, analysis and snapshot in storage, its local
+    copies and its state (its events stay, ending with `clip_deleted`). 409 while it is
+    still processed; 502 when storage fails (nothing else is deleted: ask again)."""
+    await service.delete_clip(context, clip_id)
 
 
 @router.post("/clips/{clip_id}/reviewed")

@@ -29,7 +29,8 @@ _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.head("/video", response_class=FileResponse, responses=_VIDEO_RESPONSES)
 @router.get("/video", response_class=FileResponse, responses=_VIDEO_RESPONSES)
-async def video(context: Context, clip_id: str) -> FileResponse:
+async def video(context: Context, clip_id: str, download: bool = False) -> FileResponse:
+    """The clip's video; `download=true` asks the browser to save it."""
     listing = await service.clip_listing(context, clip_id)
     try:
         path = await context.media.video(listing.state)
@@ -38,7 +39,7 @@ async def video(context: Context, clip_id: str) -> FileResponse:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail) from exc
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the clip's video is gone")
-    return _file(path, clip_id)
+    return _file(path, clip_id, attachment=download)
 
 
 @router.get("/snapshot", response_class=FileResponse)
@@ -50,12 +51,12 @@ async def snapshot(context: Context, clip_id: str) -> FileResponse:
     return _file(path, path.name)
 
 
-def _file(path: Path, download_name: str) -> FileResponse:
+def _file(path: Path, download_name: str, *, attachment: bool = False) -> FileResponse:
     media_type = guess_type(download_name)[0] or "application/octet-stream"
     return FileResponse(
         path,
         media_type=media_type,
         headers=_CACHE_CONTROL,
         filename=download_name,
-        content_disposition_type="inline",
+        content_disposition_type="attachment" if attachment else "inline",
     )

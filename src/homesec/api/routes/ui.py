@@ -28,7 +28,7 @@ from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
 from homesec.api.sessions import SESSION_TTL_S
 from homesec.models.enums import ClipStatus, ModeSetter, RiskLevel
-from homesec.state.search import SearchQuery
+from homesec.models.search import SearchQuery
 
 _UI_DIR = Path(__file__).parents[1] / "ui"
 STATIC_DIR = _UI_DIR / "static"
@@ -153,6 +153,15 @@ async def reviewed(request: Request, context: Context, clip_id: str) -> Response
     except HTTPException as exc:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
     return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
+
+
+@pages.post("/clips/{clip_id}/delete")
+async def delete(request: Request, context: Context, clip_id: str) -> Response:
+    try:
+        await service.delete_clip(context, clip_id)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
 
 
 @pages.post("/mode")
