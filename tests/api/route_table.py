@@ -20,12 +20,20 @@ STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
 # What a protected route answers with the right key and no body, when that is not 200: the
 # ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder);
 # the UI's "mark reviewed" form sends the browser back to the clip's page; the test app has
-# no modes (404) and a change of mode or switch needs its body (422); the deletes come last
-# (`in_call_order`), the UI's form first: it sends the browser back to the event list, and
-# the API's DELETE then finds no clip.
+# no modes (404) and a change of mode or switch needs its body (422); the actions that
+# change the clip come last (`in_call_order`), the UI's delete form first: it sends the
+# browser back to the event list, and the others then find no clip.
+LAST = [
+    ("POST", f"/ui/clips/{CLIP_ID}/delete"),
+    ("DELETE", f"/api/v1/clips/{CLIP_ID}"),
+    ("POST", f"/ui/clips/{CLIP_ID}/reanalyse"),
+    ("POST", f"/api/v1/clips/{CLIP_ID}/reanalyse"),
+]
 ANSWERS_WITHOUT_BODY = {
-    ("POST", f"/ui/clips/{CLIP_ID}/delete"): 303,
-    ("DELETE", f"/api/v1/clips/{CLIP_ID}"): 404,
+    LAST[0]: 303,
+    LAST[1]: 404,
+    LAST[2]: 404,
+    LAST[3]: 404,
     ("POST", f"/api/v1/ingest/{CAMERA}"): 409,
     ("POST", f"/ui/clips/{CLIP_ID}/reviewed"): 303,
     ("GET", "/api/v1/mode"): 404,
@@ -49,9 +57,8 @@ def app_routes(api: FastAPI) -> list[tuple[str, str]]:
 
 
 def in_call_order(routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The routes with the two that delete the clip last, the UI's form first."""
-    deleting = [("POST", f"/ui/clips/{CLIP_ID}/delete"), ("DELETE", f"/api/v1/clips/{CLIP_ID}")]
-    return [r for r in routes if r not in deleting] + [r for r in deleting if r in routes]
+    """The routes with those that change the clip last, in the order of `LAST`."""
+    return [r for r in routes if r not in LAST] + [r for r in LAST if r in routes]
 
 
 async def with_clip(api: ApiHarness, media: Path) -> None:

@@ -1,14 +1,16 @@
-"""Actions on a clip: delete it for good (refused while it is processed), and download it."""
+"""Actions on a clip: delete it for good (refused while it is processed), analyse it again,
+and download it."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 from homesec.models.clip import analysis_name, snapshot_name
 from homesec.models.enums import EventType, StageName, StageStatus
 from homesec.models.queries import ClipFilter
-from homesec.models.state import StageLog
+from homesec.models.state import ClipStateData, StageLog
 from tests.api.conftest import ApiHarness
 from tests.api.seeding import clip_state
 
@@ -130,3 +132,40 @@ async def test_a_clip_downloads_as_an_attachment_when_asked(
     assert watch.headers["content-disposition"].startswith("inline")
     assert download.headers["content-disposition"].startswith("attachment")
     assert download.content == files["local"].read_bytes()
+
+
+async def test_a_clip_is_analysed_again_with_todays_settings_without_a_new_alert(
+    api: ApiHarness, person_clip: Path
+) -> None:
+    # Given a done clip analysed long ago (another summary, an alert sent)
+    await _stored_clip(api, person_clip)
+    old = await api.repository.get(CLIP_ID)
+    assert old is not None and old.analysis_result is not None
+    old.analysis_result.summary = "An old summary."
+    assert await api.repository.save(old)
+
+    # When it is analysed again through the API, and the UI asks again while it runs
+    response = await api.client.post(f"/api/v1/clips/{CLIP_ID}/reanalyse")
+    busy = await api.client.post(f"/api/v1/clips/{CLIP_ID}/reanalyse")
+    state = await _settled(api)
+
+    # Then it is accepted (202), a second request meanwhile is refused, and the clip gets
+    # the new analysis and decision, with no alert sent and the request on record
+    assert response.status_code == 202, response.text
+    assert busy.status_code == 409
+    assert state.analysis_result is not None
+    assert state.analysis_result.summary == "A person walks to the door."  # the fake VLM's
+    assert state.reanalysed_at is not None and state.alert_decision is not None
+    assert state.stage(StageName.NOTIFY).status == StageStatus.SKIPPED
+    events = [e.event_type for e in await api.repository.list_events(CLIP_ID)]
+    assert EventType.REANALYSIS_REQUESTED in events
+    assert EventType.DETECTION_SENT not in events
+
+
+async def _settled(api: ApiHarness) -> ClipStateData:
+    async with asyncio.timeout(20):
+        while True:
+            state = await api.repository.get(CLIP_ID)
+            if state is not None and state.is_settled and state.analysis_result is not None:
+                return state
+            await asyncio.sleep(0.05)

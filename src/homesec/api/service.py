@@ -29,10 +29,10 @@ from homesec.api.schemas import (
 from homesec.api.signing import MediaLinker
 from homesec.interfaces import ModeControl, UploadedClipSource
 from homesec.models.clip import Clip
-from homesec.models.enums import DeletionRefusal, IngestRefusalReason, ModeSetter
+from homesec.models.enums import ActionRefusal, IngestRefusalReason, ModeSetter
 from homesec.models.modes import ModeRefused
 from homesec.models.queries import ClipStats, PageKey, as_utc
-from homesec.models.results import DeletionRefused, IngestRefusal
+from homesec.models.results import ActionRefused, IngestRefusal
 from homesec.repository.clip_repository import ClipListing, ReviewRefused
 
 DEFAULT_STATS_DAYS = 30
@@ -98,16 +98,27 @@ async def delete_clip(context: ApiContext, clip_id: str) -> None:
     """Delete a clip everywhere: 404 unknown, 409 still processed, 502 storage failed, 503
     the database did not take it."""
     state = (await clip_listing(context, clip_id)).state
-    match await context.monitor.pipeline.delete(state):
-        case DeletionRefused(reason=DeletionRefusal.IN_FLIGHT, message=message):
-            raise HTTPException(status.HTTP_409_CONFLICT, message)
-        case DeletionRefused(reason=DeletionRefusal.STORAGE_FAILED, message=message):
-            raise HTTPException(status.HTTP_502_BAD_GATEWAY, message)
-        case DeletionRefused(message=message):
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, message)
+    _raise_refusal(await context.monitor.pipeline.delete(state))
     context.media.forget(state)
     if context.reviews is not None and state.needs_review:
         context.reviews.refresh_soon()
+
+
+async def reanalyse(context: ApiContext, clip_id: str) -> None:
+    """Analyse the clip again with today's config: 404 unknown, 409 still processed, 503 the
+    request could not be recorded."""
+    state = (await clip_listing(context, clip_id)).state
+    _raise_refusal(await context.monitor.pipeline.reanalyse(state))
+
+
+def _raise_refusal(refused: ActionRefused | None) -> None:
+    match refused:
+        case ActionRefused(reason=ActionRefusal.IN_FLIGHT, message=message):
+            raise HTTPException(status.HTTP_409_CONFLICT, message)
+        case ActionRefused(reason=ActionRefusal.STORAGE_FAILED, message=message):
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, message)
+        case ActionRefused(message=message):
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, message)
 
 
 def mode_status(context: ApiContext) -> ModeStatus:

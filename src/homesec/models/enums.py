@@ -57,6 +57,7 @@ class EventType(StrEnum):
     CLIP_FAILED = "clip_failed"
     CLIP_REVIEWED = "clip_reviewed"
     CLIP_DELETED = "clip_deleted"
+    REANALYSIS_REQUESTED = "reanalysis_requested"
     LOCAL_FILE_PRUNED = "local_file_pruned"
     STATE_WRITE_DROPPED = "state_write_dropped"
     SYSTEM_ALERT = "system_alert"
@@ -104,8 +105,8 @@ class IngestRefusalReason(StrEnum):
     TOO_SLOW = "too_slow"
 
 
-class DeletionRefusal(StrEnum):
-    """Why a clip was not deleted."""
+class ActionRefusal(StrEnum):
+    """Why an action on a clip (delete, analyse again) was not carried out."""
 
     IN_FLIGHT = "in_flight"
     STORAGE_FAILED = "storage_failed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homesec.models.enums import DeletionRefusal, IngestRefusalReason, RiskLevel
+from homesec.models.enums import ActionRefusal, IngestRefusalReason, RiskLevel
 from homesec.models.known import RecognisedEntity
 from homesec.models.zones import Zones
 
@@ -140,10 +140,10 @@ class AnalysisUnavailable(BaseModel):
     )
 
 
-class DeletionRefused(BaseModel):
-    """A clip that was not deleted (or not wholly), and why."""
+class ActionRefused(BaseModel):
+    """An action on a clip (delete, analyse again) not carried out, or not wholly, and why."""
 
-    reason: DeletionRefusal
+    reason: ActionRefusal
     message: str
 
 

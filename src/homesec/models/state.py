@@ -61,6 +61,11 @@ class ClipStateData(BaseModel):
     reviewed_at: datetime | None = Field(
         default=None, description="When a person marked the clip reviewed"
     )
+    reanalysed_at: datetime | None = Field(
+        default=None,
+        description="When a person asked for the clip to be analysed again (with the config "
+        "of that time); such a round sends no detection event and no alert",
+    )
     system_alerted: list[StageName] = Field(
         default_factory=list,
         description="Stages whose giving up was reported by a system alert (once per clip)",

@@ -36,21 +36,21 @@ from homesec.interfaces import (
 from homesec.models.alert import Alert, AlertDecision, SystemAlert
 from homesec.models.clip import Clip, LiveSegment, analysis_name, snapshot_name
 from homesec.models.config import Config
-from homesec.models.enums import DeletionRefusal, EventType, StageName, StageStatus
-from homesec.models.events import utc_now
+from homesec.models.enums import ActionRefusal, EventType, StageName, StageStatus
+from homesec.models.events import ClipEvent, utc_now
 from homesec.models.results import (
+    ActionRefused,
     AnalysisResult,
     AnalysisUnavailable,
-    DeletionRefused,
     FilterOverrides,
     FilterResult,
     UploadOutcome,
 )
-from homesec.models.state import ClipStateData
+from homesec.models.state import ClipStateData, StageLog
 from homesec.modes import Modes
 from homesec.pipeline.deletion import delete_clip
 from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
-from homesec.pipeline.fetch import fetch_from_storage, remove_local
+from homesec.pipeline.fetch import clip_from_state, fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
 from homesec.pipeline.reruns import Reruns
@@ -337,7 +337,12 @@ class ClipPipeline:
     ) -> None:
         """The first signal, as soon as the detector found a trigger class: sent now unless
         it went out while the clip was recorded, or before a restart."""
-        if journal.state.detection_sent_at is None and not journal.is_ok(StageName.VLM):
+        state = journal.state
+        if (
+            state.detection_sent_at is None
+            and state.reanalysed_at is None
+            and not journal.is_ok(StageName.VLM)
+        ):
             announcement = await self.detections.announce(
                 clip.clip_id, clip.camera_name, filter_result, snapshot, live=False
             )
@@ -424,16 +429,46 @@ class ClipPipeline:
             return self._policy.relevant(camera_name, filter_result, situation.mode)
         return filter_result
 
-    async def delete(self, state: ClipStateData) -> DeletionRefused | None:
+    async def delete(self, state: ClipStateData) -> ActionRefused | None:
         """Delete a clip everywhere (`deletion.py`); refused while it is processed, or waits
         for a later round (its local file may be all there is)."""
         if self.busy(state.clip_id) or not state.is_settled:
-            return DeletionRefused(
-                reason=DeletionRefusal.IN_FLIGHT,
+            return ActionRefused(
+                reason=ActionRefusal.IN_FLIGHT,
                 message=f"{state.clip_id} is still being processed; try again when it is done",
             )
         self._reruns.forget(state.clip_id)
         return await delete_clip(state, self._storage, self._repository)
+
+    async def reanalyse(self, state: ClipStateData) -> ActionRefused | None:
+        """Run the detector, the VLM and the alert policy again on a settled clip, with the
+        config of now; the round sends no detection event and no alert (the clip is old).
+        Refused while the clip is processed, or when the request cannot be recorded."""
+        if self.busy(state.clip_id) or not state.is_settled:
+            return ActionRefused(
+                reason=ActionRefusal.IN_FLIGHT,
+                message=f"{state.clip_id} is still being processed; try again when it is done",
+            )
+        again = state.model_copy(deep=True)
+        for stage in (StageName.FILTER, StageName.VLM, StageName.NOTIFY):
+            again.stages[stage] = StageLog()
+        again.filter_result = again.analysis_result = again.alert_decision = None
+        again.reanalysed_at = utc_now()
+        event = ClipEvent(
+            clip_id=state.clip_id,
+            event_type=EventType.REANALYSIS_REQUESTED,
+            camera_name=state.camera_name,
+        )
+        if not await self._repository.save(again, event):
+            return ActionRefused(
+                reason=ActionRefusal.NOT_WRITTEN,
+                message="the state database did not take the request",
+            )
+        local = Path(state.local_path)
+        clip = await asyncio.to_thread(clip_from_state, again, local)
+        self._reruns.forget(state.clip_id)
+        self.submit(clip, known=again)
+        return None
 
     def after_rounds(self, watcher: Callable[[ClipStateData], None]) -> None:
         """Call `watcher` with the clip's state after each round (on the event loop)."""
@@ -499,6 +534,9 @@ class ClipPipeline:
         snapshot: Path | None,
     ) -> None:
         if journal.is_ok(StageName.NOTIFY):
+            return
+        if journal.state.reanalysed_at is not None:
+            journal.stage_skipped(StageName.NOTIFY, "analysed again at a person's request")
             return
         if not decision.notify:
             journal.stage_skipped(StageName.NOTIFY, decision.notify_reason)

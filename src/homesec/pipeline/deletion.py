@@ -11,8 +11,8 @@ from pathlib import Path
 
 from homesec.interfaces import StorageBackend
 from homesec.models.clip import analysis_name, snapshot_name
-from homesec.models.enums import DeletionRefusal
-from homesec.models.results import DeletionRefused
+from homesec.models.enums import ActionRefusal
+from homesec.models.results import ActionRefused
 from homesec.models.state import ClipStateData
 from homesec.repository.clip_repository import ClipRepository
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def delete_clip(
     state: ClipStateData, storage: StorageBackend, repository: ClipRepository
-) -> DeletionRefused | None:
+) -> ActionRefused | None:
     clip_id, camera = state.clip_id, state.camera_name
     names = [clip_id, analysis_name(clip_id), snapshot_name(clip_id)]
     try:
@@ -29,16 +29,16 @@ async def delete_clip(
             await storage.delete(f"{camera}/{name}")
     except Exception as exc:
         logger.error("Storage did not delete %s: %s", clip_id, exc, extra={"clip_id": clip_id})
-        return DeletionRefused(
-            reason=DeletionRefusal.STORAGE_FAILED,
+        return ActionRefused(
+            reason=ActionRefusal.STORAGE_FAILED,
             message="storage did not delete it (the log says why); nothing else was deleted",
         )
     local = Path(state.local_path)
     for path in (local, local.with_name(snapshot_name(clip_id))):
         await asyncio.to_thread(path.unlink, missing_ok=True)
     if not await repository.delete_clip(state):
-        return DeletionRefused(
-            reason=DeletionRefusal.NOT_WRITTEN,
+        return ActionRefused(
+            reason=ActionRefusal.NOT_WRITTEN,
             message="the state database did not take the delete (its files are gone)",
         )
     logger.info("Clip %s deleted", clip_id, extra={"clip_id": clip_id, "camera_name": camera})

@@ -33,6 +33,14 @@ async def delete_clip(context: Context, clip_id: str) -> None:
     await service.delete_clip(context, clip_id)
 
 
+@router.post("/clips/{clip_id}/reanalyse", status_code=status.HTTP_202_ACCEPTED)
+async def reanalyse(context: Context, clip_id: str) -> ClipDetail:
+    """Run the detector, the VLM and the alert policy again with today's config, in the
+    background (no detection event, no alert: the clip is old). 409 while it is processed."""
+    await service.reanalyse(context, clip_id)
+    return await service.clip_detail(context, clip_id)
+
+
 @router.post("/clips/{clip_id}/reviewed")
 async def mark_reviewed(context: Context, clip_id: str) -> ClipDetail:
     """A person looked at the clip: it no longer needs review."""

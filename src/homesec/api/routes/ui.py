@@ -164,6 +164,15 @@ async def delete(request: Request, context: Context, clip_id: str) -> Response:
     return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
 
 
+@pages.post("/clips/{clip_id}/reanalyse")
+async def reanalyse(request: Request, context: Context, clip_id: str) -> Response:
+    try:
+        await service.reanalyse(context, clip_id)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
+
+
 @pages.post("/mode")
 async def mode(request: Request, context: Context) -> Response:
     fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
