@@ -142,6 +142,14 @@ class LiveClipSource(Protocol):
 
 
 @runtime_checkable
+class LiveView(Protocol):
+    """Optional for sources: the camera's latest picture (JPEG), for the UI's camera page;
+    None when there is none recent (the camera is down)."""
+
+    async def live_picture(self) -> bytes | None: ...
+
+
+@runtime_checkable
 class UploadedClipSource(Protocol):
     """Optional for sources: takes clips sent to HomeSec's HTTP API
     (`POST /api/v1/ingest/{camera}`). The clip is on disk (synced) and handed on before

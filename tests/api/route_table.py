@@ -20,7 +20,8 @@ STATIC = "/ui/static"  # the UI's CSS and JS: public, holds no data
 # What a protected route answers with the right key and no body, when that is not 200: the
 # ingest takes clips only for cameras whose source is http_ingest (front_door's is a folder);
 # the UI's "mark reviewed" form sends the browser back to the clip's page; the test app has
-# no modes (404) and a change of mode or switch needs its body (422); the actions that
+# no modes (404), front_door (a folder) has no live picture (404), and a change of mode or
+# switch needs its body (422); the actions that
 # change the clip come last (`in_call_order`), the UI's delete form first: it sends the
 # browser back to the event list, and the others then find no clip.
 LAST = [
@@ -37,6 +38,7 @@ ANSWERS_WITHOUT_BODY = {
     ("POST", f"/api/v1/ingest/{CAMERA}"): 409,
     ("POST", f"/ui/clips/{CLIP_ID}/reviewed"): 303,
     ("GET", "/api/v1/mode"): 404,
+    ("GET", f"/api/v1/cameras/{CAMERA}/live.jpg"): 404,
     ("PUT", "/api/v1/mode"): 422,
     ("PUT", f"/api/v1/cameras/{CAMERA}/alerts"): 422,
     ("POST", "/ui/mode"): 404,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from tests.api.conftest import ServeApi
 from tests.api.seeding import clip_state, insert_states, spread
@@ -108,3 +109,27 @@ async def test_the_search_box_finds_clips_and_marks_the_words_it_matched(
     assert "Two <mark>deliveries</mark> &lt;b&gt;at&lt;/b&gt; the door." in page.text
     assert 'name="q" value="delivery"' in page.text
     assert [item["clip_id"] for item in listed.json()["items"]] == [parcel.clip_id]
+
+
+async def test_a_camera_page_shows_its_health_and_its_clips_of_the_day(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given a camera (a watched folder: no live picture) with a clip received just now
+    async with serve_sqlite_api(api_key=None) as api:
+        state = clip_state("front_door", 1_700_000_000)
+        await insert_states(api.config.state_store, [(state, datetime.now(UTC))])
+
+        # When its page, its live picture, and an unknown camera's page are asked for
+        page = await api.client.get("/ui/cameras/front_door")
+        live = await api.client.get("/api/v1/cameras/front_door/live.jpg")
+        unknown = await api.client.get("/ui/cameras/garage")
+
+    # Then the page has its health, a mark on the day's timeline and the clip's card; a
+    # camera without a live view has no picture (404, and none on the page)
+    assert page.status_code == 200
+    assert "<h1>front_door" in page.text
+    assert page.text.count('class="mark alerted"') == 1 and 'data-left="' in page.text
+    assert page.text.count('class="clip-card"') == 1
+    assert 'id="live"' not in page.text
+    assert live.status_code == 404 and "no live picture" in live.text
+    assert unknown.status_code == 404

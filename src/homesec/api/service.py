@@ -27,7 +27,7 @@ from homesec.api.schemas import (
     SystemStatus,
 )
 from homesec.api.signing import MediaLinker
-from homesec.interfaces import ModeControl, UploadedClipSource
+from homesec.interfaces import LiveView, ModeControl, UploadedClipSource
 from homesec.models.clip import Clip
 from homesec.models.enums import ActionRefusal, IngestRefusalReason, ModeSetter
 from homesec.models.modes import ModeRefused
@@ -169,6 +169,17 @@ async def clip_stats(
     if stats is None:
         raise _database_unavailable()
     return stats
+
+
+async def live_picture(context: ApiContext, camera: str) -> bytes:
+    """The camera's latest picture: 404 unknown camera, or none recent (no live view)."""
+    source = next((s for s in context.sources if s.camera_name == camera), None)
+    if source is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera}")
+    picture = await source.live_picture() if isinstance(source, LiveView) else None
+    if picture is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live picture of {camera} right now")
+    return picture
 
 
 async def camera_statuses(context: ApiContext) -> list[CameraStatus]:

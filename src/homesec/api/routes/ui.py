@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -27,12 +27,15 @@ from homesec.api.auth import SESSION_COOKIE, authenticator, client_address
 from homesec.api.context import Context
 from homesec.api.schemas import ClipListParams, LoginForm
 from homesec.api.sessions import SESSION_TTL_S
+from homesec.interfaces import LiveView
 from homesec.models.enums import ClipStatus, ModeSetter, RiskLevel
 from homesec.models.search import SearchQuery
 
 _UI_DIR = Path(__file__).parents[1] / "ui"
 STATIC_DIR = _UI_DIR / "static"
 _templates = Jinja2Templates(directory=_UI_DIR / "templates")
+_DAY = timedelta(days=1)
+_DAY_CLIPS = 200  # the camera page's day: more than a day of a busy camera's clips
 
 
 def _highlight(text: str, query: str | None) -> Markup:
@@ -144,6 +147,29 @@ async def clip(request: Request, context: Context, clip_id: str) -> Response:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
     zones = context.camera_zones.get(detail.clip.camera_name, {})
     return _render(request, "clip.html", detail=detail, clip=detail.clip, zones=zones)
+
+
+@pages.get("/cameras/{camera}")
+async def camera(request: Request, context: Context, camera: str) -> Response:
+    found = [c for c in await service.camera_statuses(context) if c.name == camera]
+    if not found:
+        return _render(request, "error.html", 404, message=f"no camera {camera}")
+    since = datetime.now(UTC) - _DAY
+    params = ClipListParams(camera=camera, since=since, limit=_DAY_CLIPS)
+    try:
+        page = await service.clip_page(context, params)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, message=exc.detail)
+    marks = [
+        {
+            "clip": clip,
+            "alerted": clip.alerted,
+            "left": 100 * (clip.received_at - since) / _DAY,
+        }
+        for clip in reversed(page.items)
+    ]
+    live = any(s.camera_name == camera and isinstance(s, LiveView) for s in context.sources)
+    return _render(request, "camera.html", camera=found[0], live=live, marks=marks, since=since)
 
 
 @pages.post("/clips/{clip_id}/reviewed")

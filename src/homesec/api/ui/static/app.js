@@ -54,3 +54,20 @@ document.addEventListener(
   },
   true,
 );
+
+// A camera's day: each clip's mark at its time (set here: the CSP allows no inline style).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const mark of document.querySelectorAll(".day-timeline [data-left]")) {
+    mark.style.left = `${mark.dataset.left}%`;
+  }
+});
+
+// A camera's live picture: fetched again every few seconds while the page is shown.
+document.addEventListener("DOMContentLoaded", () => {
+  const live = document.querySelector("img[data-refresh-ms]");
+  if (!live) return;
+  const base = live.getAttribute("src");
+  setInterval(() => {
+    if (!document.hidden) live.src = `${base}?t=${Date.now()}`;
+  }, Number(live.dataset.refreshMs));
+});

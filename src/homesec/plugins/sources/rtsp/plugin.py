@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import cv2
+
 from homesec.backoff import Backoff, Jitter
 from homesec.errors import CheckFailed
 from homesec.interfaces import LiveSegmentCallback, SelfCheck
@@ -81,6 +83,16 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
         self._stopping = asyncio.Event()
         self._decoder = DecoderChoice([None], config.camera_name)
         self._connections = 0
+        self._latest: tuple[motion.GrayFrame, float] | None = None
+
+    async def live_picture(self) -> bytes | None:
+        """The latest frame of the motion stream (grayscale, `motion.width` wide) as a JPEG;
+        None when none came in the last `frame_timeout_s`."""
+        latest = self._latest
+        if latest is None or time.time() - latest[1] > self._config.frame_timeout_s:
+            return None
+        encoded, jpeg = await asyncio.to_thread(cv2.imencode, ".jpg", latest[0])
+        return jpeg.tobytes() if encoded else None
 
     def register_live_callback(self, callback: LiveSegmentCallback) -> None:
         self._live_callbacks.append(callback)
@@ -246,6 +258,7 @@ class RTSPSource(SourceBase[RTSPSourceConfig]):
                     extra=self._log_extra,
                 )
             self._heartbeat = now
+            self._latest = (frame, now)  # a reference: the frame is not written to again
             self._act_on(trigger.update(now, detector.detect(frame)))
 
         return CameraStream(
