@@ -30,6 +30,7 @@ from homesec.config_loader import (
     policy_problems,
     source_config,
 )
+from homesec.digest import Digests
 from homesec.errors import ConfigError, StartupError
 from homesec.health import CameraWatch, HealthMonitor
 from homesec.interfaces import (
@@ -82,6 +83,7 @@ class Components:
     names: ClipNames
     modes: Modes | None
     reviews: ReviewCounts
+    digests: Digests | None
 
     async def start(self) -> None:
         await self.repository.start()
@@ -90,10 +92,14 @@ class Components:
         for _, plugin in self._plugins():
             await plugin.start()
         self.reviews.refresh_soon()
+        if self.digests is not None:
+            await self.digests.start()
 
     async def aclose(self) -> None:
         """Close every plugin at once, then the modes and the repository; also after a start
         that failed or never ran. One failing to close is logged and does not stop the others."""
+        if self.digests is not None:
+            await close_logged("Digests", self.digests.aclose)
         await close_together(self._plugins())
         await close_logged("Review counts", self.reviews.aclose)
         if self.modes is not None:
@@ -150,6 +156,12 @@ def build_components(config: Config) -> Components:
         if modes is not None and isinstance(notifier, ModeFollower):
             notifier.follow_modes(modes)
     reviews = ReviewCounts(repository, notifiers, cameras)
+    digests = None
+    if config.digest.enabled:
+        wanted = [sink.name for sink in sinks if sink.route.digest]
+        digests = Digests(config.digest, repository, Digests.sinks_of(notifiers, wanted), analyzer)
+        if modes is not None and config.digest.on_mode is not None:
+            digests.follow_modes(modes)
     pipeline = ClipPipeline(
         config,
         repository=repository,
@@ -173,6 +185,7 @@ def build_components(config: Config) -> Components:
         clip_names,
         modes,
         reviews,
+        digests,
     )
 
 

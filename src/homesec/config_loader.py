@@ -17,7 +17,13 @@ from pydantic_core import ErrorDetails
 
 from homesec.errors import ConfigError, PluginError
 from homesec.interfaces import AlertPolicy, RelevanceFilter
-from homesec.models.config import CameraConfig, Config, PluginRef, VLMSection, printable
+from homesec.models.config import (
+    CameraConfig,
+    Config,
+    NotifierRef,
+    VLMSection,
+    printable,
+)
 from homesec.models.enums import PluginType, RunMode
 from homesec.plugins.registry import load_alert_policy, validate_plugin_config
 
@@ -76,12 +82,13 @@ def source_config(camera: CameraConfig) -> dict[str, Any]:
     return {**camera.source.config, "camera_name": camera.name}
 
 
-def notifier_config(ref: PluginRef, config: Config) -> dict[str, Any]:
+def notifier_config(ref: NotifierRef, config: Config) -> dict[str, Any]:
     """A notifier's config with the fields HomeSec fills in."""
     return {
         **ref.config,
         "camera_names": [camera.name for camera in config.cameras],
         "work_dir": config.pipeline.work_dir,
+        "digest": ref.digest and config.digest.enabled,
     }
 
 

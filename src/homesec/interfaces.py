@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from homesec.models.alert import Alert, AlertDecision, DetectionEvent, SystemAlert
 from homesec.models.clip import Clip, LiveSegment
 from homesec.models.config import VLMPreprocessConfig
+from homesec.models.digest import Digest
 from homesec.models.enums import ModeSetter
 from homesec.models.health import HealthReport
 from homesec.models.known import KnownEntity
@@ -57,6 +58,9 @@ class NotifierConfig(PluginConfig):
     work_dir: Path | None = Field(
         default=None,
         description="Set by HomeSec from `pipeline.work_dir`: where a notifier may keep state",
+    )
+    digest: bool = Field(
+        default=False, description="Set by HomeSec: this sink receives the digest (`digest:`)"
     )
 
 
@@ -219,6 +223,14 @@ class VLMAnalyzer(Lifecycle, Protocol):
 
 
 @runtime_checkable
+class TextWriter(Protocol):
+    """Optional for analyzers: a text-only answer of the model (the digest). Raises on
+    failure, like `analyze`."""
+
+    async def write(self, instructions: str, material: str) -> str: ...
+
+
+@runtime_checkable
 class AlertPolicy(Protocol):
     """Decides whether a clip is worth telling the user about. Pure and fast.
 
@@ -265,6 +277,14 @@ class DetectionSink(Protocol):
     """Optional for notifiers: the early detection event, before the VLM has spoken."""
 
     async def send_detection(self, event: DetectionEvent, snapshot: Path | None = None) -> None: ...
+
+
+@runtime_checkable
+class DigestSink(Protocol):
+    """Optional for notifiers: the digest, for those configured with `digest: true`. Raises
+    on failure; HomeSec tries again later (and never again once it went through)."""
+
+    async def send_digest(self, digest: Digest) -> None: ...
 
 
 @runtime_checkable

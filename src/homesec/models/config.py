@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from homesec.models.clip import is_valid_camera_name
+from homesec.models.digest import DigestConfig
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
 from homesec.models.known import KnownEntity
@@ -98,6 +99,7 @@ class NotifierRef(PluginRef):
         default=False,
         description="Also receive the early detection event (before the VLM's final alert)",
     )
+    digest: bool = Field(default=False, description="Also receive the digest (`digest:`)")
 
 
 def _check_camera_name(name: str) -> str:
@@ -344,6 +346,10 @@ class Config(_Section):
         default_factory=ModesConfig,
         description="Modes (home, away, night...) the alert policy can differ by",
     )
+    digest: DigestConfig = Field(
+        default_factory=DigestConfig,
+        description="A daily message of what happened (and one on coming home)",
+    )
     server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP API")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output")
     pipeline: PipelineSection = Field(
@@ -356,6 +362,9 @@ class Config(_Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        on_mode = self.digest.on_mode
+        if on_mode is not None and on_mode not in self.modes.names:
+            raise ValueError(f"digest.on_mode: {on_mode!r} is not one of modes.names")
         for index, notifier in enumerate(self.notifiers):
             unknown = sorted(set(notifier.cameras or []) - set(names))
             if unknown:

@@ -113,6 +113,13 @@ class ActionRefusal(StrEnum):
     NOT_WRITTEN = "not_written"
 
 
+class DigestTrigger(StrEnum):
+    """What made a digest go out."""
+
+    SCHEDULE = "schedule"
+    MODE = "mode"
+
+
 class ModeSetter(StrEnum):
     """Who put HomeSec in its mode."""
 
@@ -127,6 +134,7 @@ class SettingKey(StrEnum):
     """Keys of HomeSec's own stored state (the `settings` table)."""
 
     MODE = "mode"
+    DIGEST = "digest"
 
 
 class Weekday(StrEnum):

@@ -14,7 +14,7 @@ from homesec.models.enums import ModeSetter, Weekday
 MODE_NAME = r"^[a-z0-9_]{1,32}$"
 
 
-def _check_timezone(name: str | None) -> str | None:
+def check_timezone(name: str | None) -> str | None:
     if name is None:
         return None
     try:
@@ -51,7 +51,7 @@ class ModesConfig(BaseModel):
         default_factory=list,
         description="Weekly mode changes; a mode set by hand holds until the next one",
     )
-    timezone: Annotated[str | None, AfterValidator(_check_timezone)] = Field(
+    timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
         default=None, description="Time zone of the schedule (default: the machine's)"
     )
 

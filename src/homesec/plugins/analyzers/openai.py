@@ -232,6 +232,32 @@ class OpenAIAnalyzer:
                 meter.log(context, frames=len(frames), outcome=outcome)
         return analysis.model_copy(update={"model": meter.model, "usage": meter.usage()})
 
+    async def write(self, instructions: str, material: str) -> str:
+        """A text-only answer (the digest), with the analyzer's model, limits and retries."""
+        if self._client.closed:
+            raise OpenAIAnalyzerError("the analyzer has been shut down", summary="shut down")
+        config = self._config
+        body = {
+            "model": config.model,
+            "messages": [
+                {"role": "system", "content": instructions},
+                {"role": "user", "content": material},
+            ],
+            config.max_tokens_field: config.max_tokens,
+        }
+        try:
+            reply = await self._client.complete(body)
+        except (APIError, ChatProtocolError) as exc:
+            raise OpenAIAnalyzerError(
+                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
+                cause=exc,
+                summary=summarize_failure(exc),
+            ) from exc
+        text = (reply.message.content or "").strip()
+        if not text:
+            raise OpenAIAnalyzerError(f"{self._where()}: an empty answer", summary="empty answer")
+        return text
+
     async def start(self) -> None:
         """Nothing to start: the client connects on the first request."""
 

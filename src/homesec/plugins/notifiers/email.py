@@ -29,6 +29,7 @@ from pydantic import AfterValidator, DirectoryPath, Field, FilePath, model_valid
 
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
+from homesec.models.digest import Digest
 from homesec.models.enums import PluginType
 from homesec.models.env import PlainEnv, SecretEnv
 from homesec.plugins.notifiers.base import DirectNotifier
@@ -178,6 +179,19 @@ class EmailNotifier(DirectNotifier[EmailNotifierConfig]):
         message.set_content(body)
         if (image := await self._snapshot(snapshot, event)) is not None:
             message.add_attachment(image, "image", "jpeg", filename=snapshot_filename(event))
+        await self._deliver(message)
+
+    async def send_digest(self, digest: Digest) -> None:
+        """The digest as a plain-text e-mail: its text, then the clips worth a look."""
+        subject = f"HomeSec digest: {digest.clips} clips, {digest.alerts} alerts"
+        message = self._new_message(subject)
+        links = [
+            f"- {clip.camera_name} {clip.clip_id}: {clip.link}"
+            for clip in digest.notable
+            if clip.link
+        ]
+        body = digest.text + ("\n\nLinks:\n" + "\n".join(links) if links else "")
+        message.set_content(body + "\n")
         await self._deliver(message)
 
     async def send_system(self, alert: SystemAlert) -> None:

@@ -5,7 +5,8 @@ With `discovery: true` the notifier announces, retained, on
 
 - a "HomeSec" device: `binary_sensor` Status (connectivity, fed by the availability topic),
   `event` System alert (fires on every system alert, its JSON as attributes), `sensor`
-  Health (fed by `publish_health`) and, when HomeSec has modes, `select` Mode;
+  Health (fed by `publish_health`), when HomeSec has modes `select` Mode, and when the sink
+  takes the digest `sensor` Digest (its text; counts and notable clips as attributes);
 - one device per configured camera: `event` Alert (fires on every alert, the alert payload as
   attributes), `binary_sensor` Alert active (on for `alert_active_s` after an alert),
   `sensor`s Risk level, Activity, Summary and Last alert, `camera` Snapshot (the JPEG),
@@ -116,6 +117,8 @@ class HomeAssistantDiscovery:
         options: HomeAssistantOptions,
         camera_names: Iterable[str],
         publish: Callable[[OutboxMessage], None],
+        *,
+        digest: bool = False,
     ) -> None:
         self._options = options
         self._cameras = list(dict.fromkeys(camera_names))
@@ -125,6 +128,8 @@ class HomeAssistantDiscovery:
         self._status_topic = self._topic(_HA_STATUS)
         self._control = ControlTopics(options.state_topic_prefix)
         self._configs = dict(self._homesec_configs())
+        if digest:
+            self._configs.update([self._digest_config()])
         for camera in self._cameras:
             self._configs.update(self._camera_configs(camera))
 
@@ -343,6 +348,18 @@ class HomeAssistantDiscovery:
             json_attributes_topic=needs_review,
             device_class="problem",
             icon="mdi:eye-check",
+        )
+
+    def _digest_config(self) -> tuple[str, dict[str, Any]]:
+        return self._config(
+            "sensor",
+            "digest",
+            self._homesec_device(),
+            name="Digest",
+            state_topic=self._control.digest,
+            value_template=f"{{{{ value_json.text[:{_MAX_STATE_LENGTH}] }}}}",
+            json_attributes_topic=self._control.digest,
+            icon="mdi:newspaper-variant-outline",
         )
 
     def _mode_configs(self, names: list[str]) -> Iterable[tuple[str, dict[str, Any]]]:

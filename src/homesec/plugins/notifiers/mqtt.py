@@ -34,6 +34,7 @@ from pydantic import AfterValidator, Field
 from homesec.backoff import Backoff, Jitter
 from homesec.interfaces import ModeControl, NotifierConfig, SelfCheck
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
+from homesec.models.digest import Digest
 from homesec.models.enums import PluginType
 from homesec.models.health import HealthReport
 from homesec.models.modes import ModeState
@@ -121,7 +122,9 @@ class MQTTNotifier:
         self._connected = False
         self._in_outage = False
         self._home_assistant = (
-            HomeAssistantDiscovery(config, config.camera_names, self._enqueue_ha)
+            HomeAssistantDiscovery(
+                config, config.camera_names, self._enqueue_ha, digest=config.digest
+            )
             if config.discovery
             else None
         )
@@ -152,6 +155,17 @@ class MQTTNotifier:
         control.listen(self._mode_changed)
         if self._home_assistant is not None:
             self._home_assistant.show_modes(control.names)
+
+    async def send_digest(self, digest: Digest) -> None:
+        """The digest, retained on `{state_topic_prefix}/digest` (HA's Digest sensor)."""
+        self._enqueue_ha(
+            OutboxMessage(
+                topic=self._control_topics.digest,
+                payload=digest.model_dump_json(),
+                retain=True,
+                supersedable=True,
+            )
+        )
 
     async def publish_reviews(self, waiting: Mapping[str, int]) -> None:
         """Each camera's clips waiting for review (its HA binary sensor), retained."""

@@ -50,6 +50,10 @@ class ControlTopics:
     def alerts_set(self, camera: str) -> str:
         return f"{self.alerts(camera)}/{_SET}"
 
+    @property
+    def digest(self) -> str:
+        return f"{self._prefix}/digest"
+
     def needs_review(self, camera: str) -> str:
         return f"{self._prefix}/{camera}/needs_review"
 
