@@ -40,17 +40,31 @@ _DAY_CLIPS = 200  # the camera page's day: more than a day of a busy camera's cl
 
 def _highlight(text: str, query: str | None) -> Markup:
     """`text` (escaped) with the words the search matched in <mark>."""
-    words = SearchQuery.parse(query).words if query else ()
-    if not words:
+    stems = [_stem(word) for word in SearchQuery.parse(query).words] if query else []
+    if not stems:
         return escape(text)
-    # A stem-like prefix, so "deliveries" shows where "delivery" matched.
-    prefixes = tuple(word[: max(4, len(word) - 2)] for word in words)
     pieces = re.split(r"([^\W_]+)", text)
     return Markup("").join(
         Markup("<mark>{}</mark>").format(piece)
-        if piece and piece.casefold().startswith(prefixes)
+        if piece and _matches(_stem(piece), stems)
         else escape(piece)
         for piece in pieces
+    )
+
+
+def _stem(word: str) -> str:
+    """A crude English stem, enough to show where a stemmed search matched ("walking" and
+    "walks": walk)."""
+    word = word.casefold()
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _matches(stem: str, searched: list[str]) -> bool:
+    return any(
+        stem.startswith(word) or (len(stem) >= 3 and word.startswith(stem)) for word in searched
     )
 
 
