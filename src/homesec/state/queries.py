@@ -364,7 +364,10 @@ def _matches(query: SearchQuery, dialect: str) -> ColumnElement[bool]:
         .where(text("clip_search_index MATCH :search_match").bindparams(search_match=query.fts5()))
     )
     found = select(clip_search.c.clip_id).where(literal_column("clip_search.rowid").in_(indexed))
-    return clip_states.c.clip_id.in_(found)
+    # The unary + keeps SQLite from looking up every match by clip_id and sorting them all
+    # (a common word has thousands): it walks the listing index newest first instead and
+    # stops after a page, testing each clip against the matches.
+    return literal_column("+clip_states.clip_id").in_(found)
 
 
 def _is_true(path: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
