@@ -17,6 +17,7 @@ from homesec.interfaces import AnalysisContext, AnalyzerConfig, NotifierConfig, 
 from homesec.models.alert import Alert, SystemAlert
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.health import HealthReport
+from homesec.models.known import RecognisedEntity
 from homesec.models.results import (
     AnalysisResult,
     Detection,
@@ -97,6 +98,10 @@ class FakeVLMConfig(AnalyzerConfig):
     activity_type: str = "person_at_door"
     summary: str = "A person walks to the door."
     requires_review: bool = False
+    known_entities: list[str] = Field(
+        default_factory=list, description="Names it says it recognised (as persons)"
+    )
+    only_known: bool = False
     delay_s: float = 0.0
     fail: bool = False
     fail_while: Path | None = Field(default=None, description="Fails while this file exists")
@@ -127,6 +132,10 @@ class FakeVLM:
             activity_type=self.config.activity_type,
             summary=self.config.summary,
             requires_review=self.config.requires_review,
+            known_entities=[
+                RecognisedEntity(name=name, label="person") for name in self.config.known_entities
+            ],
+            only_known=self.config.only_known,
         )
 
     async def start(self) -> None:
