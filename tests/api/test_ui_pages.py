@@ -133,3 +133,20 @@ async def test_a_camera_page_shows_its_health_and_its_clips_of_the_day(
     assert 'id="live"' not in page.text
     assert live.status_code == 404 and "no live picture" in live.text
     assert unknown.status_code == 404
+
+
+async def test_the_clip_page_says_the_mode_its_decision_was_made_in(
+    serve_sqlite_api: ServeApi,
+) -> None:
+    # Given a clip decided in mode away
+    state = clip_state("front_door", 1_700_000_000)
+    assert state.alert_decision is not None
+    state.alert_decision.mode = "away"
+    async with serve_sqlite_api(api_key=None) as api:
+        await insert_states(api.config.state_store, spread([state]))
+
+        # When its page is opened
+        page = await api.client.get(f"/ui/clips/{state.clip_id}")
+
+    # Then the decision names the mode
+    assert ", in mode away</p>" in page.text
