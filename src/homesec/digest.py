@@ -110,11 +110,17 @@ class Digests:
                 break
             await asyncio.sleep(self._config.retry_s)
         while True:
-            if self._state.pending is not None:
-                await self._deliver()
-            if self._state.pending is None and self._due is not None:
-                trigger, self._due = self._due, None
-                await self._write(trigger)
+            try:
+                if self._state.pending is not None:
+                    await self._deliver()
+                if self._state.pending is None and self._due is not None:
+                    trigger, self._due = self._due, None
+                    await self._write(trigger)
+                    continue
+            except Exception:
+                # A bug must not stop the digests for good: log it, wait, go on.
+                logger.exception("The digest failed; trying again in %g s", self._config.retry_s)
+                await asyncio.sleep(self._config.retry_s)
                 continue
             await self._sleep()
 

@@ -87,7 +87,9 @@ class Modes:
 
     async def set_mode(self, mode: str, by: ModeSetter) -> ModeState | ModeRefused:
         if mode not in self._config.names:
-            return ModeRefused(reason=f"unknown mode {mode!r} (one of {', '.join(self.names)})")
+            # Cut: the name comes from outside (an MQTT payload) and goes into logs.
+            shown = repr(mode[:40]) + ("..." if len(mode) > 40 else "")
+            return ModeRefused(reason=f"unknown mode {shown} (one of {', '.join(self.names)})")
         await self._change(self._state.model_copy(update=_setting(mode, self._clock(), by)))
         return self._state
 
@@ -147,15 +149,22 @@ class Modes:
         """Apply schedule changes as they fall due; retry what the database missed."""
         while True:
             await asyncio.sleep(self._sleep_s())
-            if not self._loaded:
-                await self._load()
-                if self._loaded:
-                    await self._change(self._state, save=False)
-            if self._unsaved:
-                await self._save()
-            scheduled = self._scheduled(self._state)
-            if scheduled is not self._state:
-                await self._change(scheduled)
+            try:
+                await self._follow_once()
+            except Exception:
+                # A bug here must not stop the schedule for good: log it, go on.
+                logger.exception("Following the mode schedule failed; trying again")
+
+    async def _follow_once(self) -> None:
+        if not self._loaded:
+            await self._load()
+            if self._loaded:
+                await self._change(self._state, save=False)
+        if self._unsaved:
+            await self._save()
+        scheduled = self._scheduled(self._state)
+        if scheduled is not self._state:
+            await self._change(scheduled)
 
     def _sleep_s(self) -> float:
         upcoming = self._next_change()

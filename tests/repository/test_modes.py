@@ -245,3 +245,16 @@ async def test_a_change_for_some_days_only_is_skipped_on_the_others(
     # Then it is still in Wednesday's 22:00 night
     assert (state.mode, state.set_by) == ("night", ModeSetter.SCHEDULE)
     assert state.set_at == MONDAY.replace(hour=22) + timedelta(days=2)
+
+
+async def test_a_huge_unknown_mode_is_refused_with_a_short_reason(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given modes
+    async with _running(state_config, _config(), Clock(MONDAY)) as modes:
+        # When a megabyte of text is asked for as a mode (an MQTT payload, say)
+        refused = await modes.set_mode("x" * 1_000_000, ModeSetter.MQTT)
+
+    # Then it is refused with a reason short enough for a log line
+    assert isinstance(refused, ModeRefused)
+    assert len(refused.reason) < 200 and "home, away, night" in refused.reason

@@ -123,7 +123,7 @@ class ModeStatus(BaseModel):
 class ModeChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: str = Field(description="One of the configured modes")
+    mode: str = Field(max_length=64, description="One of the configured modes")
 
 
 class AlertsSwitch(BaseModel):
