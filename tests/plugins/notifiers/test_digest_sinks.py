@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from homesec.interfaces import DigestSink
 from homesec.models.digest import Digest, DigestClip
 from homesec.models.enums import DigestTrigger, RiskLevel
+from homesec.plugins.notifiers.apprise import AppriseNotifier
+from homesec.plugins.notifiers.email import EmailNotifier
+from homesec.plugins.notifiers.mqtt import MQTTNotifier
+from homesec.plugins.notifiers.webhook import WebhookNotifier, WebhookNotifierConfig
 from tests.plugins.notifiers.helpers import MakeMQTTNotifier
 from tests.plugins.notifiers.test_email import mail_config, make_notifier
 from tests.plugins.notifiers.test_ha_discovery import Topics
+from tests.services.http_receiver import HTTPReceiver
 from tests.services.mosquitto import MQTTSubscriber, ThrowawayBroker
 from tests.services.smtp_server import SMTPServer
 
@@ -77,3 +83,30 @@ async def test_the_digest_is_mailed_as_text_with_the_links(smtp_server: SMTPServ
     body = message.get_content()
     assert body.startswith(DIGEST.text)
     assert "backyard backyard_1765100000.mp4: https://storage.example/" in body
+
+
+async def test_the_webhook_posts_the_digest_json_marked_as_a_digest(
+    http_receiver: HTTPReceiver,
+) -> None:
+    # Given a webhook sink
+    notifier = WebhookNotifier.create(
+        WebhookNotifierConfig.model_validate({"url": http_receiver.url("/homesec")})
+    )
+    await notifier.start()
+
+    # When the digest is sent
+    await notifier.send_digest(DIGEST)
+    await notifier.aclose()
+
+    # Then the receiver got the digest's JSON, marked as a digest
+    [request] = http_receiver.requests
+    assert request.headers["x-homesec-event"] == "digest"
+    assert Digest.model_validate_json(request.body) == DIGEST
+
+
+def test_every_notifier_takes_the_digest() -> None:
+    # Given every registered notifier kind
+    # When each is asked whether it takes digests
+    # Then all do (a sink with digest: true never silently gets nothing)
+    for kind in (MQTTNotifier, EmailNotifier, AppriseNotifier, WebhookNotifier):
+        assert issubclass(kind, DigestSink), kind

@@ -39,6 +39,7 @@ from pydantic import Field, model_validator
 
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
+from homesec.models.digest import Digest
 from homesec.models.enums import PluginType, RiskLevel
 from homesec.models.env import SecretEnv
 from homesec.plugins.notifiers.base import DirectNotifier
@@ -46,6 +47,7 @@ from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
     detection_summary,
+    digest_message,
     environment,
     one_line,
     read_snapshot,
@@ -222,6 +224,10 @@ class AppriseNotifier(DirectNotifier[AppriseNotifierConfig]):
         title, body = detection_summary(event)
         attachment = await self._attachment(snapshot, event)
         await self._notify(None, event.dedupe_key, title, body, apprise.NotifyType.INFO, attachment)
+
+    async def send_digest(self, digest: Digest) -> None:
+        title, body = digest_message(digest)
+        await self._notify(None, None, title, body, apprise.NotifyType.INFO, None)
 
     async def send_system(self, alert: SystemAlert) -> None:
         context = system_context(alert)

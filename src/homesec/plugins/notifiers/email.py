@@ -37,6 +37,7 @@ from homesec.plugins.notifiers.templates import (
     alert_context,
     checked,
     detection_summary,
+    digest_message,
     environment,
     one_line,
     read_snapshot,
@@ -183,14 +184,8 @@ class EmailNotifier(DirectNotifier[EmailNotifierConfig]):
 
     async def send_digest(self, digest: Digest) -> None:
         """The digest as a plain-text e-mail: its text, then the clips worth a look."""
-        subject = f"HomeSec digest: {digest.clips} clips, {digest.alerts} alerts"
+        subject, body = digest_message(digest)
         message = self._new_message(subject)
-        links = [
-            f"- {clip.camera_name} {clip.clip_id}: {clip.link}"
-            for clip in digest.notable
-            if clip.link
-        ]
-        body = digest.text + ("\n\nLinks:\n" + "\n".join(links) if links else "")
         message.set_content(body + "\n")
         await self._deliver(message)
 

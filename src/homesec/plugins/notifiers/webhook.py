@@ -1,7 +1,7 @@
 """`webhook` notifier: POSTs each alert's JSON (exactly `Alert.model_dump_json()`) to a URL.
 
-The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert` or `system` (a system
-alert's body is the JSON of `SystemAlert`). The snapshot is not sent: the body is the contract,
+The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert`, `system` (the body is
+the JSON of `SystemAlert`) or `digest` (the JSON of `Digest`, for a sink with `digest: true`). The snapshot is not sent: the body is the contract,
 nothing more.
 
 Signature (with `secret_env`): every request carries
@@ -38,6 +38,7 @@ from pydantic import Field, FilePath, model_validator
 from homesec import __version__
 from homesec.interfaces import NotifierConfig
 from homesec.models.alert import Alert, SystemAlert
+from homesec.models.digest import Digest
 from homesec.models.enums import PluginType
 from homesec.models.env import SecretEnv
 from homesec.plugins.notifiers.base import DirectNotifier
@@ -110,10 +111,13 @@ class WebhookNotifier(DirectNotifier[WebhookNotifierConfig]):
     async def send_system(self, alert: SystemAlert) -> None:
         await self._post("system", alert.model_dump_json().encode())
 
+    async def send_digest(self, digest: Digest) -> None:
+        await self._post("digest", digest.model_dump_json().encode())
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _post(self, kind: Literal["alert", "system"], body: bytes) -> None:
+    async def _post(self, kind: Literal["alert", "system", "digest"], body: bytes) -> None:
         headers: dict[str, str] = {"X-HomeSec-Event": kind}
         if self._secret is not None:
             timestamp = str(int(time.time()))

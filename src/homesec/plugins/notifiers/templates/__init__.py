@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 
 from homesec.models.alert import Alert, DetectionEvent, SystemAlert
+from homesec.models.digest import Digest
 from homesec.models.enums import RiskLevel, StageName, SystemAlertKind
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,14 @@ def detection_summary(event: DetectionEvent) -> tuple[str, str]:
     )
     if event.analysis_pending:
         body += " The analysis follows."
+    return title, body
+
+
+def digest_message(digest: Digest) -> tuple[str, str]:
+    """A digest as a title and a plain-text body: its text, then the links to watch."""
+    title = f"HomeSec digest: {digest.clips} clips, {digest.alerts} alerts"
+    links = [f"- {c.camera_name} {c.clip_id}: {c.link}" for c in digest.notable if c.link]
+    body = digest.text + ("\n\nLinks:\n" + "\n".join(links) if links else "")
     return title, body
 
 
