@@ -1,8 +1,8 @@
 """`webhook` notifier: POSTs each alert's JSON (exactly `Alert.model_dump_json()`) to a URL.
 
-The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert`, `system` (the body is
-the JSON of `SystemAlert`) or `digest` (the JSON of `Digest`, for a sink with `digest: true`). The snapshot is not sent: the body is the contract,
-nothing more.
+The body is the MQTT contract's payload; `X-HomeSec-Event` says `alert`, `system` (the body
+is the JSON of `SystemAlert`) or `digest` (the JSON of `Digest`, for a sink with
+`digest: true`). The snapshot is not sent: the body is the contract, nothing more.
 
 Signature (with `secret_env`): every request carries
 
