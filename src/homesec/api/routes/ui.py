@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -188,49 +189,45 @@ async def camera(request: Request, context: Context, camera: str) -> Response:
 
 @pages.post("/clips/{clip_id}/reviewed")
 async def reviewed(request: Request, context: Context, clip_id: str) -> Response:
-    try:
-        await service.mark_reviewed(context, clip_id)
-    except HTTPException as exc:
-        return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
+    done = service.mark_reviewed(context, clip_id)
+    return await _acted(request, done, f"/ui/clips/{quote(clip_id)}")
 
 
 @pages.post("/clips/{clip_id}/delete")
 async def delete(request: Request, context: Context, clip_id: str) -> Response:
-    try:
-        await service.delete_clip(context, clip_id)
-    except HTTPException as exc:
-        return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+    return await _acted(request, service.delete_clip(context, clip_id), "/ui/")
 
 
 @pages.post("/clips/{clip_id}/reanalyse")
 async def reanalyse(request: Request, context: Context, clip_id: str) -> Response:
-    try:
-        await service.reanalyse(context, clip_id)
-    except HTTPException as exc:
-        return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return RedirectResponse(f"/ui/clips/{quote(clip_id)}", status.HTTP_303_SEE_OTHER)
+    done = service.reanalyse(context, clip_id)
+    return await _acted(request, done, f"/ui/clips/{quote(clip_id)}")
 
 
 @pages.post("/mode")
 async def mode(request: Request, context: Context) -> Response:
-    fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
-    try:
-        await service.set_mode(context, fields.get("mode", ""), ModeSetter.UI)
-    except HTTPException as exc:
-        return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+    fields = await _form(request)
+    done = service.set_mode(context, fields.get("mode", ""), ModeSetter.UI)
+    return await _acted(request, done, "/ui/")
 
 
 @pages.post("/cameras/{camera}/alerts")
 async def alerts(request: Request, context: Context, camera: str) -> Response:
-    fields = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    on = (await _form(request)).get("on") == "true"
+    return await _acted(request, service.set_alerts(context, camera, on, ModeSetter.UI), "/ui/")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    return dict(parse_qsl((await request.body()).decode(errors="replace")))
+
+
+async def _acted(request: Request, action: Awaitable[object], then: str) -> Response:
+    """A form's action: back to `then` when it went through, else a page saying why."""
     try:
-        await service.set_alerts(context, camera, fields.get("on") == "true", ModeSetter.UI)
+        await action
     except HTTPException as exc:
         return _render(request, "error.html", exc.status_code, message=exc.detail)
-    return RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER)
+    return RedirectResponse(then, status.HTTP_303_SEE_OTHER)
 
 
 @pages.get("/system")

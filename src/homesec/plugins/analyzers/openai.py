@@ -222,11 +222,7 @@ class OpenAIAnalyzer:
             analysis = await self._converse(messages, meter, context.known)
             outcome = "ok"
         except (APIError, ChatProtocolError) as exc:
-            raise OpenAIAnalyzerError(
-                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
-                cause=exc,
-                summary=summarize_failure(exc),
-            ) from exc
+            raise self._failed(exc) from exc
         finally:
             if meter.replies:
                 meter.log(context, frames=len(frames), outcome=outcome)
@@ -248,11 +244,7 @@ class OpenAIAnalyzer:
         try:
             reply = await self._client.complete(body)
         except (APIError, ChatProtocolError) as exc:
-            raise OpenAIAnalyzerError(
-                self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
-                cause=exc,
-                summary=summarize_failure(exc),
-            ) from exc
+            raise self._failed(exc) from exc
         text = (reply.message.content or "").strip()
         if not text:
             raise OpenAIAnalyzerError(f"{self._where()}: an empty answer", summary="empty answer")
@@ -411,6 +403,13 @@ class OpenAIAnalyzer:
             if reply.choices[0].finish_reason == "length":
                 raise ReplyError(f"{exc} (cut off at {self._config.max_tokens} tokens)") from exc
             raise
+
+    def _failed(self, exc: APIError | ChatProtocolError) -> OpenAIAnalyzerError:
+        return OpenAIAnalyzerError(
+            self._client.scrub(f"{self._where()}: {describe_failure(exc)}"),
+            cause=exc,
+            summary=summarize_failure(exc),
+        )
 
     def _where(self) -> str:
         return f"model {self._config.model} at {self._config.base_url}"
