@@ -46,13 +46,14 @@ from homesec.interfaces import (
 )
 from homesec.lifecycle import close_in_order, close_logged, close_together, enter
 from homesec.models.clip import Clip
-from homesec.models.config import Config
+from homesec.models.config import Config, VLMSection
 from homesec.models.enums import RunMode
 from homesec.modes import Modes
 from homesec.pipeline.core import ClipPipeline
 from homesec.pipeline.early import EarlyDetection
 from homesec.pipeline.naming import ClipNames
 from homesec.pipeline.notify import NotificationFanout, Sink
+from homesec.pipeline.providers import Provider, VLMProviders
 from homesec.pipeline.recovery import recover_unfinished
 from homesec.pipeline.retention import RetentionPruner
 from homesec.plugins.registry import (
@@ -128,13 +129,25 @@ def startup_errors() -> Iterator[None]:
         raise StartupError(f"cannot start: {where}{exc.strerror or exc}", exc) from exc
 
 
+def _analyzer(vlm: VLMSection) -> VLMAnalyzer | None:
+    """The VLM, or the VLMs tried in order when there are fallbacks (or a time limit)."""
+    if vlm.run_mode == RunMode.NEVER or not vlm.backend:
+        return None
+    first = load_analyzer(vlm.backend, analyzer_config(vlm))
+    if not vlm.fallbacks and vlm.timeout_s is None:
+        return first
+    providers = [Provider(vlm.name, first, vlm.timeout_s)]
+    for fallback in vlm.fallbacks:
+        analyzer = load_analyzer(fallback.backend, analyzer_config(vlm, fallback.config))
+        providers.append(Provider(fallback.name, analyzer, fallback.timeout_s))
+    return VLMProviders(providers)
+
+
 def build_components(config: Config) -> Components:
     repository = ClipRepository.from_config(config.state_store)
     storage = load_storage(config.storage.backend, config.storage.config)
     object_filter = load_filter(config.filter.backend, config.filter.config)
-    analyzer = None
-    if config.vlm.run_mode != RunMode.NEVER and config.vlm.backend:
-        analyzer = load_analyzer(config.vlm.backend, analyzer_config(config.vlm))
+    analyzer = _analyzer(config.vlm)
     policy = None
     if config.alert_policy.enabled:
         policy = load_alert_policy(config.alert_policy.backend, config.alert_policy.config)
@@ -159,7 +172,9 @@ def build_components(config: Config) -> Components:
     digests = None
     if config.digest.enabled:
         wanted = [sink.name for sink in sinks if sink.route.digest]
-        digests = Digests(config.digest, repository, Digests.sinks_of(notifiers, wanted), analyzer)
+        writes = not isinstance(analyzer, VLMProviders) or analyzer.writes_text()
+        writer = analyzer if writes else None
+        digests = Digests(config.digest, repository, Digests.sinks_of(notifiers, wanted), writer)
         if modes is not None and config.digest.on_mode is not None:
             digests.follow_modes(modes)
     pipeline = ClipPipeline(

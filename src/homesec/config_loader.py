@@ -92,9 +92,11 @@ def notifier_config(ref: NotifierRef, config: Config) -> dict[str, Any]:
     }
 
 
-def analyzer_config(vlm: VLMSection) -> dict[str, Any]:
-    """The analyzer config with the fields HomeSec fills in."""
-    return {**vlm.config, "preprocessing": vlm.preprocessing.model_dump()}
+def analyzer_config(vlm: VLMSection, own: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An analyzer's config (the first VLM's, or a fallback's `own`) with the fields HomeSec
+    fills in."""
+    config = vlm.config if own is None else own
+    return {**config, "preprocessing": vlm.preprocessing.model_dump()}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -191,6 +193,9 @@ def _plugin_sections(config: Config) -> Iterator[tuple[str, PluginType, str, dic
     yield "filter", PluginType.FILTER, config.filter.backend, config.filter.config
     if config.vlm.run_mode != RunMode.NEVER and config.vlm.backend:
         yield "vlm", PluginType.ANALYZER, config.vlm.backend, analyzer_config(config.vlm)
+        for index, provider in enumerate(config.vlm.fallbacks):
+            own = analyzer_config(config.vlm, provider.config)
+            yield f"vlm.fallbacks[{index}]", PluginType.ANALYZER, provider.backend, own
     if config.alert_policy.enabled:
         policy = config.alert_policy
         yield "alert_policy", PluginType.ALERT_POLICY, policy.backend, policy.config

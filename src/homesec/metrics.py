@@ -40,6 +40,29 @@ _LOG_RECORDS_DROPPED = Counter(
 )
 
 
+_VLM_CALLS = Counter(
+    "homesec_vlm_provider_calls", "Calls to each configured VLM", ["provider", "outcome"]
+)
+_VLM_SECONDS = Histogram(
+    "homesec_vlm_provider_seconds", "Time of each VLM call", ["provider"], buckets=_STAGE_BUCKETS
+)
+_VLM_TOKENS = Counter(
+    "homesec_vlm_provider_tokens", "Tokens used per VLM", ["provider", "direction"]
+)
+_VLM_COST = Counter("homesec_vlm_provider_cost_usd", "Estimated cost per VLM, USD", ["provider"])
+
+
+def vlm_provider_called(provider: str, seconds: float, ok: bool) -> None:
+    _VLM_CALLS.labels(provider=provider, outcome="ok" if ok else "error").inc()
+    _VLM_SECONDS.labels(provider=provider).observe(seconds)
+
+
+def vlm_provider_usage(provider: str, input_tokens: int, output_tokens: int, cost: float) -> None:
+    _VLM_TOKENS.labels(provider=provider, direction="input").inc(input_tokens)
+    _VLM_TOKENS.labels(provider=provider, direction="output").inc(output_tokens)
+    _VLM_COST.labels(provider=provider).inc(cost)
+
+
 def clip_finished(camera: str, status: str) -> None:
     """Count a clip whose flow ended; `status` is its final `ClipStatus` (done or error)."""
     _CLIPS.labels(camera=camera, outcome=str(status)).inc()

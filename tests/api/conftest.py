@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,10 +91,11 @@ def revoked_sessions_file(config: Config) -> Path:
     return config.pipeline.work_dir / "revoked-sessions.json"
 
 
-def _config(tmp_path: Path) -> Config:
+def _config(tmp_path: Path, **sections: Any) -> Config:
     return make_config(
         tmp_path,
         state_store={"dsn_env": DSN_ENV, "sqlite_path": str(tmp_path / "state.db")},
+        **sections,
     )
 
 
@@ -135,7 +137,9 @@ def serve_sqlite_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServeAp
         api_key: str | None = API_KEY,
         signer: Signer | None = None,
         throttle: GuessThrottle | None = None,
+        **sections: Any,
     ) -> AbstractAsyncContextManager[ApiHarness]:
-        return _serve(_config(tmp_path), tmp_path / "spool", api_key, signer, throttle)
+        config = _config(tmp_path, **sections)
+        return _serve(config, tmp_path / "spool", api_key, signer, throttle)
 
     return serve

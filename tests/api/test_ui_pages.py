@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tests.api.conftest import ServeApi
 from tests.api.seeding import clip_state, insert_states, spread
+from tests.fakes.builders import clip_from
 
 
 async def test_the_event_list_pages_through_older_clips(serve_sqlite_api: ServeApi) -> None:
@@ -150,3 +152,30 @@ async def test_the_clip_page_says_the_mode_its_decision_was_made_in(
 
     # Then the decision names the mode
     assert ", in mode away</p>" in page.text
+
+
+async def test_the_system_page_shows_each_vlms_calls_and_failures(
+    serve_sqlite_api: ServeApi, person_clip: Path
+) -> None:
+    # Given a first VLM that fails and a fallback that answers, after one clip
+    vlm = {
+        "backend": "fake_vlm",
+        "name": "local",
+        "config": {"fail": True},
+        "fallbacks": [{"name": "cloud", "backend": "fake_vlm"}],
+    }
+    async with serve_sqlite_api(api_key=None, vlm=vlm) as api:
+        pipeline = api.app.state.context.monitor.pipeline
+        await pipeline.process(clip_from(person_clip, api.spool))
+
+        # When the system page and the system API are asked
+        page = await api.client.get("/ui/system")
+        system = (await api.client.get("/api/v1/system")).json()
+
+    # Then both list the two VLMs with their calls and failures
+    rows = re.findall(r"<tr><td>(local|cloud)</td><td>(\d+)</td><td>(\d+)</td>", page.text)
+    assert rows == [("local", "1", "1"), ("cloud", "1", "0")]
+    assert [(v["name"], v["calls"], v["failures"]) for v in system["vlm_providers"]] == [
+        ("local", 1, 1),
+        ("cloud", 1, 0),
+    ]

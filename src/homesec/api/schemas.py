@@ -13,6 +13,7 @@ from homesec.models.health import ComponentHealth
 from homesec.models.queries import ClipFilter
 from homesec.models.results import AnalysisResult, FilterResult
 from homesec.models.state import StageLog
+from homesec.pipeline.providers import ProviderStats
 
 MAX_PAGE_SIZE = 200
 
@@ -87,6 +88,9 @@ class SystemStatus(BaseModel):
     cameras: list[CameraStatus]
     clips_in_flight: int
     dropped_state_writes: int
+    vlm_providers: list[ProviderStats] = Field(
+        default_factory=list, description="Each configured VLM's work since start (fallbacks)"
+    )
 
 
 class LoginForm(BaseModel):

@@ -215,6 +215,7 @@ async def system_status(context: ApiContext) -> SystemStatus:
         cameras=cameras,
         clips_in_flight=diagnostics.clips_in_flight,
         dropped_state_writes=diagnostics.dropped_state_writes,
+        vlm_providers=context.monitor.pipeline.vlm_stats(),
     )
 
 

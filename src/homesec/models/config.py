@@ -14,7 +14,7 @@ from homesec.models.digest import DigestConfig
 from homesec.models.enums import LogFormat, OnExhausted, RiskLevel, RunMode
 from homesec.models.env import OptionalSecretEnv
 from homesec.models.known import KnownEntity
-from homesec.models.modes import ModesConfig
+from homesec.models.modes import ModesConfig, check_timezone
 from homesec.models.zones import Zones
 
 
@@ -149,8 +149,51 @@ class VLMPreprocessConfig(_Section):
     quality: int = Field(default=85, ge=1, le=100, description="JPEG quality")
 
 
+PROVIDER_NAME = r"^[a-z0-9_-]{1,32}$"
+
+
+class VLMProvider(_Section):
+    """A further VLM, tried when the ones before it failed or timed out."""
+
+    name: str = Field(pattern=PROVIDER_NAME, description="Its name in logs, metrics and stats")
+    backend: str = Field(description="Analyzer plugin")
+    config: dict[str, Any] = Field(default_factory=dict, description="The analyzer's config")
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="Longest it may take on a clip, retries included"
+    )
+
+
+class VLMBudget(_Section):
+    """A daily limit on the VLM; once reached, clips alert on detection alone until midnight."""
+
+    max_calls_per_day: int | None = Field(default=None, ge=1, description="VLM calls a day")
+    max_cost_usd_per_day: float | None = Field(
+        default=None, gt=0, description="Estimated VLM cost a day, USD (from the token prices)"
+    )
+    timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
+        default=None, description="Where the day starts (default: the machine's time zone)"
+    )
+
+
 class VLMSection(_Section):
     backend: str | None = Field(default=None, description="Analyzer plugin; needed unless never")
+    name: str = Field(
+        default="primary", pattern=PROVIDER_NAME, description="This VLM's name in metrics and stats"
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Longest this VLM may take on a clip, retries included, before the "
+        "first fallback is asked (default: its own timeouts)",
+    )
+    fallbacks: list[VLMProvider] = Field(
+        default_factory=list,
+        description="VLMs tried in order when the one before failed or timed out (a local "
+        "server first, a cloud model next)",
+    )
+    budget: VLMBudget = Field(
+        default_factory=VLMBudget, description="A daily limit on VLM calls or their cost"
+    )
     run_mode: RunMode = Field(default=RunMode.TRIGGER_ONLY, description="When the VLM runs")
     trigger_classes: list[str] = Field(
         default_factory=lambda: ["person"], description="Classes that trigger it (trigger_only)"
@@ -178,6 +221,9 @@ class VLMSection(_Section):
     def _backend_when_used(self) -> VLMSection:
         if self.run_mode != RunMode.NEVER and not self.backend:
             raise ValueError(f"vlm.backend is required when run_mode is {self.run_mode}")
+        names = [self.name, *(provider.name for provider in self.fallbacks)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"vlm: each VLM needs a name of its own ({', '.join(names)})")
         return self
 
 

@@ -126,6 +126,9 @@ class AnalysisResult(BaseModel):
         description="Every person, vehicle and animal in the clip is a recognised known entity",
     )
     model: str | None = None
+    provider: str | None = Field(
+        default=None, description="Which of the configured VLMs answered (with fallbacks)"
+    )
     usage: VLMUsage | None = None
 
 

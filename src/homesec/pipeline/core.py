@@ -53,6 +53,7 @@ from homesec.pipeline.detection import DetectionAnnouncer, vlm_skip_reason
 from homesec.pipeline.fetch import clip_from_state, fetch_from_storage, remove_local
 from homesec.pipeline.journal import ClipJournal, ClipJournals
 from homesec.pipeline.notify import NotificationFanout
+from homesec.pipeline.providers import ProviderStats, VLMProviders
 from homesec.pipeline.reruns import Reruns
 from homesec.pipeline.snapshot import snapshot_of
 from homesec.pipeline.stages import StageRunner, log_extra
@@ -120,6 +121,10 @@ class ClipPipeline:
         self._contexts = {camera.name: camera.context for camera in config.cameras}
         self._waiting = 0  # clips waiting for a slot under max_clips_in_flight
         self.last_heartbeat = time.time()
+
+    def vlm_stats(self) -> list[ProviderStats]:
+        """Each configured VLM's work since start (with fallbacks; else none)."""
+        return self._analyzer.stats() if isinstance(self._analyzer, VLMProviders) else []
 
     @property
     def in_flight(self) -> int:
