@@ -66,6 +66,7 @@ from homesec.plugins.registry import (
 )
 from homesec.repository.clip_repository import ClipRepository
 from homesec.reviews import ReviewCounts
+from homesec.vlm_budget import DailyBudget
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +86,14 @@ class Components:
     modes: Modes | None
     reviews: ReviewCounts
     digests: Digests | None
+    budget: DailyBudget | None
 
     async def start(self) -> None:
         await self.repository.start()
         if self.modes is not None:
             await self.modes.start()
+        if self.budget is not None:
+            await self.budget.start()
         for _, plugin in self._plugins():
             await plugin.start()
         self.reviews.refresh_soon()
@@ -169,6 +173,12 @@ def build_components(config: Config) -> Components:
         if modes is not None and isinstance(notifier, ModeFollower):
             notifier.follow_modes(modes)
     reviews = ReviewCounts(repository, notifiers, cameras)
+    budget = None
+    if analyzer is not None and config.vlm.budget.limited:
+        # Its system alert goes out through the pipeline, built next.
+        budget = DailyBudget(
+            config.vlm.budget, repository, lambda alert: pipeline.system_alert(alert)
+        )
     digests = None
     if config.digest.enabled:
         wanted = [sink.name for sink in sinks if sink.route.digest]
@@ -186,6 +196,7 @@ def build_components(config: Config) -> Components:
         alert_policy=policy,
         fanout=NotificationFanout(sinks, config.retry),
         modes=modes,
+        budget=budget,
     )
     pipeline.after_rounds(lambda state: reviews.refresh_soon() if state.needs_review else None)
     clip_names = ClipNames(repository, storage)
@@ -201,6 +212,7 @@ def build_components(config: Config) -> Components:
         modes,
         reviews,
         digests,
+        budget,
     )
 
 

@@ -174,6 +174,10 @@ class VLMBudget(_Section):
         default=None, description="Where the day starts (default: the machine's time zone)"
     )
 
+    @property
+    def limited(self) -> bool:
+        return self.max_calls_per_day is not None or self.max_cost_usd_per_day is not None
+
 
 class VLMSection(_Section):
     backend: str | None = Field(default=None, description="Analyzer plugin; needed unless never")

@@ -78,6 +78,7 @@ class SystemAlertKind(StrEnum):
     SPOOL_OVER_LIMIT = "spool_over_limit"
     CAMERA_UNHEALTHY = "camera_unhealthy"
     CAMERA_RECOVERED = "camera_recovered"
+    VLM_BUDGET_REACHED = "vlm_budget_reached"
 
 
 class OnExhausted(StrEnum):
@@ -135,6 +136,7 @@ class SettingKey(StrEnum):
 
     MODE = "mode"
     DIGEST = "digest"
+    VLM_BUDGET = "vlm_budget"
 
 
 class Weekday(StrEnum):

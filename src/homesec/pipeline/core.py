@@ -59,6 +59,7 @@ from homesec.pipeline.snapshot import snapshot_of
 from homesec.pipeline.stages import StageRunner, log_extra
 from homesec.pipeline.stationary import StationaryObjects
 from homesec.repository.clip_repository import ClipRepository
+from homesec.vlm_budget import DailyBudget
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +87,12 @@ class ClipPipeline:
         alert_policy: AlertPolicy | None,
         fanout: NotificationFanout,
         modes: Modes | None = None,
+        budget: DailyBudget | None = None,
     ) -> None:
         self._config = config
         self._repository = repository
         self._modes = modes
+        self._budget = budget
         self._storage = storage
         self._filter = object_filter
         self._analyzer = analyzer
@@ -368,6 +371,9 @@ class ClipPipeline:
             return None
         if not self._may_retry(journal, StageName.VLM):
             return self._unavailable(filter_result, "failed in an earlier round")
+        if self._budget is not None and (spent := self._budget.exhausted()) is not None:
+            journal.stage_skipped(StageName.VLM, spent)
+            return self._unavailable(filter_result, spent)
         context = AnalysisContext(
             clip_id=clip.clip_id,
             camera_name=clip.camera_name,
@@ -382,6 +388,8 @@ class ClipPipeline:
             lambda: analyzer.analyze(clip.local_path, filter_result, context),
             "deciding without analysis",
         )
+        if self._budget is not None:
+            await self._budget.spent(result.usage if isinstance(result, AnalysisResult) else None)
         if isinstance(result, VLMError):
             return self._unavailable(filter_result, _short_reason(result))
         journal.vlm_ok(result)
