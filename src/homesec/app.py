@@ -184,7 +184,8 @@ def build_components(config: Config) -> Components:
         wanted = [sink.name for sink in sinks if sink.route.digest]
         writes = not isinstance(analyzer, VLMProviders) or analyzer.writes_text()
         writer = analyzer if writes else None
-        digests = Digests(config.digest, repository, Digests.sinks_of(notifiers, wanted), writer)
+        digest_sinks = Digests.sinks_of(notifiers, wanted)
+        digests = Digests(config.digest, repository, digest_sinks, writer, budget=budget)
         if modes is not None and config.digest.on_mode is not None:
             digests.follow_modes(modes)
     pipeline = ClipPipeline(

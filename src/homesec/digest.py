@@ -28,6 +28,7 @@ from homesec.models.events import utc_now
 from homesec.models.modes import ModeState
 from homesec.models.queries import ClipFilter, PageKey
 from homesec.repository.clip_repository import ClipListing, ClipRepository
+from homesec.vlm_budget import DailyBudget
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,14 @@ class Digests:
         sinks: Sequence[tuple[str, DigestSink]],
         writer: VLMAnalyzer | None,
         *,
+        budget: DailyBudget | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._config = config
         self._repository = repository
         self._sinks = dict(sinks)
         self._writer = writer if isinstance(writer, TextWriter) else None
+        self._budget = budget
         self._clock = clock
         self._zone: tzinfo | None = ZoneInfo(config.timezone) if config.timezone else None
         self._state = DigestState()
@@ -228,7 +231,10 @@ class Digests:
             written_by="template",
         )
         text = self._template(digest)
-        if self._writer is not None and states:
+        spent = self._budget.exhausted() if self._budget is not None else None
+        if self._writer is not None and states and spent is not None:
+            text += f"\n(No AI summary: the {spent}.)"
+        elif self._writer is not None and states:
             written = await self._written(digest, clips)
             if written is not None:
                 return digest.model_copy(update={"text": written[0], "written_by": written[1]})
@@ -245,6 +251,9 @@ class Digests:
                 return text.strip(), type(writer).__name__
             except Exception as exc:
                 logger.warning("The digest's text failed (try %d): %s", attempt, exc)
+            finally:
+                if self._budget is not None:
+                    await self._budget.spent(None)
                 if attempt < _WRITER_TRIES:
                     await asyncio.sleep(self._config.retry_s)
         return None

@@ -14,8 +14,8 @@ import pytest
 
 from homesec.digest import Digests
 from homesec.interfaces import DigestSink
-from homesec.models.alert import AlertDecision
-from homesec.models.config import Config, StateStoreConfig
+from homesec.models.alert import AlertDecision, SystemAlert
+from homesec.models.config import Config, StateStoreConfig, VLMBudget
 from homesec.models.digest import Digest, DigestConfig
 from homesec.models.enums import DigestTrigger, ModeSetter, RiskLevel
 from homesec.models.events import utc_now
@@ -26,6 +26,7 @@ from homesec.modes import Modes
 from homesec.plugins.analyzers.openai import OpenAIAnalyzer
 from homesec.plugins.registry import load_analyzer
 from homesec.repository.clip_repository import ClipRepository
+from homesec.vlm_budget import DailyBudget
 from tests.repository.builders import new_state
 from tests.services.openai_server import OpenAIServer, ScriptedReply
 
@@ -291,3 +292,36 @@ def test_a_digest_on_a_mode_that_does_not_exist_is_a_config_error() -> None:
                 "digest": {"enabled": True, "on_mode": "holiday"},
             }
         )
+
+
+async def test_a_spent_vlm_budget_gives_the_plain_list_without_asking_the_model(
+    state_config: StateStoreConfig, openai_server: OpenAIServer
+) -> None:
+    # Given the model configured, and a VLM budget of one call a day already used
+    writer = load_analyzer("openai", {"base_url": openai_server.base_url, "model": "m"})
+    repository = ClipRepository.from_config(state_config)
+    await repository.start()
+
+    async def no_alert(alert: SystemAlert) -> bool:
+        return True
+
+    budget = DailyBudget(VLMBudget(max_calls_per_day=1), repository, no_alert)
+    await budget.start()
+    await budget.spent(None)
+    sink = Sink("mail")
+    named: list[tuple[str, DigestSink]] = [(sink.name, sink)]
+    digests = Digests(DigestConfig(enabled=True, **FAST), repository, named, writer, budget=budget)
+    assert await repository.save(CLIPS[0])
+    await digests.start()
+
+    # When a digest is asked for
+    digests.send_now(DigestTrigger.SCHEDULE)
+    await _until(lambda: len(sink.digests) == 1)
+    await digests.aclose()
+    await writer.aclose()
+    await repository.aclose()
+
+    # Then the plain list goes out, saying why, and the model was not asked
+    assert sink.digests[0].written_by == "template"
+    assert "daily VLM budget reached" in sink.digests[0].text
+    assert openai_server.requests == []
