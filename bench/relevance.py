@@ -6,7 +6,12 @@ risk, so every clip it sees alerts; in the known-people scenarios it says it rec
 Alice, and nobody else), and a recording notifier. For each scenario the expected alerts are
 compared with the actual ones, and the VLM calls made are counted twice: with the rules
 (zones, required zones, stationary objects, modes, ignore_known, the alert switch) and with
-them switched off. Every clip is uploaded in every scenario (checked).
+them switched off. Every clip is in the storage in every scenario, and every decision
+records the mode it was made in (checked).
+
+With the rules HomeSec has the modes home and away, set as a user would (`Modes.set_mode`;
+away unless the scenario says home), and the alert policy's mode settings are those of a
+household: at home, clips of known people only are ignored, and the backyard camera is off.
 
 Scenarios (the front door footage has people walking on the right half past a parked car
 and van; the backyard is empty; "parked" is the front door's top right corner for 10 s,
@@ -17,11 +22,12 @@ before anyone walks in: the car and the van only):
 - parked car, then still there 20 min on: alert, then none (stationary).
 - walkers past the parked car 20 min on: the car is stationary, the people are not: alerts.
 - waiting at the door 5 min on: the same footage 5 min later (not long enough); alerts.
-- camera off in mode home: no VLM, no alert (the clip is still uploaded).
+- backyard camera off in mode home (a person walks by): no VLM, no alert, still uploaded.
 - same camera in mode away: alert.
-- only Alice, ignore_known at home: no alert.
+- only Alice, ignore_known at home (medium risk): no alert.
+- only Alice at home, but high risk: alert (ignore_known never hides a high risk).
 - only Alice, away (ignore_known off): alert.
-- alerts switched off by hand (mode away): no alert.
+- alerts switched off by hand (Modes.set_alerts, mode away): no alert, no VLM.
 
     uv run python -m bench.relevance
 """
@@ -29,6 +35,7 @@ before anyone walks in: the car and the van only):
 from __future__ import annotations
 
 import asyncio
+import filecmp
 import shutil
 import subprocess
 import tempfile
@@ -42,9 +49,12 @@ from tests.fakes.plugins import FakeVLM, RecordingNotifier
 
 from bench._support import MEDIA, MODELS
 from homesec.app import build_components
+from homesec.interfaces import StorageBackend
 from homesec.models.clip import Clip
 from homesec.models.config import Config
 from homesec.models.enums import ModeSetter
+from homesec.models.modes import ModeRefused
+from homesec.models.state import ClipStateData
 
 RIGHT_HALF = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
 SKY_CORNER = [[0.0, 0.0], [0.05, 0.0], [0.05, 0.05], [0.0, 0.05]]
@@ -60,14 +70,16 @@ class Scenario:
     """An alert per clip."""
     required_zones: list[str] = field(default_factory=list)
     classes: list[str] = field(default_factory=lambda: ["person"])
-    mode: str | None = None
-    """The mode HomeSec is set to (with the rules: home or away)."""
+    camera: str = "cam"
+    mode: str = "away"
+    """The mode HomeSec is set to, with the rules."""
     vlm: dict[str, Any] = field(default_factory=dict)
     """The fake VLM's answer, changed."""
     switched_off: bool = False
 
 
 ALICE_ONLY = {"risk_level": "medium", "known_entities": ["Alice"], "only_known": True}
+ALICE_ONLY_HIGH = {**ALICE_ONLY, "risk_level": "high"}
 VEHICLES = ["person", "car", "truck"]
 SCENARIOS = [
     Scenario("person in the required zone", [("front_door", T0)], [True], ["right"]),
@@ -90,27 +102,36 @@ SCENARIOS = [
         [("front_door", T0), ("front_door", T0 + 300)],
         [True, True],
     ),
-    Scenario("camera off in mode home", [("front_door", T0)], [False], mode="home"),
-    Scenario("same camera in mode away", [("front_door", T0)], [True], mode="away"),
+    Scenario(
+        "backyard camera off in mode home",
+        [("front_door", T0)],
+        [False],
+        camera="backyard",
+        mode="home",
+    ),
+    Scenario("same camera in mode away", [("front_door", T0)], [True], camera="backyard"),
     Scenario(
         "only Alice, ignore_known at home",
         [("front_door", T0)],
         [False],
-        mode="home_known",
+        mode="home",
         vlm=ALICE_ONLY,
     ),
-    Scenario("only Alice, away", [("front_door", T0)], [True], mode="away", vlm=ALICE_ONLY),
     Scenario(
-        "alerts switched off by hand", [("front_door", T0)], [False], mode="away", switched_off=True
+        "only Alice at home, high risk",
+        [("front_door", T0)],
+        [True],
+        mode="home",
+        vlm=ALICE_ONLY_HIGH,
     ),
+    Scenario("only Alice, away", [("front_door", T0)], [True], vlm=ALICE_ONLY),
+    Scenario("alerts switched off by hand", [("front_door", T0)], [False], switched_off=True),
 ]
 MEDIA_FILES = {"front_door": "front_door_1700000000.mp4", "backyard": "backyard_1700000100.mp4"}
-# The mode settings of the alert policy: at home the camera is off; in home_known only the
-# known people are ignored.
-POLICY_MODES = {
-    "home": {"overrides": {"cam": {"enabled": False}}},
-    "home_known": {"ignore_known": True},
-}
+MODES = ["home", "away"]
+# The alert policy's mode settings: at home, known people only are no news and the backyard
+# (where the family is) is off; away, the policy's own settings hold.
+POLICY_MODES = {"home": {"ignore_known": True, "overrides": {"backyard": {"enabled": False}}}}
 
 
 def _config(work: Path, scenario: Scenario, rules: bool) -> Config:
@@ -122,7 +143,7 @@ def _config(work: Path, scenario: Scenario, rules: bool) -> Config:
         {
             "cameras": [
                 {
-                    "name": "cam",
+                    "name": scenario.camera,
                     "source": {"backend": "local_folder", "config": {"watch_dir": str(work)}},
                     "zones": zones if rules else {},
                 }
@@ -142,7 +163,7 @@ def _config(work: Path, scenario: Scenario, rules: bool) -> Config:
             "alert_policy": {"backend": "default", "config": policy},
             "notifiers": [{"backend": "fake_recorder", "config": {}}],
             "stationary": {"enabled": rules},
-            "modes": {"names": ["away", "home", "home_known"] if rules else []},
+            "modes": {"names": MODES if rules else []},
             "server": {"enabled": False},
             "pipeline": {"work_dir": str(work / "work")},
         }
@@ -156,19 +177,22 @@ async def _run(scenario: Scenario, rules: bool, parked: Path) -> tuple[list[bool
         components = build_components(_config(work, scenario, rules))
         await components.start()
         try:
-            if rules and components.modes is not None:
-                await components.modes.set_mode(scenario.mode or "away", ModeSetter.API)
+            modes = components.modes
+            assert (modes is not None) == rules
+            if modes is not None:
+                changes = [await modes.set_mode(scenario.mode, ModeSetter.UI)]
                 if scenario.switched_off:
-                    await components.modes.set_alerts("cam", False, ModeSetter.UI)
+                    changes.append(await modes.set_alerts(scenario.camera, False, ModeSetter.UI))
+                assert not any(isinstance(change, ModeRefused) for change in changes), changes
             alerts = []
             for media, start in scenario.clips:
-                path = work / f"cam_{start}.mp4"
+                path = work / f"{scenario.camera}_{start}.mp4"
                 source = parked if media == "parked" else MEDIA / MEDIA_FILES[media]
                 shutil.copyfile(source, path)
                 started = datetime.fromtimestamp(start, UTC)
                 clip = Clip(
                     clip_id=path.name,
-                    camera_name="cam",
+                    camera_name=scenario.camera,
                     local_path=path,
                     start_ts=started,
                     end_ts=started,
@@ -176,15 +200,28 @@ async def _run(scenario: Scenario, rules: bool, parked: Path) -> tuple[list[bool
                     source_backend="bench",
                 )
                 state = await components.pipeline.process(clip)
-                assert state.is_uploaded, f"{scenario.name}: {clip.clip_id} not uploaded"
+                await _check_stored(components.storage, state, source, work)
                 decision = state.alert_decision
-                alerts.append(decision is not None and decision.notify)
+                assert decision is not None, f"{scenario.name}: {clip.clip_id} has no decision"
+                assert decision.mode == (scenario.mode if rules else None), decision
+                alerts.append(decision.notify)
             recorder, analyzer = components.notifiers[0], components.analyzer
             assert isinstance(recorder, RecordingNotifier) and isinstance(analyzer, FakeVLM)
             assert len(recorder.alerts) == sum(alerts)
             return alerts, len(analyzer.calls)
         finally:
             await components.aclose()
+
+
+async def _check_stored(
+    storage: StorageBackend, state: ClipStateData, source: Path, folder: Path
+) -> None:
+    """The clip's video is in the storage, byte for byte."""
+    assert state.is_uploaded and state.storage_uri is not None, f"{state.clip_id} not uploaded"
+    fetched = folder / f"stored_{state.clip_id}"
+    await storage.get(state.storage_uri, fetched)
+    same = await asyncio.to_thread(filecmp.cmp, fetched, source, shallow=False)
+    assert same, f"{state.clip_id}: the stored video differs"
 
 
 def _yes_no(alerts: list[bool]) -> str:
