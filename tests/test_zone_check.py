@@ -86,3 +86,25 @@ def test_validate_names_a_required_zone_or_a_mode_that_does_not_exist(tmp_path: 
     assert result.exit_code == 2
     assert "requires the zones porch" in result.output
     assert "settings for the modes holiday" in result.output and "home, away" in result.output
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        _policy(overrides={"frontdoor": {"min_risk_level": "low"}}),
+        _policy(modes={"home": {"overrides": {"frontdoor": {"enabled": False}}}}),
+    ],
+)
+def test_settings_for_a_camera_that_does_not_exist_stop_the_start(
+    tmp_path: Path, policy: dict[str, Any]
+) -> None:
+    # Given a policy with settings for a misspelt camera (in its overrides, or a mode's)
+    config = make_config(tmp_path, modes={"names": ["home", "away"]}, alert_policy=policy)
+
+    # When HomeSec builds its parts
+    with pytest.raises(ConfigError) as refused:
+        build_components(config)
+
+    # Then it refuses, naming the camera and the cameras there are
+    [problem] = refused.value.problems
+    assert "frontdoor" in problem and "front_door" in problem

@@ -199,7 +199,10 @@ def build_components(config: Config) -> Components:
         modes=modes,
         budget=budget,
     )
-    pipeline.after_rounds(lambda state: reviews.refresh_soon() if state.needs_review else None)
+    # A new review request, or an analysis done again (which may have dropped one).
+    pipeline.after_rounds(
+        lambda state: reviews.refresh_soon() if state.needs_review or state.reanalysed_at else None
+    )
     clip_names = ClipNames(repository, storage)
     return Components(
         repository,

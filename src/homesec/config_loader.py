@@ -65,6 +65,13 @@ def policy_problems(config: Config, policy: AlertPolicy) -> list[str]:
             f"alert_policy: settings for the modes {', '.join(unknown)}, which modes.names "
             f"does not list ({', '.join(config.modes.names) or 'no modes'})"
         )
+    cameras = [camera.name for camera in config.cameras]
+    strangers = [name for name in policy.cameras_named() if name not in cameras]
+    if strangers:
+        problems.append(
+            f"alert_policy: settings for the cameras {', '.join(strangers)}, which are not "
+            f"configured (the cameras: {', '.join(cameras)})"
+        )
     for camera in config.cameras:
         missing = [name for name in policy.zones_needed(camera.name) if name not in camera.zones]
         if missing:

@@ -271,6 +271,10 @@ class RelevanceFilter(Protocol):
     def modes_named(self) -> list[str]:
         """The modes the policy has settings for (checked against `modes.names` at start)."""
 
+    def cameras_named(self) -> list[str]:
+        """The cameras the policy has settings for, in any mode (checked against the
+        configured cameras at start: a typo would leave that camera's settings unused)."""
+
 
 @runtime_checkable
 class DetectionSink(Protocol):

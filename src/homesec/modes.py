@@ -134,10 +134,15 @@ class Modes:
             return
         self._loaded = True
         state = _parse(stored.document)
-        if state is not None and state.mode in self._config.names:
-            known = [name for name in state.alerts_off if name in self._cameras]
+        if state is None:
+            return
+        known = [name for name in state.alerts_off if name in self._cameras]
+        if state.mode in self._config.names:
             state = state.model_copy(update={"alerts_off": known})
             self._state = self._scheduled(state)
+        else:
+            # The stored mode is gone from the config; the switches set by hand still hold.
+            self._state = self._state.model_copy(update={"alerts_off": known})
         logger.info(
             "Mode %s (set by %s at %s)",
             self._state.mode,

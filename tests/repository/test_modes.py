@@ -192,18 +192,20 @@ async def test_a_cameras_alert_switch_is_kept_across_modes_and_restarts(
 async def test_a_stored_mode_no_longer_configured_gives_way_to_the_first(
     state_config: StateStoreConfig,
 ) -> None:
-    # Given HomeSec in `night`, then a config without `night`
+    # Given HomeSec in `night` with the backyard switched off, then a config without `night`
     clock = Clock(MONDAY)
     async with _running(state_config, _config(), clock) as modes:
         await modes.set_mode("night", ModeSetter.API)
+        await modes.set_alerts("backyard", False, ModeSetter.UI)
     fewer = ModesConfig(names=["home", "away"])
 
     # When it starts with that config
     async with _running(state_config, fewer, clock) as restarted:
         state = restarted.state
 
-    # Then it is in the first mode of the new list
+    # Then it is in the first mode of the new list, and the backyard is still off
     assert (state.mode, state.set_by) == ("home", ModeSetter.INITIAL)
+    assert state.alerts_off == ["backyard"]
 
 
 @pytest.mark.slow

@@ -45,7 +45,8 @@ class ModesConfig(BaseModel):
 
     names: list[Annotated[str, Field(pattern=MODE_NAME)]] = Field(
         default_factory=list,
-        description="The modes (lowercase letters, digits, _); the first is the initial one",
+        description="The modes (lowercase letters, digits, _); at the very first start, the "
+        "schedule's last change, else the first",
     )
     schedule: list[ModeChange] = Field(
         default_factory=list,

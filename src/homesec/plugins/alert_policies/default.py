@@ -124,6 +124,10 @@ class DefaultAlertPolicy:
     def modes_named(self) -> list[str]:
         return list(self._config.modes)
 
+    def cameras_named(self) -> list[str]:
+        in_modes = (name for mode in self._config.modes.values() for name in mode.overrides)
+        return list(dict.fromkeys([*self._config.overrides, *in_modes]))
+
     def decide(
         self,
         camera_name: str,
