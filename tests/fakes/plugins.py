@@ -261,6 +261,7 @@ class RecordingNotifier:
         self.snapshots: list[Path | None] = []
         self.system_alerts: list[SystemAlert] = []
         self.health_reports: list[HealthReport] = []
+        self.review_counts: list[dict[str, int]] = []
         self.attempts = 0
         self.closed = False
 
@@ -296,6 +297,9 @@ class RecordingNotifier:
 
     async def publish_health(self, report: HealthReport) -> None:
         self.health_reports.append(report)
+
+    async def publish_reviews(self, waiting: Mapping[str, int]) -> None:
+        self.review_counts.append(dict(waiting))
 
     async def ping(self) -> bool:
         return not self.config.fail
