@@ -54,6 +54,7 @@ class Modes:
         self._loaded = False  # the stored state was read (or known to be absent)
         self._unsaved = False
         self._save_lock = asyncio.Lock()
+        self._saver: asyncio.Task[None] | None = None
         self._listeners: list[ModeListener] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -82,6 +83,9 @@ class Modes:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            await asyncio.gather(saver, return_exceptions=True)  # bounded by the write timeout
         if self._unsaved:
             await self._save()
 
@@ -112,20 +116,31 @@ class Modes:
         self._state = state
         self._loaded = True  # what is set now wins over a state stored before
         if save:
-            await self._save()
+            self._unsaved = True
+            self._save_soon()
         for listener in self._listeners:
             try:
                 await listener(state)
             except Exception as exc:
                 logger.warning("A mode listener failed: %s", exc)
 
+    def _save_soon(self) -> None:
+        """Write the state in the background: no change waits on the database (a command on
+        MQTT would hold up the next one), and a burst of changes costs a write at a time."""
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.create_task(self._save(), name="modes-save")
+
     async def _save(self) -> None:
+        """Write the latest state until what is stored is the latest (or a write fails: the
+        schedule's next tick tries again)."""
         async with self._save_lock:
-            state = self._state  # the latest, whichever change queued this save
-            saved = await self._repository.save_setting(
-                SettingKey.MODE, state.model_dump(mode="json")
-            )
-            self._unsaved = not saved and state is self._state
+            while self._unsaved:
+                state = self._state
+                document = state.model_dump(mode="json")
+                if not await self._repository.save_setting(SettingKey.MODE, document):
+                    return
+                if state is self._state:
+                    self._unsaved = False
 
     async def _load(self) -> None:
         stored = await self._repository.load_setting(SettingKey.MODE)

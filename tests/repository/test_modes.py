@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 
 from homesec.models.config import StateStoreConfig
@@ -131,7 +135,7 @@ async def test_the_schedule_changes_the_mode_at_its_time_and_a_hand_set_mode_hol
         clock.now = MONDAY.replace(hour=7) + timedelta(days=1)
         seen.append(await _until(modes, "home"))
         async with asyncio.timeout(5):
-            while len(changes) < 3:  # listeners hear of a change once it is saved
+            while len(changes) < 3:
                 await asyncio.sleep(0.02)
 
     # Then at 21:59 it was home (Monday 07:00 was the last change), turned night at 22:00
@@ -258,3 +262,62 @@ async def test_a_huge_unknown_mode_is_refused_with_a_short_reason(
     # Then it is refused with a reason short enough for a log line
     assert isinstance(refused, ModeRefused)
     assert len(refused.reason) < 200 and "home, away, night" in refused.reason
+
+
+@asynccontextmanager
+async def _writes_stuck(state_config: StateStoreConfig) -> AsyncIterator[None]:
+    """Another session holds the write lock of the mode's table (a stuck database)."""
+    dsn = os.environ.get(DSN_ENV)
+    if dsn is None:
+        holder = sqlite3.connect(state_config.sqlite_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    blocker = await asyncpg.connect(dsn)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE settings IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await locked.rollback()
+        await blocker.close()
+
+
+async def test_a_flood_of_changes_while_the_database_is_stuck_is_taken_at_once(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given modes whose every change is heard by a listener (as the MQTT notifier does),
+    # and a database whose writes are stuck (each waits up to its 1 s write timeout)
+    config = state_config.model_copy(update={"write_timeout_s": 1.0})
+    heard: list[str] = []
+
+    async def listener(state: ModeState) -> None:
+        heard.append(state.mode)
+
+    wanted = ["away", "night"] * 100
+    async with _running(config, _config(), Clock(MONDAY)) as modes:
+        modes.listen(listener)
+        async with _writes_stuck(config):
+            # When 200 mode commands come one after the other (MQTT's message loop takes
+            # the next only once the last returned)
+            started = time.monotonic()
+            async with asyncio.timeout(10):
+                for mode in wanted:
+                    await modes.set_mode(mode, ModeSetter.MQTT)
+            elapsed = time.monotonic() - started
+        await asyncio.sleep(0.3)  # the database is back for a few ticks
+
+    # ... and HomeSec restarts
+    async with _running(config, _config(), Clock(MONDAY)) as restarted:
+        stored = restarted.state
+
+    # Then each was taken and heard at once (no command waits on the database), and the
+    # last one is what the database keeps
+    assert elapsed < 1.0
+    assert heard == wanted
+    assert stored.mode == "night"
