@@ -142,11 +142,15 @@ class Modes:
                 if state is self._state:
                     self._unsaved = False
 
-    async def _load(self) -> None:
+    async def _load(self) -> bool:
+        """Adopt the stored state; False when the database cannot say, or when a change was
+        made while it was read (that change is newer than anything stored)."""
         stored = await self._repository.load_setting(SettingKey.MODE)
+        if self._loaded:
+            return False
         if stored is None:
             logger.warning("Mode unknown until the state database answers: %s", self._state.mode)
-            return
+            return False
         self._loaded = True
         state = _parse(stored.document)
         if state is not None and state.mode in self._config.names:
@@ -159,6 +163,7 @@ class Modes:
             self._state.set_by,
             self._state.set_at.isoformat(timespec="seconds"),
         )
+        return True
 
     async def _follow(self) -> None:
         """Apply schedule changes as they fall due; retry what the database missed."""
@@ -171,10 +176,8 @@ class Modes:
                 logger.exception("Following the mode schedule failed; trying again")
 
     async def _follow_once(self) -> None:
-        if not self._loaded:
-            await self._load()
-            if self._loaded:
-                await self._change(self._state, save=False)
+        if not self._loaded and await self._load():
+            await self._change(self._state, save=False)
         if self._unsaved:
             await self._save()
         scheduled = self._scheduled(self._state)

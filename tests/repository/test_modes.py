@@ -321,3 +321,41 @@ async def test_a_flood_of_changes_while_the_database_is_stuck_is_taken_at_once(
     assert elapsed < 1.0
     assert heard == wanted
     assert stored.mode == "night"
+
+
+@pytest.mark.slow
+async def test_a_mode_set_while_the_database_answers_its_first_read_is_not_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str
+) -> None:
+    # Given `night` stored, and HomeSec starting while another session holds the mode's
+    # table locked: the read at start times out, and the next tick's read waits on the lock
+    monkeypatch.setenv(DSN_ENV, postgres_dsn)
+    config = state_store_config(tmp_path, write_timeout_s=2.0)
+    async with _running(config, _config(), Clock(MONDAY)) as before:
+        await before.set_mode("night", ModeSetter.API)
+    repository = ClipRepository.from_config(config)
+    await repository.start()
+    blocker = await asyncpg.connect(postgres_dsn)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+    modes = Modes(_config(), CAMERAS, repository, clock=Clock(MONDAY), tick_s=0.05)
+    try:
+        await modes.start()
+        await asyncio.sleep(0.3)
+
+        # When a person sets `away` while that read waits, and the lock is then released
+        await modes.set_mode("away", ModeSetter.API)
+        await locked.rollback()
+        await asyncio.sleep(0.5)
+        after = modes.state
+    finally:
+        await blocker.close()
+        await modes.aclose()
+        await repository.aclose()
+    async with _running(config, _config(), Clock(MONDAY)) as restarted:
+        stored = restarted.state
+
+    # Then the read's older `night` does not undo the person's `away`, here or stored
+    assert (after.mode, after.set_by) == ("away", ModeSetter.API)
+    assert stored.mode == "away"
