@@ -204,8 +204,11 @@ class Modes:
 
     def _last_change(self, now: datetime) -> tuple[datetime, ModeChange] | None:
         """The latest schedule change at or before `now` (of two at once, the later listed)."""
-        due = [(at, c) for at, c in self._changes_around(now) if at <= now]
-        return max(due, key=lambda pair: pair[0], default=None)
+        latest: tuple[datetime, ModeChange] | None = None
+        for at, change in self._changes_around(now):  # by day, then as listed
+            if at <= now and (latest is None or at >= latest[0]):
+                latest = (at, change)
+        return latest
 
     def _next_change(self) -> datetime | None:
         now = self._clock()

@@ -359,3 +359,25 @@ async def test_a_mode_set_while_the_database_answers_its_first_read_is_not_undon
     # Then the read's older `night` does not undo the person's `away`, here or stored
     assert (after.mode, after.set_by) == ("away", ModeSetter.API)
     assert stored.mode == "away"
+
+
+async def test_of_two_changes_at_the_same_time_the_later_listed_wins(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given night at 22:00 every day, and away at 22:00 on Fridays, listed after it
+    schedule = (
+        ModeChange(at="22:00", mode="night"),
+        ModeChange(at="22:00", mode="away", days=[Weekday.FRI]),
+    )
+
+    # When HomeSec runs on Thursday at 22:30, and on Friday at 22:30
+    thursday = MONDAY.replace(hour=22, minute=30) + timedelta(days=3)
+    async with _running(state_config, _config(*schedule), Clock(thursday)) as modes:
+        on_thursday = modes.state
+    friday = thursday + timedelta(days=1)
+    async with _running(state_config, _config(*schedule), Clock(friday)) as modes:
+        on_friday = modes.state
+
+    # Then Friday's more specific change, listed later, wins on Fridays only
+    assert (on_friday.mode, on_friday.set_by) == ("away", ModeSetter.SCHEDULE)
+    assert (on_thursday.mode, on_thursday.set_by) == ("night", ModeSetter.SCHEDULE)
