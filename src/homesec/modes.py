@@ -54,6 +54,7 @@ class Modes:
         self._loaded = False  # the stored state was read (or known to be absent)
         self._unsaved = False
         self._save_lock = asyncio.Lock()
+        self._saver: asyncio.Task[None] | None = None
         self._listeners: list[ModeListener] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -82,6 +83,9 @@ class Modes:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            await asyncio.gather(saver, return_exceptions=True)  # bounded by the write timeout
         if self._unsaved:
             await self._save()
 
@@ -112,30 +116,45 @@ class Modes:
         self._state = state
         self._loaded = True  # what is set now wins over a state stored before
         if save:
-            await self._save()
+            self._unsaved = True
+            self._save_soon()
         for listener in self._listeners:
             try:
                 await listener(state)
             except Exception as exc:
                 logger.warning("A mode listener failed: %s", exc)
 
-    async def _save(self) -> None:
-        async with self._save_lock:
-            state = self._state  # the latest, whichever change queued this save
-            saved = await self._repository.save_setting(
-                SettingKey.MODE, state.model_dump(mode="json")
-            )
-            self._unsaved = not saved and state is self._state
+    def _save_soon(self) -> None:
+        """Write the state in the background: no change waits on the database (a command on
+        MQTT would hold up the next one), and a burst of changes costs a write at a time."""
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.create_task(self._save(), name="modes-save")
 
-    async def _load(self) -> None:
+    async def _save(self) -> None:
+        """Write the latest state until what is stored is the latest (or a write fails: the
+        schedule's next tick tries again)."""
+        async with self._save_lock:
+            while self._unsaved:
+                state = self._state
+                document = state.model_dump(mode="json")
+                if not await self._repository.save_setting(SettingKey.MODE, document):
+                    return
+                if state is self._state:
+                    self._unsaved = False
+
+    async def _load(self) -> bool:
+        """Adopt the stored state; False when the database cannot say, or when a change was
+        made while it was read (that change is newer than anything stored)."""
         stored = await self._repository.load_setting(SettingKey.MODE)
+        if self._loaded:
+            return False
         if stored is None:
             logger.warning("Mode unknown until the state database answers: %s", self._state.mode)
-            return
+            return False
         self._loaded = True
         state = _parse(stored.document)
         if state is None:
-            return
+            return True  # nothing stored (or unreadable): the state at hand holds
         known = [name for name in state.alerts_off if name in self._cameras]
         if state.mode in self._config.names:
             state = state.model_copy(update={"alerts_off": known})
@@ -149,6 +168,7 @@ class Modes:
             self._state.set_by,
             self._state.set_at.isoformat(timespec="seconds"),
         )
+        return True
 
     async def _follow(self) -> None:
         """Apply schedule changes as they fall due; retry what the database missed."""
@@ -161,10 +181,8 @@ class Modes:
                 logger.exception("Following the mode schedule failed; trying again")
 
     async def _follow_once(self) -> None:
-        if not self._loaded:
-            await self._load()
-            if self._loaded:
-                await self._change(self._state, save=False)
+        if not self._loaded and await self._load():
+            await self._change(self._state, save=False)
         if self._unsaved:
             await self._save()
         scheduled = self._scheduled(self._state)
@@ -191,8 +209,11 @@ class Modes:
 
     def _last_change(self, now: datetime) -> tuple[datetime, ModeChange] | None:
         """The latest schedule change at or before `now` (of two at once, the later listed)."""
-        due = [(at, c) for at, c in self._changes_around(now) if at <= now]
-        return max(due, key=lambda pair: pair[0], default=None)
+        latest: tuple[datetime, ModeChange] | None = None
+        for at, change in self._changes_around(now):  # by day, then as listed
+            if at <= now and (latest is None or at >= latest[0]):
+                latest = (at, change)
+        return latest
 
     def _next_change(self) -> datetime | None:
         now = self._clock()

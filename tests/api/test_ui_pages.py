@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.api.conftest import ServeApi
 from tests.api.seeding import clip_state, insert_states, spread
 from tests.fakes.builders import clip_from
@@ -179,3 +181,40 @@ async def test_the_system_page_shows_each_vlms_calls_and_failures(
         ("local", 1, 1),
         ("cloud", 1, 0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "taken"),
+    [
+        # What a browser sends when another site's page posts a form here.
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, False),
+        ({"Sec-Fetch-Site": "same-site", "Origin": "http://router.homesec"}, False),
+        # An older browser without Sec-Fetch-Site still names the other site.
+        ({"Origin": "https://evil.example"}, False),
+        # The UI's own form (its pages send no referrer, so the Origin is "null").
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "null"}, True),
+        ({"Origin": "http://homesec"}, True),
+        # A script or curl with neither header.
+        ({}, True),
+    ],
+)
+async def test_a_form_posted_from_another_site_changes_nothing(
+    serve_sqlite_api: ServeApi, headers: dict[str, str], taken: bool
+) -> None:
+    # Given a clip that waits for review, and the UI with auth off (the default), where a
+    # page of any site the user visits could post a form here (mode, alerts, delete...)
+    async with serve_sqlite_api(api_key=None) as api:
+        state = clip_state("front_door", 1_700_000_000)
+        assert state.analysis_result is not None
+        state.analysis_result.requires_review = True
+        assert await api.repository.save(state)
+
+        # When the "Mark reviewed" form is posted with the browser's headers
+        posted = await api.client.post(f"/ui/clips/{state.clip_id}/reviewed", headers=headers)
+        stored = await api.repository.get(state.clip_id)
+
+    # Then only a post from the UI itself (or no browser at all) is taken; another site's
+    # is refused and the clip still waits for review
+    assert stored is not None
+    assert stored.needs_review is not taken
+    assert posted.status_code == (303 if taken else 403)

@@ -111,3 +111,44 @@ async def test_a_camera_switched_off_by_hand_is_quiet_in_every_mode(
     assert quiet.stage(StageName.VLM).status == StageStatus.SKIPPED
     assert loud.alert_decision is not None and loud.alert_decision.notify is True
     assert isinstance(components.analyzer, FakeVLM) and len(components.analyzer.calls) == 1
+
+
+async def test_an_alert_one_sink_took_reaches_the_others_after_the_mode_changed(
+    build_pipeline: BuildPipeline, person_clip: Path, tmp_path: Path
+) -> None:
+    # Given HomeSec away (where the front door alerts; at home it is off), with two sinks,
+    # one of them down
+    sink_down = tmp_path / "sink-down"
+    sink_down.touch()
+    sections: dict[str, Any] = {
+        "modes": {"names": ["home", "away"]},
+        "alert_policy": {
+            "backend": "default",
+            "config": {"modes": {"home": {"overrides": {"front_door": {"enabled": False}}}}},
+        },
+        "notifiers": [
+            {"backend": "fake_recorder", "config": {"name": "phone"}},
+            {"backend": "fake_recorder", "config": {"name": "siren", "fail_while": str(sink_down)}},
+        ],
+    }
+    clip = clip_from(person_clip, tmp_path / "spool")
+    async with build_pipeline(**sections) as components:
+        assert components.modes is not None
+        await components.modes.set_mode("away", ModeSetter.API)
+        first = await components.pipeline.process(clip)
+
+        # When the person comes home (mode home), HomeSec restarts with the sink back, and
+        # the clip is taken again (as start-up recovery does)
+        await components.modes.set_mode("home", ModeSetter.API)
+    sink_down.unlink()
+    async with build_pipeline(**sections) as components:
+        again = await components.pipeline.process(clip)
+        siren = components.notifiers[1]
+
+    # Then the alert the phone already had reaches the siren too, and the decision is still
+    # the one made away
+    assert first.alerted_sinks == ["phone"]
+    assert isinstance(siren, RecordingNotifier) and len(siren.alerts) == 1
+    assert again.alert_decision is not None
+    assert (again.alert_decision.notify, again.alert_decision.mode) == (True, "away")
+    assert sorted(again.alerted_sinks) == ["phone", "siren"]

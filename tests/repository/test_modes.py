@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 
 from homesec.models.config import StateStoreConfig
@@ -131,7 +135,7 @@ async def test_the_schedule_changes_the_mode_at_its_time_and_a_hand_set_mode_hol
         clock.now = MONDAY.replace(hour=7) + timedelta(days=1)
         seen.append(await _until(modes, "home"))
         async with asyncio.timeout(5):
-            while len(changes) < 3:  # listeners hear of a change once it is saved
+            while len(changes) < 3:
                 await asyncio.sleep(0.02)
 
     # Then at 21:59 it was home (Monday 07:00 was the last change), turned night at 22:00
@@ -260,3 +264,122 @@ async def test_a_huge_unknown_mode_is_refused_with_a_short_reason(
     # Then it is refused with a reason short enough for a log line
     assert isinstance(refused, ModeRefused)
     assert len(refused.reason) < 200 and "home, away, night" in refused.reason
+
+
+@asynccontextmanager
+async def _writes_stuck(state_config: StateStoreConfig) -> AsyncIterator[None]:
+    """Another session holds the write lock of the mode's table (a stuck database)."""
+    dsn = os.environ.get(DSN_ENV)
+    if dsn is None:
+        holder = sqlite3.connect(state_config.sqlite_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    blocker = await asyncpg.connect(dsn)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE settings IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await locked.rollback()
+        await blocker.close()
+
+
+async def test_a_flood_of_changes_while_the_database_is_stuck_is_taken_at_once(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given modes whose every change is heard by a listener (as the MQTT notifier does),
+    # and a database whose writes are stuck (each waits up to its 1 s write timeout)
+    config = state_config.model_copy(update={"write_timeout_s": 1.0})
+    heard: list[str] = []
+
+    async def listener(state: ModeState) -> None:
+        heard.append(state.mode)
+
+    wanted = ["away", "night"] * 100
+    async with _running(config, _config(), Clock(MONDAY)) as modes:
+        modes.listen(listener)
+        async with _writes_stuck(config):
+            # When 200 mode commands come one after the other (MQTT's message loop takes
+            # the next only once the last returned)
+            started = time.monotonic()
+            async with asyncio.timeout(10):
+                for mode in wanted:
+                    await modes.set_mode(mode, ModeSetter.MQTT)
+            elapsed = time.monotonic() - started
+        await asyncio.sleep(0.3)  # the database is back for a few ticks
+
+    # ... and HomeSec restarts
+    async with _running(config, _config(), Clock(MONDAY)) as restarted:
+        stored = restarted.state
+
+    # Then each was taken and heard at once (no command waits on the database), and the
+    # last one is what the database keeps
+    assert elapsed < 1.0
+    assert heard == wanted
+    assert stored.mode == "night"
+
+
+@pytest.mark.slow
+async def test_a_mode_set_while_the_database_answers_its_first_read_is_not_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str
+) -> None:
+    # Given `night` stored, and HomeSec starting while another session holds the mode's
+    # table locked: the read at start times out, and the next tick's read waits on the lock
+    monkeypatch.setenv(DSN_ENV, postgres_dsn)
+    config = state_store_config(tmp_path, write_timeout_s=2.0)
+    async with _running(config, _config(), Clock(MONDAY)) as before:
+        await before.set_mode("night", ModeSetter.API)
+    repository = ClipRepository.from_config(config)
+    await repository.start()
+    blocker = await asyncpg.connect(postgres_dsn)
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+    modes = Modes(_config(), CAMERAS, repository, clock=Clock(MONDAY), tick_s=0.05)
+    try:
+        await modes.start()
+        await asyncio.sleep(0.3)
+
+        # When a person sets `away` while that read waits, and the lock is then released
+        await modes.set_mode("away", ModeSetter.API)
+        await locked.rollback()
+        await asyncio.sleep(0.5)
+        after = modes.state
+    finally:
+        await blocker.close()
+        await modes.aclose()
+        await repository.aclose()
+    async with _running(config, _config(), Clock(MONDAY)) as restarted:
+        stored = restarted.state
+
+    # Then the read's older `night` does not undo the person's `away`, here or stored
+    assert (after.mode, after.set_by) == ("away", ModeSetter.API)
+    assert stored.mode == "away"
+
+
+async def test_of_two_changes_at_the_same_time_the_later_listed_wins(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given night at 22:00 every day, and away at 22:00 on Fridays, listed after it
+    schedule = (
+        ModeChange(at="22:00", mode="night"),
+        ModeChange(at="22:00", mode="away", days=[Weekday.FRI]),
+    )
+
+    # When HomeSec runs on Thursday at 22:30, and on Friday at 22:30
+    thursday = MONDAY.replace(hour=22, minute=30) + timedelta(days=3)
+    async with _running(state_config, _config(*schedule), Clock(thursday)) as modes:
+        on_thursday = modes.state
+    friday = thursday + timedelta(days=1)
+    async with _running(state_config, _config(*schedule), Clock(friday)) as modes:
+        on_friday = modes.state
+
+    # Then Friday's more specific change, listed later, wins on Fridays only
+    assert (on_friday.mode, on_friday.set_by) == ("away", ModeSetter.SCHEDULE)
+    assert (on_thursday.mode, on_thursday.set_by) == ("night", ModeSetter.SCHEDULE)

@@ -523,9 +523,11 @@ class ClipPipeline:
         situation: Situation,
     ) -> AlertDecision:
         """The alert policy's decision, with the mode that made it; kept as it was once the
-        alert went out."""
+        alert went out, to any sink: a later round (after a restart, in another mode) must
+        not leave the other sinks without it."""
         stored = journal.state.alert_decision
-        if journal.is_ok(StageName.NOTIFY) and stored is not None:
+        went_out = journal.is_ok(StageName.NOTIFY) or bool(journal.state.alerted_sinks)
+        if went_out and stored is not None:
             return stored
         if self._policy is None:
             decision = AlertDecision(notify=False, notify_reason="alert policy disabled")

@@ -257,3 +257,33 @@ def test_ignore_known_keeps_a_clip_of_known_people_only_from_alerting(
         assert (
             decision.notify_reason == "only known entities seen (Alice), ignore_known (mode home)"
         )
+
+
+@pytest.mark.parametrize(
+    ("detected", "known", "notify"),
+    [
+        # The detector saw a person; the VLM recognised Alice alone.
+        (["person"], [("Alice", "person")], False),
+        # The detector also saw a car, which no recognised entity is: not "only known".
+        (["person", "car"], [("Alice", "person")], True),
+        (["person", "dog"], [("Alice", "person")], True),
+        # The car is the household's own, recognised too.
+        (["person", "car"], [("Alice", "person"), ("our van", "car")], False),
+    ],
+)
+def test_ignore_known_does_not_take_only_known_when_the_detector_saw_more(
+    detected: list[str], known: list[tuple[str, str]], notify: bool
+) -> None:
+    # Given ignore_known, and a VLM that says the clip holds only known entities
+    policy = load_alert_policy("default", {"ignore_known": True})
+    entities = [RecognisedEntity(name=name, label=label) for name, label in known]
+    analysis = _analysis(RiskLevel.MEDIUM).model_copy(
+        update={"known_entities": entities, "only_known": True}
+    )
+    seen = DETECTED.model_copy(update={"detected_classes": detected})
+
+    # When it decides on a clip where the detector counted these classes
+    decision = policy.decide("front_door", seen, analysis)
+
+    # Then a class none of the recognised entities is contradicts the VLM: it alerts
+    assert decision.notify is notify

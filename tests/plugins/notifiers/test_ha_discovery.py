@@ -382,6 +382,33 @@ async def test_home_assistant_restart_makes_it_announce_again(
     assert len({str(m.topic) for m in again}) == CONFIG_COUNT
 
 
+async def test_a_garbled_birth_message_does_not_break_the_connection(
+    throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
+) -> None:
+    # Given bytes that are not UTF-8 retained on Home Assistant's birth topic (anyone who
+    # may publish to the broker can leave them there; the broker hands them out on connect)
+    birth = f"{topics.discovery}/status"
+    async with aiomqtt.Client(throwaway_broker.host, throwaway_broker.port) as someone:
+        await someone.publish(birth, b"\xff\xfe", qos=1, retain=True)
+
+    # When HomeSec starts, then Home Assistant restarts, and an alert is sent
+    notifier = await started(make_mqtt_notifier, throwaway_broker, topics)
+    async with (
+        MQTTSubscriber(throwaway_broker, f"{topics.discovery}/+/homesec/#") as configs,
+        MQTTSubscriber(throwaway_broker, f"{topics.alerts}/#") as alerts,
+    ):
+        await configs.collect(CONFIG_COUNT)
+        async with aiomqtt.Client(throwaway_broker.host, throwaway_broker.port) as home_assistant:
+            await home_assistant.publish(birth, "online", qos=1)
+        again = await configs.collect(CONFIG_COUNT)
+        await notifier.send(sample_alert())
+
+        # Then the connection still takes messages (it announces again) and sends the alert
+        delivered = await alerts.next()
+    assert len({str(m.topic) for m in again}) == CONFIG_COUNT
+    assert Alert.model_validate_json(payload_bytes(delivered)) == sample_alert()
+
+
 async def test_configs_of_a_removed_camera_are_deleted(
     throwaway_broker: ThrowawayBroker, topics: Topics, make_mqtt_notifier: MakeMQTTNotifier
 ) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
@@ -79,8 +79,36 @@ async def _signed_in(request: Request) -> None:
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": login})
 
 
+# What a browser says of a request this site's own page made, or the user typed.
+_OWN_FETCH_SITES = ("same-origin", "none")
+
+
+async def _not_from_another_site(request: Request) -> None:
+    """A form another site's page posts here is refused (CSRF): with auth off (the default)
+    any page the user visits could otherwise switch alerts off or delete clips, and with
+    auth on SameSite=Lax still lets a same-site page (another port of the host) post.
+
+    Browsers say where a request comes from in Sec-Fetch-Site; an older one is judged by
+    its Origin (the UI's pages send no referrer, so their own posts may say "null").
+    Without either header it is no browser: the session or key decides, as before."""
+    if request.method in ("GET", "HEAD"):
+        return
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site is not None:
+        own = site in _OWN_FETCH_SITES
+    else:
+        own = origin in (None, "null") or urlsplit(origin).netloc == request.headers.get("host")
+    if not own:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a form from another site is refused")
+
+
 router = APIRouter(include_in_schema=False)
-pages = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(_signed_in)])
+pages = APIRouter(
+    prefix="/ui",
+    include_in_schema=False,
+    dependencies=[Depends(_signed_in), Depends(_not_from_another_site)],
+)
 
 
 @router.get("/")

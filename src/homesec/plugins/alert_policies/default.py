@@ -62,7 +62,7 @@ class DefaultAlertPolicyConfig(PluginConfig):
     ignore_known: bool = Field(
         default=False,
         description="No alert for a clip the VLM says holds only known entities (`vlm.known`), "
-        "unless its risk is high",
+        "unless its risk is high or the detector counted a class none of them is",
     )
     min_risk_level: RiskLevel = Field(
         default=RiskLevel.MEDIUM, description="Alert when the VLM risk is at least this"
@@ -147,7 +147,9 @@ class DefaultAlertPolicy:
         min_risk = config.min_risk_level
         match analysis:
             case AnalysisResult(only_known=True, known_entities=[_, *_]) if (
-                config.ignore_known and analysis.risk_level < RiskLevel.HIGH
+                config.ignore_known
+                and analysis.risk_level < RiskLevel.HIGH
+                and _explained(filter_result, analysis)
             ):
                 names = ", ".join(entity.name for entity in analysis.known_entities)
                 return _no_alert(f"only known entities seen ({names}), ignore_known{scope}")
@@ -198,6 +200,15 @@ class DefaultAlertPolicy:
             if value is not None and key in CameraAlertOverride.model_fields
         }
         return self._config.model_copy(update=changed)
+
+
+def _explained(filter_result: FilterResult | None, analysis: AnalysisResult) -> bool:
+    """Every class the detector counted is what a recognised entity is (a person, a car):
+    the detector, not only the VLM, says nothing else was there."""
+    if filter_result is None:
+        return True
+    labels = {entity.label for entity in analysis.known_entities}
+    return set(filter_result.detected_classes) <= labels
 
 
 def _notify(reason: str) -> AlertDecision:

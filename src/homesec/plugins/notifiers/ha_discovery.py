@@ -162,8 +162,10 @@ class HomeAssistantDiscovery:
         """Replies to a message on a subscribed topic."""
         if topic == f"{self._options.discovery_prefix}/{_HA_STATUS}":
             # HA restarted: announce again, as its discovery documentation asks.
-            text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
-            return self.announcement() if text == ONLINE else []
+            # Anyone on the broker may publish here: bytes that are not UTF-8 are no birth.
+            if isinstance(payload, bytes | bytearray):
+                payload = payload.decode(errors="replace")
+            return self.announcement() if payload == ONLINE else []
         if payload and topic not in self._configs:
             # A config of ours for an entity that no longer exists (camera removed or renamed):
             # an empty retained config removes the entity from HA.

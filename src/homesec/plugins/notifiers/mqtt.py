@@ -324,15 +324,23 @@ class MQTTNotifier:
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
         # Without subscriptions the iterator just ends, raising, on disconnect.
         async for message in client.messages:
-            topic = str(message.topic)
-            if self._remote is not None and self._remote.handles(topic):
-                replies = await self._remote.command(topic, message.payload, message.retain)
-            elif self._home_assistant is not None:
-                replies = self._home_assistant.on_message(topic, message.payload)
-            else:
-                continue
-            await self._publish_now(client, replies)
+            await self._publish_now(client, await self._replies(message))
         raise aiomqtt.MqttError("connection closed")
+
+    async def _replies(self, message: aiomqtt.Message) -> list[OutboxMessage]:
+        """What to publish in reply to a message; a bad one is logged, never fatal: anyone
+        on the broker may publish, and an error here would cost the connection (alerts)."""
+        topic = str(message.topic)
+        try:
+            if self._remote is not None and self._remote.handles(topic):
+                return await self._remote.command(topic, message.payload, message.retain)
+            if self._home_assistant is not None:
+                return self._home_assistant.on_message(topic, message.payload)
+        except Exception:
+            logger.exception(
+                "MQTT notifier %s: the message on %s was not handled", self.name, topic
+            )
+        return []
 
     async def _publish_now(self, client: aiomqtt.Client, messages: list[OutboxMessage]) -> None:
         """Publish outside the outbox: discovery is re-sent on every connect anyway."""
