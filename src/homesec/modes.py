@@ -92,8 +92,8 @@ class Modes:
     async def set_mode(self, mode: str, by: ModeSetter) -> ModeState | ModeRefused:
         if mode not in self._config.names:
             # Cut: the name comes from outside (an MQTT payload) and goes into logs.
-            shown = repr(mode[:40]) + ("..." if len(mode) > 40 else "")
-            return ModeRefused(reason=f"unknown mode {shown} (one of {', '.join(self.names)})")
+            reason = f"unknown mode {_shown(mode)} (one of {', '.join(self.names)})"
+            return ModeRefused(reason=reason)
         await self._change(self._state.model_copy(update=_setting(mode, self._clock(), by)))
         return self._state
 
@@ -102,7 +102,7 @@ class Modes:
     ) -> ModeState | ModeRefused:
         """Switch a camera's alerts on or off in every mode (the mode itself is kept)."""
         if camera_name not in self._cameras:
-            return ModeRefused(reason=f"unknown camera {camera_name!r}")
+            return ModeRefused(reason=f"unknown camera {_shown(camera_name)}")
         off = [name for name in self._state.alerts_off if name != camera_name]
         if not on:
             off.append(camera_name)
@@ -237,6 +237,11 @@ class Modes:
         naive = datetime.combine(day, change.at)
         # Without a zone, the machine's own (DST included) is the one `astimezone` assumes.
         return naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
+
+
+def _shown(name: str) -> str:
+    """A name from outside (an MQTT payload or topic), cut for a log line."""
+    return repr(name[:40]) + ("..." if len(name) > 40 else "")
 
 
 def _setting(mode: str, at: datetime, by: ModeSetter) -> dict[str, object]:

@@ -20,6 +20,7 @@ from homesec.app import HomeSecApp
 from homesec.models.enums import ModeSetter
 from homesec.models.modes import ModeState
 from tests.fakes.builders import clip_from, make_config
+from tests.fakes.plugins import FakeVLM
 from tests.fakes.running import running_app
 from tests.plugins.notifiers.helpers import mqtt_config
 from tests.services.mosquitto import MQTTSubscriber, ThrowawayBroker
@@ -218,3 +219,52 @@ async def test_needs_review_turns_on_for_a_clip_the_vlm_asks_about_and_off_once_
     assert marked.status_code == 200, marked.text
     assert sensor["json_attributes_topic"] == topic
     assert sensor["device"]["identifiers"] == ["homesec_front_door"]
+
+
+async def test_needs_review_turns_off_when_a_clip_analysed_again_no_longer_asks(
+    tmp_path: Path,
+    throwaway_broker: ThrowawayBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    person_clip: Path,
+) -> None:
+    # Given a clip the VLM asked a person to review, counted on the Needs review sensor
+    async with _service(tmp_path, throwaway_broker, monkeypatch, requires_review=True) as (
+        app,
+        client,
+    ):
+        topic = f"{STATE}/front_door/needs_review"
+        state = await app.components.pipeline.process(clip_from(person_clip, tmp_path / "spool"))
+        await _shown(throwaway_broker, topic, b'{"waiting": 1}')
+
+        # When the VLM no longer asks (a better prompt, say) and the clip is analysed again
+        vlm = app.components.analyzer
+        assert isinstance(vlm, FakeVLM)
+        vlm.config = vlm.config.model_copy(update={"requires_review": False})
+        asked = await client.post(f"/api/v1/clips/{state.clip_id}/reanalyse", headers=AUTH)
+
+        # Then the sensor counts no clip waiting
+        await _shown(throwaway_broker, topic, b'{"waiting": 0}')
+    assert asked.status_code == 202, asked.text
+    assert len(vlm.calls) == 2
+
+
+async def test_a_command_on_a_huge_topic_is_refused_in_a_short_log_line(
+    tmp_path: Path,
+    throwaway_broker: ThrowawayBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given HomeSec running with modes
+    async with _service(tmp_path, throwaway_broker, monkeypatch) as (app, _):
+        async with MQTTSubscriber(throwaway_broker, f"{STATE}/mode") as shown:
+            await shown.next(timeout=10)
+
+            # When a switch command comes for a camera named by 60,000 characters
+            await _publish(throwaway_broker, f"{STATE}/{'x' * 60_000}/alerts/set", "OFF")
+
+            # Then it is refused (the state is shown again) and logged in a short line
+            assert (await shown.next(timeout=10)).payload == b"home"
+        assert app.components.modes is not None
+        assert app.components.modes.state.alerts_off == []
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused and all(len(line) < 500 for line in refused)

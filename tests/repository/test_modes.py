@@ -383,3 +383,17 @@ async def test_of_two_changes_at_the_same_time_the_later_listed_wins(
     # Then Friday's more specific change, listed later, wins on Fridays only
     assert (on_friday.mode, on_friday.set_by) == ("away", ModeSetter.SCHEDULE)
     assert (on_thursday.mode, on_thursday.set_by) == ("night", ModeSetter.SCHEDULE)
+
+
+async def test_a_huge_unknown_camera_is_refused_with_a_short_reason(
+    state_config: StateStoreConfig,
+) -> None:
+    # Given modes
+    async with _running(state_config, _config(), Clock(MONDAY)) as modes:
+        # When the alerts of a camera named by 60,000 characters are switched off (the
+        # camera of an MQTT topic `{prefix}/{camera}/alerts/set` comes from the publisher)
+        refused = await modes.set_alerts("x" * 60_000, False, ModeSetter.MQTT)
+
+    # Then it is refused with a reason short enough for a log line
+    assert isinstance(refused, ModeRefused)
+    assert len(refused.reason) < 200

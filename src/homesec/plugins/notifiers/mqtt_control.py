@@ -73,6 +73,11 @@ class ControlTopics:
         return camera if not head and camera and rest == f"alerts/{_SET}" else None
 
 
+def _cut(topic: str) -> str:
+    """A topic from outside (up to 64 KiB) cut for a log line."""
+    return topic if len(topic) <= 200 else f"{topic[:200]}..."
+
+
 def _retained(topic: str, payload: str) -> OutboxMessage:
     return OutboxMessage(topic=topic, payload=payload, retain=True, supersedable=True)
 
@@ -107,7 +112,7 @@ class RemoteControl:
         text = text.strip()
         if retained:
             logger.warning(
-                "Ignored a retained command on %s (commands must not be retained)", topic
+                "Ignored a retained command on %s (commands must not be retained)", _cut(topic)
             )
             return []
         camera = self._topics.commanded_camera(topic)
@@ -118,6 +123,6 @@ class RemoteControl:
         else:
             result = ModeRefused(reason=f"{text[:40]!r} is neither {ON} nor {OFF}")
         if isinstance(result, ModeRefused):
-            logger.warning("MQTT command on %s refused: %s", topic, result.reason)
+            logger.warning("MQTT command on %s refused: %s", _cut(topic), result.reason)
             return self.state_messages(self._control.state)
         return []  # the change itself is published by the mode listener
