@@ -141,12 +141,17 @@ def _config(work: Path, scenario: Scenario, rules: bool) -> Config:
         policy["modes"] = POLICY_MODES
     return Config.model_validate(
         {
+            # The household's cameras: the policy's mode settings name the backyard.
             "cameras": [
                 {
-                    "name": scenario.camera,
-                    "source": {"backend": "local_folder", "config": {"watch_dir": str(work)}},
+                    "name": name,
+                    "source": {
+                        "backend": "local_folder",
+                        "config": {"watch_dir": str(work / "in" / name)},
+                    },
                     "zones": zones if rules else {},
                 }
+                for name in dict.fromkeys([scenario.camera, "backyard"])
             ],
             "storage": {"backend": "local", "config": {"root": str(work / "storage")}},
             "state_store": {"dsn_env": "HOMESEC_BENCH_NO_DSN", "sqlite_path": str(work / "s.db")},
