@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
+    Table,
     Text,
     and_,
     case,
@@ -102,11 +103,7 @@ async def save_state(
     # SQLite's CURRENT_TIMESTAMP has whole seconds (fetch_unfinished orders by created_at).
     now = datetime.now(UTC)
     row = {"clip_id": clip_id, "data": document, "created_at": now, "updated_at": now}
-    upsert: postgresql.Insert | sqlite.Insert
-    if dialect == POSTGRES:
-        upsert = postgresql.insert(clip_states).values(row)
-    else:
-        upsert = sqlite.insert(clip_states).values(row)
+    upsert = _insert(clip_states, dialect).values(row)
     changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
     await conn.execute(
         upsert.on_conflict_do_update(index_elements=[clip_states.c.clip_id], set_=changes)
@@ -118,11 +115,7 @@ async def save_state(
 async def _save_search_text(conn: AsyncConnection, dialect: str, clip_id: str, text: str) -> None:
     """Upsert the clip's search text; written (and re-indexed) only when it changed."""
     row = {"clip_id": clip_id, "search_text": text}
-    upsert: postgresql.Insert | sqlite.Insert
-    if dialect == POSTGRES:
-        upsert = postgresql.insert(clip_search).values(row)
-    else:
-        upsert = sqlite.insert(clip_search).values(row)
+    upsert = _insert(clip_search, dialect).values(row)
     changed = clip_search.c.search_text.is_distinct_from(upsert.excluded.search_text)
     await conn.execute(
         upsert.on_conflict_do_update(
@@ -144,11 +137,7 @@ async def save_setting(
     conn: AsyncConnection, dialect: str, key: str, document: JsonDocument
 ) -> None:
     row = {"key": key, "data": document, "updated_at": datetime.now(UTC)}
-    upsert: postgresql.Insert | sqlite.Insert
-    if dialect == POSTGRES:
-        upsert = postgresql.insert(settings).values(row)
-    else:
-        upsert = sqlite.insert(settings).values(row)
+    upsert = _insert(settings, dialect).values(row)
     changes = {"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at}
     await conn.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_=changes))
 
@@ -156,6 +145,11 @@ async def save_setting(
 async def fetch_setting(conn: AsyncConnection, dialect: str, key: str) -> StoredSetting:
     found = await conn.scalar(select(settings.c.data).where(settings.c.key == key))
     return StoredSetting(dict(found) if found is not None else None)
+
+
+def _insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can turn into an upsert (`on_conflict_do_update`) on either engine."""
+    return postgresql.insert(table) if dialect == POSTGRES else sqlite.insert(table)
 
 
 async def append_events(conn: AsyncConnection, dialect: str, events: Sequence[ClipEvent]) -> None:
